@@ -133,6 +133,7 @@ struct Value {
     column: u64,
 }
 
+#[derive(Debug)]
 struct Input {
     values: Vec<Value>,
     /// The CSV column used, if any.
@@ -140,7 +141,11 @@ struct Input {
 }
 
 /// Runs `analyze`; report on `out`, warnings on `err`.
-pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), AnalyzeError> {
+pub fn run(
+    args: &AnalyzeArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), AnalyzeError> {
     let file = args.file.display().to_string();
     let cfg = rule_config(args)?;
     let text = read_input(args, &file)?;
@@ -168,9 +173,10 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
     let mut ys = Vec::with_capacity(input.values.len());
     for (i, v) in input.values.iter().enumerate() {
         ys.push(transform.apply(i, v.x).map_err(|e| match e {
-            SpcError::NonPositiveForLog { .. } => {
-                at(v, format!("{} is not > 0, which --transform log needs", v.x))
-            }
+            SpcError::NonPositiveForLog { .. } => at(
+                v,
+                format!("{} is not > 0, which --transform log needs", v.x),
+            ),
             other => at(v, other.to_string()),
         })?);
     }
@@ -186,7 +192,7 @@ pub fn run(args: &AnalyzeArgs, out: &mut dyn Write, err: &mut dyn Write) -> Resu
                 )));
             }
             let n = wanted.min(input.values.len());
-            if n < MIN_RELIABLE_BASELINE_POINTS && n >= 2 {
+            if (2..MIN_RELIABLE_BASELINE_POINTS).contains(&n) {
                 writeln!(
                     err,
                     "warning: the baseline is estimated from only {n} points; limits from fewer than {MIN_RELIABLE_BASELINE_POINTS} points are unreliable"
@@ -245,7 +251,9 @@ fn rule_config(args: &AnalyzeArgs) -> Result<NelsonConfig, AnalyzeError> {
     }
     for p in &args.rule_param {
         let (key, value) = p.split_once('=').ok_or_else(|| {
-            AnalyzeError::Usage(format!("--rule-param `{p}`: expected RULE.FIELD=VALUE, e.g. 2.run=7"))
+            AnalyzeError::Usage(format!(
+                "--rule-param `{p}`: expected RULE.FIELD=VALUE, e.g. 2.run=7"
+            ))
         })?;
         cfg.set_param(key, value)
             .map_err(|e| AnalyzeError::Usage(format!("--rule-param `{p}`: {e}")))?;
@@ -282,7 +290,10 @@ fn parse_json(text: &str, file: &str) -> Result<Input, AnalyzeError> {
         file: file.to_owned(),
         line: e.line() as u64,
         column: e.column() as u64,
-        msg: format!("expected a JSON array of numbers: {}", strip_position(&e.to_string())),
+        msg: format!(
+            "expected a JSON array of numbers: {}",
+            strip_position(&e.to_string())
+        ),
     })?;
     Ok(Input {
         // JSON numbers cannot be NaN or infinite; positions are element numbers on line 1
@@ -313,9 +324,11 @@ fn parse_csv(text: &str, file: &str, column: Option<&str>) -> Result<Input, Anal
         .flexible(false)
         .from_reader(text.as_bytes());
     let mut rows: Vec<(u64, csv::StringRecord)> = Vec::new();
+    // the csv crate does not count blank lines, so lines come from byte offsets
+    let mut lines = LineCounter::new(text);
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| csv_error(file, &e))?;
-        let line = rec.position().map_or(0, |p| p.line());
+        let rec = rec.map_err(|e| csv_error(file, &e, &mut lines))?;
+        let line = lines.line_at(rec.position().map_or(0, |p| p.byte()));
         if rec.iter().all(|f| f.trim().is_empty()) {
             continue;
         }
@@ -337,10 +350,13 @@ fn parse_csv(text: &str, file: &str, column: Option<&str>) -> Result<Input, Anal
     let data = if headerless { &rows[..] } else { &rows[1..] };
     let list = names.join(", ");
     let idx = match column {
-        Some(want) => names.iter().position(|n| n == want).ok_or_else(|| AnalyzeError::Input {
-            file: file.to_owned(),
-            msg: format!("no column named `{want}`; the columns are: {list}"),
-        })?,
+        Some(want) => names
+            .iter()
+            .position(|n| n == want)
+            .ok_or_else(|| AnalyzeError::Input {
+                file: file.to_owned(),
+                msg: format!("no column named `{want}`; the columns are: {list}"),
+            })?,
         None => {
             let numeric: Vec<usize> = (0..names.len())
                 .filter(|&c| {
@@ -385,7 +401,11 @@ fn parse_csv(text: &str, file: &str, column: Option<&str>) -> Result<Input, Anal
         };
         let x = match parse_number(raw) {
             Some(x) if x.is_finite() => x,
-            Some(_) => return Err(at(format!("column `{name}`: `{raw}` is not a finite number"))),
+            Some(_) => {
+                return Err(at(format!(
+                    "column `{name}`: `{raw}` is not a finite number"
+                )));
+            }
             None if raw.trim().is_empty() => {
                 return Err(at(format!("column `{name}`: the value is empty")));
             }
@@ -403,7 +423,47 @@ fn parse_csv(text: &str, file: &str, column: Option<&str>) -> Result<Input, Anal
     })
 }
 
-fn csv_error(file: &str, e: &csv::Error) -> AnalyzeError {
+/// Maps increasing byte offsets to 1-based line numbers in one pass over the text.
+struct LineCounter<'a> {
+    text: &'a [u8],
+    pos: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(text: &'a str) -> Self {
+        LineCounter {
+            text: text.as_bytes(),
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let target = (byte as usize).min(self.text.len());
+        if target < self.pos {
+            self.pos = 0;
+            self.line = 1;
+        }
+        self.line += self.text[self.pos..target]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count() as u64;
+        self.pos = target;
+        // the reader may report a record at the blank lines it skipped before it
+        while let Some(&b) = self
+            .text
+            .get(self.pos)
+            .filter(|b| matches!(b, b'\n' | b'\r'))
+        {
+            self.line += u64::from(b == b'\n');
+            self.pos += 1;
+        }
+        self.line
+    }
+}
+
+fn csv_error(file: &str, e: &csv::Error, lines: &mut LineCounter<'_>) -> AnalyzeError {
     match e.kind() {
         csv::ErrorKind::UnequalLengths {
             pos,
@@ -411,7 +471,7 @@ fn csv_error(file: &str, e: &csv::Error) -> AnalyzeError {
             len,
         } => AnalyzeError::At {
             file: file.to_owned(),
-            line: pos.as_ref().map_or(0, |p| p.line()),
+            line: pos.as_ref().map_or(0, |p| lines.line_at(p.byte())),
             column: len + 1,
             msg: format!("this row has {len} fields, but the header has {expected_len}"),
         },
@@ -437,7 +497,12 @@ impl Report<'_> {
         let by_rule = nelson::flags_by_rule(self.flags);
         let flags: serde_json::Map<String, serde_json::Value> = Rule::ALL
             .iter()
-            .map(|r| (r.number().to_string(), json!(by_rule[usize::from(r.number() - 1)])))
+            .map(|r| {
+                (
+                    r.number().to_string(),
+                    json!(by_rule[usize::from(r.number() - 1)]),
+                )
+            })
             .collect();
         let b = self.baseline;
         json!({
@@ -485,7 +550,9 @@ impl Report<'_> {
         );
         let enabled: Vec<String> = self.cfg.enabled().iter().map(|r| r.to_string()).collect();
         let _ = writeln!(s, "rules evaluated: {}", enabled.join(", "));
-        let flagged: Vec<usize> = (0..self.flags.len()).filter(|&i| !self.flags[i].is_empty()).collect();
+        let flagged: Vec<usize> = (0..self.flags.len())
+            .filter(|&i| !self.flags[i].is_empty())
+            .collect();
         if flagged.is_empty() {
             let _ = writeln!(
                 s,
@@ -494,7 +561,11 @@ impl Report<'_> {
             return s;
         }
         let _ = writeln!(s, "\n{} flagged points:", flagged.len());
-        let _ = writeln!(s, "{:>7} {:>6} {:>14} {:>8}  rules", "index", "line", "value", "z");
+        let _ = writeln!(
+            s,
+            "{:>7} {:>6} {:>14} {:>8}  rules",
+            "index", "line", "value", "z"
+        );
         for i in flagged {
             let v = &self.input.values[i];
             let rules: Vec<String> = self.flags[i]
@@ -533,7 +604,9 @@ impl Report<'_> {
 
 /// Formats a number compactly: up to 6 significant digits, no trailing zeros.
 fn g(x: f64) -> String {
-    if x == 0.0 || (x.abs() >= 1e-4 && x.abs() < 1e9) {
+    if x == 0.0 {
+        "0".to_owned()
+    } else if x.abs() >= 1e-4 && x.abs() < 1e9 {
         let digits = (6 - (x.abs().log10().floor() as i32 + 1)).clamp(0, 10) as usize;
         let s = format!("{x:.digits$}");
         if s.contains('.') {
@@ -570,12 +643,21 @@ mod tests {
     #[test]
     fn csv_errors_name_line_and_column() {
         let e = parse_csv("ts,latency_ms\na,1\nb,x\n", "f.csv", None).unwrap_err();
-        assert!(e.to_string().contains("no column holds only numbers"), "{e}");
+        assert!(
+            e.to_string().contains("no column holds only numbers"),
+            "{e}"
+        );
         let e = parse_csv("ts,latency_ms\na,1\nb,x\n", "f.csv", Some("latency_ms")).unwrap_err();
-        assert_eq!(e.to_string(), "f.csv:3:2: column `latency_ms`: `x` is not a number");
+        assert_eq!(
+            e.to_string(),
+            "f.csv:3:2: column `latency_ms`: `x` is not a number"
+        );
         let e = parse_csv("a,b\n1,2\n3\n", "f.csv", None).unwrap_err();
         assert!(e.to_string().starts_with("f.csv:3:"), "{e}");
         let e = parse_csv("a,b\n1,2\n", "f.csv", None).unwrap_err();
-        assert!(e.to_string().contains("several numeric columns (a, b)"), "{e}");
+        assert!(
+            e.to_string().contains("several numeric columns (a, b)"),
+            "{e}"
+        );
     }
 }

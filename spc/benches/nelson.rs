@@ -5,7 +5,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_main};
 use llmscope_spc::{Baseline, NelsonConfig, NelsonState, Transform, nelson::reference};
 
 /// A realistic latency series in milliseconds: log-normal-ish noise around 800 ms with
@@ -23,7 +23,11 @@ fn realistic_series(n: usize) -> Vec<f64> {
         let (u1, u2) = (uniform().max(1e-12), uniform());
         let normal = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
         let shift = if (i / 5_000) % 7 == 3 { 120.0 } else { 0.0 };
-        let drift = if (i / 5_000) % 11 == 5 { (i % 5_000) as f64 * 0.02 } else { 0.0 };
+        let drift = if (i / 5_000) % 11 == 5 {
+            (i % 5_000) as f64 * 0.02
+        } else {
+            0.0
+        };
         out.push(800.0 * (0.05 * normal).exp() + shift + drift);
     }
     out
@@ -59,5 +63,9 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+#[allow(missing_docs)]
+mod group {
+    criterion::criterion_group!(benches, super::bench);
+}
+
+criterion_main!(group::benches);

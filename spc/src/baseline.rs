@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::SpcError;
 
 /// d2 for moving ranges of two points: 2/√π.
-pub const D2: f64 = 1.128_379_167_095_512_6;
+pub const D2: f64 = std::f64::consts::FRAC_2_SQRT_PI;
 /// Divisor for the median moving range (median-MR sigma estimator).
 pub const MEDIAN_MR_DIVISOR: f64 = 0.954;
 /// Default width of the control limits in sigmas.
@@ -167,7 +167,12 @@ impl Baseline {
     }
 
     /// A baseline with a known centre and sigma (on the transformed scale).
-    pub fn given(center: f64, sigma: f64, k: f64, transform: Transform) -> Result<Baseline, SpcError> {
+    pub fn given(
+        center: f64,
+        sigma: f64,
+        k: f64,
+        transform: Transform,
+    ) -> Result<Baseline, SpcError> {
         check_k(k)?;
         if !center.is_finite() {
             return Err(SpcError::InvalidCenter(center));
@@ -227,7 +232,10 @@ fn check_k(k: f64) -> Result<(), SpcError> {
     if k.is_finite() && k > 0.0 {
         Ok(())
     } else {
-        Err(SpcError::param("k", format!("must be a finite number > 0, got {k}")))
+        Err(SpcError::param(
+            "k",
+            format!("must be a finite number > 0, got {k}"),
+        ))
     }
 }
 
@@ -316,7 +324,10 @@ mod tests {
             Baseline::estimate(&[1.0], &opts),
             Err(SpcError::TooFewPoints { needed: 2, got: 1 })
         );
-        assert_eq!(Baseline::estimate(&[5.0, 5.0, 5.0], &opts), Err(SpcError::ZeroSigma));
+        assert_eq!(
+            Baseline::estimate(&[5.0, 5.0, 5.0], &opts),
+            Err(SpcError::ZeroSigma)
+        );
         let err = Baseline::estimate(&[1.0, f64::NAN], &opts).unwrap_err();
         assert!(matches!(err, SpcError::NonFiniteValue { index: 1, .. }));
         assert!(err.to_string().contains("index 1"));

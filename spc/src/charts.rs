@@ -117,7 +117,10 @@ impl XbarSLimits {
             .collect();
         let sigma = if within.is_empty() {
             // all subgroups of one: fall back to the moving range of the means
-            let mrs: Vec<f64> = groups.windows(2).map(|w| (w[1].mean - w[0].mean).abs()).collect();
+            let mrs: Vec<f64> = groups
+                .windows(2)
+                .map(|w| (w[1].mean - w[0].mean).abs())
+                .collect();
             mrs.iter().sum::<f64>() / mrs.len().max(1) as f64 / crate::baseline::D2
         } else {
             within.iter().sum::<f64>() / within.len() as f64
@@ -192,12 +195,20 @@ impl Ewma {
     /// A fresh EWMA with the given parameters.
     pub fn new(lambda: f64, l: f64) -> Result<Ewma, SpcError> {
         if !(lambda > 0.0 && lambda <= 1.0) {
-            return Err(SpcError::param("ewma.lambda", format!("must be in (0, 1], got {lambda}")));
+            return Err(SpcError::param(
+                "ewma.lambda",
+                format!("must be in (0, 1], got {lambda}"),
+            ));
         }
         if !(l.is_finite() && l > 0.0) {
             return Err(SpcError::param("ewma.l", format!("must be > 0, got {l}")));
         }
-        Ok(Ewma { lambda, l, value: 0.0, n: 0 })
+        Ok(Ewma {
+            lambda,
+            l,
+            value: 0.0,
+            n: 0,
+        })
     }
 
     /// Adds a z-score; returns the EWMA statistic and whether it is beyond its (time-varying)
@@ -224,7 +235,12 @@ pub struct Cusum {
 
 impl Default for Cusum {
     fn default() -> Self {
-        Cusum { k: 0.5, h: 5.0, hi: 0.0, lo: 0.0 }
+        Cusum {
+            k: 0.5,
+            h: 5.0,
+            hi: 0.0,
+            lo: 0.0,
+        }
     }
 }
 
@@ -261,7 +277,11 @@ mod tests {
             .map(|i| Subgroup::from_values(&[9.0 + (i % 2) as f64, 10.0, 11.0, 10.0]).unwrap())
             .collect();
         let lim = XbarSLimits::estimate(&groups).unwrap();
-        let g = Subgroup { n: 4, mean: lim.center + lim.sigma, sd: 1.0 };
+        let g = Subgroup {
+            n: 4,
+            mean: lim.center + lim.sigma,
+            sd: 1.0,
+        };
         assert!((lim.z(&g) - 2.0).abs() < 1e-9);
     }
 

@@ -131,7 +131,13 @@ pub fn episodes(flags: &[RuleFlags], cfg: &NelsonConfig, resolve_after: u32) -> 
                     end: at,
                     points: Vec::new(),
                 });
-                add_window(&mut out, current[usize::from(rule.number() - 1)], rule, at, cfg);
+                add_window(
+                    &mut out,
+                    current[usize::from(rule.number() - 1)],
+                    rule,
+                    at,
+                    cfg,
+                );
             }
             EpisodeEvent::Extended { rule, at } => {
                 let slot = current[usize::from(rule.number() - 1)];
@@ -199,15 +205,28 @@ mod tests {
         let mut t = EpisodeTracker::new(2);
         let mut evs = Vec::new();
         let f = RuleFlags::only(Rule::R5);
-        for (i, fl) in [f, f, RuleFlags::NONE, RuleFlags::NONE].into_iter().enumerate() {
+        for (i, fl) in [f, f, RuleFlags::NONE, RuleFlags::NONE]
+            .into_iter()
+            .enumerate()
+        {
             t.push(i as u64, fl, |e| evs.push(e));
         }
         assert_eq!(
             evs,
             vec![
-                EpisodeEvent::Opened { rule: Rule::R5, at: 0 },
-                EpisodeEvent::Extended { rule: Rule::R5, at: 1 },
-                EpisodeEvent::Resolved { rule: Rule::R5, start: 0, end: 1 },
+                EpisodeEvent::Opened {
+                    rule: Rule::R5,
+                    at: 0
+                },
+                EpisodeEvent::Extended {
+                    rule: Rule::R5,
+                    at: 1
+                },
+                EpisodeEvent::Resolved {
+                    rule: Rule::R5,
+                    start: 0,
+                    end: 1
+                },
             ]
         );
         assert_eq!(t.open_episode(Rule::R5), None);

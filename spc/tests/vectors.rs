@@ -27,7 +27,11 @@ fn public_vectors_pass_exactly() {
             .collect();
         let zs: Vec<f64> = values.iter().map(|x| (x - center) / sigma).collect();
         let batch = nelson::evaluate(&zs, &cfg).expect("evaluates");
-        assert_eq!(batch, reference::evaluate(&zs, &cfg), "{name}: reference differs");
+        assert_eq!(
+            batch,
+            reference::evaluate(&zs, &cfg),
+            "{name}: reference differs"
+        );
         let got = flags_by_rule(&batch);
         for rule in 1..=8usize {
             let want: Vec<usize> = case["expected"][rule.to_string()]

@@ -230,7 +230,10 @@ fn check_k_of_n(prefix: &str, p: &KOfNParams) -> Result<(), SpcError> {
     if p.count == 0 || p.count > p.window {
         return Err(SpcError::param(
             format!("{prefix}.count"),
-            format!("must be between 1 and the window ({}), got {}", p.window, p.count),
+            format!(
+                "must be between 1 and the window ({}), got {}",
+                p.window, p.count
+            ),
         ));
     }
     check_k(&format!("{prefix}.k"), p.k)
@@ -362,10 +365,19 @@ impl NelsonConfig {
         let as_bool = || match value {
             "true" | "yes" | "on" | "1" => Ok(true),
             "false" | "no" | "off" | "0" => Ok(false),
-            _ => Err(SpcError::param(&name, format!("`{value}` is not true or false"))),
+            _ => Err(SpcError::param(
+                &name,
+                format!("`{value}` is not true or false"),
+            )),
         };
         let unknown = |allowed: &str| {
-            SpcError::param(&name, format!("unknown field `{field}`; rule {} has {allowed}", rule.number()))
+            SpcError::param(
+                &name,
+                format!(
+                    "unknown field `{field}`; rule {} has {allowed}",
+                    rule.number()
+                ),
+            )
         };
         match (rule, field) {
             (_, "enabled") => {
@@ -442,8 +454,14 @@ mod tests {
         assert_eq!(c.rule4.run, 14);
         assert_eq!((c.rule5.count, c.rule5.window, c.rule5.k), (2, 3, 2.0));
         assert_eq!((c.rule6.count, c.rule6.window, c.rule6.k), (4, 5, 1.0));
-        assert_eq!((c.rule7.run, c.rule7.k, c.rule7.both_sides), (15, 1.0, false));
-        assert_eq!((c.rule8.run, c.rule8.k, c.rule8.both_sides), (8, 1.0, false));
+        assert_eq!(
+            (c.rule7.run, c.rule7.k, c.rule7.both_sides),
+            (15, 1.0, false)
+        );
+        assert_eq!(
+            (c.rule8.run, c.rule8.k, c.rule8.both_sides),
+            (8, 1.0, false)
+        );
         assert_eq!(c.enabled(), RuleFlags::ALL);
         c.validate().unwrap();
     }

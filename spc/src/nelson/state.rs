@@ -96,9 +96,8 @@ impl NelsonState {
             } else {
                 self.r3_up = bump(self.r3_up, step > 0);
                 self.r3_down = bump(self.r3_down, step < 0);
-                fired |= u8::from(
-                    self.r3_up >= rules.r3_steps || self.r3_down >= rules.r3_steps,
-                ) << 2;
+                fired |=
+                    u8::from(self.r3_up >= rules.r3_steps || self.r3_down >= rules.r3_steps) << 2;
             }
             self.r4_alt = if step == 0 {
                 0
@@ -130,8 +129,16 @@ impl NelsonState {
         ) << 5;
 
         // rules 7 and 8, with the optional "both sides" requirement
-        self.age_pos = if z > 0.0 { 0 } else { self.age_pos.saturating_add(1) };
-        self.age_neg = if z < 0.0 { 0 } else { self.age_neg.saturating_add(1) };
+        self.age_pos = if z > 0.0 {
+            0
+        } else {
+            self.age_pos.saturating_add(1)
+        };
+        self.age_neg = if z < 0.0 {
+            0
+        } else {
+            self.age_neg.saturating_add(1)
+        };
         self.r7_run = bump(self.r7_run, z.abs() <= rules.r7_k);
         let r7 = self.r7_run >= rules.r7_run
             && (!rules.r7_both || (self.age_pos < rules.r7_run && self.age_neg < rules.r7_run));
@@ -162,12 +169,19 @@ mod tests {
     #[test]
     fn state_is_small() {
         assert!(std::mem::size_of::<NelsonState>() <= 256);
-        assert!(std::mem::size_of::<NelsonState>() <= 96, "{}", std::mem::size_of::<NelsonState>());
+        assert!(
+            std::mem::size_of::<NelsonState>() <= 96,
+            "{}",
+            std::mem::size_of::<NelsonState>()
+        );
     }
 
     #[test]
     fn rule1_is_strict_on_the_limit() {
-        assert_eq!(fired(&[3.0, -3.0, 3.000001, -3.1, 0.0], &d(), Rule::R1), vec![2, 3]);
+        assert_eq!(
+            fired(&[3.0, -3.0, 3.000001, -3.1, 0.0], &d(), Rule::R1),
+            vec![2, 3]
+        );
     }
 
     #[test]
@@ -202,7 +216,9 @@ mod tests {
 
     #[test]
     fn rule4_needs_thirteen_alternating_steps_and_zero_step_breaks() {
-        let alt: Vec<f64> = (0..15).map(|i| if i % 2 == 0 { 0.2 } else { -0.2 }).collect();
+        let alt: Vec<f64> = (0..15)
+            .map(|i| if i % 2 == 0 { 0.2 } else { -0.2 })
+            .collect();
         assert_eq!(fired(&alt, &d(), Rule::R4), vec![13, 14]);
         let mut broken = alt.clone();
         broken[6] = broken[5]; // zero step between 5 and 6
