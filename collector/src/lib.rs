@@ -7,3 +7,5 @@
 //! each gets its own module here.
 
 pub mod analyze;
+pub mod config;
+pub mod store;

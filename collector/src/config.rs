@@ -1,0 +1,450 @@
+//! Collector configuration: TOML file, then `LLMSCOPE_…` environment variables, then flags
+//! (later sources win).
+//!
+//! Every key of the file can also be set from the environment: top-level keys as
+//! `LLMSCOPE_<KEY>` (`LLMSCOPE_DATABASE_URL`), keys of a section as
+//! `LLMSCOPE_<SECTION>_<KEY>` (`LLMSCOPE_INGEST_MAX_ITEMS_PER_BATCH`). Unknown keys in the file
+//! are errors that name the key and the file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Default gRPC listen address.
+pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:7070";
+/// Default HTTP listen address.
+pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:8080";
+/// Default database: embedded SQLite under `./llmscope-data`.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./llmscope-data/llmscope.db";
+
+/// The whole collector configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the gRPC ingest server listens on.
+    pub grpc_listen: SocketAddr,
+    /// Address the HTTP server (health, API, dashboard) listens on.
+    pub http_listen: SocketAddr,
+    /// `sqlite://PATH` (embedded, one machine) or `postgres://USER@HOST:PORT/DB`.
+    pub database_url: String,
+    /// Maximum database connections in the pool.
+    pub database_max_connections: u32,
+    /// Accept ingest without a token (any site). Logged as a warning at start.
+    pub insecure_no_auth: bool,
+    /// How long samples and telemetry are kept, e.g. `30d`.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often the retention job runs (plain tables only; TimescaleDB uses its policy).
+    #[serde(with = "humantime_serde")]
+    pub retention_interval: Duration,
+    /// Ingest limits and group-commit tuning.
+    pub ingest: IngestConfig,
+    /// TLS for both listeners.
+    pub tls: TlsConfig,
+}
+
+/// Ingest limits and group-commit tuning.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestConfig {
+    /// Most items (samples + telemetry) one request may carry.
+    pub max_items_per_batch: usize,
+    /// Largest encoded request accepted, bytes.
+    pub max_message_bytes: usize,
+    /// How far in the future a timestamp may be (clock skew allowance).
+    #[serde(with = "humantime_serde")]
+    pub max_future_skew: Duration,
+    /// Batches waiting for a commit before producers are slowed down (backpressure).
+    pub queue_capacity: usize,
+    /// Most samples one commit coalesces.
+    pub commit_max_rows: usize,
+    /// Concurrent committing writers (PostgreSQL; SQLite always uses one).
+    pub writers: usize,
+    /// Unacked batches one stream may have in flight.
+    pub stream_window: usize,
+}
+
+/// TLS certificate files (PEM). Setting `cert` and `key` turns TLS on for gRPC and HTTP.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Server certificate chain, PEM.
+    pub cert: Option<PathBuf>,
+    /// Server private key, PEM.
+    pub key: Option<PathBuf>,
+    /// CA bundle, PEM: when set, clients must present a certificate it signed (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            grpc_listen: DEFAULT_GRPC_LISTEN.parse().expect("valid constant"),
+            http_listen: DEFAULT_HTTP_LISTEN.parse().expect("valid constant"),
+            database_url: DEFAULT_DATABASE_URL.into(),
+            database_max_connections: 8,
+            insecure_no_auth: false,
+            retention: Duration::from_secs(30 * 86_400),
+            retention_interval: Duration::from_secs(3_600),
+            ingest: IngestConfig::default(),
+            tls: TlsConfig::default(),
+        }
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_items_per_batch: 10_000,
+            max_message_bytes: 16 * 1024 * 1024,
+            max_future_skew: Duration::from_secs(300),
+            queue_capacity: 64,
+            commit_max_rows: 20_000,
+            writers: 2,
+            stream_window: 16,
+        }
+    }
+}
+
+/// A configuration error; the message names the source and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid, or has unknown keys.
+    #[error("config file {path}: {msg}")]
+    File {
+        /// The file.
+        path: String,
+        /// What is wrong (names the key and line).
+        msg: String,
+    },
+    /// An environment variable has a bad value.
+    #[error("environment variable {var}: {msg}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A combination of settings is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Sections whose keys map to `LLMSCOPE_<SECTION>_<KEY>`.
+const SECTIONS: &[&str] = &["ingest", "tls"];
+/// Environment variables with the prefix that are not configuration keys.
+const NOT_CONFIG: &[&str] = &["LLMSCOPE_CONFIG", "LLMSCOPE_LOG", "LLMSCOPE_ADMIN_TOKEN"];
+
+/// Values given on the command line (flags), applied last.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--grpc-listen`.
+    pub grpc_listen: Option<SocketAddr>,
+    /// `--http-listen`.
+    pub http_listen: Option<SocketAddr>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--insecure-no-auth`.
+    pub insecure_no_auth: bool,
+    /// `--tls-cert`.
+    pub tls_cert: Option<PathBuf>,
+    /// `--tls-key`.
+    pub tls_key: Option<PathBuf>,
+    /// `--tls-client-ca`.
+    pub tls_client_ca: Option<PathBuf>,
+}
+
+impl Config {
+    /// Loads the file (if any), applies the environment (`vars`, usually `std::env::vars()`),
+    /// then the flags, and validates the result.
+    pub fn load(
+        file: Option<&Path>,
+        vars: impl IntoIterator<Item = (String, String)>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let path_str = file.map(|p| p.display().to_string()).unwrap_or_default();
+        let mut table = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: path_str.clone(),
+                    source,
+                })?;
+                let value: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::File {
+                    path: path_str.clone(),
+                    msg: one_line(&e.to_string()),
+                })?;
+                // check the file on its own first, so unknown keys are blamed on the file
+                Config::deserialize(toml::Value::Table(value.clone())).map_err(|e| {
+                    ConfigError::File {
+                        path: path_str.clone(),
+                        msg: file_error(&text, &e.to_string()),
+                    }
+                })?;
+                value
+            }
+            None => toml::Table::new(),
+        };
+        let mut vars: Vec<(String, String)> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("LLMSCOPE_") && !NOT_CONFIG.contains(&k.as_str()))
+            .filter(|(k, _)| !k.starts_with("LLMSCOPE_TEST_"))
+            .collect();
+        vars.sort();
+        for (var, raw) in vars {
+            let key = var["LLMSCOPE_".len()..].to_ascii_lowercase();
+            let (section, name) = match SECTIONS
+                .iter()
+                .find(|s| key.starts_with(&format!("{s}_")))
+            {
+                Some(s) => (Some(*s), key[s.len() + 1..].to_owned()),
+                None => (None, key.clone()),
+            };
+            let value = parse_env_value(&raw);
+            let mut probe = toml::Table::new();
+            match section {
+                Some(s) => {
+                    let mut inner = toml::Table::new();
+                    inner.insert(name.clone(), value.clone());
+                    probe.insert(s.to_owned(), toml::Value::Table(inner));
+                }
+                None => {
+                    probe.insert(name.clone(), value.clone());
+                }
+            }
+            if let Err(e) = Config::deserialize(toml::Value::Table(probe)) {
+                let msg = e.message().to_owned();
+                if msg.starts_with("unknown field") {
+                    tracing::warn!(var = %var, "ignoring environment variable that is not a configuration key");
+                    continue;
+                }
+                return Err(ConfigError::Env { var, msg });
+            }
+            match section {
+                Some(s) => {
+                    let entry = table
+                        .entry(s.to_owned())
+                        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                    if let toml::Value::Table(t) = entry {
+                        t.insert(name, value);
+                    }
+                }
+                None => {
+                    table.insert(name, value);
+                }
+            }
+        }
+        let mut cfg = Config::deserialize(toml::Value::Table(table))
+            .map_err(|e| ConfigError::Invalid(one_line(&e.to_string())))?;
+        if let Some(v) = flags.grpc_listen {
+            cfg.grpc_listen = v;
+        }
+        if let Some(v) = flags.http_listen {
+            cfg.http_listen = v;
+        }
+        if let Some(v) = &flags.database_url {
+            cfg.database_url = v.clone();
+        }
+        if flags.insecure_no_auth {
+            cfg.insecure_no_auth = true;
+        }
+        if let Some(v) = &flags.tls_cert {
+            cfg.tls.cert = Some(v.clone());
+        }
+        if let Some(v) = &flags.tls_key {
+            cfg.tls.key = Some(v.clone());
+        }
+        if let Some(v) = &flags.tls_client_ca {
+            cfg.tls.client_ca = Some(v.clone());
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks combinations and ranges; messages quote the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return bad(format!(
+                "`database_url` must start with sqlite:, postgres:// or postgresql://, got `{}`",
+                redact_url(&self.database_url)
+            ));
+        }
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return bad("`tls.cert` and `tls.key` must be set together".into());
+        }
+        if self.tls.client_ca.is_some() && self.tls.cert.is_none() {
+            return bad("`tls.client_ca` requires `tls.cert` and `tls.key` to be set".into());
+        }
+        if self.ingest.max_items_per_batch == 0 {
+            return bad("`ingest.max_items_per_batch` must be at least 1".into());
+        }
+        if self.ingest.queue_capacity == 0 || self.ingest.writers == 0 || self.ingest.stream_window == 0 {
+            return bad("`ingest.queue_capacity`, `ingest.writers` and `ingest.stream_window` must be at least 1".into());
+        }
+        if self.ingest.max_message_bytes < 1024 {
+            return bad("`ingest.max_message_bytes` must be at least 1024".into());
+        }
+        if self.retention < Duration::from_secs(3_600) {
+            return bad("`retention` must be at least 1h".into());
+        }
+        if self.database_max_connections == 0 {
+            return bad("`database_max_connections` must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    if let Ok(i) = raw.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    match raw {
+        "true" => return toml::Value::Boolean(true),
+        "false" => return toml::Value::Boolean(false),
+        _ => {}
+    }
+    toml::Value::String(raw.to_owned())
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Rewrites serde's "unknown field `x`, expected one of …" into a message naming the key and,
+/// when it can be found, its line.
+fn file_error(text: &str, msg: &str) -> String {
+    let msg = one_line(msg);
+    if let Some(rest) = msg.strip_prefix("unknown field `")
+        && let Some(end) = rest.find('`')
+    {
+        let key = &rest[..end];
+        let line = text
+            .lines()
+            .position(|l| {
+                let t = l.trim_start();
+                t.starts_with(key)
+                    && t[key.len()..].trim_start().starts_with('=')
+            })
+            .map(|i| format!(" (line {})", i + 1))
+            .unwrap_or_default();
+        return format!("unknown key `{key}`{line}; {}", &rest[end + 1..].trim_start_matches(", "));
+    }
+    msg
+}
+
+/// The URL with any password replaced by `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((userinfo, host)) = rest.split_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.grpc_listen.to_string(), "0.0.0.0:7070");
+        assert_eq!(c.http_listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
+        assert!(!c.insecure_no_auth);
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let f = file("grpc_listen = \"127.0.0.1:1\"\nhttp_listen = \"127.0.0.1:2\"\nretention = \"7d\"\n[ingest]\nmax_items_per_batch = 5\n");
+        let e = env(&[
+            ("LLMSCOPE_HTTP_LISTEN", "127.0.0.1:3"),
+            ("LLMSCOPE_INGEST_MAX_ITEMS_PER_BATCH", "6"),
+            ("LLMSCOPE_TEST_DATABASE_URL", "ignored"),
+            ("LLMSCOPE_NOT_A_KEY", "warned and ignored"),
+        ]);
+        let flags = Overrides {
+            grpc_listen: Some("127.0.0.1:9".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(f.path()), e, &flags).unwrap();
+        assert_eq!(c.grpc_listen.to_string(), "127.0.0.1:9");
+        assert_eq!(c.http_listen.to_string(), "127.0.0.1:3");
+        assert_eq!(c.ingest.max_items_per_batch, 6);
+        assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_and_the_file() {
+        let f = file("grpc_listen = \"127.0.0.1:1\"\ngrpc_lisen = \"x\"\n");
+        let e = Config::load(Some(f.path()), env(&[]), &Overrides::default()).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains(&f.path().display().to_string()), "{msg}");
+        assert!(msg.contains("unknown key `grpc_lisen` (line 2)"), "{msg}");
+        let f = file("[ingest]\nwriterz = 3\n");
+        let msg = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("unknown key `writerz`"), "{msg}");
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let f = file("retention = \"forever\"\n");
+        let msg = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("config file") && msg.contains("retention"), "{msg}");
+        let msg = Config::load(None, env(&[("LLMSCOPE_GRPC_LISTEN", "nope")]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("environment variable LLMSCOPE_GRPC_LISTEN"), "{msg}");
+        let flags = Overrides {
+            tls_cert: Some("c.pem".into()),
+            ..Default::default()
+        };
+        let msg = Config::load(None, env(&[]), &flags).unwrap_err().to_string();
+        assert!(msg.contains("`tls.cert` and `tls.key` must be set together"), "{msg}");
+        let flags = Overrides {
+            database_url: Some("mysql://x".into()),
+            ..Default::default()
+        };
+        let msg = Config::load(None, env(&[]), &flags).unwrap_err().to_string();
+        assert!(msg.contains("database_url"), "{msg}");
+        let f = file("not toml [");
+        assert!(Config::load(Some(f.path()), env(&[]), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}
