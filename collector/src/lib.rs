@@ -2,10 +2,19 @@
 //!
 //! # Layout
 //! - [`analyze`]: offline SPC over a CSV or JSON file (`llmscope-collector analyze`).
-//!
-//! Ingest, storage, the live SPC engine, alerts and the HTTP API arrive in later issues and
-//! each gets its own module here.
+//! - [`config`]: the configuration (file, `LLMSCOPE_…` environment, flags).
+//! - [`store`]: the storage interface and its SQLite and PostgreSQL backends.
+//! - [`auth`]: ingest tokens (hashed) and request authentication.
+//! - [`ingest`]: validation, group commit with durable acks, the gRPC service.
+//! - [`http`]: the HTTP listener (health; the API and dashboard later).
+//! - [`tls`]: rustls configuration for both listeners.
+//! - [`serve`]: wiring and ordered shutdown.
 
 pub mod analyze;
 pub mod config;
 pub mod store;
+pub mod auth;
+pub mod ingest;
+pub mod http;
+pub mod serve;
+pub mod tls;

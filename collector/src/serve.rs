@@ -1,0 +1,204 @@
+//! `llmscope-collector serve`: wires the store, the writer, the gRPC ingest server (with
+//! health and reflection), the HTTP listener and the retention job, and shuts them down in
+//! order: stop accepting, end streams after acking what is in flight, drain the writer.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use llmscope_proto::wire::ingest_service_server::IngestServiceServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::auth::Authenticator;
+use crate::config::{Config, redact_url};
+use crate::http;
+use crate::ingest::service::IngestLimits;
+use crate::ingest::writer::{CommitHook, WriterTasks};
+use crate::ingest::{IngestServer, Writer, WriterConfig};
+use crate::store::{Store, StoreError, now_us};
+use crate::tls::{self, TlsError};
+
+/// How long shutdown waits for in-flight batches to commit.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+/// Rows per retention delete statement.
+const RETENTION_BATCH: i64 = 5_000;
+
+/// Why the collector could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The database could not be opened or migrated.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// TLS files are unusable.
+    #[error("{0}")]
+    Tls(#[from] TlsError),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("grpc server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(std::io::Error),
+}
+
+/// A running collector.
+pub struct Running {
+    /// Bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// The store (tests and tools read it).
+    pub store: Store,
+    shutdown: watch::Sender<bool>,
+    grpc: JoinHandle<Result<(), tonic::transport::Error>>,
+    http: JoinHandle<std::io::Result<()>>,
+    retention: JoinHandle<()>,
+    writer_tasks: WriterTasks,
+}
+
+impl Running {
+    /// Graceful stop: streams ack what they have in flight and end, the writer drains.
+    pub async fn stop(self) -> Result<(), ServeError> {
+        let _ = self.shutdown.send(true);
+        self.retention.abort();
+        let grpc = tokio::time::timeout(SHUTDOWN_GRACE, self.grpc).await;
+        let http = tokio::time::timeout(Duration::from_secs(5), self.http).await;
+        self.writer_tasks.shutdown(SHUTDOWN_GRACE).await;
+        if let Ok(Ok(Err(e))) = grpc {
+            return Err(ServeError::Grpc(e));
+        }
+        if let Ok(Ok(Err(e))) = http {
+            return Err(ServeError::Http(e));
+        }
+        Ok(())
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Opens the store and starts every listener; returns once they are bound.
+pub async fn start(cfg: &Config, hook: Option<CommitHook>) -> Result<Running, ServeError> {
+    tls::install_crypto_provider();
+    let store = Store::connect(&cfg.database_url, cfg.database_max_connections).await?;
+    tracing::info!(backend = store.backend(), url = %redact_url(&cfg.database_url), "database ready");
+    if let Store::Postgres(pg) = &store {
+        match pg.setup_timescale(cfg.retention).await {
+            Ok(true) => tracing::info!("timescaledb: hypertables with compression and retention policies"),
+            Ok(false) => tracing::info!("timescaledb not available: plain tables with a retention job"),
+            Err(e) => tracing::warn!(error = %e, "timescaledb setup failed: using plain tables with a retention job"),
+        }
+    }
+    if cfg.insecure_no_auth {
+        tracing::warn!("ingest authentication is OFF (--insecure-no-auth): anyone who can reach the gRPC port can write any site");
+    }
+    let grpc_tls = tls::grpc_config(&cfg.tls)?;
+    let http_tls = tls::http_config(&cfg.tls)?;
+
+    let (writer, writer_tasks) = Writer::start(
+        store.clone(),
+        WriterConfig {
+            queue_capacity: cfg.ingest.queue_capacity,
+            commit_max_rows: cfg.ingest.commit_max_rows,
+            writers: cfg.ingest.writers,
+        },
+        hook,
+    );
+    let (shutdown, shutdown_rx) = watch::channel(false);
+
+    let svc = IngestServer::new(
+        Authenticator::new(store.clone(), cfg.insecure_no_auth),
+        writer.clone(),
+        IngestLimits {
+            max_items: cfg.ingest.max_items_per_batch,
+            max_future: cfg.ingest.max_future_skew,
+            retention: cfg.retention,
+            stream_window: cfg.ingest.stream_window,
+        },
+        shutdown_rx.clone(),
+    );
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<IngestServiceServer<IngestServer>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(llmscope_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Tls(TlsError::Rustls(format!("reflection: {e}"))))?;
+
+    let grpc_listener = bind(cfg.grpc_listen).await?;
+    let http_listener = bind(cfg.http_listen).await?;
+    let grpc_addr = grpc_listener.local_addr().map_err(|source| ServeError::Bind { addr: cfg.grpc_listen, source })?;
+    let http_addr = http_listener.local_addr().map_err(|source| ServeError::Bind { addr: cfg.http_listen, source })?;
+
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+    if let Some(t) = grpc_tls {
+        builder = builder.tls_config(t)?;
+    }
+    let ingest = IngestServiceServer::new(svc)
+        .max_decoding_message_size(cfg.ingest.max_message_bytes)
+        .max_encoding_message_size(cfg.ingest.max_message_bytes);
+    let mut grpc_shutdown = shutdown_rx.clone();
+    let grpc_future = builder
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ingest)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
+            let _ = grpc_shutdown.wait_for(|s| *s).await;
+            health_reporter
+                .set_not_serving::<IngestServiceServer<IngestServer>>()
+                .await;
+        });
+    let grpc = tokio::spawn(grpc_future);
+
+    let app = http::router(http::AppState {
+        store: store.clone(),
+        writer: writer.clone(),
+    });
+    let http = tokio::spawn(http::serve(http_listener, app, http_tls, shutdown_rx.clone()));
+    drop(writer);
+
+    let retention = tokio::spawn(retention_job(store.clone(), cfg.retention, cfg.retention_interval));
+    tracing::info!(%grpc_addr, %http_addr, tls = cfg.tls.cert.is_some(), mtls = cfg.tls.client_ca.is_some(), "collector listening");
+    Ok(Running {
+        grpc_addr,
+        http_addr,
+        store,
+        shutdown,
+        grpc,
+        http,
+        retention,
+        writer_tasks,
+    })
+}
+
+async fn retention_job(store: Store, retention: Duration, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if store.timescale() {
+            continue; // the TimescaleDB policy does it
+        }
+        let cutoff = now_us() - retention.as_micros() as i64;
+        match store.delete_older_than(cutoff, RETENTION_BATCH).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "retention: deleted expired rows"),
+            Err(e) => tracing::warn!(error = %e, "retention job failed; will retry"),
+        }
+    }
+}
