@@ -1,0 +1,156 @@
+//! Shared test support: one database per test on each backend, in-process collectors, and
+//! sample builders.
+#![allow(dead_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use llmscope_collector::config::Config;
+use llmscope_collector::serve::{self, Running};
+use llmscope_collector::store::Store;
+use llmscope_proto::v1;
+
+/// PostgreSQL the tests use; each test creates and drops its own database in it.
+pub fn pg_admin_url() -> String {
+    std::env::var("LLMSCOPE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A throwaway database.
+pub enum TestDb {
+    /// A SQLite file in a temporary folder.
+    Sqlite(tempfile::TempDir, String),
+    /// A fresh PostgreSQL database.
+    Postgres { name: String, url: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+impl TestDb {
+    pub async fn new(backend: Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = format!("sqlite://{}/llmscope.db", dir.path().display());
+                TestDb::Sqlite(dir, url)
+            }
+            Backend::Postgres => {
+                let admin = pg_admin_url();
+                let name = format!("llmscope_test_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = sqlx::postgres::PgConnection::connect_with_url(&admin).await;
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for the tests (run scripts/ensure-postgres.sh): {e}"));
+                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
+                TestDb::Postgres {
+                    url: format!("{base}/{name}"),
+                    name,
+                }
+            }
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            TestDb::Sqlite(_, url) => url,
+            TestDb::Postgres { url, .. } => url,
+        }
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::connect(self.url(), 8).await.expect("connect store")
+    }
+
+    /// Drops the PostgreSQL database (SQLite files go with the temp folder).
+    pub async fn drop_db(self) {
+        if let TestDb::Postgres { name, .. } = self {
+            let mut conn = sqlx::postgres::PgConnection::connect_with_url(&pg_admin_url()).await;
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
+        }
+    }
+}
+
+trait ConnectUrl: Sized {
+    async fn connect_with_url(url: &str) -> Self;
+}
+
+impl ConnectUrl for sqlx::postgres::PgConnection {
+    async fn connect_with_url(url: &str) -> Self {
+        use sqlx::Connection;
+        sqlx::postgres::PgConnection::connect(url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {url} is needed for the tests (run scripts/ensure-postgres.sh): {e}"))
+    }
+}
+
+/// A collector config on random local ports.
+pub fn config(url: &str) -> Config {
+    let mut c = Config::default();
+    c.database_url = url.to_owned();
+    c.grpc_listen = "127.0.0.1:0".parse().expect("addr");
+    c.http_listen = "127.0.0.1:0".parse().expect("addr");
+    c
+}
+
+pub async fn start(cfg: &Config) -> Running {
+    serve::start(cfg, None).await.expect("collector starts")
+}
+
+pub fn now_ns() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as i64
+}
+
+/// A valid sample with a fresh UUIDv7.
+pub fn sample(site: &str, host: &str, latency_ms: f64) -> v1::Sample {
+    v1::Sample {
+        id: uuid::Uuid::now_v7().to_string(),
+        ts_unix_nanos: now_ns(),
+        site: site.to_owned(),
+        host: host.to_owned(),
+        provider: "ollama".into(),
+        model: "llama3.1:8b".into(),
+        source: v1::Source::Probe as i32,
+        latency_ms,
+        ttft_ms: Some(latency_ms / 10.0),
+        tokens_in: Some(12),
+        tokens_out: Some(64),
+        status: v1::CallStatus::Ok as i32,
+        http_status: Some(200),
+        error: String::new(),
+        labels: [("replica".to_owned(), "a".to_owned())].into_iter().collect(),
+    }
+}
+
+pub fn telemetry(site: &str, host: &str, gpus: u32) -> v1::Telemetry {
+    v1::Telemetry {
+        ts_unix_nanos: now_ns(),
+        site: site.to_owned(),
+        host: host.to_owned(),
+        cpu_pct: 42.5,
+        mem_used_bytes: 8 << 30,
+        mem_total_bytes: 64 << 30,
+        load1: 1.25,
+        gpus: (0..gpus)
+            .map(|i| v1::GpuStats {
+                index: i,
+                uuid: format!("GPU-{i}"),
+                name: "NVIDIA H100 80GB HBM3".into(),
+                util_pct: 97.0,
+                mem_used_bytes: 70 << 30,
+                mem_total_bytes: 80 << 30,
+                temp_c: 71.0,
+                power_w: 650.5,
+                sm_clock_mhz: 1980,
+                throttle_reasons: 0,
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,204 @@
+//! The same store test suite against SQLite and PostgreSQL.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{BACKENDS, Backend, TestDb};
+use llmscope_collector::auth::{generate_token, hash_token};
+use llmscope_collector::store::{
+    CallStatus, GpuRow, Role, SampleRow, Source, Store, TelemetryRow, now_us,
+};
+use uuid::Uuid;
+
+fn row(i: i64) -> SampleRow {
+    SampleRow {
+        id: Uuid::now_v7(),
+        ts_us: now_us() - 1_000_000 + i,
+        site: "eu-west".into(),
+        host: "gpu-1".into(),
+        provider: "ollama".into(),
+        model: "llama3.1:8b".into(),
+        source: Source::Probe,
+        latency_ms: 800.0 + i as f64,
+        ttft_ms: Some(100.5),
+        tokens_in: Some(12),
+        tokens_out: Some(64),
+        status: CallStatus::Ok,
+        http_status: Some(200),
+        error: None,
+        labels: BTreeMap::from([("replica".to_owned(), "a\"b'c".to_owned())]),
+    }
+}
+
+fn tele(ts_us: i64, gpus: i32) -> TelemetryRow {
+    TelemetryRow {
+        ts_us,
+        site: "eu-west".into(),
+        host: "gpu-1".into(),
+        cpu_pct: 12.5,
+        mem_used_bytes: 1 << 33,
+        mem_total_bytes: 1 << 36,
+        load1: 0.75,
+        gpus: (0..gpus)
+            .map(|i| GpuRow {
+                index: i,
+                uuid: format!("GPU-{i}"),
+                name: "H100".into(),
+                util_pct: 99.0,
+                mem_used_bytes: 1 << 35,
+                mem_total_bytes: 80 << 30,
+                temp_c: 70.0,
+                power_w: 700.0,
+                sm_clock_mhz: 1980,
+                throttle_reasons: 4,
+            })
+            .collect(),
+    }
+}
+
+async fn each_backend<F, Fut>(f: F)
+where
+    F: Fn(Store, Backend) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        assert_eq!(store.backend(), if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
+        f(store, backend).await;
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn batches_round_trip_every_field() {
+    each_backend(|store, backend| async move {
+        let mut failed = row(1);
+        failed.status = CallStatus::Timeout;
+        failed.ttft_ms = None;
+        failed.tokens_in = None;
+        failed.tokens_out = None;
+        failed.http_status = None;
+        failed.error = Some("read timeout after 30s".into());
+        failed.labels.clear();
+        let rows = vec![row(0), failed.clone()];
+        store.write_batch(&rows, &[tele(now_us(), 2)]).await.unwrap();
+        for r in &rows {
+            let got = store.get_sample(r.id).await.unwrap().expect("stored");
+            assert_eq!(&got, r, "{backend:?}");
+        }
+        assert_eq!(store.count_telemetry().await.unwrap(), 1);
+        assert_eq!(store.count_gpu_rows().await.unwrap(), 2);
+        assert!(store.get_sample(Uuid::now_v7()).await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn writes_are_idempotent_within_and_across_batches() {
+    each_backend(|store, backend| async move {
+        let rows: Vec<SampleRow> = (0..500).map(row).collect();
+        let t = tele(now_us(), 1);
+        store.write_batch(&rows, std::slice::from_ref(&t)).await.unwrap();
+        // resend the same batch, and a batch that repeats an id inside itself
+        store.write_batch(&rows, std::slice::from_ref(&t)).await.unwrap();
+        let dup = vec![rows[0].clone(), rows[0].clone(), row(900)];
+        store.write_batch(&dup, &[t.clone(), t]).await.unwrap();
+        assert_eq!(store.count_samples().await.unwrap(), 501, "{backend:?}");
+        assert_eq!(store.count_telemetry().await.unwrap(), 1);
+        assert_eq!(store.count_gpu_rows().await.unwrap(), 1);
+        let counts = store.sample_id_counts().await.unwrap();
+        assert_eq!(counts.len(), 501);
+        assert!(counts.iter().all(|(_, n)| *n == 1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn large_batches_are_one_statement() {
+    each_backend(|store, _| async move {
+        let rows: Vec<SampleRow> = (0..20_000).map(row).collect();
+        store.write_batch(&rows, &[]).await.unwrap();
+        assert_eq!(store.count_samples().await.unwrap(), 20_000);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn tokens_store_only_hashes_and_revoke() {
+    each_backend(|store, backend| async move {
+        let (secret, rec) = generate_token(Role::Ingest, Some("eu-west".into()), "ci");
+        store.insert_token(&rec).await.unwrap();
+        let (_, admin) = generate_token(Role::Admin, None, "ops");
+        store.insert_token(&admin).await.unwrap();
+        let found = store.find_token(&hash_token(&secret)).await.unwrap().expect("found");
+        assert_eq!(found.id, rec.id);
+        assert_eq!(found.site.as_deref(), Some("eu-west"));
+        assert_eq!(found.role, Role::Ingest);
+        assert!(found.revoked_at_us.is_none());
+        assert!((found.created_at_us - rec.created_at_us).abs() <= 1, "{backend:?}");
+        let list = store.list_tokens().await.unwrap();
+        assert_eq!(list.len(), 2);
+        assert!(list.iter().all(|t| !t.hash.contains(&secret) && t.hash != secret));
+        assert!(store.revoke_token(&rec.id, now_us()).await.unwrap());
+        assert!(!store.revoke_token(&rec.id, now_us()).await.unwrap(), "already revoked");
+        assert!(!store.revoke_token("nope", now_us()).await.unwrap());
+        let found = store.find_token(&hash_token(&secret)).await.unwrap().expect("still listed");
+        assert!(found.revoked_at_us.is_some());
+        assert!(store.find_token(&hash_token("llms_x_y")).await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retention_deletes_only_old_rows_in_batches() {
+    each_backend(|store, backend| async move {
+        let now = now_us();
+        let mut rows = Vec::new();
+        for i in 0..25 {
+            let mut r = row(i);
+            r.ts_us = now - 40 * 86_400_000_000 + i; // 40 days old
+            rows.push(r);
+        }
+        let fresh: Vec<SampleRow> = (0..5).map(row).collect();
+        rows.extend(fresh.iter().cloned());
+        store
+            .write_batch(&rows, &[tele(now - 40 * 86_400_000_000, 1), tele(now, 1)])
+            .await
+            .unwrap();
+        let cutoff = now - 30 * 86_400_000_000;
+        let deleted = store.delete_older_than(cutoff, 10).await.unwrap();
+        assert_eq!(deleted, 25 + 1 + 1, "{backend:?}");
+        assert_eq!(store.count_samples().await.unwrap(), 5);
+        assert_eq!(store.count_telemetry().await.unwrap(), 1);
+        assert_eq!(store.count_gpu_rows().await.unwrap(), 1);
+        for r in fresh {
+            assert!(store.get_sample(r.id).await.unwrap().is_some());
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_migrations_are_idempotent() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let r = row(3);
+        {
+            let store = db.store().await;
+            store.write_batch(std::slice::from_ref(&r), &[]).await.unwrap();
+        }
+        let store = db.store().await;
+        assert_eq!(store.get_sample(r.id).await.unwrap().as_ref(), Some(&r));
+        store.ping().await.unwrap();
+        assert!(!store.timescale(), "no timescaledb extension here");
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_urls_are_clear() {
+    let e = Store::connect("mysql://x", 1).await.unwrap_err();
+    assert!(e.to_string().contains("unsupported scheme"), "{e}");
+}
