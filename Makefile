@@ -5,9 +5,12 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test fmt-check clippy unit run bench fmt
+.PHONY: test postgres fmt-check clippy unit run demo bench bench-ingest fmt
 
-test: fmt-check clippy unit
+test: postgres fmt-check clippy unit
+
+postgres:
+	@scripts/ensure-postgres.sh
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -26,9 +29,17 @@ unit:
 fmt:
 	$(CARGO) fmt --all
 
-# Until the collector's `serve` lands, `make run` analyses the bundled example series.
+# The collector on embedded SQLite with a fresh ingest token for site `local`.
 run:
+	@echo "ingest token for site 'local' (shown once):"
+	@$(CARGO) run -q -p llmscope-collector -- token create --site local --name make-run 2>/dev/null
+	$(CARGO) run -q -p llmscope-collector -- serve
+
+demo:
 	$(CARGO) run -q -p llmscope-collector -- analyze examples/latency.csv
 
 bench:
 	$(CARGO) bench -p llmscope-spc --bench nelson
+
+bench-ingest:
+	scripts/bench-ingest.sh

@@ -94,7 +94,9 @@ impl Authenticator {
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
-            .ok_or_else(|| Status::unauthenticated("the authorization metadata must be `Bearer <token>`"))?
+            .ok_or_else(|| {
+                Status::unauthenticated("the authorization metadata must be `Bearer <token>`")
+            })?
             .trim();
         let record = self.lookup(token).await.map_err(|e| {
             tracing::warn!(error = %e, "token lookup failed");
@@ -104,7 +106,10 @@ impl Authenticator {
             return Err(Status::unauthenticated("unknown token"));
         };
         if record.revoked_at_us.is_some() {
-            return Err(Status::unauthenticated(format!("token `{}` has been revoked", record.id)));
+            return Err(Status::unauthenticated(format!(
+                "token `{}` has been revoked",
+                record.id
+            )));
         }
         if record.role != Role::Ingest {
             return Err(Status::permission_denied(format!(

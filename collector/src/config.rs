@@ -202,9 +202,7 @@ impl Config {
         vars.sort();
         for (var, raw) in vars {
             let key = var["LLMSCOPE_".len()..].to_ascii_lowercase();
-            let (section, name) = match SECTIONS
-                .iter()
-                .find(|s| key.starts_with(&format!("{s}_")))
+            let (section, name) = match SECTIONS.iter().find(|s| key.starts_with(&format!("{s}_")))
             {
                 Some(s) => (Some(*s), key[s.len() + 1..].to_owned()),
                 None => (None, key.clone()),
@@ -291,7 +289,10 @@ impl Config {
         if self.ingest.max_items_per_batch == 0 {
             return bad("`ingest.max_items_per_batch` must be at least 1".into());
         }
-        if self.ingest.queue_capacity == 0 || self.ingest.writers == 0 || self.ingest.stream_window == 0 {
+        if self.ingest.queue_capacity == 0
+            || self.ingest.writers == 0
+            || self.ingest.stream_window == 0
+        {
             return bad("`ingest.queue_capacity`, `ingest.writers` and `ingest.stream_window` must be at least 1".into());
         }
         if self.ingest.max_message_bytes < 1024 {
@@ -335,12 +336,14 @@ fn file_error(text: &str, msg: &str) -> String {
             .lines()
             .position(|l| {
                 let t = l.trim_start();
-                t.starts_with(key)
-                    && t[key.len()..].trim_start().starts_with('=')
+                t.starts_with(key) && t[key.len()..].trim_start().starts_with('=')
             })
             .map(|i| format!(" (line {})", i + 1))
             .unwrap_or_default();
-        return format!("unknown key `{key}`{line}; {}", &rest[end + 1..].trim_start_matches(", "));
+        return format!(
+            "unknown key `{key}`{line}; {}",
+            &rest[end + 1..].trim_start_matches(", ")
+        );
     }
     msg
 }
@@ -368,7 +371,10 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -383,7 +389,9 @@ mod tests {
 
     #[test]
     fn file_then_env_then_flags() {
-        let f = file("grpc_listen = \"127.0.0.1:1\"\nhttp_listen = \"127.0.0.1:2\"\nretention = \"7d\"\n[ingest]\nmax_items_per_batch = 5\n");
+        let f = file(
+            "grpc_listen = \"127.0.0.1:1\"\nhttp_listen = \"127.0.0.1:2\"\nretention = \"7d\"\n[ingest]\nmax_items_per_batch = 5\n",
+        );
         let e = env(&[
             ("LLMSCOPE_HTTP_LISTEN", "127.0.0.1:3"),
             ("LLMSCOPE_INGEST_MAX_ITEMS_PER_BATCH", "6"),
@@ -421,22 +429,39 @@ mod tests {
         let msg = Config::load(Some(f.path()), env(&[]), &Overrides::default())
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("config file") && msg.contains("retention"), "{msg}");
-        let msg = Config::load(None, env(&[("LLMSCOPE_GRPC_LISTEN", "nope")]), &Overrides::default())
-            .unwrap_err()
-            .to_string();
-        assert!(msg.starts_with("environment variable LLMSCOPE_GRPC_LISTEN"), "{msg}");
+        assert!(
+            msg.contains("config file") && msg.contains("retention"),
+            "{msg}"
+        );
+        let msg = Config::load(
+            None,
+            env(&[("LLMSCOPE_GRPC_LISTEN", "nope")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.starts_with("environment variable LLMSCOPE_GRPC_LISTEN"),
+            "{msg}"
+        );
         let flags = Overrides {
             tls_cert: Some("c.pem".into()),
             ..Default::default()
         };
-        let msg = Config::load(None, env(&[]), &flags).unwrap_err().to_string();
-        assert!(msg.contains("`tls.cert` and `tls.key` must be set together"), "{msg}");
+        let msg = Config::load(None, env(&[]), &flags)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`tls.cert` and `tls.key` must be set together"),
+            "{msg}"
+        );
         let flags = Overrides {
             database_url: Some("mysql://x".into()),
             ..Default::default()
         };
-        let msg = Config::load(None, env(&[]), &flags).unwrap_err().to_string();
+        let msg = Config::load(None, env(&[]), &flags)
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("database_url"), "{msg}");
         let f = file("not toml [");
         assert!(Config::load(Some(f.path()), env(&[]), &Overrides::default()).is_err());
@@ -444,7 +469,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

@@ -54,7 +54,9 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     match reason {
         None => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "backend": st.store.backend(), "queued_batches": st.writer.queued()})),
+            Json(
+                json!({"status": "ready", "backend": st.store.backend(), "queued_batches": st.writer.queued()}),
+            ),
         ),
         Some(r) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -87,16 +89,20 @@ pub async fn serve(
         let router = router.clone();
         let mut conn_shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "tls handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let stream =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let builder = auto::Builder::new(TokioExecutor::new());
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(router));
+            let conn = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(router),
+            );
             tokio::pin!(conn);
             tokio::select! {
                 r = conn.as_mut() => {

@@ -11,10 +11,10 @@
 //! - [`serve`]: wiring and ordered shutdown.
 
 pub mod analyze;
-pub mod config;
-pub mod store;
 pub mod auth;
-pub mod ingest;
+pub mod config;
 pub mod http;
+pub mod ingest;
 pub mod serve;
+pub mod store;
 pub mod tls;

@@ -108,7 +108,9 @@ enum ListFormat {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LLMSCOPE_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn"));
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn")
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -122,14 +124,23 @@ fn load_config(cfg: &ConfigArgs, flags: Overrides) -> anyhow::Result<Config> {
         database_url: cfg.database_url.clone().or(flags.database_url),
         ..flags
     };
-    Ok(Config::load(cfg.config.as_deref(), std::env::vars(), &flags)?)
+    Ok(Config::load(
+        cfg.config.as_deref(),
+        std::env::vars(),
+        &flags,
+    )?)
 }
 
 async fn open_store(cfg: &ConfigArgs) -> anyhow::Result<Store> {
     let config = load_config(cfg, Overrides::default())?;
     Store::connect(&config.database_url, 2)
         .await
-        .with_context(|| format!("cannot open {}", llmscope_collector::config::redact_url(&config.database_url)))
+        .with_context(|| {
+            format!(
+                "cannot open {}",
+                llmscope_collector::config::redact_url(&config.database_url)
+            )
+        })
 }
 
 async fn shutdown_signal() {
@@ -201,7 +212,11 @@ async fn run_token(cmd: TokenCmd) -> anyhow::Result<()> {
                 "created {} token {} {}; store it now, it is not shown again:",
                 role.as_str(),
                 record.id,
-                record.site.as_deref().map(|s| format!("for site `{s}`")).unwrap_or_default()
+                record
+                    .site
+                    .as_deref()
+                    .map(|s| format!("for site `{s}`"))
+                    .unwrap_or_default()
             );
             println!("{token}");
         }
@@ -211,7 +226,10 @@ async fn run_token(cmd: TokenCmd) -> anyhow::Result<()> {
             match format {
                 ListFormat::Json => println!("{}", serde_json::to_string(&tokens)?),
                 ListFormat::Table => {
-                    println!("{:<10} {:<8} {:<20} {:<20} {:<10} NAME", "ID", "ROLE", "SITE", "CREATED (UTC)", "STATUS");
+                    println!(
+                        "{:<10} {:<8} {:<20} {:<20} {:<10} NAME",
+                        "ID", "ROLE", "SITE", "CREATED (UTC)", "STATUS"
+                    );
                     for t in tokens {
                         println!(
                             "{:<10} {:<8} {:<20} {:<20} {:<10} {}",
@@ -219,7 +237,11 @@ async fn run_token(cmd: TokenCmd) -> anyhow::Result<()> {
                             t.role.as_str(),
                             t.site.as_deref().unwrap_or("-"),
                             fmt_us(t.created_at_us),
-                            if t.revoked_at_us.is_some() { "revoked" } else { "active" },
+                            if t.revoked_at_us.is_some() {
+                                "revoked"
+                            } else {
+                                "active"
+                            },
                             t.name
                         );
                     }
@@ -229,7 +251,9 @@ async fn run_token(cmd: TokenCmd) -> anyhow::Result<()> {
         TokenCmd::Revoke { cfg, id } => {
             let store = open_store(&cfg).await?;
             if !store.revoke_token(&id, now_us()).await? {
-                anyhow::bail!("no active token with id `{id}` (see `llmscope-collector token list`)");
+                anyhow::bail!(
+                    "no active token with id `{id}` (see `llmscope-collector token list`)"
+                );
             }
             eprintln!("revoked token {id}");
         }
@@ -239,11 +263,13 @@ async fn run_token(cmd: TokenCmd) -> anyhow::Result<()> {
 
 fn fmt_us(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64))
-        .to_string()
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_owned()
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64),
+    )
+    .to_string()
+    .replace('T', " ")
+    .trim_end_matches('Z')
+    .to_owned()
 }
 
 fn main() -> ExitCode {

@@ -96,13 +96,21 @@ pub async fn start(cfg: &Config, hook: Option<CommitHook>) -> Result<Running, Se
     tracing::info!(backend = store.backend(), url = %redact_url(&cfg.database_url), "database ready");
     if let Store::Postgres(pg) = &store {
         match pg.setup_timescale(cfg.retention).await {
-            Ok(true) => tracing::info!("timescaledb: hypertables with compression and retention policies"),
-            Ok(false) => tracing::info!("timescaledb not available: plain tables with a retention job"),
-            Err(e) => tracing::warn!(error = %e, "timescaledb setup failed: using plain tables with a retention job"),
+            Ok(true) => {
+                tracing::info!("timescaledb: hypertables with compression and retention policies")
+            }
+            Ok(false) => {
+                tracing::info!("timescaledb not available: plain tables with a retention job")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "timescaledb setup failed: using plain tables with a retention job")
+            }
         }
     }
     if cfg.insecure_no_auth {
-        tracing::warn!("ingest authentication is OFF (--insecure-no-auth): anyone who can reach the gRPC port can write any site");
+        tracing::warn!(
+            "ingest authentication is OFF (--insecure-no-auth): anyone who can reach the gRPC port can write any site"
+        );
     }
     let grpc_tls = tls::grpc_config(&cfg.tls)?;
     let http_tls = tls::http_config(&cfg.tls)?;
@@ -141,8 +149,18 @@ pub async fn start(cfg: &Config, hook: Option<CommitHook>) -> Result<Running, Se
 
     let grpc_listener = bind(cfg.grpc_listen).await?;
     let http_listener = bind(cfg.http_listen).await?;
-    let grpc_addr = grpc_listener.local_addr().map_err(|source| ServeError::Bind { addr: cfg.grpc_listen, source })?;
-    let http_addr = http_listener.local_addr().map_err(|source| ServeError::Bind { addr: cfg.http_listen, source })?;
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.grpc_listen,
+            source,
+        })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.http_listen,
+            source,
+        })?;
 
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -170,10 +188,19 @@ pub async fn start(cfg: &Config, hook: Option<CommitHook>) -> Result<Running, Se
         store: store.clone(),
         writer: writer.clone(),
     });
-    let http = tokio::spawn(http::serve(http_listener, app, http_tls, shutdown_rx.clone()));
+    let http = tokio::spawn(http::serve(
+        http_listener,
+        app,
+        http_tls,
+        shutdown_rx.clone(),
+    ));
     drop(writer);
 
-    let retention = tokio::spawn(retention_job(store.clone(), cfg.retention, cfg.retention_interval));
+    let retention = tokio::spawn(retention_job(
+        store.clone(),
+        cfg.retention,
+        cfg.retention_interval,
+    ));
     tracing::info!(%grpc_addr, %http_addr, tls = cfg.tls.cert.is_some(), mtls = cfg.tls.client_ca.is_some(), "collector listening");
     Ok(Running {
         grpc_addr,

@@ -1,6 +1,8 @@
 //! `llmscope-collector analyze` through the real binary: both formats, files and stdin, and
 //! every class of input error (exit code 2, a message naming file, line and column).
 
+#![allow(clippy::unwrap_used)]
+
 use assert_cmd::Command;
 use llmscope_spc::{Baseline, BaselineOptions, NelsonConfig, nelson};
 use serde_json::Value;

@@ -2,6 +2,8 @@
 //! failures, wrong-site tokens, request limits, health, reflection, TLS and mutual TLS, and
 //! graceful shutdown.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
@@ -20,7 +22,9 @@ async fn token(store: &Store, site: &str) -> String {
 }
 
 async fn client(addr: std::net::SocketAddr) -> IngestServiceClient<Channel> {
-    IngestServiceClient::connect(format!("http://{addr}")).await.unwrap()
+    IngestServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap()
 }
 
 fn authed<T>(msg: T, token: &str) -> Request<T> {
@@ -33,7 +37,9 @@ fn authed<T>(msg: T, token: &str) -> Request<T> {
 fn batch(seq: u64, n: usize, site: &str) -> IngestRequest {
     IngestRequest {
         batch_seq: seq,
-        samples: (0..n).map(|i| sample(site, "gpu-1", 700.0 + i as f64)).collect(),
+        samples: (0..n)
+            .map(|i| sample(site, "gpu-1", 700.0 + i as f64))
+            .collect(),
         telemetry: vec![telemetry(site, "gpu-1", 2)],
     }
 }
@@ -48,19 +54,33 @@ async fn push_and_stream_are_acked_after_commit_and_stored_once() {
         let mut c = client(running.grpc_addr).await;
 
         let first = batch(1, 50, "eu-west");
-        let ack = c.push(authed(first.clone(), &tok)).await.unwrap().into_inner();
-        assert_eq!((ack.batch_seq, ack.accepted_samples, ack.accepted_telemetry), (1, 50, 1));
+        let ack = c
+            .push(authed(first.clone(), &tok))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(
+            (ack.batch_seq, ack.accepted_samples, ack.accepted_telemetry),
+            (1, 50, 1)
+        );
         assert!(ack.rejected.is_empty());
         // the ack came after the commit: everything is readable now
         assert_eq!(store.count_samples().await.unwrap(), 50, "{backend:?}");
         assert_eq!(store.count_gpu_rows().await.unwrap(), 2);
         // a resend is acked again and stored once
-        let again = c.push(authed(first.clone(), &tok)).await.unwrap().into_inner();
+        let again = c
+            .push(authed(first.clone(), &tok))
+            .await
+            .unwrap()
+            .into_inner();
         assert_eq!(again.accepted_samples, 50);
         assert_eq!(store.count_samples().await.unwrap(), 50);
 
         let batches: Vec<IngestRequest> = (10..30).map(|s| batch(s, 100, "")).collect();
-        let ids: Vec<String> = batches.iter().flat_map(|b| b.samples.iter().map(|s| s.id.clone())).collect();
+        let ids: Vec<String> = batches
+            .iter()
+            .flat_map(|b| b.samples.iter().map(|s| s.id.clone()))
+            .collect();
         let outbound = tokio_stream::iter(batches);
         let mut acks = c.stream(authed(outbound, &tok)).await.unwrap().into_inner();
         let mut seqs = Vec::new();
@@ -69,9 +89,17 @@ async fn push_and_stream_are_acked_after_commit_and_stored_once() {
             assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
             seqs.push(ack.batch_seq);
         }
-        assert_eq!(seqs, (10..30).collect::<Vec<u64>>(), "one ack per batch, in order");
+        assert_eq!(
+            seqs,
+            (10..30).collect::<Vec<u64>>(),
+            "one ack per batch, in order"
+        );
         assert_eq!(store.count_samples().await.unwrap(), 50 + 2_000);
-        let stored = store.get_sample(ids[0].parse().unwrap()).await.unwrap().unwrap();
+        let stored = store
+            .get_sample(ids[0].parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.site, "eu-west", "empty site means the token's site");
         running.stop().await.unwrap();
         db.drop_db().await;
@@ -106,7 +134,11 @@ async fn bad_items_are_rejected_one_by_one_and_the_rest_is_stored() {
             (v1::ItemKind::Telemetry as i32, 0, "cpu_pct".into()),
         ]
     );
-    assert!(ack.rejected[1].reason.contains("may not be written with this token (it writes site `eu-west`)"));
+    assert!(
+        ack.rejected[1]
+            .reason
+            .contains("may not be written with this token (it writes site `eu-west`)")
+    );
     assert_eq!(running.store.count_samples().await.unwrap(), 2);
     running.stop().await.unwrap();
 }
@@ -126,13 +158,22 @@ async fn invalid_utf8_rejects_only_that_item() {
     bytes[pos] = 0xff;
     // send the raw bytes through a pass-through codec-free path: decode as the public type
     // fails, so use a raw HTTP/2 gRPC call via tonic's generic client
-    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr)).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let mut grpc = tonic::client::Grpc::new(channel);
     grpc.ready().await.unwrap();
     let mut r = Request::new(RawBytes(bytes));
-    r.metadata_mut().insert("authorization", format!("Bearer {tok}").parse().unwrap());
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {tok}").parse().unwrap());
     let resp: tonic::Response<RawBytes> = grpc
-        .unary(r, "/llmscope.v1.IngestService/Push".parse().unwrap(), RawCodec)
+        .unary(
+            r,
+            "/llmscope.v1.IngestService/Push".parse().unwrap(),
+            RawCodec,
+        )
         .await
         .unwrap();
     let ack = v1::IngestAck::decode(resp.into_inner().0.as_slice()).unwrap();
@@ -152,9 +193,17 @@ async fn authentication_failures_are_explicit() {
 
     let e = c.push(Request::new(batch(1, 1, "eu"))).await.unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
-    assert!(e.message().contains("missing `authorization: Bearer <token>`"), "{}", e.message());
+    assert!(
+        e.message()
+            .contains("missing `authorization: Bearer <token>`"),
+        "{}",
+        e.message()
+    );
 
-    let e = c.push(authed(batch(1, 1, "eu"), "llms_00000000_nope")).await.unwrap_err();
+    let e = c
+        .push(authed(batch(1, 1, "eu"), "llms_00000000_nope"))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     assert_eq!(e.message(), "unknown token");
 
@@ -165,8 +214,14 @@ async fn authentication_failures_are_explicit() {
 
     let (revoked, rec) = generate_token(Role::Ingest, Some("eu".into()), "old");
     store.insert_token(&rec).await.unwrap();
-    store.revoke_token(&rec.id, llmscope_collector::store::now_us()).await.unwrap();
-    let e = c.push(authed(batch(1, 1, "eu"), &revoked)).await.unwrap_err();
+    store
+        .revoke_token(&rec.id, llmscope_collector::store::now_us())
+        .await
+        .unwrap();
+    let e = c
+        .push(authed(batch(1, 1, "eu"), &revoked))
+        .await
+        .unwrap_err();
     assert_eq!(e.code(), Code::Unauthenticated);
     assert!(e.message().contains("revoked"));
 
@@ -205,16 +260,29 @@ async fn whole_request_limits_answer_with_a_status_naming_the_limit() {
     let mut c = client(running.grpc_addr).await;
     let e = c.push(authed(batch(1, 10, "eu"), &tok)).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
-    assert!(e.message().contains("has 11 items") && e.message().contains("the limit is 10"), "{}", e.message());
+    assert!(
+        e.message().contains("has 11 items") && e.message().contains("the limit is 10"),
+        "{}",
+        e.message()
+    );
     let mut big = batch(2, 1, "eu");
     big.samples[0].error = "x".repeat(1000);
-    big.samples[0].labels = (0..15).map(|i| (format!("k{i}"), "v".repeat(250))).collect();
+    big.samples[0].labels = (0..15)
+        .map(|i| (format!("k{i}"), "v".repeat(250)))
+        .collect();
     let e = c.push(authed(big, &tok)).await.unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
-    assert!(e.message().contains("4096"), "names the limit: {}", e.message());
+    assert!(
+        e.message().contains("4096"),
+        "names the limit: {}",
+        e.message()
+    );
     // on a stream the limit ends the stream with the status
     let mut acks = c
-        .stream(authed(tokio_stream::iter(vec![batch(1, 2, "eu"), batch(2, 20, "eu")]), &tok))
+        .stream(authed(
+            tokio_stream::iter(vec![batch(1, 2, "eu"), batch(2, 20, "eu")]),
+            &tok,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -234,9 +302,15 @@ async fn health_and_reflection_are_served() {
     };
     let db = TestDb::new(Backend::Sqlite).await;
     let running = start(&config(db.url())).await;
-    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr)).unwrap().connect().await.unwrap();
+    let channel = Channel::from_shared(format!("http://{}", running.grpc_addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
     let status = HealthClient::new(channel.clone())
-        .check(HealthCheckRequest { service: "llmscope.v1.IngestService".into() })
+        .check(HealthCheckRequest {
+            service: "llmscope.v1.IngestService".into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -256,8 +330,14 @@ async fn health_and_reflection_are_served() {
         panic!("unexpected reflection answer");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(names.contains(&"llmscope.v1.IngestService".to_string()), "{names:?}");
-    assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+    assert!(
+        names.contains(&"llmscope.v1.IngestService".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_string()),
+        "{names:?}"
+    );
     running.stop().await.unwrap();
 }
 
@@ -270,14 +350,19 @@ async fn graceful_stop_acks_in_flight_batches_then_ends_streams() {
     let mut c = client(running.grpc_addr).await;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let mut acks = c
-        .stream(authed(tokio_stream::wrappers::ReceiverStream::new(rx), &tok))
+        .stream(authed(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+            &tok,
+        ))
         .await
         .unwrap()
         .into_inner();
     tx.send(batch(1, 10, "eu")).await.unwrap();
     assert_eq!(acks.message().await.unwrap().unwrap().batch_seq, 1);
     let stopping = tokio::spawn(running.stop());
-    let end = tokio::time::timeout(Duration::from_secs(10), acks.message()).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(10), acks.message())
+        .await
+        .unwrap();
     let e = end.unwrap_err();
     assert_eq!(e.code(), Code::Unavailable);
     assert!(e.message().contains("shutting down"));
@@ -322,7 +407,12 @@ mod certs {
     }
 }
 
-async fn https_get(addr: std::net::SocketAddr, ca: &str, client: Option<(&str, &str)>, path: &str) -> Result<String, String> {
+async fn https_get(
+    addr: std::net::SocketAddr,
+    ca: &str,
+    client: Option<(&str, &str)>,
+    path: &str,
+) -> Result<String, String> {
     use std::sync::Arc;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     llmscope_collector::tls::install_crypto_provider();
@@ -334,23 +424,33 @@ async fn https_get(addr: std::net::SocketAddr, ca: &str, client: Option<(&str, &
     let cfg = match client {
         Some((cert, key)) => builder
             .with_client_auth_cert(
-                rustls_pemfile::certs(&mut cert.as_bytes()).map(|c| c.unwrap()).collect(),
-                rustls_pemfile::private_key(&mut key.as_bytes()).unwrap().unwrap(),
+                rustls_pemfile::certs(&mut cert.as_bytes())
+                    .map(|c| c.unwrap())
+                    .collect(),
+                rustls_pemfile::private_key(&mut key.as_bytes())
+                    .unwrap()
+                    .unwrap(),
             )
             .unwrap(),
         None => builder.with_no_client_auth(),
     };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
-    let tcp = tokio::net::TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut tls = connector
         .connect("localhost".try_into().unwrap(), tcp)
         .await
         .map_err(|e| e.to_string())?;
-    tls.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
+    tls.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut out = String::new();
+    tls.read_to_string(&mut out)
         .await
         .map_err(|e| e.to_string())?;
-    let mut out = String::new();
-    tls.read_to_string(&mut out).await.map_err(|e| e.to_string())?;
     Ok(out)
 }
 
@@ -363,7 +463,11 @@ async fn tls_and_mutual_tls_on_grpc_and_http() {
         std::fs::write(&p, text).unwrap();
         p
     };
-    let (ca, cert, key) = (write("ca.pem", &pki.ca), write("server.pem", &pki.server_cert), write("server.key", &pki.server_key));
+    let (ca, cert, key) = (
+        write("ca.pem", &pki.ca),
+        write("server.pem", &pki.server_cert),
+        write("server.key", &pki.server_key),
+    );
     let db = TestDb::new(Backend::Sqlite).await;
 
     // server TLS only
@@ -372,42 +476,94 @@ async fn tls_and_mutual_tls_on_grpc_and_http() {
     cfg.tls.key = Some(key.clone());
     let running = start(&cfg).await;
     let tok = token(&running.store, "eu").await;
-    let tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&pki.ca)).domain_name("localhost");
-    let channel = Channel::from_shared(format!("https://{}", running.grpc_addr)).unwrap().tls_config(tls.clone()).unwrap().connect().await.unwrap();
-    let ack = IngestServiceClient::new(channel).push(authed(batch(1, 3, "eu"), &tok)).await.unwrap().into_inner();
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca))
+        .domain_name("localhost");
+    let channel = Channel::from_shared(format!("https://{}", running.grpc_addr))
+        .unwrap()
+        .tls_config(tls.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let ack = IngestServiceClient::new(channel)
+        .push(authed(batch(1, 3, "eu"), &tok))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(ack.accepted_samples, 3);
     // a plaintext client cannot talk to it
     let plain = client_result(running.grpc_addr).await;
     assert!(plain.is_err(), "plaintext must fail against TLS");
-    let page = https_get(running.http_addr, &pki.ca, None, "/healthz").await.unwrap();
+    let page = https_get(running.http_addr, &pki.ca, None, "/healthz")
+        .await
+        .unwrap();
     assert!(page.starts_with("HTTP/1.1 200"), "{page}");
     running.stop().await.unwrap();
 
     // mutual TLS
     cfg.tls.client_ca = Some(ca);
     let running = start(&cfg).await;
-    let no_cert = Channel::from_shared(format!("https://{}", running.grpc_addr)).unwrap().tls_config(tls.clone()).unwrap().connect().await;
+    let no_cert = Channel::from_shared(format!("https://{}", running.grpc_addr))
+        .unwrap()
+        .tls_config(tls.clone())
+        .unwrap()
+        .connect()
+        .await;
     let refused = match no_cert {
         Err(_) => true,
-        Ok(ch) => IngestServiceClient::new(ch).push(authed(batch(2, 1, "eu"), &tok)).await.is_err(),
+        Ok(ch) => IngestServiceClient::new(ch)
+            .push(authed(batch(2, 1, "eu"), &tok))
+            .await
+            .is_err(),
     };
     assert!(refused, "a client without a certificate is refused");
     let with_cert = tls.identity(Identity::from_pem(&pki.client_cert, &pki.client_key));
-    let channel = Channel::from_shared(format!("https://{}", running.grpc_addr)).unwrap().tls_config(with_cert).unwrap().connect().await.unwrap();
-    let ack = IngestServiceClient::new(channel).push(authed(batch(3, 2, "eu"), &tok)).await.unwrap().into_inner();
+    let channel = Channel::from_shared(format!("https://{}", running.grpc_addr))
+        .unwrap()
+        .tls_config(with_cert)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let ack = IngestServiceClient::new(channel)
+        .push(authed(batch(3, 2, "eu"), &tok))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(ack.accepted_samples, 2);
-    assert!(https_get(running.http_addr, &pki.ca, None, "/healthz").await.map(|p| !p.starts_with("HTTP/1.1 200")).unwrap_or(true));
-    let page = https_get(running.http_addr, &pki.ca, Some((&pki.client_cert, &pki.client_key)), "/readyz").await.unwrap();
-    assert!(page.starts_with("HTTP/1.1 200") && page.contains("\"ready\""), "{page}");
+    assert!(
+        https_get(running.http_addr, &pki.ca, None, "/healthz")
+            .await
+            .map(|p| !p.starts_with("HTTP/1.1 200"))
+            .unwrap_or(true)
+    );
+    let page = https_get(
+        running.http_addr,
+        &pki.ca,
+        Some((&pki.client_cert, &pki.client_key)),
+        "/readyz",
+    )
+    .await
+    .unwrap();
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.contains("\"ready\""),
+        "{page}"
+    );
     assert_eq!(running.store.count_samples().await.unwrap(), 5);
     running.stop().await.unwrap();
 }
 
 async fn client_result(addr: std::net::SocketAddr) -> Result<v1::IngestAck, String> {
-    let mut c = IngestServiceClient::connect(format!("http://{addr}")).await.map_err(|e| e.to_string())?;
-    let r = tokio::time::timeout(Duration::from_secs(5), c.push(Request::new(batch(1, 1, "eu"))))
+    let mut c = IngestServiceClient::connect(format!("http://{addr}"))
         .await
-        .map_err(|_| "timeout".to_string())?;
+        .map_err(|e| e.to_string())?;
+    let r = tokio::time::timeout(
+        Duration::from_secs(5),
+        c.push(Request::new(batch(1, 1, "eu"))),
+    )
+    .await
+    .map_err(|_| "timeout".to_string())?;
     r.map(|r| r.into_inner()).map_err(|e| e.to_string())
 }
 
@@ -434,7 +590,11 @@ impl tonic::codec::Codec for RawCodec {
 impl tonic::codec::Encoder for RawEnc {
     type Item = RawBytes;
     type Error = tonic::Status;
-    fn encode(&mut self, item: RawBytes, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), tonic::Status> {
+    fn encode(
+        &mut self,
+        item: RawBytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
         use bytes_buf::BufMut;
         dst.put_slice(&item.0);
         Ok(())
@@ -444,7 +604,10 @@ impl tonic::codec::Encoder for RawEnc {
 impl tonic::codec::Decoder for RawDec {
     type Item = RawBytes;
     type Error = tonic::Status;
-    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<RawBytes>, tonic::Status> {
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<RawBytes>, tonic::Status> {
         use bytes_buf::Buf;
         let mut v = vec![0u8; src.remaining()];
         src.copy_to_slice(&mut v);

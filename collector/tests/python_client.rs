@@ -2,6 +2,8 @@
 //! `grpcio-tools` from the public .proto, in a venv its script creates) pushes and streams
 //! batches; the acks it reports and the rows stored must agree.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::HashSet;
@@ -15,11 +17,19 @@ use serde_json::Value;
 
 fn run_client(args: &[&str]) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/python/run.sh");
-    let out = Command::new("bash").arg(&script).args(args).output().expect("run the python client");
+    let out = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .output()
+        .expect("run the python client");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "python client failed: {stderr}\n{stdout}");
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("one JSON object expected ({e}): {stdout}"))
+    assert!(
+        out.status.success(),
+        "python client failed: {stderr}\n{stdout}"
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("one JSON object expected ({e}): {stdout}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -32,31 +42,53 @@ async fn python_grpcio_client_pushes_and_streams() {
 
     let mut all_ids = HashSet::new();
     for mode in ["push", "stream"] {
-        let args: Vec<String> = ["--target", &target, "--token", &token, "--site", "lab", "--count", "300", "--batch", "50", "--mode", mode, "--bad", "--json"]
-            .map(String::from)
-            .to_vec();
-        let out = tokio::task::spawn_blocking(move || run_client(&args.iter().map(String::as_str).collect::<Vec<_>>()))
-            .await
-            .unwrap();
+        let args: Vec<String> = [
+            "--target", &target, "--token", &token, "--site", "lab", "--count", "300", "--batch",
+            "50", "--mode", mode, "--bad", "--json",
+        ]
+        .map(String::from)
+        .to_vec();
+        let out = tokio::task::spawn_blocking(move || {
+            run_client(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
         assert_eq!(out["sent"], 300, "{mode}: {out}");
         assert_eq!(out["accepted_samples"], 300, "{mode}: {out}");
         let rejected = out["rejected"].as_array().unwrap();
-        assert_eq!(rejected.len(), out["sent_invalid"].as_u64().unwrap() as usize);
-        let fields: HashSet<&str> = rejected.iter().map(|r| r["field"].as_str().unwrap()).collect();
-        assert_eq!(fields, HashSet::from(["latency_ms", "ttft_ms", "model", "id"]), "{mode}");
+        assert_eq!(
+            rejected.len(),
+            out["sent_invalid"].as_u64().unwrap() as usize
+        );
+        let fields: HashSet<&str> = rejected
+            .iter()
+            .map(|r| r["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            fields,
+            HashSet::from(["latency_ms", "ttft_ms", "model", "id"]),
+            "{mode}"
+        );
         for id in out["ids"].as_array().unwrap() {
             all_ids.insert(id.as_str().unwrap().parse::<uuid::Uuid>().unwrap());
         }
     }
     let stored = running.store.sample_id_counts().await.unwrap();
     let stored_ids: HashSet<uuid::Uuid> = stored.iter().map(|(id, _)| *id).collect();
-    assert_eq!(stored_ids, all_ids, "every acked id is stored, nothing else");
+    assert_eq!(
+        stored_ids, all_ids,
+        "every acked id is stored, nothing else"
+    );
     assert!(stored.iter().all(|(_, n)| *n == 1));
 
     // a wrong token is refused with the gRPC status on stderr and exit code 1
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/clients/python/run.sh");
     let out = tokio::task::spawn_blocking(move || {
-        Command::new("bash").arg(script).args(["--target", &target, "--token", "llms_0_bad", "--count", "1"]).output().unwrap()
+        Command::new("bash")
+            .arg(script)
+            .args(["--target", &target, "--token", "llms_0_bad", "--count", "1"])
+            .output()
+            .unwrap()
     })
     .await
     .unwrap();

@@ -1,5 +1,7 @@
 //! The same store test suite against SQLite and PostgreSQL.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -65,7 +67,14 @@ where
     for backend in BACKENDS {
         let db = TestDb::new(backend).await;
         let store = db.store().await;
-        assert_eq!(store.backend(), if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
+        assert_eq!(
+            store.backend(),
+            if backend == Backend::Sqlite {
+                "sqlite"
+            } else {
+                "postgres"
+            }
+        );
         f(store, backend).await;
         db.drop_db().await;
     }
@@ -83,7 +92,10 @@ async fn batches_round_trip_every_field() {
         failed.error = Some("read timeout after 30s".into());
         failed.labels.clear();
         let rows = vec![row(0), failed.clone()];
-        store.write_batch(&rows, &[tele(now_us(), 2)]).await.unwrap();
+        store
+            .write_batch(&rows, &[tele(now_us(), 2)])
+            .await
+            .unwrap();
         for r in &rows {
             let got = store.get_sample(r.id).await.unwrap().expect("stored");
             assert_eq!(&got, r, "{backend:?}");
@@ -100,9 +112,15 @@ async fn writes_are_idempotent_within_and_across_batches() {
     each_backend(|store, backend| async move {
         let rows: Vec<SampleRow> = (0..500).map(row).collect();
         let t = tele(now_us(), 1);
-        store.write_batch(&rows, std::slice::from_ref(&t)).await.unwrap();
+        store
+            .write_batch(&rows, std::slice::from_ref(&t))
+            .await
+            .unwrap();
         // resend the same batch, and a batch that repeats an id inside itself
-        store.write_batch(&rows, std::slice::from_ref(&t)).await.unwrap();
+        store
+            .write_batch(&rows, std::slice::from_ref(&t))
+            .await
+            .unwrap();
         let dup = vec![rows[0].clone(), rows[0].clone(), row(900)];
         store.write_batch(&dup, &[t.clone(), t]).await.unwrap();
         assert_eq!(store.count_samples().await.unwrap(), 501, "{backend:?}");
@@ -132,21 +150,44 @@ async fn tokens_store_only_hashes_and_revoke() {
         store.insert_token(&rec).await.unwrap();
         let (_, admin) = generate_token(Role::Admin, None, "ops");
         store.insert_token(&admin).await.unwrap();
-        let found = store.find_token(&hash_token(&secret)).await.unwrap().expect("found");
+        let found = store
+            .find_token(&hash_token(&secret))
+            .await
+            .unwrap()
+            .expect("found");
         assert_eq!(found.id, rec.id);
         assert_eq!(found.site.as_deref(), Some("eu-west"));
         assert_eq!(found.role, Role::Ingest);
         assert!(found.revoked_at_us.is_none());
-        assert!((found.created_at_us - rec.created_at_us).abs() <= 1, "{backend:?}");
+        assert!(
+            (found.created_at_us - rec.created_at_us).abs() <= 1,
+            "{backend:?}"
+        );
         let list = store.list_tokens().await.unwrap();
         assert_eq!(list.len(), 2);
-        assert!(list.iter().all(|t| !t.hash.contains(&secret) && t.hash != secret));
+        assert!(
+            list.iter()
+                .all(|t| !t.hash.contains(&secret) && t.hash != secret)
+        );
         assert!(store.revoke_token(&rec.id, now_us()).await.unwrap());
-        assert!(!store.revoke_token(&rec.id, now_us()).await.unwrap(), "already revoked");
+        assert!(
+            !store.revoke_token(&rec.id, now_us()).await.unwrap(),
+            "already revoked"
+        );
         assert!(!store.revoke_token("nope", now_us()).await.unwrap());
-        let found = store.find_token(&hash_token(&secret)).await.unwrap().expect("still listed");
+        let found = store
+            .find_token(&hash_token(&secret))
+            .await
+            .unwrap()
+            .expect("still listed");
         assert!(found.revoked_at_us.is_some());
-        assert!(store.find_token(&hash_token("llms_x_y")).await.unwrap().is_none());
+        assert!(
+            store
+                .find_token(&hash_token("llms_x_y"))
+                .await
+                .unwrap()
+                .is_none()
+        );
     })
     .await;
 }
@@ -187,7 +228,10 @@ async fn reopening_keeps_data_and_migrations_are_idempotent() {
         let r = row(3);
         {
             let store = db.store().await;
-            store.write_batch(std::slice::from_ref(&r), &[]).await.unwrap();
+            store
+                .write_batch(std::slice::from_ref(&r), &[])
+                .await
+                .unwrap();
         }
         let store = db.store().await;
         assert_eq!(store.get_sample(r.id).await.unwrap().as_ref(), Some(&r));

@@ -8,7 +8,11 @@
 //! - [`FILE_DESCRIPTOR_SET`]: the encoded descriptors of the public contract, for gRPC server
 //!   reflection.
 
-#![allow(missing_docs, clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+#![allow(
+    missing_docs,
+    clippy::doc_lazy_continuation,
+    clippy::large_enum_variant
+)]
 
 /// Generated from `llmscope/v1/ingest.proto` (package `llmscope.v1`).
 pub mod v1 {
@@ -49,7 +53,9 @@ mod tests {
             status: v1::CallStatus::Ok as i32,
             http_status: Some(200),
             error: "none".into(),
-            labels: [("replica".to_string(), "b".to_string())].into_iter().collect(),
+            labels: [("replica".to_string(), "b".to_string())]
+                .into_iter()
+                .collect(),
         };
         let telemetry = v1::Telemetry {
             ts_unix_nanos: 5,
@@ -89,15 +95,30 @@ mod tests {
         assert_eq!(s.error, b"none");
         assert_eq!(s.ts_unix_nanos, sample.ts_unix_nanos);
         assert_eq!((s.latency_ms, s.ttft_ms), (812.5, Some(120.25)));
-        assert_eq!((s.tokens_in, s.tokens_out, s.http_status), (Some(12), Some(64), Some(200)));
+        assert_eq!(
+            (s.tokens_in, s.tokens_out, s.http_status),
+            (Some(12), Some(64), Some(200))
+        );
         assert_eq!((s.source, s.status), (sample.source, sample.status));
         assert_eq!(s.labels.len(), 1);
-        assert_eq!((s.labels[0].key.as_slice(), s.labels[0].value.as_slice()), (&b"replica"[..], &b"b"[..]));
+        assert_eq!(
+            (s.labels[0].key.as_slice(), s.labels[0].value.as_slice()),
+            (&b"replica"[..], &b"b"[..])
+        );
         let t = &w.telemetry[0];
-        assert_eq!((t.site.as_slice(), t.host.as_slice()), (&b"eu-west"[..], &b"gpu-1"[..]));
-        assert_eq!((t.cpu_pct, t.mem_used_bytes, t.mem_total_bytes, t.load1), (12.5, 1, 2, 0.5));
+        assert_eq!(
+            (t.site.as_slice(), t.host.as_slice()),
+            (&b"eu-west"[..], &b"gpu-1"[..])
+        );
+        assert_eq!(
+            (t.cpu_pct, t.mem_used_bytes, t.mem_total_bytes, t.load1),
+            (12.5, 1, 2, 0.5)
+        );
         let g = &t.gpus[0];
-        assert_eq!((g.uuid.as_slice(), g.name.as_slice()), (&b"GPU-1"[..], &b"H100"[..]));
+        assert_eq!(
+            (g.uuid.as_slice(), g.name.as_slice()),
+            (&b"GPU-1"[..], &b"H100"[..])
+        );
         assert_eq!((g.index, g.sm_clock_mhz, g.throttle_reasons), (1, 1980, 4));
         assert_eq!((g.util_pct, g.temp_c, g.power_w), (90.0, 70.0, 300.0));
         // and the ack round-trips between the two

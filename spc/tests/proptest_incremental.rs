@@ -1,6 +1,8 @@
 //! Property: for random series and random rule parameters, the incremental evaluator, the
 //! batch function and the naive window-rescanning reference give identical flags.
 
+#![allow(clippy::unwrap_used)]
+
 use llmscope_spc::nelson::{self, NelsonConfig, NelsonState, TiePolicy, reference};
 use proptest::prelude::*;
 

@@ -1,6 +1,8 @@
 //! The public Nelson test vectors (a copy of `shared/spc/nelson-vectors.json`) must pass
 //! exactly, through the incremental evaluator, the batch function and the naive reference.
 
+#![allow(clippy::unwrap_used)]
+
 use llmscope_spc::nelson::{self, NelsonConfig, flags_by_rule, reference};
 use serde_json::Value;
 

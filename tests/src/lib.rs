@@ -39,7 +39,12 @@ impl Collector {
     pub async fn start(database_url: &str, extra: &[&str]) -> Collector {
         let mut child = Command::new(bin("llmscope-collector"))
             .args(["serve", "--database-url", database_url])
-            .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args([
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("LLMSCOPE_LOG", "warn")
             .stdout(Stdio::piped())
@@ -80,7 +85,9 @@ impl Collector {
     /// SIGTERM and wait for a clean exit; returns whether it exited successfully.
     pub async fn terminate(mut self) -> bool {
         if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+            let _ = std::process::Command::new("kill")
+                .arg(pid.to_string())
+                .status();
         }
         matches!(
             tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await,

@@ -2,6 +2,8 @@
 //! resend what was not acked; afterwards every sample the client was told was accepted is
 //! stored exactly once — and so is everything it resent.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -57,7 +59,9 @@ async fn stream_until(
     let mut acks = c.stream(req).await?.into_inner();
     let mut n = 0;
     while let Some(ack) = acks.message().await? {
-        let b = pending.remove(&ack.batch_seq).expect("ack for a batch we sent");
+        let b = pending
+            .remove(&ack.batch_seq)
+            .expect("ack for a batch we sent");
         assert_eq!(ack.accepted_samples as usize, b.samples.len());
         acked.extend(b.samples.into_iter().map(|s| s.id));
         n += 1;
@@ -106,7 +110,10 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
     pending = rest;
     acked.extend(got);
     let acked_before_crash = acked.len();
-    assert!(acked_before_crash > 0, "some batches were acked before the crash");
+    assert!(
+        acked_before_crash > 0,
+        "some batches were acked before the crash"
+    );
 
     // restart on the same database; resend everything unacked until all is acked
     let collector = Collector::start(&url, &[]).await;
@@ -114,7 +121,14 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
         if pending.is_empty() {
             break;
         }
-        let _ = stream_until(&collector.grpc, &token, &mut pending, &mut acked, usize::MAX).await;
+        let _ = stream_until(
+            &collector.grpc,
+            &token,
+            &mut pending,
+            &mut acked,
+            usize::MAX,
+        )
+        .await;
     }
     assert!(pending.is_empty(), "everything is eventually acked");
     assert!(collector.terminate().await, "clean exit on SIGTERM");
@@ -124,5 +138,8 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
     let stored: HashSet<String> = counts.iter().map(|(id, _)| id.to_string()).collect();
     assert!(counts.iter().all(|(_, n)| *n == 1), "no duplicates");
     assert_eq!(acked, all_ids, "every batch was acked in the end");
-    assert_eq!(stored, all_ids, "every acked sample stored exactly once, nothing else");
+    assert_eq!(
+        stored, all_ids,
+        "every acked sample stored exactly once, nothing else"
+    );
 }

@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
-use llmscope_proto::wire::{
-    IngestAck, IngestRequest, ingest_service_server::IngestService,
-};
+use llmscope_proto::wire::{IngestAck, IngestRequest, ingest_service_server::IngestService};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -50,7 +48,12 @@ type AckStream = Pin<Box<dyn Stream<Item = Result<IngestAck, Status>> + Send>>;
 
 impl IngestServer {
     /// A service writing through `writer`; `shutdown` turning true ends open streams.
-    pub fn new(auth: Authenticator, writer: Writer, limits: IngestLimits, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        auth: Authenticator,
+        writer: Writer,
+        limits: IngestLimits,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         IngestServer {
             auth,
             writer,
@@ -95,16 +98,27 @@ impl IngestServer {
             rejected: v.rejected,
         };
         if !ack.rejected.is_empty() {
-            tracing::debug!(batch_seq = seq, rejected = ack.rejected.len(), "items rejected");
+            tracing::debug!(
+                batch_seq = seq,
+                rejected = ack.rejected.len(),
+                "items rejected"
+            );
         }
         let pending = if v.samples.is_empty() && v.telemetry.is_empty() {
             None
         } else {
-            Some(self.writer.submit(v.samples, v.telemetry).await.map_err(write_status)?)
+            Some(
+                self.writer
+                    .submit(v.samples, v.telemetry)
+                    .await
+                    .map_err(write_status)?,
+            )
         };
         Ok(async move {
             if let Some(rx) = pending {
-                rx.await.unwrap_or(Err(WriteError::Closed)).map_err(write_status)?;
+                rx.await
+                    .unwrap_or(Err(WriteError::Closed))
+                    .map_err(write_status)?;
             }
             Ok(ack)
         })
@@ -113,7 +127,9 @@ impl IngestServer {
 
 fn write_status(e: WriteError) -> Status {
     match e {
-        WriteError::Closed => Status::unavailable("the collector is shutting down; resend unacked batches"),
+        WriteError::Closed => {
+            Status::unavailable("the collector is shutting down; resend unacked batches")
+        }
         WriteError::Failed(m) => Status::internal(format!("batch not stored: {m}")),
     }
 }
@@ -123,7 +139,12 @@ impl IngestService for IngestServer {
     async fn push(&self, request: Request<IngestRequest>) -> Result<Response<IngestAck>, Status> {
         let who = self.auth.authenticate(request.metadata()).await?;
         let req = request.into_inner();
-        let span = tracing::info_span!("ingest_batch", batch_seq = req.batch_seq, rpc = "push", site = who.site.as_deref().unwrap_or("*"));
+        let span = tracing::info_span!(
+            "ingest_batch",
+            batch_seq = req.batch_seq,
+            rpc = "push",
+            site = who.site.as_deref().unwrap_or("*")
+        );
         async move {
             let ack = self.start_batch(req, &who).await?.await?;
             Ok(Response::new(ack))
@@ -144,7 +165,10 @@ impl IngestService for IngestServer {
         let (tx, rx) = mpsc::channel::<Result<IngestAck, Status>>(window + 1);
         let this = self.clone();
         let mut shutdown = self.shutdown.clone();
-        tracing::info!(token = who.token_id.as_deref().unwrap_or("-"), "ingest stream opened");
+        tracing::info!(
+            token = who.token_id.as_deref().unwrap_or("-"),
+            "ingest stream opened"
+        );
         tokio::spawn(async move {
             let mut inflight = FuturesOrdered::new();
             let mut reading = true;

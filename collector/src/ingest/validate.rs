@@ -55,12 +55,16 @@ fn fail(field: &str, reason: impl Into<String>) -> Fail {
 }
 
 fn text(field: &str, bytes: Vec<u8>, max: usize, required: bool) -> Result<String, Fail> {
-    let s = String::from_utf8(bytes).map_err(|_| fail(field, format!("{field} is not valid UTF-8")))?;
+    let s =
+        String::from_utf8(bytes).map_err(|_| fail(field, format!("{field} is not valid UTF-8")))?;
     if required && s.trim().is_empty() {
         return Err(fail(field, format!("{field} is empty")));
     }
     if s.len() > max {
-        return Err(fail(field, format!("{field} is {} bytes; at most {max} allowed", s.len())));
+        return Err(fail(
+            field,
+            format!("{field} is {} bytes; at most {max} allowed", s.len()),
+        ));
     }
     Ok(s)
 }
@@ -73,14 +77,20 @@ fn site(field: &str, raw: Vec<u8>, who: &Principal) -> Result<String, Fail> {
             field,
             format!("site `{s}` may not be written with this token (it writes site `{own}`)"),
         )),
-        (None, true) => Err(fail(field, "site is empty (with --insecure-no-auth every item must name its site)")),
+        (None, true) => Err(fail(
+            field,
+            "site is empty (with --insecure-no-auth every item must name its site)",
+        )),
         _ => Ok(s),
     }
 }
 
 fn timestamp(field: &str, ns: i64, b: &Bounds) -> Result<i64, Fail> {
     if ns <= 0 {
-        return Err(fail(field, format!("{field} is missing or not positive ({ns})")));
+        return Err(fail(
+            field,
+            format!("{field} is missing or not positive ({ns})"),
+        ));
     }
     let us = ns / 1_000;
     if us > b.now_us + b.max_future_us {
@@ -107,9 +117,15 @@ fn timestamp(field: &str, ns: i64, b: &Bounds) -> Result<i64, Fail> {
 
 fn non_negative(field: &str, x: f64) -> Result<f64, Fail> {
     if x.is_nan() {
-        Err(fail(field, format!("{field} is NaN; it must be a finite number >= 0")))
+        Err(fail(
+            field,
+            format!("{field} is NaN; it must be a finite number >= 0"),
+        ))
     } else if x.is_infinite() {
-        Err(fail(field, format!("{field} is infinite; it must be a finite number >= 0")))
+        Err(fail(
+            field,
+            format!("{field} is infinite; it must be a finite number >= 0"),
+        ))
     } else if x < 0.0 {
         Err(fail(field, format!("{field} is {x}; it must be >= 0")))
     } else {
@@ -120,9 +136,13 @@ fn non_negative(field: &str, x: f64) -> Result<f64, Fail> {
 fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<SampleRow, Fail> {
     let id_text = text("id", s.id, 64, false)?;
     if id_text.is_empty() {
-        return Err(fail("id", "id is missing; every sample needs a UUID (v7 recommended)"));
+        return Err(fail(
+            "id",
+            "id is missing; every sample needs a UUID (v7 recommended)",
+        ));
     }
-    let id = Uuid::parse_str(&id_text).map_err(|_| fail("id", format!("id `{id_text}` is not a UUID")))?;
+    let id = Uuid::parse_str(&id_text)
+        .map_err(|_| fail("id", format!("id `{id_text}` is not a UUID")))?;
     let site = site("site", s.site, who)?;
     let host = text("host", s.host, MAX_NAME, true)?;
     let provider = text("provider", s.provider, MAX_PROVIDER, true)?;
@@ -132,13 +152,23 @@ fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<SampleRow, Fai
         Ok(wire::Source::Probe) => Source::Probe,
         Ok(wire::Source::Proxy) => Source::Proxy,
         Ok(wire::Source::Client | wire::Source::Unspecified) => Source::Client,
-        Err(_) => return Err(fail("source", format!("source {} is not a known value", s.source))),
+        Err(_) => {
+            return Err(fail(
+                "source",
+                format!("source {} is not a known value", s.source),
+            ));
+        }
     };
     let status = match wire::CallStatus::try_from(s.status) {
         Ok(wire::CallStatus::Ok | wire::CallStatus::Unspecified) => CallStatus::Ok,
         Ok(wire::CallStatus::Error) => CallStatus::Error,
         Ok(wire::CallStatus::Timeout) => CallStatus::Timeout,
-        Err(_) => return Err(fail("status", format!("status {} is not a known value", s.status))),
+        Err(_) => {
+            return Err(fail(
+                "status",
+                format!("status {} is not a known value", s.status),
+            ));
+        }
     };
     let latency_ms = non_negative("latency_ms", s.latency_ms)?;
     let ttft_ms = s.ttft_ms.map(|t| non_negative("ttft_ms", t)).transpose()?;
@@ -153,7 +183,10 @@ fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<SampleRow, Fai
     if let Some(h) = s.http_status
         && !(100..=599).contains(&h)
     {
-        return Err(fail("http_status", format!("http_status {h} is not between 100 and 599")));
+        return Err(fail(
+            "http_status",
+            format!("http_status {h} is not between 100 and 599"),
+        ));
     }
     let error = text("error", s.error, MAX_ERROR, false)?;
     if s.labels.len() > MAX_LABELS {
@@ -164,20 +197,30 @@ fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<SampleRow, Fai
     }
     let mut labels = BTreeMap::new();
     for entry in s.labels {
-        let key = String::from_utf8(entry.key).map_err(|_| fail("labels", "a label key is not valid UTF-8"))?;
+        let key = String::from_utf8(entry.key)
+            .map_err(|_| fail("labels", "a label key is not valid UTF-8"))?;
         let field = format!("labels.{key}");
         if key.is_empty() {
             return Err(fail("labels", "a label key is empty"));
         }
         if key.len() > MAX_LABEL_KEY {
-            return Err(fail(&field, format!("label key is {} bytes; at most {MAX_LABEL_KEY} allowed", key.len())));
+            return Err(fail(
+                &field,
+                format!(
+                    "label key is {} bytes; at most {MAX_LABEL_KEY} allowed",
+                    key.len()
+                ),
+            ));
         }
         let value = String::from_utf8(entry.value)
             .map_err(|_| fail(&field, format!("label `{key}` value is not valid UTF-8")))?;
         if value.len() > MAX_LABEL_VALUE {
             return Err(fail(
                 &field,
-                format!("label `{key}` value is {} bytes; at most {MAX_LABEL_VALUE} allowed", value.len()),
+                format!(
+                    "label `{key}` value is {} bytes; at most {MAX_LABEL_VALUE} allowed",
+                    value.len()
+                ),
             ));
         }
         labels.insert(key, value);
@@ -203,7 +246,10 @@ fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<SampleRow, Fai
 
 fn pct(field: &str, x: f64) -> Result<f64, Fail> {
     if !x.is_finite() || !(0.0..=100.0).contains(&x) {
-        return Err(fail(field, format!("{field} is {x}; it must be between 0 and 100")));
+        return Err(fail(
+            field,
+            format!("{field} is {x}; it must be between 0 and 100"),
+        ));
     }
     Ok(x)
 }
@@ -219,17 +265,24 @@ fn telemetry(t: wire::Telemetry, who: &Principal, b: &Bounds) -> Result<Telemetr
     let cpu_pct = pct("cpu_pct", t.cpu_pct)?;
     let load1 = non_negative("load1", t.load1)?;
     if t.gpus.len() > MAX_GPUS {
-        return Err(fail("gpus", format!("{} GPUs; at most {MAX_GPUS} allowed", t.gpus.len())));
+        return Err(fail(
+            "gpus",
+            format!("{} GPUs; at most {MAX_GPUS} allowed", t.gpus.len()),
+        ));
     }
     let mut gpus = Vec::with_capacity(t.gpus.len());
     let mut seen = std::collections::HashSet::new();
     for (i, g) in t.gpus.into_iter().enumerate() {
         let f = |name: &str| format!("gpus[{i}].{name}");
         if !seen.insert(g.index) {
-            return Err(fail(&f("index"), format!("GPU index {} appears twice", g.index)));
+            return Err(fail(
+                &f("index"),
+                format!("GPU index {} appears twice", g.index),
+            ));
         }
         gpus.push(GpuRow {
-            index: i32::try_from(g.index).map_err(|_| fail(&f("index"), "GPU index is too large"))?,
+            index: i32::try_from(g.index)
+                .map_err(|_| fail(&f("index"), "GPU index is too large"))?,
             uuid: text(&f("uuid"), g.uuid, MAX_NAME, false)?,
             name: text(&f("name"), g.name, MAX_NAME, false)?,
             util_pct: pct(&f("util_pct"), g.util_pct)?,
@@ -237,7 +290,8 @@ fn telemetry(t: wire::Telemetry, who: &Principal, b: &Bounds) -> Result<Telemetr
             mem_total_bytes: bytes_i64(&f("mem_total_bytes"), g.mem_total_bytes)?,
             temp_c: non_negative(&f("temp_c"), g.temp_c)?,
             power_w: non_negative(&f("power_w"), g.power_w)?,
-            sm_clock_mhz: i32::try_from(g.sm_clock_mhz).map_err(|_| fail(&f("sm_clock_mhz"), "too large"))?,
+            sm_clock_mhz: i32::try_from(g.sm_clock_mhz)
+                .map_err(|_| fail(&f("sm_clock_mhz"), "too large"))?,
             throttle_reasons: g.throttle_reasons as i64,
         });
     }
@@ -364,45 +418,104 @@ mod tests {
 
     #[test]
     fn every_rule_names_its_field() {
-        let cases: Vec<(Box<dyn FnOnce(&mut wire::Sample)>, &str, &str)> = vec![
+        type Mutation = Box<dyn FnOnce(&mut wire::Sample)>;
+        let cases: Vec<(Mutation, &str, &str)> = vec![
             (Box::new(|s| s.id.clear()), "id", "id is missing"),
-            (Box::new(|s| s.id = b"not-a-uuid".to_vec()), "id", "is not a UUID"),
+            (
+                Box::new(|s| s.id = b"not-a-uuid".to_vec()),
+                "id",
+                "is not a UUID",
+            ),
             (Box::new(|s| s.latency_ms = f64::NAN), "latency_ms", "NaN"),
-            (Box::new(|s| s.latency_ms = f64::INFINITY), "latency_ms", "infinite"),
-            (Box::new(|s| s.latency_ms = -1.0), "latency_ms", "must be >= 0"),
-            (Box::new(|s| s.ttft_ms = Some(900.0)), "ttft_ms", "greater than latency_ms"),
-            (Box::new(|s| s.ts_unix_nanos = (NOW + 400_000_000) * 1000), "ts_unix_nanos", "in the future"),
-            (Box::new(|s| s.ts_unix_nanos = (NOW - 31 * 86_400_000_000) * 1000), "ts_unix_nanos", "older than the retention"),
-            (Box::new(|s| s.ts_unix_nanos = 0), "ts_unix_nanos", "missing"),
+            (
+                Box::new(|s| s.latency_ms = f64::INFINITY),
+                "latency_ms",
+                "infinite",
+            ),
+            (
+                Box::new(|s| s.latency_ms = -1.0),
+                "latency_ms",
+                "must be >= 0",
+            ),
+            (
+                Box::new(|s| s.ttft_ms = Some(900.0)),
+                "ttft_ms",
+                "greater than latency_ms",
+            ),
+            (
+                Box::new(|s| s.ts_unix_nanos = (NOW + 400_000_000) * 1000),
+                "ts_unix_nanos",
+                "in the future",
+            ),
+            (
+                Box::new(|s| s.ts_unix_nanos = (NOW - 31 * 86_400_000_000) * 1000),
+                "ts_unix_nanos",
+                "older than the retention",
+            ),
+            (
+                Box::new(|s| s.ts_unix_nanos = 0),
+                "ts_unix_nanos",
+                "missing",
+            ),
             (Box::new(|s| s.model.clear()), "model", "model is empty"),
             (Box::new(|s| s.host.clear()), "host", "host is empty"),
-            (Box::new(|s| s.model = vec![0xff, 0xfe]), "model", "not valid UTF-8"),
-            (Box::new(|s| s.site = b"us".to_vec()), "site", "may not be written with this token"),
+            (
+                Box::new(|s| s.model = vec![0xff, 0xfe]),
+                "model",
+                "not valid UTF-8",
+            ),
+            (
+                Box::new(|s| s.site = b"us".to_vec()),
+                "site",
+                "may not be written with this token",
+            ),
             (
                 Box::new(|s| {
                     s.labels = (0..17)
-                        .map(|i| LabelEntry { key: format!("k{i}").into_bytes(), value: vec![] })
+                        .map(|i| LabelEntry {
+                            key: format!("k{i}").into_bytes(),
+                            value: vec![],
+                        })
                         .collect()
                 }),
                 "labels",
                 "17 labels; at most 16",
             ),
             (
-                Box::new(|s| s.labels = vec![LabelEntry { key: vec![b'k'; 65], value: vec![] }]),
+                Box::new(|s| {
+                    s.labels = vec![LabelEntry {
+                        key: vec![b'k'; 65],
+                        value: vec![],
+                    }]
+                }),
                 "labels.",
                 "at most 64",
             ),
             (
-                Box::new(|s| s.labels = vec![LabelEntry { key: b"k".to_vec(), value: vec![b'v'; 257] }]),
+                Box::new(|s| {
+                    s.labels = vec![LabelEntry {
+                        key: b"k".to_vec(),
+                        value: vec![b'v'; 257],
+                    }]
+                }),
                 "labels.k",
                 "at most 256",
             ),
             (
-                Box::new(|s| s.labels = vec![LabelEntry { key: b"k".to_vec(), value: vec![0xc3] }]),
+                Box::new(|s| {
+                    s.labels = vec![LabelEntry {
+                        key: b"k".to_vec(),
+                        value: vec![0xc3],
+                    }]
+                }),
                 "labels.k",
                 "not valid UTF-8",
             ),
-            (Box::new(|s| s.http_status = Some(42)), "http_status", "between 100 and 599"),
+            (
+                Box::new(|s| s.http_status = Some(42)),
+                "http_status",
+                "between 100 and 599",
+            ),
             (Box::new(|s| s.status = 9), "status", "not a known value"),
         ];
         for (m, field, text) in cases {
@@ -424,9 +537,16 @@ mod tests {
             load1: 0.1,
             gpus: vec![],
         };
-        let ok = wire::Telemetry { cpu_pct: 50.0, ..t.clone() };
+        let ok = wire::Telemetry {
+            cpu_pct: 50.0,
+            ..t.clone()
+        };
         let v = validate(
-            wire::IngestRequest { batch_seq: 1, samples: vec![], telemetry: vec![t, ok] },
+            wire::IngestRequest {
+                batch_seq: 1,
+                samples: vec![],
+                telemetry: vec![t, ok],
+            },
             &who(),
             &bounds(),
         );
@@ -437,9 +557,16 @@ mod tests {
 
     #[test]
     fn insecure_mode_needs_a_site() {
-        let anyone = Principal { site: None, token_id: None };
+        let anyone = Principal {
+            site: None,
+            token_id: None,
+        };
         let v = validate(
-            wire::IngestRequest { batch_seq: 1, samples: vec![good()], telemetry: vec![] },
+            wire::IngestRequest {
+                batch_seq: 1,
+                samples: vec![good()],
+                telemetry: vec![],
+            },
             &anyone,
             &bounds(),
         );

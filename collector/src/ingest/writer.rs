@@ -90,7 +90,9 @@ impl WriterTasks {
         })
         .await;
         if drained.is_err() {
-            tracing::warn!("writer did not drain within the grace period; unacked batches will be resent by their producers");
+            tracing::warn!(
+                "writer did not drain within the grace period; unacked batches will be resent by their producers"
+            );
             self.abort.store(true, Ordering::SeqCst);
             while self.set.join_next().await.is_some() {}
         }
@@ -99,7 +101,11 @@ impl WriterTasks {
 
 impl Writer {
     /// Starts the writer tasks.
-    pub fn start(store: Store, cfg: WriterConfig, hook: Option<CommitHook>) -> (Writer, WriterTasks) {
+    pub fn start(
+        store: Store,
+        cfg: WriterConfig,
+        hook: Option<CommitHook>,
+    ) -> (Writer, WriterTasks) {
         let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let stats = Arc::new(WriterStats {
@@ -107,7 +113,11 @@ impl Writer {
             ..Default::default()
         });
         let abort = Arc::new(AtomicBool::new(false));
-        let n = if store.concurrent_writers() { cfg.writers.max(1) } else { 1 };
+        let n = if store.concurrent_writers() {
+            cfg.writers.max(1)
+        } else {
+            1
+        };
         let mut set = JoinSet::new();
         for worker in 0..n {
             set.spawn(run_worker(
@@ -153,7 +163,11 @@ impl Writer {
     }
 
     /// Queues a batch and waits for its commit.
-    pub async fn write(&self, samples: Vec<SampleRow>, telemetry: Vec<TelemetryRow>) -> Result<(), WriteError> {
+    pub async fn write(
+        &self,
+        samples: Vec<SampleRow>,
+        telemetry: Vec<TelemetryRow>,
+    ) -> Result<(), WriteError> {
         let rx = self.submit(samples, telemetry).await?;
         rx.await.unwrap_or(Err(WriteError::Closed))
     }
@@ -201,7 +215,10 @@ async fn run_worker(
             }
         }
         let (samples, telemetry) = if jobs.len() == 1 {
-            (std::mem::take(&mut jobs[0].samples), std::mem::take(&mut jobs[0].telemetry))
+            (
+                std::mem::take(&mut jobs[0].samples),
+                std::mem::take(&mut jobs[0].telemetry),
+            )
         } else {
             let mut s = Vec::with_capacity(jobs.iter().map(|j| j.samples.len()).sum());
             let mut t = Vec::new();
@@ -214,8 +231,12 @@ async fn run_worker(
         let result = commit(worker, &store, &samples, &telemetry, &stats, &abort).await;
         if result.is_ok() {
             stats.commits.fetch_add(1, Ordering::Relaxed);
-            stats.samples.fetch_add(samples.len() as u64, Ordering::Relaxed);
-            stats.telemetry.fetch_add(telemetry.len() as u64, Ordering::Relaxed);
+            stats
+                .samples
+                .fetch_add(samples.len() as u64, Ordering::Relaxed);
+            stats
+                .telemetry
+                .fetch_add(telemetry.len() as u64, Ordering::Relaxed);
             if let Some(h) = &hook {
                 h(&samples);
             }

@@ -184,7 +184,11 @@ impl Role {
     }
 
     fn parse(s: &str) -> Role {
-        if s == "admin" { Role::Admin } else { Role::Ingest }
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::Ingest
+        }
     }
 }
 
@@ -276,7 +280,9 @@ impl Store {
         if url.starts_with("sqlite:") {
             Ok(Store::Sqlite(SqliteStore::connect(url).await?))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(PgStore::connect(url, max_connections).await?))
+            Ok(Store::Postgres(
+                PgStore::connect(url, max_connections).await?,
+            ))
         } else {
             Err(StoreError::Url(format!(
                 "unsupported scheme in `{}`: use sqlite:// or postgres://",

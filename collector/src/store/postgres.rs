@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use uuid::Uuid;
 
 use super::{CallStatus, Role, SampleRow, StoreError, TelemetryRow, TokenRecord};
@@ -19,7 +19,6 @@ pub struct PgStore {
     pool: PgPool,
     timescale: Arc<AtomicBool>,
 }
-
 
 const INSERT_SAMPLES: &str = "INSERT INTO samples (id, ts, site, host, provider, model, source, latency_ms, ttft_ms, tokens_in, tokens_out, status, http_status, error, labels)
 SELECT t.id, 'epoch'::timestamptz + t.ts_us * interval '1 microsecond', t.site, t.host, t.provider, t.model, t.source, t.latency_ms, t.ttft_ms, t.tokens_in, t.tokens_out, t.status, t.http_status, t.error, t.labels::jsonb
@@ -88,10 +87,18 @@ impl PgStore {
             ("gpu_telemetry", "site, host, gpu_index"),
         ] {
             let stmts = [
-                format!("SELECT create_hypertable('{table}', 'ts', if_not_exists => TRUE, migrate_data => TRUE)"),
-                format!("ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = '{segment}')"),
-                format!("SELECT add_compression_policy('{table}', INTERVAL '7 days', if_not_exists => TRUE)"),
-                format!("SELECT add_retention_policy('{table}', INTERVAL '{secs} seconds', if_not_exists => TRUE)"),
+                format!(
+                    "SELECT create_hypertable('{table}', 'ts', if_not_exists => TRUE, migrate_data => TRUE)"
+                ),
+                format!(
+                    "ALTER TABLE {table} SET (timescaledb.compress, timescaledb.compress_segmentby = '{segment}')"
+                ),
+                format!(
+                    "SELECT add_compression_policy('{table}', INTERVAL '7 days', if_not_exists => TRUE)"
+                ),
+                format!(
+                    "SELECT add_retention_policy('{table}', INTERVAL '{secs} seconds', if_not_exists => TRUE)"
+                ),
             ];
             for sql in stmts {
                 sqlx::query(&sql).execute(&self.pool).await?;
@@ -184,19 +191,47 @@ impl PgStore {
                 .collect();
             if !gpus.is_empty() {
                 sqlx::query(INSERT_GPUS)
-                    .bind(gpus.iter().map(|(t, _)| t.site.as_str()).collect::<Vec<_>>())
-                    .bind(gpus.iter().map(|(t, _)| t.host.as_str()).collect::<Vec<_>>())
+                    .bind(
+                        gpus.iter()
+                            .map(|(t, _)| t.site.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        gpus.iter()
+                            .map(|(t, _)| t.host.as_str())
+                            .collect::<Vec<_>>(),
+                    )
                     .bind(gpus.iter().map(|(t, _)| t.ts_us).collect::<Vec<_>>())
                     .bind(gpus.iter().map(|(_, g)| g.index).collect::<Vec<_>>())
-                    .bind(gpus.iter().map(|(_, g)| g.uuid.as_str()).collect::<Vec<_>>())
-                    .bind(gpus.iter().map(|(_, g)| g.name.as_str()).collect::<Vec<_>>())
+                    .bind(
+                        gpus.iter()
+                            .map(|(_, g)| g.uuid.as_str())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        gpus.iter()
+                            .map(|(_, g)| g.name.as_str())
+                            .collect::<Vec<_>>(),
+                    )
                     .bind(gpus.iter().map(|(_, g)| g.util_pct).collect::<Vec<_>>())
-                    .bind(gpus.iter().map(|(_, g)| g.mem_used_bytes).collect::<Vec<_>>())
-                    .bind(gpus.iter().map(|(_, g)| g.mem_total_bytes).collect::<Vec<_>>())
+                    .bind(
+                        gpus.iter()
+                            .map(|(_, g)| g.mem_used_bytes)
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        gpus.iter()
+                            .map(|(_, g)| g.mem_total_bytes)
+                            .collect::<Vec<_>>(),
+                    )
                     .bind(gpus.iter().map(|(_, g)| g.temp_c).collect::<Vec<_>>())
                     .bind(gpus.iter().map(|(_, g)| g.power_w).collect::<Vec<_>>())
                     .bind(gpus.iter().map(|(_, g)| g.sm_clock_mhz).collect::<Vec<_>>())
-                    .bind(gpus.iter().map(|(_, g)| g.throttle_reasons).collect::<Vec<_>>())
+                    .bind(
+                        gpus.iter()
+                            .map(|(_, g)| g.throttle_reasons)
+                            .collect::<Vec<_>>(),
+                    )
                     .execute(&mut *tx)
                     .await?;
             }
@@ -255,7 +290,11 @@ impl PgStore {
         Ok(row.as_ref().map(token_from_row))
     }
 
-    pub(super) async fn delete_older_than(&self, cutoff_us: i64, batch: i64) -> Result<u64, StoreError> {
+    pub(super) async fn delete_older_than(
+        &self,
+        cutoff_us: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
         let mut total = 0;
         for sql in [
             "DELETE FROM samples WHERE ctid = ANY(ARRAY(SELECT ctid FROM samples WHERE ts < 'epoch'::timestamptz + $1 * interval '1 microsecond' LIMIT $2))",
@@ -288,7 +327,9 @@ impl PgStore {
     }
 
     pub(super) async fn get_sample(&self, id: Uuid) -> Result<Option<SampleRow>, StoreError> {
-        let sql = format!("SELECT id, {TS_US} AS ts_us, site, host, provider, model, source, latency_ms, ttft_ms, tokens_in, tokens_out, status, http_status, error, labels::text AS labels FROM samples WHERE id = $1");
+        let sql = format!(
+            "SELECT id, {TS_US} AS ts_us, site, host, provider, model, source, latency_ms, ttft_ms, tokens_in, tokens_out, status, http_status, error, labels::text AS labels FROM samples WHERE id = $1"
+        );
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -307,7 +348,8 @@ impl PgStore {
             ttft_ms: r.try_get("ttft_ms")?,
             tokens_in: r.try_get("tokens_in")?,
             tokens_out: r.try_get("tokens_out")?,
-            status: CallStatus::parse(&r.try_get::<String, _>("status")?).unwrap_or(CallStatus::Error),
+            status: CallStatus::parse(&r.try_get::<String, _>("status")?)
+                .unwrap_or(CallStatus::Error),
             http_status: r.try_get("http_status")?,
             error: r.try_get("error")?,
             labels: serde_json::from_str(&labels).unwrap_or_default(),

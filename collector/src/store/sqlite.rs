@@ -23,7 +23,8 @@ SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->
 FROM json_each(?1) WHERE true
 ON CONFLICT (id) DO NOTHING";
 
-const INSERT_TELEMETRY: &str = "INSERT INTO telemetry (site, host, ts, cpu_pct, mem_used_bytes, mem_total_bytes, load1)
+const INSERT_TELEMETRY: &str =
+    "INSERT INTO telemetry (site, host, ts, cpu_pct, mem_used_bytes, mem_total_bytes, load1)
 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
 FROM json_each(?1) WHERE true
 ON CONFLICT (site, host, ts) DO NOTHING";
@@ -158,11 +159,13 @@ impl SqliteStore {
     pub(super) async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         if let Some(site) = &t.site {
-            sqlx::query("INSERT INTO sites (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING")
-                .bind(site)
-                .bind(t.created_at_us)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO sites (name, created_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            )
+            .bind(site)
+            .bind(t.created_at_us)
+            .execute(&mut *tx)
+            .await?;
         }
         sqlx::query("INSERT INTO tokens (id, hash, site, role, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")
             .bind(&t.id)
@@ -185,23 +188,30 @@ impl SqliteStore {
     }
 
     pub(super) async fn revoke_token(&self, id: &str, now_us: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(now_us)
-            .execute(&self.pool)
-            .await?;
+        let r =
+            sqlx::query("UPDATE tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(now_us)
+                .execute(&self.pool)
+                .await?;
         Ok(r.rows_affected() > 0)
     }
 
     pub(super) async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query("SELECT id, hash, site, role, name, created_at, revoked_at FROM tokens WHERE hash = ?1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT id, hash, site, role, name, created_at, revoked_at FROM tokens WHERE hash = ?1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.as_ref().map(token_from_row))
     }
 
-    pub(super) async fn delete_older_than(&self, cutoff_us: i64, batch: i64) -> Result<u64, StoreError> {
+    pub(super) async fn delete_older_than(
+        &self,
+        cutoff_us: i64,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
         let mut total = 0;
         for sql in [
             "DELETE FROM samples WHERE id IN (SELECT id FROM samples WHERE ts < ?1 LIMIT ?2)",
@@ -253,7 +263,8 @@ impl SqliteStore {
             ttft_ms: r.try_get("ttft_ms")?,
             tokens_in: r.try_get("tokens_in")?,
             tokens_out: r.try_get("tokens_out")?,
-            status: CallStatus::parse(&r.try_get::<String, _>("status")?).unwrap_or(CallStatus::Error),
+            status: CallStatus::parse(&r.try_get::<String, _>("status")?)
+                .unwrap_or(CallStatus::Error),
             http_status: r.try_get("http_status")?,
             error: r.try_get("error")?,
             labels: serde_json::from_str(&labels).unwrap_or_default(),

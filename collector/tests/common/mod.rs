@@ -47,7 +47,10 @@ impl TestDb {
                     .execute(&mut conn)
                     .await
                     .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for the tests (run scripts/ensure-postgres.sh): {e}"));
-                let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap_or(admin.clone());
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_owned())
+                    .unwrap_or(admin.clone());
                 TestDb::Postgres {
                     url: format!("{base}/{name}"),
                     name,
@@ -93,11 +96,12 @@ impl ConnectUrl for sqlx::postgres::PgConnection {
 
 /// A collector config on random local ports.
 pub fn config(url: &str) -> Config {
-    let mut c = Config::default();
-    c.database_url = url.to_owned();
-    c.grpc_listen = "127.0.0.1:0".parse().expect("addr");
-    c.http_listen = "127.0.0.1:0".parse().expect("addr");
-    c
+    Config {
+        database_url: url.to_owned(),
+        grpc_listen: "127.0.0.1:0".parse().expect("addr"),
+        http_listen: "127.0.0.1:0".parse().expect("addr"),
+        ..Default::default()
+    }
 }
 
 pub async fn start(cfg: &Config) -> Running {
@@ -105,7 +109,10 @@ pub async fn start(cfg: &Config) -> Running {
 }
 
 pub fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos() as i64
 }
 
 /// A valid sample with a fresh UUIDv7.
@@ -125,7 +132,9 @@ pub fn sample(site: &str, host: &str, latency_ms: f64) -> v1::Sample {
         status: v1::CallStatus::Ok as i32,
         http_status: Some(200),
         error: String::new(),
-        labels: [("replica".to_owned(), "a".to_owned())].into_iter().collect(),
+        labels: [("replica".to_owned(), "a".to_owned())]
+            .into_iter()
+            .collect(),
     }
 }
 
