@@ -29,11 +29,9 @@ unit:
 fmt:
 	$(CARGO) fmt --all
 
-# The collector on embedded SQLite with a fresh ingest token for site `local`.
+# The collector on embedded SQLite plus a local agent (Ollama / OpenAI-compatible / simulated).
 run:
-	@echo "ingest token for site 'local' (shown once):"
-	@$(CARGO) run -q -p llmscope-collector -- token create --site local --name make-run 2>/dev/null
-	$(CARGO) run -q -p llmscope-collector -- serve
+	@scripts/run-local.sh
 
 demo:
 	$(CARGO) run -q -p llmscope-collector -- analyze examples/latency.csv

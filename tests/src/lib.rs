@@ -1,6 +1,8 @@
 //! End-to-end harness for LLMscope: starts collectors (and later agents) as real processes,
 //! reads their machine-readable ready line, and waits on conditions rather than sleeps.
 
+pub mod fake;
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -109,4 +111,120 @@ pub async fn collector_cmd(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// A started agent process.
+pub struct Agent {
+    child: Child,
+    /// Address of its `/healthz` and `/metrics`.
+    pub http: String,
+}
+
+impl Agent {
+    /// Starts `llmscope-agent --config FILE` and waits for its ready line (at most 60 s).
+    pub async fn start(config: &std::path::Path) -> Agent {
+        let mut child = Command::new(bin("llmscope-agent"))
+            .arg("--config")
+            .arg(config)
+            .env("LLMSCOPE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn agent");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line.starts_with("llmscope-agent ready") {
+                    return line;
+                }
+            }
+            panic!("agent exited before it was ready");
+        })
+        .await
+        .expect("agent ready within 60 s");
+        let http = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .expect("http= in the ready line")
+            .to_owned();
+        Agent { child, http }
+    }
+
+    /// The agent's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        http_get(&self.http, "/metrics").await
+    }
+
+    /// Sum of every series of a counter family in the metrics text.
+    pub async fn counter(&self, name: &str) -> f64 {
+        sum_metric(&self.metrics().await, name)
+    }
+
+    /// SIGKILL.
+    pub async fn kill9(mut self) {
+        self.child.kill().await.expect("kill -9");
+    }
+
+    /// SIGTERM and wait; returns whether it exited successfully.
+    pub async fn terminate(mut self) -> bool {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").arg(pid.to_string()).status();
+        }
+        matches!(
+            tokio::time::timeout(Duration::from_secs(40), self.child.wait()).await,
+            Ok(Ok(s)) if s.success()
+        )
+    }
+}
+
+/// Sum of the samples of metric `name` (exact name, any labels) in Prometheus text.
+pub fn sum_metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// A plain HTTP/1.1 GET over a socket (no client library needed); returns the body.
+pub async fn http_get(addr: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.expect("read");
+    out.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default()
+}
+
+/// Polls `cond` every 50 ms until it is true or `timeout` passes; returns whether it held.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut cond: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A free local port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }

@@ -1,0 +1,379 @@
+//! The LLMscope agent: runs on every inference host and is the only part that touches the
+//! model servers.
+//!
+//! # Layout
+//! - [`config`]: the configuration (TOML file, environment, flags).
+//! - [`probe`]: canary probes, one module per provider wire format, and the stream observer
+//!   shared with the proxy.
+//! - [`proxy`]: the timing reverse proxy for real traffic.
+//! - [`simulated`]: the built-in simulated model endpoint (demos, quick start).
+//! - [`telemetry`]: CPU/memory via sysinfo, GPUs via NVML.
+//! - [`record`]: what is buffered and shipped.
+//! - [`buffer`]: the durable disk buffer.
+//! - [`ship`]: buffer writer and the collector stream with acks, reconnects and replay.
+//! - [`metrics`], [`http`]: `/metrics` and `/healthz`.
+
+pub mod buffer;
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod probe;
+pub mod proxy;
+pub mod record;
+pub mod ship;
+pub mod simulated;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use llmscope_proto::v1;
+use rand::Rng;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::buffer::{BufferConfig, DiskBuffer};
+use crate::config::{AgentConfig, Provider, TargetConfig};
+use crate::metrics::Metrics;
+use crate::probe::Target;
+use crate::record::{Record, SampleContext, now_ns, sample};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// Bad configuration.
+    #[error("{0}")]
+    Config(#[from] config::ConfigError),
+    /// The disk buffer could not be opened.
+    #[error("disk buffer: {0}")]
+    Buffer(#[from] buffer::BufferError),
+    /// A listener could not be bound.
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+    /// The HTTP client could not be built.
+    #[error("http client: {0}")]
+    Client(String),
+}
+
+/// A running agent.
+pub struct Running {
+    /// The `/metrics` and `/healthz` address.
+    pub http_addr: SocketAddr,
+    /// Proxy listeners by name.
+    pub proxies: Vec<(String, SocketAddr)>,
+    /// The simulated endpoint, when started.
+    pub simulated: Option<SocketAddr>,
+    /// Probe targets in use.
+    pub targets: Vec<String>,
+    stop_sources: watch::Sender<bool>,
+    stop_writer: watch::Sender<bool>,
+    stop_ship: watch::Sender<bool>,
+    sources: Vec<tokio::task::JoinHandle<()>>,
+    proxy_tasks: Vec<tokio::task::JoinHandle<()>>,
+    writer: tokio::task::JoinHandle<()>,
+    shipper: tokio::task::JoinHandle<()>,
+    syncer: tokio::task::JoinHandle<()>,
+    buffer: ship::SharedBuffer,
+}
+
+impl Running {
+    /// Graceful stop, in order: probes finish their current call and stop, the proxies stop
+    /// accepting, every measurement still queued is written to the disk buffer, the shipper
+    /// sends what it can within 10 s while connected, and the buffer is synced. What was not
+    /// acked stays on disk and is replayed at the next start.
+    pub async fn stop(self) {
+        let _ = self.stop_sources.send(true);
+        for t in self.sources {
+            let _ = tokio::time::timeout(Duration::from_secs(15), t).await;
+        }
+        for t in &self.proxy_tasks {
+            t.abort();
+        }
+        let _ = self.stop_writer.send(true);
+        let _ = self.writer.await;
+        let _ = self.stop_ship.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.shipper).await;
+        self.syncer.abort();
+        let b = self.buffer.clone();
+        let _ = tokio::task::spawn_blocking(move || ship::lock(&b).sync()).await;
+    }
+}
+
+async fn answers(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
+    let r = client.get(url).timeout(Duration::from_secs(2)).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+/// With `auto_targets` and no targets configured: Ollama on 127.0.0.1:11434, else an
+/// OpenAI-compatible server on 127.0.0.1:8000, else the simulated provider.
+async fn auto_targets(client: &reqwest::Client) -> Option<TargetConfig> {
+    let base = |provider, name: &str, base_url: &str, model: String| TargetConfig {
+        name: name.into(),
+        provider,
+        base_url: Some(base_url.into()),
+        model,
+        interval: Duration::from_secs(5),
+        jitter: 0.1,
+        timeout: Duration::from_secs(60),
+        prompt: config::DEFAULT_PROMPT.into(),
+        max_tokens: 16,
+        api_key_env: None,
+        api_key_file: None,
+    };
+    if let Some(tags) = answers(client, "http://127.0.0.1:11434/api/tags").await
+        && let Some(model) = tags.pointer("/models/0/name").and_then(|m| m.as_str())
+    {
+        tracing::info!(model, "found ollama on 127.0.0.1:11434; probing it");
+        return Some(base(Provider::Ollama, "ollama-local", "http://127.0.0.1:11434", model.into()));
+    }
+    if let Some(models) = answers(client, "http://127.0.0.1:8000/v1/models").await
+        && let Some(model) = models.pointer("/data/0/id").and_then(|m| m.as_str())
+    {
+        tracing::info!(model, "found an openai-compatible server on 127.0.0.1:8000; probing it");
+        return Some(base(Provider::OpenaiCompatible, "openai-compatible-local", "http://127.0.0.1:8000", model.into()));
+    }
+    None
+}
+
+/// Starts everything the configuration asks for.
+pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let host = cfg.host_name();
+    let token = cfg.read_token()?;
+    let read = |p: &Option<std::path::PathBuf>| -> Result<Option<Vec<u8>>, AgentError> {
+        p.as_ref()
+            .map(|p| {
+                std::fs::read(p).map_err(|source| config::ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })
+            })
+            .transpose()
+            .map_err(AgentError::from)
+    };
+    let ca_pem = read(&cfg.ca_cert)?;
+    let identity = match (read(&cfg.client_cert)?, read(&cfg.client_key)?) {
+        (Some(c), Some(k)) => Some((c, k)),
+        _ => None,
+    };
+    let metrics = Metrics::new();
+    let client = reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| AgentError::Client(e.to_string()))?;
+
+    // buffer
+    let buf_cfg = BufferConfig {
+        dir: cfg.data_dir.join("buffer"),
+        max_bytes: cfg.buffer_max_bytes,
+        // the cap drops whole segments: keep each a small fraction of it
+        segment_bytes: (cfg.buffer_max_bytes / 8).clamp(64 << 10, 8 << 20),
+    };
+    let (disk, report) = tokio::task::spawn_blocking(move || DiskBuffer::open(buf_cfg))
+        .await
+        .map_err(|e| AgentError::Client(e.to_string()))??;
+    tracing::info!(segments = report.segments, truncated_bytes = report.truncated_bytes, "disk buffer open");
+    let buffer = Arc::new(Mutex::new(disk));
+    let notify = Arc::new(Notify::new());
+    let (records_tx, records_rx) = mpsc::channel::<Record>(4096);
+    let (stop_sources, sources_rx) = watch::channel(false);
+    let (stop_writer, writer_rx) = watch::channel(false);
+    let (stop_ship, ship_rx) = watch::channel(false);
+    let mut sources = Vec::new();
+    let writer = tokio::spawn(ship::buffer_writer(records_rx, buffer.clone(), notify.clone(), metrics.clone(), writer_rx));
+    let syncer = tokio::spawn(ship::buffer_syncer(buffer.clone(), Duration::from_secs(1)));
+    let shipper = tokio::spawn(ship::shipper(
+        ship::ShipConfig {
+            collector: cfg.collector.clone(),
+            token,
+            ca_pem,
+            identity,
+            batch_max: cfg.batch_max,
+            window: cfg.ship_window,
+        },
+        buffer.clone(),
+        notify.clone(),
+        metrics.clone(),
+        ship_rx,
+    ));
+
+    // targets
+    let mut targets = cfg.targets.clone();
+    let mut simulated = None;
+    if targets.is_empty() && cfg.auto_targets {
+        match auto_targets(&client).await {
+            Some(t) => targets.push(t),
+            None => {
+                tracing::info!("no local model server answered; probing the built-in simulated provider");
+                targets.push(TargetConfig {
+                    name: "simulated".into(),
+                    provider: Provider::Simulated,
+                    base_url: None,
+                    model: cfg.simulated.model.clone(),
+                    interval: Duration::from_secs(2),
+                    jitter: 0.1,
+                    timeout: Duration::from_secs(30),
+                    prompt: config::DEFAULT_PROMPT.into(),
+                    max_tokens: 16,
+                    api_key_env: None,
+                    api_key_file: None,
+                });
+            }
+        }
+    }
+    if targets.iter().any(|t| t.provider == Provider::Simulated) {
+        let addr = simulated::start(cfg.simulated.clone()).await?;
+        tracing::info!(%addr, "simulated model endpoint listening (provider `simulated`)");
+        simulated = Some(addr);
+    }
+    let mut names = Vec::new();
+    for t in targets {
+        let api_key = t.api_key()?;
+        let base_url = match (t.provider, &t.base_url) {
+            (Provider::Simulated, _) => format!("http://{}", simulated.map(|a| a.to_string()).unwrap_or_default()),
+            (_, Some(u)) => u.trim_end_matches('/').to_owned(),
+            (p, None) => p.default_base_url().to_owned(),
+        };
+        names.push(t.name.clone());
+        let target = Target { cfg: t, base_url, api_key };
+        sources.push(tokio::spawn(probe_loop(
+            client.clone(),
+            target,
+            records_tx.clone(),
+            metrics.clone(),
+            cfg.site.clone(),
+            host.clone(),
+            sources_rx.clone(),
+        )));
+    }
+
+    // proxies
+    let mut proxies = Vec::new();
+    let mut proxy_tasks = Vec::new();
+    for p in &cfg.proxies {
+        let st = Arc::new(proxy::ProxyState {
+            cfg: p.clone(),
+            client: client.clone(),
+            records: records_tx.clone(),
+            metrics: metrics.clone(),
+            site: cfg.site.clone(),
+            host: host.clone(),
+        });
+        let (addr, task) = proxy::start(st).await?;
+        proxies.push((p.name.clone(), addr));
+        proxy_tasks.push(task);
+    }
+
+    // telemetry
+    sources.push(tokio::spawn(telemetry_loop(
+        cfg.telemetry_interval,
+        records_tx.clone(),
+        metrics.clone(),
+        cfg.site.clone(),
+        host.clone(),
+        sources_rx.clone(),
+    )));
+    drop(records_tx);
+
+    let http_addr = http::start(cfg.http_listen, metrics.clone(), buffer.clone()).await?;
+    tracing::info!(%http_addr, site = %cfg.site, %host, collector = %cfg.collector, "agent running");
+    Ok(Running {
+        http_addr,
+        proxies,
+        simulated,
+        targets: names,
+        stop_sources,
+        stop_writer,
+        stop_ship,
+        sources,
+        proxy_tasks,
+        writer,
+        shipper,
+        syncer,
+        buffer,
+    })
+}
+
+async fn probe_loop(
+    client: reqwest::Client,
+    target: Target,
+    records: mpsc::Sender<Record>,
+    metrics: Arc<Metrics>,
+    site: String,
+    host: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let interval = target.cfg.interval;
+    let jitter = target.cfg.jitter;
+    // spread the first probes of many targets
+    let first = interval.mul_f64(rand::rng().random_range(0.0..=jitter.max(0.01)));
+    tokio::select! {
+        _ = tokio::time::sleep(first) => {}
+        _ = stop.wait_for(|s| *s) => return,
+    }
+    loop {
+        let ts = now_ns();
+        let outcome = probe::probe_once(&client, &target).await;
+        let provider = target.cfg.provider.as_str();
+        metrics.observe_call(&target.cfg.name, "probe", provider, &target.cfg.model, &outcome);
+        if outcome.status != probe::CallStatus::Ok {
+            tracing::debug!(target = %target.cfg.name, error = %outcome.error, "probe failed");
+        }
+        let ctx = SampleContext {
+            site: &site,
+            host: &host,
+            provider,
+            model: &target.cfg.model,
+            source: v1::Source::Probe,
+            target: &target.cfg.name,
+        };
+        if records.send(Record::Sample(sample(&ctx, ts, &outcome))).await.is_err() {
+            return;
+        }
+        let factor = 1.0 + rand::rng().random_range(-jitter..=jitter);
+        tokio::select! {
+            _ = tokio::time::sleep(interval.mul_f64(factor.max(0.0))) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+async fn telemetry_loop(
+    every: Duration,
+    records: mpsc::Sender<Record>,
+    metrics: Arc<Metrics>,
+    site: String,
+    host: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let sampler = Arc::new(Mutex::new(None::<telemetry::Sampler>));
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let s = sampler.clone();
+        let (site2, host2) = (site.clone(), host.clone());
+        let snap = tokio::task::spawn_blocking(move || {
+            let mut guard = s.lock().unwrap_or_else(|p| p.into_inner());
+            let sm = guard.get_or_insert_with(telemetry::Sampler::new);
+            sm.sample(&site2, &host2)
+        })
+        .await;
+        match snap {
+            Ok(t) => {
+                metrics.telemetry.inc();
+                if records.send(Record::Telemetry(t)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "telemetry sampling failed"),
+        }
+    }
+}

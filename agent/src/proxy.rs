@@ -1,0 +1,326 @@
+//! The timing reverse proxy: forwards requests to an upstream model server unchanged and
+//! streams the response back chunk by chunk (no buffering), timing each inference call like a
+//! probe: model from the request body, time to first token at the first content chunk, usage
+//! from the response or its final stream event. HTTP/1.1 with keep-alive and HTTP/2 (h2c)
+//! on the listener; request bodies above `max_body_bytes` get 413; upstream errors are passed
+//! through as they are (a connection failure becomes 502) and recorded as error samples.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::Stream;
+use http::{HeaderMap, HeaderName, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use llmscope_proto::v1;
+use tokio::sync::mpsc;
+
+use crate::config::{Provider, ProxyConfig};
+use crate::metrics::Metrics;
+use crate::probe::{CallStatus, Format, Observer, Outcome, http_reason, short};
+use crate::record::{Record, SampleContext, now_ns, sample};
+
+type Body = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// What every connection of one proxy shares.
+pub struct ProxyState {
+    /// Listener config.
+    pub cfg: ProxyConfig,
+    /// Upstream client (keep-alive pool).
+    pub client: reqwest::Client,
+    /// Where samples go.
+    pub records: mpsc::Sender<Record>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Site.
+    pub site: String,
+    /// Host.
+    pub host: String,
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+fn copy_headers(from: &HeaderMap, to: &mut HeaderMap) {
+    for (k, v) in from {
+        if !HOP_BY_HOP.contains(&k.as_str()) {
+            to.append(k.clone(), v.clone());
+        }
+    }
+}
+
+/// Which inference API a path belongs to, if any (only these are timed).
+fn inference_api(path: &str) -> Option<Provider> {
+    match path {
+        "/api/chat" | "/api/generate" => Some(Provider::Ollama),
+        "/v1/messages" => Some(Provider::Anthropic),
+        "/v1/chat/completions" | "/v1/completions" => Some(Provider::Openai),
+        _ => None,
+    }
+}
+
+fn json_error(status: StatusCode, msg: &str) -> Response<Body> {
+    let body = serde_json::json!({"error": {"message": msg, "type": "llmscope_proxy"}}).to_string();
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync()))
+}
+
+/// Binds the listener and serves until the returned task is aborted; returns the bound
+/// address and the accept task.
+pub async fn start(state: Arc<ProxyState>) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(state.cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(proxy = %state.cfg.name, %addr, upstream = %state.cfg.upstream, "timing proxy listening");
+    let task = tokio::spawn(async move {
+        loop {
+            let (tcp, _) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "proxy accept failed");
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            let st = state.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req| handle(req, st.clone()));
+                if let Err(e) = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await
+                {
+                    tracing::debug!(error = %e, "proxy connection ended with an error");
+                }
+            });
+        }
+    });
+    Ok((addr, task))
+}
+
+struct Call {
+    st: Arc<ProxyState>,
+    model: String,
+    ts: i64,
+    start: Instant,
+}
+
+impl Call {
+    fn record(&self, o: Outcome) {
+        let provider = self.st.cfg.provider.as_str();
+        let ctx = SampleContext {
+            site: &self.st.site,
+            host: &self.st.host,
+            provider,
+            model: &self.model,
+            source: v1::Source::Proxy,
+            target: &self.st.cfg.name,
+        };
+        self.st.metrics.observe_call(&self.st.cfg.name, "proxy", provider, &self.model, &o);
+        if self.st.records.try_send(Record::Sample(sample(&ctx, self.ts, &o))).is_err() {
+            tracing::warn!(proxy = %self.st.cfg.name, "sample queue full; a proxy sample was dropped");
+        }
+    }
+
+    fn fail(&self, http: Option<u32>, error: String) {
+        self.record(Outcome {
+            latency_ms: self.start.elapsed().as_secs_f64() * 1e3,
+            ttft_ms: None,
+            tokens_in: None,
+            tokens_out: None,
+            status: CallStatus::Error,
+            http_status: http,
+            error,
+        });
+    }
+}
+
+async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<Body>, Infallible> {
+    let start = Instant::now();
+    let ts = now_ns();
+    let (parts, body) = req.into_parts();
+    let max = st.cfg.max_body_bytes;
+    let bytes = match Limited::new(body, max).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let too_big = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            return Ok(if too_big {
+                json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("request body exceeds {max} bytes (proxy max_body_bytes)"),
+                )
+            } else {
+                json_error(StatusCode::BAD_REQUEST, &format!("cannot read the request body: {e}"))
+            });
+        }
+    };
+    let path_q = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
+    let api = (parts.method == http::Method::POST).then(|| inference_api(parts.uri.path())).flatten();
+    let call = api.map(|_| Call {
+        model: serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| "unknown".into()),
+        st: st.clone(),
+        ts,
+        start,
+    });
+    let url = format!("{}{}", st.cfg.upstream.trim_end_matches('/'), path_q);
+    let mut headers = HeaderMap::new();
+    copy_headers(&parts.headers, &mut headers);
+    let upstream = st
+        .client
+        .request(parts.method.clone(), url)
+        .headers(headers)
+        .body(bytes)
+        .timeout(st.cfg.timeout)
+        .send()
+        .await;
+    let resp = match upstream {
+        Ok(r) => r,
+        Err(e) => {
+            let msg = format!("upstream {} unreachable: {}", st.cfg.upstream, short(&e.to_string(), 200));
+            if let Some(c) = &call {
+                c.fail(None, msg.clone());
+            }
+            let status = if e.is_timeout() { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+            return Ok(json_error(status, &msg));
+        }
+    };
+    let status = resp.status();
+    let mut builder = Response::builder().status(status.as_u16());
+    if let Some(h) = builder.headers_mut() {
+        copy_headers(resp.headers(), h);
+    }
+    let format = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Format::from_content_type)
+        .unwrap_or(Format::Json);
+    let observed = ObservedBody {
+        inner: Box::pin(resp.bytes_stream()),
+        call: call.map(|c| {
+            let provider = api.unwrap_or(Provider::Openai);
+            CallState {
+                observer: Some(Observer::new(provider, format, c.start)),
+                call: c,
+                http: status.as_u16() as u32,
+                ok: status.is_success(),
+                head: Vec::new(),
+            }
+        }),
+    };
+    let body = StreamBody::new(observed).boxed_unsync();
+    Ok(builder
+        .body(body)
+        .unwrap_or_else(|_| json_error(StatusCode::BAD_GATEWAY, "invalid upstream response headers")))
+}
+
+struct CallState {
+    call: Call,
+    observer: Option<Observer>,
+    http: u32,
+    ok: bool,
+    /// The first KiB of an error body, for the sample's reason.
+    head: Vec<u8>,
+}
+
+impl CallState {
+    fn finish(&mut self, broken: Option<String>) {
+        let Some(observer) = self.observer.take() else { return };
+        let now = Instant::now();
+        let obs = observer.finish(now);
+        let ms = |t: Instant| t.duration_since(self.call.start).as_secs_f64() * 1e3;
+        let error = if let Some(b) = broken {
+            Some(b)
+        } else if !self.ok {
+            Some(http_reason(self.http as u16, &String::from_utf8_lossy(&self.head)))
+        } else {
+            obs.error.clone()
+        };
+        self.call.record(Outcome {
+            latency_ms: ms(now),
+            ttft_ms: if error.is_none() { obs.first_token.map(ms) } else { None },
+            tokens_in: obs.tokens_in,
+            tokens_out: obs.tokens_out,
+            status: if error.is_none() { CallStatus::Ok } else { CallStatus::Error },
+            http_status: Some(self.http),
+            error: error.unwrap_or_default(),
+        });
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+/// Forwards upstream chunks as they arrive, observing them; records the call at the end (or
+/// when the client goes away).
+struct ObservedBody {
+    inner: ByteStream,
+    call: Option<CallState>,
+}
+
+impl Stream for ObservedBody {
+    type Item = Result<Frame<Bytes>, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.inner.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                if let Some(c) = &mut self.call {
+                    if let Some(o) = &mut c.observer {
+                        o.feed(&chunk, Instant::now());
+                    }
+                    if !c.ok && c.head.len() < 1024 {
+                        let take = (1024 - c.head.len()).min(chunk.len());
+                        c.head.extend_from_slice(&chunk[..take]);
+                    }
+                }
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                if let Some(c) = &mut self.call {
+                    c.finish(Some(format!("upstream stream broken: {}", short(&e.to_string(), 200))));
+                }
+                Poll::Ready(Some(Err(std::io::Error::other(e))))
+            }
+            Poll::Ready(None) => {
+                if let Some(c) = &mut self.call {
+                    c.finish(None);
+                }
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for ObservedBody {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.call {
+            c.finish(Some("client disconnected before the response ended".into()));
+        }
+    }
+}
+
+/// Header name helper for tests.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The quick start: the collector on embedded SQLite plus a local agent. The agent probes
+# Ollama on 127.0.0.1:11434 or an OpenAI-compatible server on 127.0.0.1:8000 when one
+# answers, and the built-in `simulated` provider otherwise. Ctrl-C stops both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA="${LLMSCOPE_DATA:-./llmscope-data}"
+GRPC="${LLMSCOPE_GRPC_LISTEN:-127.0.0.1:7070}"
+HTTP="${LLMSCOPE_HTTP_LISTEN:-127.0.0.1:8080}"
+cargo build -q -p llmscope-collector -p llmscope-agent
+BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
+mkdir -p "$DATA"
+DB="sqlite://$DATA/llmscope.db"
+if [ ! -s "$DATA/agent-token" ]; then
+  "$BIN/llmscope-collector" token create --site local --name quick-start --database-url "$DB" > "$DATA/agent-token.tmp" 2>/dev/null
+  mv "$DATA/agent-token.tmp" "$DATA/agent-token"
+  chmod 600 "$DATA/agent-token"
+fi
+"$BIN/llmscope-collector" serve --database-url "$DB" --grpc-listen "$GRPC" --http-listen "$HTTP" &
+COLLECTOR=$!
+trap 'kill $COLLECTOR $AGENT 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+AGENT=
+"$BIN/llmscope-agent" --collector "http://$GRPC" --token-file "$DATA/agent-token" --site local \
+  --data-dir "$DATA/agent" --http-listen 127.0.0.1:9464 &
+AGENT=$!
+echo "collector: grpc $GRPC, http http://$HTTP (readyz: http://$HTTP/readyz)"
+echo "agent: metrics http://127.0.0.1:9464/metrics; data in $DATA"
+wait -n $COLLECTOR $AGENT

@@ -1,0 +1,125 @@
+//! Agent and collector as real processes: probes and telemetry arrive; a collector outage
+//! loses nothing and duplicates nothing; kill -9 of the agent with unacked data on disk is
+//! replayed; a corrupt buffer record is skipped and counted; without NVML telemetry flows.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use llmscope_collector::store::Store;
+use llmscope_e2e::fake::{FakeServer, Script};
+use llmscope_e2e::{Agent, Collector, collector_cmd, free_port, wait_until};
+
+fn agent_config(dir: &Path, collector: &str, token: &str, fake: Option<&str>) -> std::path::PathBuf {
+    let mut text = format!(
+        "collector = \"http://{collector}\"\ntoken = \"{token}\"\nsite = \"lab\"\nhost = \"gpu-node-1\"\ndata_dir = \"{}\"\nhttp_listen = \"127.0.0.1:0\"\ntelemetry_interval = \"300ms\"\nauto_targets = false\nbatch_max = 50\n",
+        dir.join("agent-data").display()
+    );
+    if let Some(url) = fake {
+        text.push_str(&format!(
+            "\n[[targets]]\nname = \"fake-ollama\"\nprovider = \"ollama\"\nbase_url = \"{url}\"\nmodel = \"llama3.1:8b\"\ninterval = \"100ms\"\njitter = 0.1\ntimeout = \"5s\"\n"
+        ));
+    }
+    let path = dir.join(if fake.is_some() { "agent.toml" } else { "agent-drain.toml" });
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn quick() -> Script {
+    Script {
+        first_token: Duration::from_millis(20),
+        per_token: Duration::from_millis(2),
+        tokens: 4,
+        prompt_tokens: 7,
+        ..Script::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_and_telemetry_arrive_and_an_outage_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let token = collector_cmd(&["token", "create", "--site", "lab", "--database-url", &url]).await;
+    let port = free_port();
+    let grpc = format!("127.0.0.1:{port}");
+    let collector = Collector::start(&url, &["--grpc-listen", &grpc]).await;
+    let fake = FakeServer::start(quick()).await;
+    let agent = Agent::start(&agent_config(dir.path(), &grpc, &token, Some(&fake.url()))).await;
+    let store = Store::connect(&url, 1).await.unwrap();
+
+    assert!(
+        wait_until(Duration::from_secs(30), || async { store.count_samples().await.unwrap() >= 5 && store.count_telemetry().await.unwrap() >= 2 }).await,
+        "samples and telemetry arrive"
+    );
+    assert_eq!(store.count_gpu_rows().await.unwrap(), 0, "no NVML here: telemetry without GPUs");
+    let ids = store.sample_id_counts().await.unwrap();
+    let s = store.get_sample(ids[0].0).await.unwrap().unwrap();
+    assert_eq!((s.site.as_str(), s.host.as_str(), s.provider.as_str(), s.model.as_str()), ("lab", "gpu-node-1", "ollama", "llama3.1:8b"));
+    assert_eq!((s.tokens_in, s.tokens_out), (Some(7), Some(4)));
+    assert!(s.ttft_ms.unwrap() >= 20.0 && s.latency_ms >= s.ttft_ms.unwrap());
+    let metrics = agent.metrics().await;
+    assert!(metrics.contains("gen_ai_client_operation_duration_seconds_bucket"), "{metrics}");
+    assert!(metrics.contains("gen_ai_server_time_to_first_token_seconds"));
+    assert!(llmscope_e2e::sum_metric(&metrics, "llmscope_agent_shipped_records_total") > 0.0);
+
+    // outage: the collector goes away, probing goes on into the disk buffer
+    collector.kill9().await;
+    let during = fake.received().len();
+    assert!(wait_until(Duration::from_secs(20), || async { fake.received().len() >= during + 15 }).await);
+    assert!(agent.counter("llmscope_agent_buffer_bytes").await > 0.0);
+    let collector = Collector::start(&url, &["--grpc-listen", &grpc]).await;
+    // stop the agent gracefully: it finishes its probes and drains the buffer
+    assert!(agent.terminate().await, "agent exits cleanly on SIGTERM");
+    let calls = fake.received().len() as i64;
+    // anything not drained at shutdown is replayed by the next start
+    let drain = Agent::start(&agent_config(dir.path(), &grpc, &token, None)).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async { store.count_samples().await.unwrap() >= calls }).await,
+        "every probe arrives: {} of {calls}",
+        store.count_samples().await.unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(store.count_samples().await.unwrap(), calls, "exactly once: one sample per probe call");
+    assert!(drain.terminate().await);
+    assert!(collector.terminate().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_unacked_data_replays_and_corruption_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let token = collector_cmd(&["token", "create", "--site", "lab", "--database-url", &url]).await;
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let fake = FakeServer::start(quick()).await;
+    // the collector is down the whole time: everything stays in the agent's buffer
+    let agent = Agent::start(&agent_config(dir.path(), &grpc, &token, Some(&fake.url()))).await;
+    assert!(wait_until(Duration::from_secs(20), || async { agent.counter("llmscope_agent_calls_total").await >= 20.0 }).await);
+    let calls = agent.counter("llmscope_agent_calls_total").await as i64;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    agent.kill9().await;
+
+    // corrupt one record's payload in the oldest segment
+    let seg_dir = dir.path().join("agent-data/buffer");
+    let mut segs: Vec<_> = std::fs::read_dir(&seg_dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    segs.sort();
+    let mut bytes = std::fs::read(&segs[0]).unwrap();
+    let len = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize;
+    bytes[8 + len / 2] ^= 0xff;
+    std::fs::write(&segs[0], &bytes).unwrap();
+
+    let collector = Collector::start(&url, &["--grpc-listen", &grpc]).await;
+    let drain = Agent::start(&agent_config(dir.path(), &grpc, &token, None)).await;
+    let store = Store::connect(&url, 1).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async { store.count_samples().await.unwrap() >= calls - 1 }).await,
+        "the samples buffered before kill -9 are replayed: {} of {calls}",
+        store.count_samples().await.unwrap()
+    );
+    assert_eq!(drain.counter("llmscope_agent_buffer_corrupt_records_total").await, 1.0, "the corrupt record is counted");
+    let counts = store.sample_id_counts().await.unwrap();
+    assert!(counts.iter().all(|(_, n)| *n == 1));
+    assert!((counts.len() as i64) <= fake.received().len() as i64);
+    assert!(drain.terminate().await);
+    assert!(collector.terminate().await);
+}
