@@ -41,12 +41,12 @@ impl Collector {
     pub async fn start(database_url: &str, extra: &[&str]) -> Collector {
         let mut child = Command::new(bin("llmscope-collector"))
             .args(["serve", "--database-url", database_url])
-            .args([
-                "--grpc-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
+            .args(if extra.contains(&"--grpc-listen") {
+                &[][..]
+            } else {
+                &["--grpc-listen", "127.0.0.1:0"][..]
+            })
+            .args(["--http-listen", "127.0.0.1:0"])
             .args(extra)
             .env("LLMSCOPE_LOG", "warn")
             .stdout(Stdio::piped())
