@@ -311,7 +311,11 @@ impl AgentConfig {
                 })?;
                 toml::from_str::<AgentConfig>(&text).map_err(|e| ConfigError::File {
                     path,
-                    msg: e.to_string().split_whitespace().collect::<Vec<_>>().join(" "),
+                    msg: e
+                        .to_string()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" "),
                 })?
             }
             None => AgentConfig::default(),
@@ -348,7 +352,10 @@ impl AgentConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if !(self.collector.starts_with("http://") || self.collector.starts_with("https://")) {
-            return bad(format!("`collector` must start with http:// or https://, got `{}`", self.collector));
+            return bad(format!(
+                "`collector` must start with http:// or https://, got `{}`",
+                self.collector
+            ));
         }
         if self.site.trim().is_empty() {
             return bad("`site` must not be empty".into());
@@ -386,20 +393,30 @@ impl AgentConfig {
             if let Some(u) = &t.base_url
                 && !(u.starts_with("http://") || u.starts_with("https://"))
             {
-                return bad(format!("{at}: `base_url` must start with http:// or https://"));
+                return bad(format!(
+                    "{at}: `base_url` must start with http:// or https://"
+                ));
             }
         }
         for (i, p) in self.proxies.iter().enumerate() {
             let at = format!("proxies[{i}] (`{}`)", p.name);
             if !(p.upstream.starts_with("http://") || p.upstream.starts_with("https://")) {
-                return bad(format!("{at}: `upstream` must start with http:// or https://"));
+                return bad(format!(
+                    "{at}: `upstream` must start with http:// or https://"
+                ));
             }
             if p.max_body_bytes == 0 {
                 return bad(format!("{at}: `max_body_bytes` must be at least 1"));
             }
         }
-        if self.simulated.tokens_per_s <= 0.0 || self.simulated.ttft_median_ms <= 0.0 || self.simulated.ttft_sigma < 0.0 {
-            return bad("`simulated`: `tokens_per_s` and `ttft_median_ms` must be > 0, `ttft_sigma` ≥ 0".into());
+        if self.simulated.tokens_per_s <= 0.0
+            || self.simulated.ttft_median_ms <= 0.0
+            || self.simulated.ttft_sigma < 0.0
+        {
+            return bad(
+                "`simulated`: `tokens_per_s` and `ttft_median_ms` must be > 0, `ttft_sigma` ≥ 0"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -519,13 +536,24 @@ factor = 1.5
     fn unknown_keys_and_bad_values_are_named() {
         let e = load("colector = \"x\"\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `colector`"), "{e}");
-        let e = load("[[targets]]\nname = \"a\"\nprovider = \"ollama\"\nmodel = \"m\"\nintervall = \"1s\"\n").unwrap_err().to_string();
+        let e = load(
+            "[[targets]]\nname = \"a\"\nprovider = \"ollama\"\nmodel = \"m\"\nintervall = \"1s\"\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("intervall"), "{e}");
-        let e = load("[[targets]]\nname = \"a\"\nprovider = \"gemini\"\nmodel = \"m\"\n").unwrap_err().to_string();
+        let e = load("[[targets]]\nname = \"a\"\nprovider = \"gemini\"\nmodel = \"m\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("gemini"), "{e}");
         let e = load("collector = \"grpc://x\"\n").unwrap_err().to_string();
         assert!(e.contains("`collector` must start with http"), "{e}");
-        let e = load("[[targets]]\nname = \"a\"\nprovider = \"ollama\"\nmodel = \"\"\n").unwrap_err().to_string();
-        assert!(e.contains("targets[0] (`a`): `model` must not be empty"), "{e}");
+        let e = load("[[targets]]\nname = \"a\"\nprovider = \"ollama\"\nmodel = \"\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("targets[0] (`a`): `model` must not be empty"),
+            "{e}"
+        );
     }
 }

@@ -20,7 +20,11 @@ struct St {
 }
 
 /// Binds and serves; returns the bound address.
-pub async fn start(addr: SocketAddr, metrics: Arc<Metrics>, buffer: SharedBuffer) -> std::io::Result<SocketAddr> {
+pub async fn start(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+    buffer: SharedBuffer,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     let app = Router::new()
@@ -50,7 +54,10 @@ async fn metrics_text(State(st): State<St>) -> impl IntoResponse {
         st.metrics.buffer_bytes.set(b.stats().bytes_on_disk as i64);
     }
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         st.metrics.render(),
     )
 }

@@ -100,7 +100,12 @@ impl Running {
 }
 
 async fn answers(client: &reqwest::Client, url: &str) -> Option<serde_json::Value> {
-    let r = client.get(url).timeout(Duration::from_secs(2)).send().await.ok()?;
+    let r = client
+        .get(url)
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
     if !r.status().is_success() {
         return None;
     }
@@ -127,13 +132,26 @@ async fn auto_targets(client: &reqwest::Client) -> Option<TargetConfig> {
         && let Some(model) = tags.pointer("/models/0/name").and_then(|m| m.as_str())
     {
         tracing::info!(model, "found ollama on 127.0.0.1:11434; probing it");
-        return Some(base(Provider::Ollama, "ollama-local", "http://127.0.0.1:11434", model.into()));
+        return Some(base(
+            Provider::Ollama,
+            "ollama-local",
+            "http://127.0.0.1:11434",
+            model.into(),
+        ));
     }
     if let Some(models) = answers(client, "http://127.0.0.1:8000/v1/models").await
         && let Some(model) = models.pointer("/data/0/id").and_then(|m| m.as_str())
     {
-        tracing::info!(model, "found an openai-compatible server on 127.0.0.1:8000; probing it");
-        return Some(base(Provider::OpenaiCompatible, "openai-compatible-local", "http://127.0.0.1:8000", model.into()));
+        tracing::info!(
+            model,
+            "found an openai-compatible server on 127.0.0.1:8000; probing it"
+        );
+        return Some(base(
+            Provider::OpenaiCompatible,
+            "openai-compatible-local",
+            "http://127.0.0.1:8000",
+            model.into(),
+        ));
     }
     None
 }
@@ -176,7 +194,11 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
     let (disk, report) = tokio::task::spawn_blocking(move || DiskBuffer::open(buf_cfg))
         .await
         .map_err(|e| AgentError::Client(e.to_string()))??;
-    tracing::info!(segments = report.segments, truncated_bytes = report.truncated_bytes, "disk buffer open");
+    tracing::info!(
+        segments = report.segments,
+        truncated_bytes = report.truncated_bytes,
+        "disk buffer open"
+    );
     let buffer = Arc::new(Mutex::new(disk));
     let notify = Arc::new(Notify::new());
     let (records_tx, records_rx) = mpsc::channel::<Record>(4096);
@@ -184,7 +206,13 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
     let (stop_writer, writer_rx) = watch::channel(false);
     let (stop_ship, ship_rx) = watch::channel(false);
     let mut sources = Vec::new();
-    let writer = tokio::spawn(ship::buffer_writer(records_rx, buffer.clone(), notify.clone(), metrics.clone(), writer_rx));
+    let writer = tokio::spawn(ship::buffer_writer(
+        records_rx,
+        buffer.clone(),
+        notify.clone(),
+        metrics.clone(),
+        writer_rx,
+    ));
     let syncer = tokio::spawn(ship::buffer_syncer(buffer.clone(), Duration::from_secs(1)));
     let shipper = tokio::spawn(ship::shipper(
         ship::ShipConfig {
@@ -208,7 +236,9 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
         match auto_targets(&client).await {
             Some(t) => targets.push(t),
             None => {
-                tracing::info!("no local model server answered; probing the built-in simulated provider");
+                tracing::info!(
+                    "no local model server answered; probing the built-in simulated provider"
+                );
                 targets.push(TargetConfig {
                     name: "simulated".into(),
                     provider: Provider::Simulated,
@@ -234,12 +264,19 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
     for t in targets {
         let api_key = t.api_key()?;
         let base_url = match (t.provider, &t.base_url) {
-            (Provider::Simulated, _) => format!("http://{}", simulated.map(|a| a.to_string()).unwrap_or_default()),
+            (Provider::Simulated, _) => format!(
+                "http://{}",
+                simulated.map(|a| a.to_string()).unwrap_or_default()
+            ),
             (_, Some(u)) => u.trim_end_matches('/').to_owned(),
             (p, None) => p.default_base_url().to_owned(),
         };
         names.push(t.name.clone());
-        let target = Target { cfg: t, base_url, api_key };
+        let target = Target {
+            cfg: t,
+            base_url,
+            api_key,
+        };
         sources.push(tokio::spawn(probe_loop(
             client.clone(),
             target,
@@ -319,7 +356,13 @@ async fn probe_loop(
         let ts = now_ns();
         let outcome = probe::probe_once(&client, &target).await;
         let provider = target.cfg.provider.as_str();
-        metrics.observe_call(&target.cfg.name, "probe", provider, &target.cfg.model, &outcome);
+        metrics.observe_call(
+            &target.cfg.name,
+            "probe",
+            provider,
+            &target.cfg.model,
+            &outcome,
+        );
         if outcome.status != probe::CallStatus::Ok {
             tracing::debug!(target = %target.cfg.name, error = %outcome.error, "probe failed");
         }
@@ -331,7 +374,11 @@ async fn probe_loop(
             source: v1::Source::Probe,
             target: &target.cfg.name,
         };
-        if records.send(Record::Sample(sample(&ctx, ts, &outcome))).await.is_err() {
+        if records
+            .send(Record::Sample(sample(&ctx, ts, &outcome)))
+            .await
+            .is_err()
+        {
             return;
         }
         let factor = 1.0 + rand::rng().random_range(-jitter..=jitter);

@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the agent (the default).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print what NVML reads on this host: one line per GPU, every field.
     GpuInfo,
 }
@@ -80,7 +80,16 @@ fn gpu_info() -> ExitCode {
             for s in g.sample() {
                 println!(
                     "index={} uuid={} name={:?} util_pct={} mem_used_bytes={} mem_total_bytes={} temp_c={} power_w={:.1} sm_clock_mhz={} throttle_reasons={:#x}",
-                    s.index, s.uuid, s.name, s.util_pct, s.mem_used_bytes, s.mem_total_bytes, s.temp_c, s.power_w, s.sm_clock_mhz, s.throttle_reasons
+                    s.index,
+                    s.uuid,
+                    s.name,
+                    s.util_pct,
+                    s.mem_used_bytes,
+                    s.mem_total_bytes,
+                    s.temp_c,
+                    s.power_w,
+                    s.sm_clock_mhz,
+                    s.throttle_reasons
                 );
             }
             ExitCode::SUCCESS
@@ -92,7 +101,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::GpuInfo) => return gpu_info(),
-        Some(Command::Run(a)) => a,
+        Some(Command::Run(a)) => *a,
         None => cli.run,
     };
     init_tracing();
@@ -113,7 +122,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -128,7 +141,11 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let proxies: Vec<String> = running.proxies.iter().map(|(n, a)| format!("{n}={a}")).collect();
+        let proxies: Vec<String> = running
+            .proxies
+            .iter()
+            .map(|(n, a)| format!("{n}={a}"))
+            .collect();
         println!(
             "llmscope-agent ready http={} targets={} proxies={}",
             running.http_addr,

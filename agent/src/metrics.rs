@@ -48,11 +48,17 @@ pub struct Metrics {
 }
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
-    [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0].into_iter()
+    [
+        0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0,
+    ]
+    .into_iter()
 }
 
 fn token_buckets() -> impl Iterator<Item = f64> {
-    [1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0].into_iter()
+    [
+        1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0,
+    ]
+    .into_iter()
 }
 
 impl Metrics {
@@ -60,9 +66,16 @@ impl Metrics {
     pub fn new() -> Arc<Metrics> {
         let mut registry = Registry::default();
         let calls = Family::<Labels, Counter>::default();
-        let duration = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(duration_buckets()));
-        let ttft = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(duration_buckets()));
-        let tokens = Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(token_buckets()));
+        let duration =
+            Family::<Labels, Histogram>::new_with_constructor(
+                || Histogram::new(duration_buckets()),
+            );
+        let ttft =
+            Family::<Labels, Histogram>::new_with_constructor(
+                || Histogram::new(duration_buckets()),
+            );
+        let tokens =
+            Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(token_buckets()));
         let m = Metrics {
             calls: calls.clone(),
             duration: duration.clone(),
@@ -78,23 +91,78 @@ impl Metrics {
             telemetry: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register("llmscope_agent_calls", "Model calls timed, by target, source and status", calls);
-        registry.register("gen_ai_client_operation_duration_seconds", "GenAI operation duration (whole call)", duration);
-        registry.register("gen_ai_server_time_to_first_token_seconds", "Time to the first content chunk", ttft);
-        registry.register("gen_ai_client_token_usage", "Tokens per call by gen_ai_token_type (input, output)", tokens);
-        registry.register("llmscope_agent_buffer_bytes", "Bytes held by the disk buffer", m.buffer_bytes.clone());
-        registry.register("llmscope_agent_buffer_dropped_records", "Records dropped because the buffer reached its size cap", m.buffer_dropped.clone());
-        registry.register("llmscope_agent_buffer_corrupt_records", "Corrupt buffer records skipped", m.buffer_corrupt.clone());
-        registry.register("llmscope_agent_shipped_records", "Records acknowledged by the collector", m.shipped.clone());
-        registry.register("llmscope_agent_rejected_records", "Records the collector rejected", m.rejected.clone());
-        registry.register("llmscope_agent_collector_connected", "1 while a stream to the collector is open", m.connected.clone());
-        registry.register("llmscope_agent_collector_reconnects", "Reconnects to the collector", m.reconnects.clone());
-        registry.register("llmscope_agent_telemetry_snapshots", "Telemetry snapshots taken", m.telemetry.clone());
+        registry.register(
+            "llmscope_agent_calls",
+            "Model calls timed, by target, source and status",
+            calls,
+        );
+        registry.register(
+            "gen_ai_client_operation_duration_seconds",
+            "GenAI operation duration (whole call)",
+            duration,
+        );
+        registry.register(
+            "gen_ai_server_time_to_first_token_seconds",
+            "Time to the first content chunk",
+            ttft,
+        );
+        registry.register(
+            "gen_ai_client_token_usage",
+            "Tokens per call by gen_ai_token_type (input, output)",
+            tokens,
+        );
+        registry.register(
+            "llmscope_agent_buffer_bytes",
+            "Bytes held by the disk buffer",
+            m.buffer_bytes.clone(),
+        );
+        registry.register(
+            "llmscope_agent_buffer_dropped_records",
+            "Records dropped because the buffer reached its size cap",
+            m.buffer_dropped.clone(),
+        );
+        registry.register(
+            "llmscope_agent_buffer_corrupt_records",
+            "Corrupt buffer records skipped",
+            m.buffer_corrupt.clone(),
+        );
+        registry.register(
+            "llmscope_agent_shipped_records",
+            "Records acknowledged by the collector",
+            m.shipped.clone(),
+        );
+        registry.register(
+            "llmscope_agent_rejected_records",
+            "Records the collector rejected",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "llmscope_agent_collector_connected",
+            "1 while a stream to the collector is open",
+            m.connected.clone(),
+        );
+        registry.register(
+            "llmscope_agent_collector_reconnects",
+            "Reconnects to the collector",
+            m.reconnects.clone(),
+        );
+        registry.register(
+            "llmscope_agent_telemetry_snapshots",
+            "Telemetry snapshots taken",
+            m.telemetry.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
     /// Records one finished call.
-    pub fn observe_call(&self, target: &str, source: &str, provider: &str, model: &str, o: &Outcome) {
+    pub fn observe_call(
+        &self,
+        target: &str,
+        source: &str,
+        provider: &str,
+        model: &str,
+        o: &Outcome,
+    ) {
         let status = match o.status {
             CallStatus::Ok => "ok",
             CallStatus::Error => "error",
@@ -115,7 +183,9 @@ impl Metrics {
             ("gen_ai_system".into(), provider.into()),
             ("gen_ai_request_model".into(), model.into()),
         ];
-        self.duration.get_or_create(&base).observe(o.latency_ms / 1e3);
+        self.duration
+            .get_or_create(&base)
+            .observe(o.latency_ms / 1e3);
         if let Some(t) = o.ttft_ms {
             self.ttft.get_or_create(&base).observe(t / 1e3);
         }

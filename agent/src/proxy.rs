@@ -81,13 +81,25 @@ fn json_error(status: StatusCode, msg: &str) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync())
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()).map_err(|never| match never {}).boxed_unsync()))
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .unwrap_or_else(|_| {
+            Response::new(
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+        })
 }
 
 /// Binds the listener and serves until the returned task is aborted; returns the bound
 /// address and the accept task.
-pub async fn start(state: Arc<ProxyState>) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+pub async fn start(
+    state: Arc<ProxyState>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(state.cfg.listen).await?;
     let addr = listener.local_addr()?;
     tracing::info!(proxy = %state.cfg.name, %addr, upstream = %state.cfg.upstream, "timing proxy listening");
@@ -134,8 +146,15 @@ impl Call {
             source: v1::Source::Proxy,
             target: &self.st.cfg.name,
         };
-        self.st.metrics.observe_call(&self.st.cfg.name, "proxy", provider, &self.model, &o);
-        if self.st.records.try_send(Record::Sample(sample(&ctx, self.ts, &o))).is_err() {
+        self.st
+            .metrics
+            .observe_call(&self.st.cfg.name, "proxy", provider, &self.model, &o);
+        if self
+            .st
+            .records
+            .try_send(Record::Sample(sample(&ctx, self.ts, &o)))
+            .is_err()
+        {
             tracing::warn!(proxy = %self.st.cfg.name, "sample queue full; a proxy sample was dropped");
         }
     }
@@ -161,19 +180,31 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
     let bytes = match Limited::new(body, max).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            let too_big = e.downcast_ref::<http_body_util::LengthLimitError>().is_some();
+            let too_big = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
             return Ok(if too_big {
                 json_error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &format!("request body exceeds {max} bytes (proxy max_body_bytes)"),
                 )
             } else {
-                json_error(StatusCode::BAD_REQUEST, &format!("cannot read the request body: {e}"))
+                json_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the request body: {e}"),
+                )
             });
         }
     };
-    let path_q = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/").to_owned();
-    let api = (parts.method == http::Method::POST).then(|| inference_api(parts.uri.path())).flatten();
+    let path_q = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_owned();
+    let api = (parts.method == http::Method::POST)
+        .then(|| inference_api(parts.uri.path()))
+        .flatten();
     let call = api.map(|_| Call {
         model: serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
@@ -197,11 +228,19 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
     let resp = match upstream {
         Ok(r) => r,
         Err(e) => {
-            let msg = format!("upstream {} unreachable: {}", st.cfg.upstream, short(&e.to_string(), 200));
+            let msg = format!(
+                "upstream {} unreachable: {}",
+                st.cfg.upstream,
+                short(&e.to_string(), 200)
+            );
             if let Some(c) = &call {
                 c.fail(None, msg.clone());
             }
-            let status = if e.is_timeout() { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
+            let status = if e.is_timeout() {
+                StatusCode::GATEWAY_TIMEOUT
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
             return Ok(json_error(status, &msg));
         }
     };
@@ -230,9 +269,9 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
         }),
     };
     let body = StreamBody::new(observed).boxed_unsync();
-    Ok(builder
-        .body(body)
-        .unwrap_or_else(|_| json_error(StatusCode::BAD_GATEWAY, "invalid upstream response headers")))
+    Ok(builder.body(body).unwrap_or_else(|_| {
+        json_error(StatusCode::BAD_GATEWAY, "invalid upstream response headers")
+    }))
 }
 
 struct CallState {
@@ -246,23 +285,36 @@ struct CallState {
 
 impl CallState {
     fn finish(&mut self, broken: Option<String>) {
-        let Some(observer) = self.observer.take() else { return };
+        let Some(observer) = self.observer.take() else {
+            return;
+        };
         let now = Instant::now();
         let obs = observer.finish(now);
         let ms = |t: Instant| t.duration_since(self.call.start).as_secs_f64() * 1e3;
         let error = if let Some(b) = broken {
             Some(b)
         } else if !self.ok {
-            Some(http_reason(self.http as u16, &String::from_utf8_lossy(&self.head)))
+            Some(http_reason(
+                self.http as u16,
+                &String::from_utf8_lossy(&self.head),
+            ))
         } else {
             obs.error.clone()
         };
         self.call.record(Outcome {
             latency_ms: ms(now),
-            ttft_ms: if error.is_none() { obs.first_token.map(ms) } else { None },
+            ttft_ms: if error.is_none() {
+                obs.first_token.map(ms)
+            } else {
+                None
+            },
             tokens_in: obs.tokens_in,
             tokens_out: obs.tokens_out,
-            status: if error.is_none() { CallStatus::Ok } else { CallStatus::Error },
+            status: if error.is_none() {
+                CallStatus::Ok
+            } else {
+                CallStatus::Error
+            },
             http_status: Some(self.http),
             error: error.unwrap_or_default(),
         });
@@ -297,7 +349,10 @@ impl Stream for ObservedBody {
             }
             Poll::Ready(Some(Err(e))) => {
                 if let Some(c) = &mut self.call {
-                    c.finish(Some(format!("upstream stream broken: {}", short(&e.to_string(), 200))));
+                    c.finish(Some(format!(
+                        "upstream stream broken: {}",
+                        short(&e.to_string(), 200)
+                    )));
                 }
                 Poll::Ready(Some(Err(std::io::Error::other(e))))
             }

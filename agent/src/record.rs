@@ -42,8 +42,12 @@ impl Record {
     /// Decodes a buffered record.
     pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         match bytes.split_first() {
-            Some((b'S', rest)) => v1::Sample::decode(rest).map(Record::Sample).map_err(|e| DecodeError(e.to_string())),
-            Some((b'T', rest)) => v1::Telemetry::decode(rest).map(Record::Telemetry).map_err(|e| DecodeError(e.to_string())),
+            Some((b'S', rest)) => v1::Sample::decode(rest)
+                .map(Record::Sample)
+                .map_err(|e| DecodeError(e.to_string())),
+            Some((b'T', rest)) => v1::Telemetry::decode(rest)
+                .map(Record::Telemetry)
+                .map_err(|e| DecodeError(e.to_string())),
             Some((tag, _)) => Err(DecodeError(format!("unknown tag {tag}"))),
             None => Err(DecodeError("empty record".into())),
         }
@@ -120,7 +124,14 @@ mod tests {
             http_status: Some(200),
             error: String::new(),
         };
-        let ctx = SampleContext { site: "s", host: "h", provider: "simulated", model: "m", source: v1::Source::Probe, target: "t" };
+        let ctx = SampleContext {
+            site: "s",
+            host: "h",
+            provider: "simulated",
+            model: "m",
+            source: v1::Source::Probe,
+            target: "t",
+        };
         let r = Record::Sample(sample(&ctx, 5, &o));
         assert_eq!(Record::decode(&r.encode()).unwrap(), r);
         if let Record::Sample(s) = &r {

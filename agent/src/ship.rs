@@ -95,7 +95,9 @@ pub async fn buffer_writer(
                 last.publish(&now, &metrics);
                 last = now;
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot append to the disk buffer; records lost"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot append to the disk buffer; records lost")
+            }
             Err(e) => tracing::error!(error = %e, "buffer writer task failed"),
         }
         notify.notify_one();
@@ -133,8 +135,10 @@ impl BufferCounters {
 
     fn publish(&self, now: &BufferCounters, m: &Metrics) {
         m.buffer_bytes.set(now.bytes as i64);
-        m.buffer_dropped.inc_by(now.dropped.saturating_sub(self.dropped));
-        m.buffer_corrupt.inc_by(now.corrupt.saturating_sub(self.corrupt));
+        m.buffer_dropped
+            .inc_by(now.dropped.saturating_sub(self.dropped));
+        m.buffer_corrupt
+            .inc_by(now.corrupt.saturating_sub(self.corrupt));
     }
 }
 
@@ -212,7 +216,11 @@ struct Inflight {
     records: usize,
 }
 
-async fn read_batch(buffer: &SharedBuffer, from: Position, max: usize) -> Result<(Vec<Record>, Position, usize), String> {
+async fn read_batch(
+    buffer: &SharedBuffer,
+    from: Position,
+    max: usize,
+) -> Result<(Vec<Record>, Position, usize), String> {
     let b = buffer.clone();
     let batch = tokio::task::spawn_blocking(move || lock(&b).read(from, max, 8 << 20))
         .await
@@ -239,17 +247,20 @@ async fn ship_session(
 ) -> Result<(), String> {
     let channel = connect(cfg).await.map_err(|e| format!("connect: {e}"))?;
     let token = cfg.token.clone();
-    let mut client = IngestServiceClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
-        if let Some(t) = &token {
-            let v = format!("Bearer {t}")
-                .parse()
-                .map_err(|_| tonic::Status::invalid_argument("the token has characters not allowed in metadata"))?;
-            req.metadata_mut().insert("authorization", v);
-        }
-        Ok(req)
-    })
-    .max_decoding_message_size(64 << 20)
-    .max_encoding_message_size(64 << 20);
+    let mut client =
+        IngestServiceClient::with_interceptor(channel, move |mut req: tonic::Request<()>| {
+            if let Some(t) = &token {
+                let v = format!("Bearer {t}").parse().map_err(|_| {
+                    tonic::Status::invalid_argument(
+                        "the token has characters not allowed in metadata",
+                    )
+                })?;
+                req.metadata_mut().insert("authorization", v);
+            }
+            Ok(req)
+        })
+        .max_decoding_message_size(64 << 20)
+        .max_encoding_message_size(64 << 20);
     let (tx, rx) = mpsc::channel::<IngestRequest>(cfg.window.max(1));
     let mut acks = client
         .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -287,8 +298,15 @@ async fn ship_session(
                     Record::Telemetry(t) => req.telemetry.push(t),
                 }
             }
-            sender.send(req).await.map_err(|_| "the stream closed".to_string())?;
-            inflight.push_back(Inflight { seq, next, records: n });
+            sender
+                .send(req)
+                .await
+                .map_err(|_| "the stream closed".to_string())?;
+            inflight.push_back(Inflight {
+                seq,
+                next,
+                records: n,
+            });
             cursor = next;
         }
         tokio::select! {
@@ -328,7 +346,9 @@ async fn ship_session(
             let left = tokio::task::spawn_blocking(move || {
                 let mut g = lock(&b);
                 let start = g.start();
-                g.read(start, 1, 1 << 20).map(|r| r.records.len()).unwrap_or(0)
+                g.read(start, 1, 1 << 20)
+                    .map(|r| r.records.len())
+                    .unwrap_or(0)
             })
             .await
             .unwrap_or(0);
@@ -341,7 +361,11 @@ async fn ship_session(
 
 fn log_rejections(ack: &v1::IngestAck) {
     for r in &ack.rejected {
-        let kind = if r.kind == v1::ItemKind::Telemetry as i32 { "telemetry" } else { "sample" };
+        let kind = if r.kind == v1::ItemKind::Telemetry as i32 {
+            "telemetry"
+        } else {
+            "sample"
+        };
         tracing::warn!(batch_seq = ack.batch_seq, kind, index = r.index, field = %r.field, reason = %r.reason, "collector rejected a record; it will not be resent");
     }
 }

@@ -76,11 +76,17 @@ pub async fn start(cfg: SimulatedConfig) -> std::io::Result<SocketAddr> {
 }
 
 async fn models(State(sim): State<Arc<Sim>>) -> impl IntoResponse {
-    axum::Json(json!({"object": "list", "data": [{"id": sim.cfg.model, "object": "model", "owned_by": "simulated"}]}))
+    axum::Json(
+        json!({"object": "list", "data": [{"id": sim.cfg.model, "object": "model", "owned_by": "simulated"}]}),
+    )
 }
 
 async fn chat(State(sim): State<Arc<Sim>>, body: axum::Json<Value>) -> Response {
-    let max_tokens = body.get("max_tokens").and_then(Value::as_u64).unwrap_or(16).clamp(1, 4096) as u32;
+    let max_tokens = body
+        .get("max_tokens")
+        .and_then(Value::as_u64)
+        .unwrap_or(16)
+        .clamp(1, 4096) as u32;
     let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
     let prompt_tokens = body
         .get("messages")
@@ -89,13 +95,20 @@ async fn chat(State(sim): State<Arc<Sim>>, body: axum::Json<Value>) -> Response 
     let (mult, sigma_mult) = sim.degradation();
     let (ttft, per_token) = {
         let mut rng = rand::rng();
-        let ttft = lognormal(&mut rng, sim.cfg.ttft_median_ms, sim.cfg.ttft_sigma * sigma_mult) * mult;
+        let ttft = lognormal(
+            &mut rng,
+            sim.cfg.ttft_median_ms,
+            sim.cfg.ttft_sigma * sigma_mult,
+        ) * mult;
         let per_token = 1000.0 / sim.cfg.tokens_per_s * mult;
         (ttft, per_token)
     };
     let model = sim.cfg.model.clone();
     if !stream {
-        tokio::time::sleep(Duration::from_secs_f64((ttft + per_token * f64::from(max_tokens)) / 1e3)).await;
+        tokio::time::sleep(Duration::from_secs_f64(
+            (ttft + per_token * f64::from(max_tokens)) / 1e3,
+        ))
+        .await;
         return axum::Json(json!({
             "object": "chat.completion",
             "model": model,
@@ -124,6 +137,8 @@ async fn chat(State(sim): State<Arc<Sim>>, body: axum::Json<Value>) -> Response 
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, "text/event-stream")
         .header(header::CACHE_CONTROL, "no-cache")
-        .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }

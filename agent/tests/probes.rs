@@ -30,7 +30,12 @@ fn target(provider: Provider, base_url: String, api_key: Option<&str>) -> Target
     }
 }
 
-const PROVIDERS: [Provider; 4] = [Provider::Ollama, Provider::Openai, Provider::Anthropic, Provider::OpenaiCompatible];
+const PROVIDERS: [Provider; 4] = [
+    Provider::Ollama,
+    Provider::Openai,
+    Provider::Anthropic,
+    Provider::OpenaiCompatible,
+];
 
 #[tokio::test]
 async fn every_provider_is_timed_from_its_own_stream() {
@@ -50,8 +55,15 @@ async fn every_provider_is_timed_from_its_own_stream() {
         let ttft = o.ttft_ms.expect("ttft");
         // first token after ≥ 150 ms; the whole call ≥ 150 + 5×20 ms
         assert!((150.0..400.0).contains(&ttft), "{p:?} ttft {ttft}");
-        assert!(o.latency_ms >= 250.0 && o.latency_ms < 800.0, "{p:?} latency {}", o.latency_ms);
-        assert!(o.latency_ms - ttft >= 95.0, "{p:?}: tokens after the first take ≥ 100 ms");
+        assert!(
+            o.latency_ms >= 250.0 && o.latency_ms < 800.0,
+            "{p:?} latency {}",
+            o.latency_ms
+        );
+        assert!(
+            o.latency_ms - ttft >= 95.0,
+            "{p:?}: tokens after the first take ≥ 100 ms"
+        );
         assert_eq!((o.tokens_in, o.tokens_out), (Some(13), Some(6)), "{p:?}");
         // the request was the provider's real one: streaming, temperature 0, small max_tokens
         let r = &server.received()[0];
@@ -88,7 +100,11 @@ async fn failures_become_error_samples_with_a_reason() {
 
         server.set(|s| s.behavior = Behavior::Status(429, "rate limit reached".into()));
         let o = probe_once(&client, &t).await;
-        assert_eq!((o.status, o.http_status), (CallStatus::Error, Some(429)), "{p:?}");
+        assert_eq!(
+            (o.status, o.http_status),
+            (CallStatus::Error, Some(429)),
+            "{p:?}"
+        );
         assert_eq!(o.error, "HTTP 429: rate limit reached");
         assert!(o.ttft_ms.is_none());
 
@@ -100,12 +116,19 @@ async fn failures_become_error_samples_with_a_reason() {
         let o = probe_once(&client, &t).await;
         assert_eq!(o.status, CallStatus::Error, "{p:?} mid-stream error");
         assert!(!o.error.is_empty());
-        assert!(o.ttft_ms.is_none(), "a failed call is never a latency point");
+        assert!(
+            o.ttft_ms.is_none(),
+            "a failed call is never a latency point"
+        );
 
         server.set(|s| s.behavior = Behavior::Cut);
         let o = probe_once(&client, &t).await;
         assert_eq!(o.status, CallStatus::Error, "{p:?} cut stream");
-        assert!(o.error.contains("stream ended before") || o.error.contains("broken"), "{p:?}: {}", o.error);
+        assert!(
+            o.error.contains("stream ended before") || o.error.contains("broken"),
+            "{p:?}: {}",
+            o.error
+        );
 
         server.set(|s| s.behavior = Behavior::Hang);
         let o = probe_once(&client, &t).await;
@@ -120,11 +143,18 @@ async fn connection_refused_is_an_error_sample_and_keys_stay_hidden() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = listener.local_addr().unwrap();
     drop(listener);
-    let t = target(Provider::Openai, format!("http://{dead}"), Some("sk-very-secret"));
+    let t = target(
+        Provider::Openai,
+        format!("http://{dead}"),
+        Some("sk-very-secret"),
+    );
     let o = probe_once(&reqwest::Client::new(), &t).await;
     assert_eq!(o.status, CallStatus::Error);
     assert!(o.error.starts_with("connect:"), "{}", o.error);
     assert!(o.http_status.is_none());
     let dbg = format!("{t:?}");
-    assert!(!dbg.contains("sk-very-secret") && dbg.contains("***"), "{dbg}");
+    assert!(
+        !dbg.contains("sk-very-secret") && dbg.contains("***"),
+        "{dbg}"
+    );
 }

@@ -92,12 +92,22 @@ impl FakeServer {
         };
         let app = Router::new()
             .route("/api/chat", post(ollama))
-            .route("/api/tags", get(|| async { axum::Json(json!({"models": [{"name": "llama3.1:8b"}]})) }))
+            .route(
+                "/api/tags",
+                get(|| async { axum::Json(json!({"models": [{"name": "llama3.1:8b"}]})) }),
+            )
             .route("/v1/chat/completions", post(openai))
-            .route("/v1/models", get(|| async { axum::Json(json!({"object": "list", "data": [{"id": "fake-model"}]})) }))
+            .route(
+                "/v1/models",
+                get(|| async {
+                    axum::Json(json!({"object": "list", "data": [{"id": "fake-model"}]}))
+                }),
+            )
             .route("/v1/messages", post(anthropic))
             .with_state(st.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -145,7 +155,9 @@ fn streaming(content_type: &'static str) -> (Tx, Response) {
     let resp = Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
-        .body(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)))
+        .body(Body::from_stream(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        ))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response());
     (tx, resp)
 }
@@ -154,9 +166,14 @@ async fn early(s: &Script) -> Option<Response> {
     match &s.behavior {
         Behavior::Status(code, msg) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut r = (status, axum::Json(json!({"error": {"message": msg, "type": "fake"}}))).into_response();
+            let mut r = (
+                status,
+                axum::Json(json!({"error": {"message": msg, "type": "fake"}})),
+            )
+                .into_response();
             if *code == 429 {
-                r.headers_mut().insert("retry-after", header::HeaderValue::from_static("1"));
+                r.headers_mut()
+                    .insert("retry-after", header::HeaderValue::from_static("1"));
             }
             Some(r)
         }
@@ -172,7 +189,11 @@ async fn send(tx: &Tx, s: String) -> bool {
     tx.send(Ok(Bytes::from(s))).await.is_ok()
 }
 
-async fn ollama(State(st): State<St>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+async fn ollama(
+    State(st): State<St>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     let s = note(&st, "/api/chat", &headers, &body);
     if let Some(r) = early(&s).await {
         return r;
@@ -192,7 +213,14 @@ async fn ollama(State(st): State<St>, headers: HeaderMap, axum::Json(body): axum
             if i == 0 {
                 match s.behavior {
                     Behavior::MidStreamError => {
-                        let _ = send(&tx, format!("{}\n", json!({"error": "llama runner process has terminated"}))).await;
+                        let _ = send(
+                            &tx,
+                            format!(
+                                "{}\n",
+                                json!({"error": "llama runner process has terminated"})
+                            ),
+                        )
+                        .await;
                         return;
                     }
                     Behavior::Cut => return,
@@ -207,7 +235,11 @@ async fn ollama(State(st): State<St>, headers: HeaderMap, axum::Json(body): axum
     resp
 }
 
-async fn openai(State(st): State<St>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+async fn openai(
+    State(st): State<St>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     let s = note(&st, "/v1/chat/completions", &headers, &body);
     if let Some(r) = early(&s).await {
         return r;
@@ -220,7 +252,10 @@ async fn openai(State(st): State<St>, headers: HeaderMap, axum::Json(body): axum
             "choices": [{"index": 0, "message": {"role": "assistant", "content": "fixed answer"}, "finish_reason": "stop"}], "usage": usage}))
         .into_response();
     }
-    let include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+    let include_usage = body
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        == Some(true);
     let (tx, resp) = streaming("text/event-stream");
     tokio::spawn(async move {
         let role = json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]});
@@ -258,7 +293,11 @@ async fn openai(State(st): State<St>, headers: HeaderMap, axum::Json(body): axum
     resp
 }
 
-async fn anthropic(State(st): State<St>, headers: HeaderMap, axum::Json(body): axum::Json<Value>) -> Response {
+async fn anthropic(
+    State(st): State<St>,
+    headers: HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
     let s = note(&st, "/v1/messages", &headers, &body);
     if let Some(r) = early(&s).await {
         return r;
@@ -294,7 +333,14 @@ async fn anthropic(State(st): State<St>, headers: HeaderMap, axum::Json(body): a
                 }
             }
         }
-        let _ = send(&tx, ev("content_block_stop", json!({"type": "content_block_stop", "index": 0}))).await;
+        let _ = send(
+            &tx,
+            ev(
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": 0}),
+            ),
+        )
+        .await;
         let _ = send(&tx, ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": s.tokens}}))).await;
         let _ = send(&tx, ev("message_stop", json!({"type": "message_stop"}))).await;
     });

@@ -11,7 +11,12 @@ use llmscope_collector::store::Store;
 use llmscope_e2e::fake::{FakeServer, Script};
 use llmscope_e2e::{Agent, Collector, collector_cmd, free_port, wait_until};
 
-fn agent_config(dir: &Path, collector: &str, token: &str, fake: Option<&str>) -> std::path::PathBuf {
+fn agent_config(
+    dir: &Path,
+    collector: &str,
+    token: &str,
+    fake: Option<&str>,
+) -> std::path::PathBuf {
     let mut text = format!(
         "collector = \"http://{collector}\"\ntoken = \"{token}\"\nsite = \"lab\"\nhost = \"gpu-node-1\"\ndata_dir = \"{}\"\nhttp_listen = \"127.0.0.1:0\"\ntelemetry_interval = \"300ms\"\nauto_targets = false\nbatch_max = 50\n",
         dir.join("agent-data").display()
@@ -21,7 +26,11 @@ fn agent_config(dir: &Path, collector: &str, token: &str, fake: Option<&str>) ->
             "\n[[targets]]\nname = \"fake-ollama\"\nprovider = \"ollama\"\nbase_url = \"{url}\"\nmodel = \"llama3.1:8b\"\ninterval = \"100ms\"\njitter = 0.1\ntimeout = \"5s\"\n"
         ));
     }
-    let path = dir.join(if fake.is_some() { "agent.toml" } else { "agent-drain.toml" });
+    let path = dir.join(if fake.is_some() {
+        "agent.toml"
+    } else {
+        "agent-drain.toml"
+    });
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -49,24 +58,47 @@ async fn probes_and_telemetry_arrive_and_an_outage_loses_nothing() {
     let store = Store::connect(&url, 1).await.unwrap();
 
     assert!(
-        wait_until(Duration::from_secs(30), || async { store.count_samples().await.unwrap() >= 5 && store.count_telemetry().await.unwrap() >= 2 }).await,
+        wait_until(Duration::from_secs(30), || async {
+            store.count_samples().await.unwrap() >= 5 && store.count_telemetry().await.unwrap() >= 2
+        })
+        .await,
         "samples and telemetry arrive"
     );
-    assert_eq!(store.count_gpu_rows().await.unwrap(), 0, "no NVML here: telemetry without GPUs");
+    assert_eq!(
+        store.count_gpu_rows().await.unwrap(),
+        0,
+        "no NVML here: telemetry without GPUs"
+    );
     let ids = store.sample_id_counts().await.unwrap();
     let s = store.get_sample(ids[0].0).await.unwrap().unwrap();
-    assert_eq!((s.site.as_str(), s.host.as_str(), s.provider.as_str(), s.model.as_str()), ("lab", "gpu-node-1", "ollama", "llama3.1:8b"));
+    assert_eq!(
+        (
+            s.site.as_str(),
+            s.host.as_str(),
+            s.provider.as_str(),
+            s.model.as_str()
+        ),
+        ("lab", "gpu-node-1", "ollama", "llama3.1:8b")
+    );
     assert_eq!((s.tokens_in, s.tokens_out), (Some(7), Some(4)));
     assert!(s.ttft_ms.unwrap() >= 20.0 && s.latency_ms >= s.ttft_ms.unwrap());
     let metrics = agent.metrics().await;
-    assert!(metrics.contains("gen_ai_client_operation_duration_seconds_bucket"), "{metrics}");
+    assert!(
+        metrics.contains("gen_ai_client_operation_duration_seconds_bucket"),
+        "{metrics}"
+    );
     assert!(metrics.contains("gen_ai_server_time_to_first_token_seconds"));
     assert!(llmscope_e2e::sum_metric(&metrics, "llmscope_agent_shipped_records_total") > 0.0);
 
     // outage: the collector goes away, probing goes on into the disk buffer
     collector.kill9().await;
     let during = fake.received().len();
-    assert!(wait_until(Duration::from_secs(20), || async { fake.received().len() >= during + 15 }).await);
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            fake.received().len() >= during + 15
+        })
+        .await
+    );
     assert!(agent.counter("llmscope_agent_buffer_bytes").await > 0.0);
     let collector = Collector::start(&url, &["--grpc-listen", &grpc]).await;
     // stop the agent gracefully: it finishes its probes and drains the buffer
@@ -75,12 +107,19 @@ async fn probes_and_telemetry_arrive_and_an_outage_loses_nothing() {
     // anything not drained at shutdown is replayed by the next start
     let drain = Agent::start(&agent_config(dir.path(), &grpc, &token, None)).await;
     assert!(
-        wait_until(Duration::from_secs(30), || async { store.count_samples().await.unwrap() >= calls }).await,
+        wait_until(Duration::from_secs(30), || async {
+            store.count_samples().await.unwrap() >= calls
+        })
+        .await,
         "every probe arrives: {} of {calls}",
         store.count_samples().await.unwrap()
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(store.count_samples().await.unwrap(), calls, "exactly once: one sample per probe call");
+    assert_eq!(
+        store.count_samples().await.unwrap(),
+        calls,
+        "exactly once: one sample per probe call"
+    );
     assert!(drain.terminate().await);
     assert!(collector.terminate().await);
 }
@@ -94,14 +133,23 @@ async fn kill_9_with_unacked_data_replays_and_corruption_is_skipped() {
     let fake = FakeServer::start(quick()).await;
     // the collector is down the whole time: everything stays in the agent's buffer
     let agent = Agent::start(&agent_config(dir.path(), &grpc, &token, Some(&fake.url()))).await;
-    assert!(wait_until(Duration::from_secs(20), || async { agent.counter("llmscope_agent_calls_total").await >= 20.0 }).await);
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            agent.counter("llmscope_agent_calls_total").await >= 20.0
+        })
+        .await
+    );
     let calls = agent.counter("llmscope_agent_calls_total").await as i64;
     tokio::time::sleep(Duration::from_millis(300)).await;
     agent.kill9().await;
 
     // corrupt one record's payload in the oldest segment
     let seg_dir = dir.path().join("agent-data/buffer");
-    let mut segs: Vec<_> = std::fs::read_dir(&seg_dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.extension().is_some_and(|e| e == "log")).collect();
+    let mut segs: Vec<_> = std::fs::read_dir(&seg_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
     segs.sort();
     let mut bytes = std::fs::read(&segs[0]).unwrap();
     let len = u32::from_le_bytes(bytes[0..4].try_into().unwrap()) as usize;
@@ -112,11 +160,20 @@ async fn kill_9_with_unacked_data_replays_and_corruption_is_skipped() {
     let drain = Agent::start(&agent_config(dir.path(), &grpc, &token, None)).await;
     let store = Store::connect(&url, 1).await.unwrap();
     assert!(
-        wait_until(Duration::from_secs(30), || async { store.count_samples().await.unwrap() >= calls - 1 }).await,
+        wait_until(Duration::from_secs(30), || async {
+            store.count_samples().await.unwrap() >= calls - 1
+        })
+        .await,
         "the samples buffered before kill -9 are replayed: {} of {calls}",
         store.count_samples().await.unwrap()
     );
-    assert_eq!(drain.counter("llmscope_agent_buffer_corrupt_records_total").await, 1.0, "the corrupt record is counted");
+    assert_eq!(
+        drain
+            .counter("llmscope_agent_buffer_corrupt_records_total")
+            .await,
+        1.0,
+        "the corrupt record is counted"
+    );
     let counts = store.sample_id_counts().await.unwrap();
     assert!(counts.iter().all(|(_, n)| *n == 1));
     assert!((counts.len() as i64) <= fake.received().len() as i64);

@@ -100,7 +100,9 @@ pub async fn probe_once(client: &reqwest::Client, target: &Target) -> Outcome {
     let req = match target.cfg.provider {
         Provider::Ollama => ollama::request(client, target),
         Provider::Anthropic => anthropic::request(client, target),
-        Provider::Openai | Provider::OpenaiCompatible | Provider::Simulated => openai::request(client, target),
+        Provider::Openai | Provider::OpenaiCompatible | Provider::Simulated => {
+            openai::request(client, target)
+        }
     };
     let run = async {
         let resp = match req.send().await {
@@ -110,16 +112,25 @@ pub async fn probe_once(client: &reqwest::Client, target: &Target) -> Outcome {
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();
-            return failure(start, Some(status.as_u16() as u32), http_reason(status.as_u16(), &body));
+            return failure(
+                start,
+                Some(status.as_u16() as u32),
+                http_reason(status.as_u16(), &body),
+            );
         }
-        let mut observer = Observer::new(target.cfg.provider, wire_format(target.cfg.provider), start);
+        let mut observer =
+            Observer::new(target.cfg.provider, wire_format(target.cfg.provider), start);
         let mut resp = resp;
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => observer.feed(&chunk, Instant::now()),
                 Ok(None) => break,
                 Err(e) => {
-                    return failure(start, Some(status.as_u16() as u32), format!("stream broken: {}", short(&e.to_string(), 200)));
+                    return failure(
+                        start,
+                        Some(status.as_u16() as u32),
+                        format!("stream broken: {}", short(&e.to_string(), 200)),
+                    );
                 }
             }
         }
@@ -179,7 +190,13 @@ fn connect_reason(e: &reqwest::Error) -> String {
         msg = s.to_string();
         src = s.source();
     }
-    let kind = if e.is_connect() { "connect" } else if e.is_timeout() { "timeout" } else { "request" };
+    let kind = if e.is_connect() {
+        "connect"
+    } else if e.is_timeout() {
+        "timeout"
+    } else {
+        "request"
+    };
     format!("{kind}: {}", short(&msg, 200))
 }
 

@@ -200,14 +200,19 @@ impl Observer {
 
 /// A JSON number as u32.
 pub(crate) fn u32_at(v: &Value, ptr: &str) -> Option<u32> {
-    v.pointer(ptr).and_then(Value::as_u64).map(|n| n.min(u64::from(u32::MAX)) as u32)
+    v.pointer(ptr)
+        .and_then(Value::as_u64)
+        .map(|n| n.min(u64::from(u32::MAX)) as u32)
 }
 
 /// An error message from a JSON error object or string.
 pub(crate) fn error_text(v: &Value) -> Option<String> {
     let e = v.get("error")?;
     Some(super::short(
-        e.get("message").and_then(Value::as_str).or(e.as_str()).unwrap_or("error event in the stream"),
+        e.get("message")
+            .and_then(Value::as_str)
+            .or(e.as_str())
+            .unwrap_or("error event in the stream"),
         200,
     ))
 }
@@ -221,7 +226,10 @@ mod tests {
         let t0 = Instant::now();
         let mut o = Observer::new(provider, format, t0);
         for (i, c) in chunks.iter().enumerate() {
-            o.feed(c.as_bytes(), t0 + Duration::from_millis(10 * (i as u64 + 1)));
+            o.feed(
+                c.as_bytes(),
+                t0 + Duration::from_millis(10 * (i as u64 + 1)),
+            );
         }
         o.finish(t0 + Duration::from_secs(1))
     }
@@ -230,21 +238,42 @@ mod tests {
     fn openai_sse_split_across_chunks() {
         let t0 = Instant::now();
         let mut o = Observer::new(Provider::Openai, Format::Sse, t0);
-        o.feed(b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n", t0 + Duration::from_millis(5));
+        o.feed(
+            b"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n",
+            t0 + Duration::from_millis(5),
+        );
         assert!(!o.has_first_token(), "role-only chunk carries no content");
-        o.feed(b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel", t0 + Duration::from_millis(20));
+        o.feed(
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"Hel",
+            t0 + Duration::from_millis(20),
+        );
         o.feed(b"lo\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2}}\n\ndata: [DONE]\n\n", t0 + Duration::from_millis(30));
         let obs = o.finish(t0 + Duration::from_millis(40));
-        assert_eq!(obs.first_token, Some(t0 + Duration::from_millis(30)), "content completes in the third chunk");
+        assert_eq!(
+            obs.first_token,
+            Some(t0 + Duration::from_millis(30)),
+            "content completes in the third chunk"
+        );
         assert_eq!((obs.tokens_in, obs.tokens_out), (Some(9), Some(2)));
         assert!(obs.done && obs.error.is_none());
     }
 
     #[test]
     fn openai_missing_done_and_error_events() {
-        let obs = run(Provider::Openai, Format::Sse, &["data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"]);
-        assert_eq!(obs.error.as_deref(), Some("stream ended before `data: [DONE]`"));
-        let obs = run(Provider::Openai, Format::Sse, &["data: {\"error\":{\"message\":\"overloaded\"}}\n\n"]);
+        let obs = run(
+            Provider::Openai,
+            Format::Sse,
+            &["data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"],
+        );
+        assert_eq!(
+            obs.error.as_deref(),
+            Some("stream ended before `data: [DONE]`")
+        );
+        let obs = run(
+            Provider::Openai,
+            Format::Sse,
+            &["data: {\"error\":{\"message\":\"overloaded\"}}\n\n"],
+        );
         assert_eq!(obs.error.as_deref(), Some("overloaded"));
     }
 
@@ -261,7 +290,11 @@ mod tests {
         assert!(obs.first_token.is_some());
         assert_eq!((obs.tokens_in, obs.tokens_out), (Some(12), Some(7)));
         assert!(obs.error.is_none());
-        let obs = run(Provider::Ollama, Format::Ndjson, &["{\"error\":\"model not found\"}\n"]);
+        let obs = run(
+            Provider::Ollama,
+            Format::Ndjson,
+            &["{\"error\":\"model not found\"}\n"],
+        );
         assert_eq!(obs.error.as_deref(), Some("model not found"));
     }
 
@@ -283,16 +316,31 @@ mod tests {
         let obs = run(
             Provider::Anthropic,
             Format::Sse,
-            &["event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n"],
+            &[
+                "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+            ],
         );
         assert_eq!(obs.error.as_deref(), Some("Overloaded"));
     }
 
     #[test]
     fn whole_json_bodies() {
-        let obs = run(Provider::Openai, Format::Json, &["{\"choices\":[{\"message\":{\"content\":\"x\"}}],", "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}"]);
+        let obs = run(
+            Provider::Openai,
+            Format::Json,
+            &[
+                "{\"choices\":[{\"message\":{\"content\":\"x\"}}],",
+                "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}",
+            ],
+        );
         assert_eq!((obs.tokens_in, obs.tokens_out), (Some(3), Some(4)));
-        let obs = run(Provider::Anthropic, Format::Json, &["{\"type\":\"message\",\"content\":[{\"text\":\"x\"}],\"usage\":{\"input_tokens\":5,\"output_tokens\":6}}"]);
+        let obs = run(
+            Provider::Anthropic,
+            Format::Json,
+            &[
+                "{\"type\":\"message\",\"content\":[{\"text\":\"x\"}],\"usage\":{\"input_tokens\":5,\"output_tokens\":6}}",
+            ],
+        );
         assert_eq!((obs.tokens_in, obs.tokens_out), (Some(5), Some(6)));
     }
 }

@@ -36,15 +36,26 @@ impl CpuSampler {
 
     /// Reads CPU (since the last call), memory and load.
     pub fn sample(&mut self) -> CpuReading {
-        let load1 = System::load_average().map(|l| l.one.max(0.0)).unwrap_or(0.0);
+        let load1 = System::load_average()
+            .map(|l| l.one.max(0.0))
+            .unwrap_or(0.0);
         let Some(sys) = &mut self.sys else {
-            return CpuReading { cpu_pct: 0.0, mem_used_bytes: 0, mem_total_bytes: 0, load1 };
+            return CpuReading {
+                cpu_pct: 0.0,
+                mem_used_bytes: 0,
+                mem_total_bytes: 0,
+                load1,
+            };
         };
         sys.refresh_cpu_usage();
         sys.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
         let pct = f64::from(sys.global_cpu_usage());
         CpuReading {
-            cpu_pct: if pct.is_finite() { pct.clamp(0.0, 100.0) } else { 0.0 },
+            cpu_pct: if pct.is_finite() {
+                pct.clamp(0.0, 100.0)
+            } else {
+                0.0
+            },
             mem_used_bytes: sys.used_memory(),
             mem_total_bytes: sys.total_memory(),
             load1,

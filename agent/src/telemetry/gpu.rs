@@ -20,7 +20,9 @@ impl GpuSampler {
     /// Loads `libnvidia-ml.so.1` and counts devices.
     pub fn init() -> Result<GpuSampler, NvmlUnavailable> {
         let nvml = Nvml::init().map_err(|e| NvmlUnavailable(e.to_string()))?;
-        let count = nvml.device_count().map_err(|e| NvmlUnavailable(e.to_string()))?;
+        let count = nvml
+            .device_count()
+            .map_err(|e| NvmlUnavailable(e.to_string()))?;
         Ok(GpuSampler { nvml, count })
     }
 
@@ -31,7 +33,9 @@ impl GpuSampler {
 
     /// The driver version, for `gpu-info`.
     pub fn driver_version(&self) -> String {
-        self.nvml.sys_driver_version().unwrap_or_else(|e| format!("unknown ({e})"))
+        self.nvml
+            .sys_driver_version()
+            .unwrap_or_else(|e| format!("unknown ({e})"))
     }
 
     /// One reading per GPU; a field NVML cannot read is 0 (logged at debug).
@@ -50,13 +54,25 @@ impl GpuSampler {
                 index,
                 uuid: dev.uuid().unwrap_or_default(),
                 name: dev.name().unwrap_or_default(),
-                util_pct: dev.utilization_rates().map(|u| f64::from(u.gpu)).unwrap_or(0.0),
+                util_pct: dev
+                    .utilization_rates()
+                    .map(|u| f64::from(u.gpu))
+                    .unwrap_or(0.0),
                 mem_used_bytes: mem.as_ref().map(|m| m.used).unwrap_or(0),
                 mem_total_bytes: mem.as_ref().map(|m| m.total).unwrap_or(0),
-                temp_c: dev.temperature(TemperatureSensor::Gpu).map(f64::from).unwrap_or(0.0),
-                power_w: dev.power_usage().map(|mw| f64::from(mw) / 1000.0).unwrap_or(0.0),
+                temp_c: dev
+                    .temperature(TemperatureSensor::Gpu)
+                    .map(f64::from)
+                    .unwrap_or(0.0),
+                power_w: dev
+                    .power_usage()
+                    .map(|mw| f64::from(mw) / 1000.0)
+                    .unwrap_or(0.0),
                 sm_clock_mhz: dev.clock_info(Clock::SM).unwrap_or(0),
-                throttle_reasons: dev.current_throttle_reasons().map(|r| r.bits()).unwrap_or(0),
+                throttle_reasons: dev
+                    .current_throttle_reasons()
+                    .map(|r| r.bits())
+                    .unwrap_or(0),
             });
         }
         out
