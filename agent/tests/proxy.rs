@@ -105,7 +105,11 @@ async fn streams_are_byte_identical_and_timed() {
         assert_eq!(s.source, v1::Source::Proxy as i32);
         assert_eq!(s.status, v1::CallStatus::Ok as i32, "{path}: {}", s.error);
         assert_eq!(s.tokens_in, Some(9), "{path}");
-        assert_eq!(s.tokens_out, Some(5), "{path}: usage from the response or final event");
+        assert_eq!(
+            s.tokens_out,
+            Some(5),
+            "{path}: usage from the response or final event"
+        );
         let ttft = s.ttft_ms.unwrap();
         assert!(
             ttft >= 150.0 && ttft <= s.latency_ms,
