@@ -50,9 +50,8 @@ async fn healthz(State(st): State<St>) -> impl IntoResponse {
 }
 
 async fn metrics_text(State(st): State<St>) -> impl IntoResponse {
-    if let Ok(b) = st.buffer.lock() {
-        st.metrics.buffer_bytes.set(b.stats().bytes_on_disk as i64);
-    }
+    let stats = crate::ship::lock(&st.buffer).stats();
+    st.metrics.sync_buffer(&stats);
     (
         [(
             header::CONTENT_TYPE,

@@ -45,6 +45,8 @@ pub struct Metrics {
     pub reconnects: Counter,
     /// Telemetry snapshots taken.
     pub telemetry: Counter,
+    /// Buffer counters already published (the buffer counts since open; metrics follow).
+    published: std::sync::Mutex<(u64, u64)>,
 }
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
@@ -90,6 +92,7 @@ impl Metrics {
             reconnects: Counter::default(),
             telemetry: Counter::default(),
             registry: Registry::default(),
+            published: std::sync::Mutex::new((0, 0)),
         };
         registry.register(
             "llmscope_agent_calls",
@@ -152,6 +155,21 @@ impl Metrics {
             m.telemetry.clone(),
         );
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Brings the buffer metrics up to date with the buffer's own statistics.
+    pub fn sync_buffer(&self, stats: &crate::buffer::BufferStats) {
+        self.buffer_bytes
+            .set(i64::try_from(stats.bytes_on_disk).unwrap_or(i64::MAX));
+        let mut last = self.published.lock().unwrap_or_else(|p| p.into_inner());
+        self.buffer_dropped
+            .inc_by(stats.dropped_records.saturating_sub(last.0));
+        self.buffer_corrupt
+            .inc_by(stats.corrupt_records.saturating_sub(last.1));
+        *last = (
+            last.0.max(stats.dropped_records),
+            last.1.max(stats.corrupt_records),
+        );
     }
 
     /// Records one finished call.

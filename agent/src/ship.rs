@@ -62,7 +62,6 @@ pub async fn buffer_writer(
     metrics: Arc<Metrics>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut last = BufferCounters::default();
     loop {
         let first = tokio::select! {
             r = rx.recv() => match r {
@@ -87,14 +86,11 @@ pub async fn buffer_writer(
             for rec in &group {
                 buf.append(rec)?;
             }
-            Ok::<_, crate::buffer::BufferError>(BufferCounters::read(&buf))
+            Ok::<_, crate::buffer::BufferError>(buf.stats())
         })
         .await;
         match res {
-            Ok(Ok(now)) => {
-                last.publish(&now, &metrics);
-                last = now;
-            }
+            Ok(Ok(stats)) => metrics.sync_buffer(&stats),
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "cannot append to the disk buffer; records lost")
             }
@@ -113,32 +109,6 @@ pub async fn buffer_syncer(buffer: SharedBuffer, every: Duration) {
         if let Ok(Err(e)) = tokio::task::spawn_blocking(move || lock(&b).sync()).await {
             tracing::warn!(error = %e, "buffer fsync failed");
         }
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct BufferCounters {
-    bytes: u64,
-    dropped: u64,
-    corrupt: u64,
-}
-
-impl BufferCounters {
-    fn read(b: &DiskBuffer) -> Self {
-        let s = b.stats();
-        BufferCounters {
-            bytes: s.bytes_on_disk,
-            dropped: s.dropped_records,
-            corrupt: s.corrupt_records,
-        }
-    }
-
-    fn publish(&self, now: &BufferCounters, m: &Metrics) {
-        m.buffer_bytes.set(now.bytes as i64);
-        m.buffer_dropped
-            .inc_by(now.dropped.saturating_sub(self.dropped));
-        m.buffer_corrupt
-            .inc_by(now.corrupt.saturating_sub(self.corrupt));
     }
 }
 

