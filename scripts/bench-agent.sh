@@ -80,6 +80,7 @@ for k in ["direct", "agent", "nginx"]:
     print(f"| {k} | {v['requests']} | {v['errors']} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} | {v['p50_ms']-d['p50_ms']:+.3f} | {v['p99_ms']-d['p99_ms']:+.3f} | {v['p50_ms']/d['p50_ms']:.2f} | {v['p99_ms']/d['p99_ms']:.2f} |")
 PY
 kill %2 2>/dev/null || true
+[ -n "${SKIP_IDLE:-}" ] && exit 0
 
 echo "== agent idle: 5 targets (15 s interval), 1 Hz telemetry, 60 s, shipping to a collector" >&2
 CPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
