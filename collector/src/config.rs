@@ -43,6 +43,54 @@ pub struct Config {
     pub ingest: IngestConfig,
     /// TLS for both listeners.
     pub tls: TlsConfig,
+    /// The live SPC engine.
+    pub spc: SpcConfig,
+}
+
+/// Live SPC settings (rule parameters live in the database: `llmscope-collector rules`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpcConfig {
+    /// Evaluate rules on ingest.
+    pub enabled: bool,
+    /// Phase I size: successful points that estimate a baseline.
+    pub baseline_points: usize,
+    /// `mrbar` or `median`.
+    pub sigma_method: llmscope_spc::SigmaMethod,
+    /// `none` or `log`.
+    pub transform: llmscope_spc::Transform,
+    /// Quiet points after which an episode resolves (overridable per model and site).
+    pub resolve_after: u32,
+    /// Points replayed when a series is first seen by a process.
+    pub warmup_points: usize,
+    /// Bucket width of the site and global X̄ charts.
+    #[serde(with = "humantime_serde")]
+    pub bucket: Duration,
+    /// Wait after a bucket ends before it is evaluated (late samples).
+    #[serde(with = "humantime_serde")]
+    pub bucket_grace: Duration,
+    /// Buckets that estimate a site or global chart's baseline.
+    pub bucket_baseline: usize,
+    /// How often the bucket job runs.
+    #[serde(with = "humantime_serde")]
+    pub bucket_interval: Duration,
+}
+
+impl Default for SpcConfig {
+    fn default() -> Self {
+        SpcConfig {
+            enabled: true,
+            baseline_points: 50,
+            sigma_method: llmscope_spc::SigmaMethod::Mrbar,
+            transform: llmscope_spc::Transform::None,
+            resolve_after: 20,
+            warmup_points: 64,
+            bucket: Duration::from_secs(60),
+            bucket_grace: Duration::from_secs(15),
+            bucket_baseline: 20,
+            bucket_interval: Duration::from_secs(15),
+        }
+    }
 }
 
 /// Ingest limits and group-commit tuning.
@@ -90,6 +138,7 @@ impl Default for Config {
             retention_interval: Duration::from_secs(3_600),
             ingest: IngestConfig::default(),
             tls: TlsConfig::default(),
+            spc: SpcConfig::default(),
         }
     }
 }
@@ -141,7 +190,7 @@ pub enum ConfigError {
 }
 
 /// Sections whose keys map to `LLMSCOPE_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["ingest", "tls"];
+const SECTIONS: &[&str] = &["ingest", "tls", "spc"];
 /// Environment variables with the prefix that are not configuration keys.
 const NOT_CONFIG: &[&str] = &["LLMSCOPE_CONFIG", "LLMSCOPE_LOG", "LLMSCOPE_ADMIN_TOKEN"];
 
@@ -300,6 +349,21 @@ impl Config {
         }
         if self.retention < Duration::from_secs(3_600) {
             return bad("`retention` must be at least 1h".into());
+        }
+        if self.spc.baseline_points < 2 {
+            return bad("`spc.baseline_points` must be at least 2".into());
+        }
+        if self.spc.sigma_method == llmscope_spc::SigmaMethod::Given {
+            return bad("`spc.sigma_method` must be `mrbar` or `median`".into());
+        }
+        if self.spc.resolve_after == 0 || self.spc.bucket_baseline < 2 {
+            return bad(
+                "`spc.resolve_after` must be at least 1 and `spc.bucket_baseline` at least 2"
+                    .into(),
+            );
+        }
+        if self.spc.bucket < Duration::from_secs(1) {
+            return bad("`spc.bucket` must be at least 1s".into());
         }
         if self.database_max_connections == 0 {
             return bad("`database_max_connections` must be at least 1".into());

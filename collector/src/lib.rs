@@ -15,6 +15,7 @@ pub mod auth;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod live;
 pub mod serve;
 pub mod store;
 pub mod tls;

@@ -178,7 +178,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             tls_client_ca: args.tls_client_ca,
         },
     )?;
-    let running = serve::start(&config, None).await?;
+    let running = serve::start(&config).await?;
     // one machine-readable line on stdout for scripts and tests
     println!(
         "llmscope-collector ready grpc={} http={}",

@@ -17,6 +17,8 @@ use crate::http;
 use crate::ingest::service::IngestLimits;
 use crate::ingest::writer::{CommitHook, WriterTasks};
 use crate::ingest::{IngestServer, Writer, WriterConfig};
+use crate::live::Engine;
+use crate::live::engine::EngineConfig;
 use crate::store::{Store, StoreError, now_us};
 use crate::tls::{self, TlsError};
 
@@ -63,6 +65,8 @@ pub struct Running {
     http: JoinHandle<std::io::Result<()>>,
     retention: JoinHandle<()>,
     writer_tasks: WriterTasks,
+    engine: Option<JoinHandle<()>>,
+    buckets: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -73,6 +77,13 @@ impl Running {
         let grpc = tokio::time::timeout(SHUTDOWN_GRACE, self.grpc).await;
         let http = tokio::time::timeout(Duration::from_secs(5), self.http).await;
         self.writer_tasks.shutdown(SHUTDOWN_GRACE).await;
+        if let Some(b) = self.buckets {
+            b.abort();
+        }
+        // the writers are gone: the engine finishes what it was given, then stops
+        if let Some(e) = self.engine {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, e).await;
+        }
         if let Ok(Ok(Err(e))) = grpc {
             return Err(ServeError::Grpc(e));
         }
@@ -90,7 +101,7 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
 }
 
 /// Opens the store and starts every listener; returns once they are bound.
-pub async fn start(cfg: &Config, hook: Option<CommitHook>) -> Result<Running, ServeError> {
+pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
     tls::install_crypto_provider();
     let store = Store::connect(&cfg.database_url, cfg.database_max_connections).await?;
     tracing::info!(backend = store.backend(), url = %redact_url(&cfg.database_url), "database ready");
@@ -113,6 +124,22 @@ pub async fn start(cfg: &Config, hook: Option<CommitHook>) -> Result<Running, Se
         );
     }
     let grpc_tls = tls::grpc_config(&cfg.tls)?;
+    let (hook, engine, buckets): (Option<CommitHook>, _, _) = if cfg.spc.enabled {
+        let (tx, task) = Engine::spawn(
+            store.clone(),
+            EngineConfig {
+                baseline_points: cfg.spc.baseline_points,
+                sigma_method: cfg.spc.sigma_method,
+                transform: cfg.spc.transform,
+                resolve_after: cfg.spc.resolve_after,
+                warmup_points: cfg.spc.warmup_points,
+            },
+        );
+        let b = tokio::spawn(crate::live::buckets::job(store.clone(), cfg.spc.clone()));
+        (Some(tx), Some(task), Some(b))
+    } else {
+        (None, None, None)
+    };
     let http_tls = tls::http_config(&cfg.tls)?;
 
     let (writer, writer_tasks) = Writer::start(
@@ -211,6 +238,8 @@ pub async fn start(cfg: &Config, hook: Option<CommitHook>) -> Result<Running, Se
         http,
         retention,
         writer_tasks,
+        engine,
+        buckets,
     })
 }
 

@@ -50,7 +50,7 @@ pub enum EpisodeEvent {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 struct Open {
     start: u64,
     end: u64,
@@ -59,7 +59,7 @@ struct Open {
 }
 
 /// Incremental episode state for the eight rules of one series (fixed size).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EpisodeTracker {
     resolve_after: u32,
     open: [Open; 8],

@@ -23,8 +23,9 @@ use tokio::task::JoinSet;
 
 use crate::store::{SampleRow, Store, TelemetryRow};
 
-/// Called after each commit with the samples it stored (the live SPC engine hooks here).
-pub type CommitHook = Arc<dyn Fn(&[SampleRow]) + Send + Sync>;
+/// Receives the samples of each commit, after the batches are acked (the live SPC engine).
+/// Sending waits when the receiver lags, which slows ingest rather than skipping evaluation.
+pub type CommitHook = tokio::sync::mpsc::Sender<Vec<SampleRow>>;
 
 /// Writer tuning.
 #[derive(Debug, Clone, Copy)]
@@ -237,12 +238,15 @@ async fn run_worker(
             stats
                 .telemetry
                 .fetch_add(telemetry.len() as u64, Ordering::Relaxed);
-            if let Some(h) = &hook {
-                h(&samples);
-            }
         }
         for j in jobs {
             let _ = j.done.send(result.clone());
+        }
+        if result.is_ok()
+            && !samples.is_empty()
+            && let Some(h) = &hook
+        {
+            let _ = h.send(samples).await;
         }
     }
 }

@@ -105,7 +105,11 @@ pub fn config(url: &str) -> Config {
 }
 
 pub async fn start(cfg: &Config) -> Running {
-    serve::start(cfg, None).await.expect("collector starts")
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_test_writer()
+        .try_init();
+    serve::start(cfg).await.expect("collector starts")
 }
 
 pub fn now_ns() -> i64 {

@@ -193,6 +193,31 @@ pub struct CompiledRules {
     pub(crate) r8_both: bool,
 }
 
+/// A compiled configuration that can be compared and shared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CompiledRulesRef(pub CompiledRules);
+
+const DEFAULT_COMPILED: CompiledRules = CompiledRules {
+    enabled: RuleFlags::ALL,
+    r1_k: 3.0,
+    r2_run: 9,
+    r3_steps: 5,
+    r3_ignore_ties: false,
+    r4_steps: 13,
+    r5_mask: 0b111,
+    r5_count: 2,
+    r5_k: 2.0,
+    r6_mask: 0b11111,
+    r6_count: 4,
+    r6_k: 1.0,
+    r7_run: 15,
+    r7_k: 1.0,
+    r7_both: false,
+    r8_run: 8,
+    r8_k: 1.0,
+    r8_both: false,
+};
+
 fn window_mask(window: u32) -> u64 {
     if window >= 64 {
         u64::MAX
@@ -277,6 +302,15 @@ impl NelsonConfig {
             r8_k: self.rule8.k,
             r8_both: self.rule8.both_sides,
         })
+    }
+
+    /// Validates and compiles; falls back to the defaults if invalid (callers validate first).
+    pub fn compile_ref(&self) -> CompiledRulesRef {
+        CompiledRulesRef(self.compile().unwrap_or_else(|_| {
+            NelsonConfig::default()
+                .compile()
+                .unwrap_or(DEFAULT_COMPILED)
+        }))
     }
 
     /// The set of enabled rules.

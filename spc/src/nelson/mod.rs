@@ -23,7 +23,8 @@ pub mod reference;
 mod state;
 
 pub use config::{
-    KOfNParams, NelsonConfig, Rule1Params, RunParams, TiePolicy, TrendParams, ZoneRunParams,
+    CompiledRules, CompiledRulesRef, KOfNParams, NelsonConfig, Rule1Params, RunParams, TiePolicy,
+    TrendParams, ZoneRunParams,
 };
 pub use state::NelsonState;
 

@@ -9,7 +9,7 @@
 use super::{RuleFlags, config::CompiledRules};
 
 /// Per-series rule state. Feed z-scores in time order with [`NelsonState::push`].
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NelsonState {
     prev_z: f64,
     has_prev: bool,

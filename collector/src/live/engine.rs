@@ -1,0 +1,760 @@
+//! The per-series engine task (see the module docs of [`crate::live`]).
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use llmscope_spc::{
+    Baseline, BaselineOptions, EpisodeEvent, EpisodeTracker, NelsonState, Rule, SigmaMethod,
+    Transform,
+};
+use serde_json::json;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::metric::Metric;
+use super::settings::{Effective, Scope, Settings};
+use crate::store::live::{BaselineRow, NewViolation, PointSelector, ViolationOp};
+use crate::store::{CallStatus, SampleRow, Store, StoreError, now_us};
+
+/// Most recent points kept per series (the longest default rule window is 15).
+const RECENT: usize = 16;
+/// Points kept per open episode (its qualifying windows).
+const EPISODE_POINTS: usize = 256;
+/// How often rule configuration and baseline changes are picked up.
+const REFRESH: Duration = Duration::from_secs(2);
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Phase I size: successful points that estimate a baseline.
+    pub baseline_points: usize,
+    /// Sigma estimator.
+    pub sigma_method: SigmaMethod,
+    /// Transform.
+    pub transform: Transform,
+    /// Default quiet points that resolve an episode.
+    pub resolve_after: u32,
+    /// Points replayed when a series is first seen by this process.
+    pub warmup_points: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            baseline_points: 50,
+            sigma_method: SigmaMethod::Mrbar,
+            transform: Transform::None,
+            resolve_after: 20,
+            warmup_points: 64,
+        }
+    }
+}
+
+/// Identity of a series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey {
+    /// Site.
+    pub site: String,
+    /// Host.
+    pub host: String,
+    /// Provider.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+    /// Metric.
+    pub metric: Metric,
+}
+
+impl SeriesKey {
+    /// The key stored with violations and counters.
+    pub fn text(&self) -> String {
+        format!(
+            "series|{}|{}|{}|{}|{}",
+            self.site,
+            self.host,
+            self.provider,
+            self.model,
+            self.metric.as_str()
+        )
+    }
+
+    fn baseline_key(&self, scope: Scope) -> BaselineKey {
+        BaselineKey {
+            scope,
+            site: if scope == Scope::Global {
+                String::new()
+            } else {
+                self.site.clone()
+            },
+            host: if scope == Scope::Series {
+                self.host.clone()
+            } else {
+                String::new()
+            },
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+            metric: self.metric,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BaselineKey {
+    scope: Scope,
+    site: String,
+    host: String,
+    provider: String,
+    model: String,
+    metric: Metric,
+}
+
+impl BaselineKey {
+    fn selector(&self) -> PointSelector {
+        PointSelector {
+            site: self.site.clone(),
+            host: self.host.clone(),
+            provider: self.provider.clone(),
+            model: self.model.clone(),
+        }
+    }
+}
+
+struct Frozen {
+    row: BaselineRow,
+    b: Baseline,
+    json: String,
+}
+
+#[derive(Default)]
+struct Learner {
+    seeded: bool,
+    ids: HashSet<(Uuid, i64)>,
+    points: Vec<(i64, f64)>,
+    failures: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Pt {
+    id: Uuid,
+    ts: i64,
+    value: f64,
+}
+
+struct OpenEp {
+    rule: u8,
+    id: String,
+    points: Vec<Pt>,
+}
+
+struct SeriesState {
+    eff: Arc<Effective>,
+    settings_gen: u64,
+    nelson: NelsonState,
+    tracker: EpisodeTracker,
+    index: u64,
+    last_ts: i64,
+    baseline_id: i64,
+    baseline_values: (f64, f64),
+    recent: VecDeque<Pt>,
+    open: Vec<OpenEp>,
+}
+
+/// Sends committed samples to the engine (the writer's commit hook).
+pub type EngineHandle = mpsc::Sender<Vec<SampleRow>>;
+
+/// The live SPC engine.
+pub struct Engine {
+    store: Store,
+    cfg: EngineConfig,
+    series: HashMap<SeriesKey, SeriesState>,
+    learners: HashMap<BaselineKey, Learner>,
+    baselines: HashMap<BaselineKey, Option<Arc<Frozen>>>,
+    settings: Settings,
+    effective: HashMap<(String, String), Arc<Effective>>,
+    settings_gen: u64,
+    baseline_gen: i64,
+    refreshed: Option<Instant>,
+}
+
+fn pts_json(pts: &[Pt]) -> String {
+    let v: Vec<serde_json::Value> = pts
+        .iter()
+        .map(|p| json!({"id": p.id.to_string(), "ts": p.ts, "value": p.value}))
+        .collect();
+    serde_json::Value::Array(v).to_string()
+}
+
+/// The violation id: the same on every replica for the same episode.
+pub fn violation_id(series_key: &str, rule: u8, opened_at: i64) -> String {
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("{series_key}|{rule}|{opened_at}").as_bytes(),
+    )
+    .to_string()
+}
+
+struct PendingContext {
+    op: usize,
+    site: String,
+    host: String,
+    points: Vec<Pt>,
+}
+
+impl Engine {
+    /// A new engine over `store`.
+    pub fn new(store: Store, cfg: EngineConfig) -> Engine {
+        let settings = Settings::from_rows(&[], cfg.resolve_after);
+        Engine {
+            store,
+            cfg,
+            series: HashMap::new(),
+            learners: HashMap::new(),
+            baselines: HashMap::new(),
+            settings,
+            effective: HashMap::new(),
+            settings_gen: 0,
+            baseline_gen: -1,
+            refreshed: None,
+        }
+    }
+
+    /// Starts the engine task; returns the handle the writer sends committed samples to.
+    pub fn spawn(store: Store, cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::channel::<Vec<SampleRow>>(64);
+        let mut engine = Engine::new(store, cfg);
+        let task = tokio::spawn(async move {
+            while let Some(batch) = rx.recv().await {
+                let mut backoff = Duration::from_millis(100);
+                loop {
+                    match engine.process(&batch).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "live spc: evaluation failed; retrying the batch");
+                            // a failure may leave partial in-memory state: rebuild from the database
+                            engine.series.clear();
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                        }
+                    }
+                }
+            }
+        });
+        (tx, task)
+    }
+
+    /// Active series held in memory.
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    async fn refresh(&mut self) -> Result<(), StoreError> {
+        if self.refreshed.is_some_and(|t| t.elapsed() < REFRESH) {
+            return Ok(());
+        }
+        self.refreshed = Some(Instant::now());
+        let rows = self.store.rule_configs().await?;
+        let settings = Settings::from_rows(&rows, self.cfg.resolve_after);
+        self.settings = settings;
+        self.effective.clear();
+        self.settings_gen += 1;
+        let generation = self.store.baseline_generation().await?;
+        if generation != self.baseline_gen {
+            self.baseline_gen = generation;
+            self.baselines.clear();
+        }
+        Ok(())
+    }
+
+    fn effective(&mut self, site: &str, model: &str) -> Arc<Effective> {
+        let key = (site.to_owned(), model.to_owned());
+        if let Some(e) = self.effective.get(&key) {
+            return e.clone();
+        }
+        let e = Arc::new(self.settings.resolve(site, model));
+        self.effective.insert(key, e.clone());
+        e
+    }
+
+    async fn baseline(&mut self, key: &BaselineKey) -> Result<Option<Arc<Frozen>>, StoreError> {
+        if let Some(b) = self.baselines.get(key) {
+            return Ok(b.clone());
+        }
+        let row = self
+            .store
+            .current_baseline(
+                key.scope.as_str(),
+                &key.site,
+                &key.host,
+                &key.provider,
+                &key.model,
+                key.metric.as_str(),
+            )
+            .await?;
+        let frozen = row.map(|row| {
+            let transform = if row.transform == "log" {
+                Transform::Log
+            } else {
+                Transform::None
+            };
+            let b = Baseline {
+                center: row.center,
+                sigma: row.sigma,
+                k: row.k,
+                method: match row.method.as_str() {
+                    "median" => SigmaMethod::Median,
+                    "given" => SigmaMethod::Given,
+                    _ => SigmaMethod::Mrbar,
+                },
+                transform,
+                points: row.points as usize,
+            };
+            let json = serde_json::to_string(&row).unwrap_or_else(|_| "{}".into());
+            Arc::new(Frozen { row, b, json })
+        });
+        self.baselines.insert(key.clone(), frozen.clone());
+        Ok(frozen)
+    }
+
+    /// Adds a Phase I point; estimates and stores the baseline once there are enough.
+    async fn learn(&mut self, key: &BaselineKey, p: Pt) -> Result<(), StoreError> {
+        let need = self.cfg.baseline_points.max(2);
+        if !self.learners.get(key).is_some_and(|l| l.seeded) {
+            let rows = self
+                .store
+                .sample_points(
+                    &key.selector(),
+                    0,
+                    now_us() + 86_400_000_000,
+                    false,
+                    need as i64 * 2,
+                )
+                .await?;
+            let l = self.learners.entry(key.clone()).or_default();
+            l.seeded = true;
+            for r in rows {
+                if let (Some(v), Ok(id)) = (
+                    key.metric.value(r.latency_ms, r.ttft_ms, r.tokens_out),
+                    Uuid::parse_str(&r.id),
+                ) && l.points.len() < need
+                    && l.ids.insert((id, r.ts_us))
+                {
+                    l.points.push((r.ts_us, v));
+                }
+            }
+        }
+        let l = self.learners.entry(key.clone()).or_default();
+        if l.points.len() < need && l.ids.insert((p.id, p.ts)) {
+            l.points.push((p.ts, p.value));
+        }
+        if l.points.len() < need {
+            return Ok(());
+        }
+        l.points.sort_by(|a, b| a.0.cmp(&b.0));
+        let values: Vec<f64> = l.points.iter().map(|x| x.1).collect();
+        let opts = BaselineOptions {
+            method: self.cfg.sigma_method,
+            transform: self.cfg.transform,
+            k: 3.0,
+        };
+        match Baseline::estimate(&values, &opts) {
+            Ok(b) => {
+                let row = BaselineRow {
+                    id: 0,
+                    scope: key.scope.as_str().into(),
+                    site: key.site.clone(),
+                    host: key.host.clone(),
+                    provider: key.provider.clone(),
+                    model: key.model.clone(),
+                    metric: key.metric.as_str().into(),
+                    center: b.center,
+                    sigma: b.sigma,
+                    k: b.k,
+                    method: b.method.as_str().into(),
+                    transform: b.transform.as_str().into(),
+                    points: values.len() as i64,
+                    window_from: l.points.first().map_or(0, |x| x.0),
+                    window_to: l.points.last().map_or(0, |x| x.0),
+                    mode: "auto".into(),
+                    reason: format!("phase I: the first {} successful points", values.len()),
+                    created_by: "llmscope".into(),
+                    valid_from: now_us(),
+                    valid_to: None,
+                };
+                let id = self.store.insert_baseline(&row).await?;
+                tracing::info!(scope = key.scope.as_str(), site = %key.site, host = %key.host, model = %key.model, metric = key.metric.as_str(), center = b.center, sigma = b.sigma, "baseline estimated");
+                self.learners.remove(key);
+                self.baselines.remove(key);
+                self.baseline_gen = self.baseline_gen.max(id);
+            }
+            Err(e) => {
+                l.failures += 1;
+                if l.failures == 1 {
+                    tracing::warn!(metric = key.metric.as_str(), model = %key.model, error = %e, "cannot estimate a baseline yet; collecting more points");
+                }
+                // slide the window: keep the newer half and wait for more points
+                let keep = l.points.split_off(l.points.len() / 2);
+                l.points = keep;
+            }
+        }
+        Ok(())
+    }
+
+    /// Evaluates one committed batch (see the module docs).
+    pub async fn process(&mut self, samples: &[SampleRow]) -> Result<(), StoreError> {
+        self.refresh().await?;
+        let mut per: BTreeMap<SeriesKey, Vec<Pt>> = BTreeMap::new();
+        let mut errors: BTreeMap<String, i64> = BTreeMap::new();
+        for s in samples {
+            let key = |metric| SeriesKey {
+                site: s.site.clone(),
+                host: s.host.clone(),
+                provider: s.provider.clone(),
+                model: s.model.clone(),
+                metric,
+            };
+            if s.status != CallStatus::Ok {
+                *errors.entry(key(Metric::LatencyMs).text()).or_default() += 1;
+                continue;
+            }
+            for m in Metric::ALL {
+                if let Some(v) = m.value(s.latency_ms, s.ttft_ms, s.tokens_out) {
+                    per.entry(key(m)).or_default().push(Pt {
+                        id: s.id,
+                        ts: s.ts_us,
+                        value: v,
+                    });
+                }
+            }
+        }
+        let mut ops = Vec::new();
+        let mut contexts = Vec::new();
+        let mut counters = Vec::new();
+        for (key, mut pts) in per {
+            pts.sort_by(|a, b| a.ts.cmp(&b.ts).then(a.id.cmp(&b.id)));
+            let first = pts[0].ts;
+            let mut late = 0;
+            let mut feed = Vec::new();
+            if !self.series.contains_key(&key) {
+                feed = self.warm(&key, first, &mut ops).await?;
+            }
+            feed.extend(pts);
+            let mut newest = 0;
+            let ok = feed.len() as i64;
+            for p in feed {
+                match self.feed(&key, p, &mut ops, &mut contexts).await? {
+                    true => newest = newest.max(p.ts),
+                    false => late += 1,
+                }
+            }
+            counters.push((key.text(), late, 0, ok - late, newest));
+        }
+        for (k, n) in errors {
+            counters.push((k, 0, n, 0, 0));
+        }
+        for c in contexts {
+            let mut ctx = Vec::with_capacity(c.points.len());
+            for p in &c.points {
+                let t = self.store.telemetry_near(&c.site, &c.host, p.ts).await?;
+                ctx.push(
+                    json!({"id": p.id.to_string(), "ts": p.ts, "value": p.value, "telemetry": t}),
+                );
+            }
+            if let Some(ViolationOp::Open(v)) = ops.get_mut(c.op) {
+                v.context = json!({"before": ctx, "note": "the 10 points before the trigger and the trigger, each with the host's nearest telemetry"}).to_string();
+            }
+        }
+        // after the contexts: they point at op positions
+        coalesce_extends(&mut ops);
+        if !ops.is_empty() {
+            let report = self.store.apply_violations(&ops, now_us()).await?;
+            for id in &report.opened {
+                tracing::info!(violation = %id, "violation opened");
+            }
+        }
+        self.store.bump_counters(&counters).await?;
+        Ok(())
+    }
+
+    /// First sight of a series in this process: rebuild its state from the database. Returns
+    /// the points committed earlier but not yet evaluated, to evaluate before the new ones.
+    async fn warm(
+        &mut self,
+        key: &SeriesKey,
+        first_new: i64,
+        ops: &mut Vec<ViolationOp>,
+    ) -> Result<Vec<Pt>, StoreError> {
+        let eff = self.effective(&key.site, &key.model);
+        let mut st = SeriesState {
+            tracker: EpisodeTracker::new(eff.resolve_after),
+            eff: eff.clone(),
+            settings_gen: self.settings_gen,
+            nelson: NelsonState::new(),
+            index: 0,
+            last_ts: i64::MIN,
+            baseline_id: 0,
+            baseline_values: (f64::NAN, f64::NAN),
+            recent: VecDeque::with_capacity(RECENT),
+            open: Vec::new(),
+        };
+        let bkey = key.baseline_key(eff.scope);
+        let Some(frozen) = self.baseline(&bkey).await? else {
+            self.series.insert(key.clone(), st);
+            return Ok(Vec::new());
+        };
+        st.baseline_id = frozen.row.id;
+        st.baseline_values = (frozen.row.center, frozen.row.sigma);
+        let (_, _, _, last_eval) = self.store.counters(&key.text()).await?;
+        let sel = PointSelector {
+            site: key.site.clone(),
+            host: key.host.clone(),
+            provider: key.provider.clone(),
+            model: key.model.clone(),
+        };
+        let rows = self
+            .store
+            .sample_points(
+                &sel,
+                frozen.row.window_to.saturating_add(1),
+                first_new - 1,
+                true,
+                self.cfg.warmup_points as i64 * 2,
+            )
+            .await?;
+        let mut pts: Vec<Pt> = rows
+            .iter()
+            .filter_map(|r| {
+                let v = key.metric.value(r.latency_ms, r.ttft_ms, r.tokens_out)?;
+                Some(Pt {
+                    id: Uuid::parse_str(&r.id).ok()?,
+                    ts: r.ts_us,
+                    value: v,
+                })
+            })
+            .take(self.cfg.warmup_points)
+            .collect();
+        pts.reverse();
+        let series_key = key.text();
+        let cfg = eff.rules;
+        // phase A: silent replay of what was evaluated before
+        for p in pts.iter().filter(|p| p.ts <= last_eval) {
+            let Ok(z) = frozen.b.z(0, p.value) else {
+                continue;
+            };
+            let flags = st.nelson.push(z, &eff.compiled.0);
+            push_recent(&mut st.recent, *p);
+            let mut events = Vec::new();
+            st.tracker.push(st.index, flags, |e| events.push(e));
+            st.index += 1;
+            st.last_ts = p.ts;
+            for e in events {
+                match e {
+                    EpisodeEvent::Opened { rule, .. } => {
+                        let window = window_points(&st.recent, cfg.window_len(rule));
+                        st.open.push(OpenEp {
+                            rule: rule.number(),
+                            id: violation_id(&series_key, rule.number(), p.ts),
+                            points: window,
+                        });
+                    }
+                    EpisodeEvent::Extended { rule, .. } => {
+                        let window = window_points(&st.recent, cfg.window_len(rule));
+                        if let Some(ep) = st.open.iter_mut().find(|e| e.rule == rule.number()) {
+                            merge_points(&mut ep.points, &window);
+                        }
+                    }
+                    EpisodeEvent::Resolved { rule, .. } => {
+                        st.open.retain(|e| e.rule != rule.number())
+                    }
+                }
+            }
+        }
+        // reconcile with what the database says is open
+        let db_open = self.store.open_violations(&series_key).await?;
+        for v in db_open {
+            match st.open.iter_mut().find(|e| i64::from(e.rule) == v.rule) {
+                Some(ep) => ep.id = v.id.clone(),
+                None => ops.push(ViolationOp::Resolve {
+                    id: v.id.clone(),
+                    at: st.last_ts.max(v.last_point_at),
+                }),
+            }
+        }
+        self.series.insert(key.clone(), st);
+        // phase B: committed but never evaluated (a process died in between)
+        Ok(pts.into_iter().filter(|p| p.ts > last_eval).collect())
+    }
+
+    /// Evaluates one point; false when it is late.
+    async fn feed(
+        &mut self,
+        key: &SeriesKey,
+        p: Pt,
+        ops: &mut Vec<ViolationOp>,
+        contexts: &mut Vec<PendingContext>,
+    ) -> Result<bool, StoreError> {
+        let generation = self.settings_gen;
+        let needs_eff = self
+            .series
+            .get(key)
+            .is_some_and(|s| s.settings_gen != generation);
+        if needs_eff {
+            let eff = self.effective(&key.site, &key.model);
+            if let Some(st) = self.series.get_mut(key) {
+                st.eff = eff;
+                st.settings_gen = generation;
+            }
+        }
+        let Some(st) = self.series.get(key) else {
+            return Ok(true);
+        };
+        if p.ts < st.last_ts {
+            return Ok(false);
+        }
+        let bkey = key.baseline_key(st.eff.scope);
+        let Some(frozen) = self.baseline(&bkey).await? else {
+            if let Some(st) = self.series.get_mut(key) {
+                st.last_ts = p.ts;
+            }
+            self.learn(&bkey, p).await?;
+            return Ok(true);
+        };
+        let Some(st) = self.series.get_mut(key) else {
+            return Ok(true);
+        };
+        st.last_ts = p.ts;
+        if st.baseline_id != frozen.row.id {
+            // a different baseline: z-scores change meaning, so the rule state starts over
+            // (a replica re-reading an identical baseline keeps its state)
+            if st.baseline_values != (frozen.row.center, frozen.row.sigma) {
+                st.nelson = NelsonState::new();
+            }
+            st.baseline_id = frozen.row.id;
+            st.baseline_values = (frozen.row.center, frozen.row.sigma);
+        }
+        if p.ts <= frozen.row.window_to {
+            // a Phase I point of its own baseline is never judged by it
+            return Ok(true);
+        }
+        let Ok(z) = frozen.b.z(0, p.value) else {
+            return Ok(true);
+        };
+        let flags = st.nelson.push(z, &st.eff.compiled.0);
+        push_recent(&mut st.recent, p);
+        let mut events = Vec::new();
+        st.tracker.push(st.index, flags, |e| events.push(e));
+        st.index += 1;
+        if events.is_empty() {
+            return Ok(true);
+        }
+        let series_key = key.text();
+        let cfg = st.eff.rules;
+        for e in events {
+            match e {
+                EpisodeEvent::Opened { rule, .. } => {
+                    let n = rule.number();
+                    let window = window_points(&st.recent, cfg.window_len(rule));
+                    let id = violation_id(&series_key, n, p.ts);
+                    ops.push(ViolationOp::Open(NewViolation {
+                        id: id.clone(),
+                        series_key: series_key.clone(),
+                        scope: st.eff.scope.as_str().into(),
+                        site: key.site.clone(),
+                        host: key.host.clone(),
+                        provider: key.provider.clone(),
+                        model: key.model.clone(),
+                        metric: key.metric.as_str().into(),
+                        rule: i64::from(n),
+                        opened_at: p.ts,
+                        last_point_at: p.ts,
+                        points: pts_json(&window),
+                        baseline: frozen.json.clone(),
+                        context: "{}".into(),
+                    }));
+                    contexts.push(PendingContext {
+                        op: ops.len() - 1,
+                        site: key.site.clone(),
+                        host: key.host.clone(),
+                        points: st.recent.iter().rev().take(11).rev().copied().collect(),
+                    });
+                    st.open.retain(|e| e.rule != n);
+                    st.open.push(OpenEp {
+                        rule: n,
+                        id,
+                        points: window,
+                    });
+                }
+                EpisodeEvent::Extended { rule, .. } => {
+                    let window = window_points(&st.recent, cfg.window_len(rule));
+                    if let Some(ep) = st.open.iter_mut().find(|e| e.rule == rule.number()) {
+                        merge_points(&mut ep.points, &window);
+                        ops.push(ViolationOp::Extend {
+                            id: ep.id.clone(),
+                            last_point_at: p.ts,
+                            points: pts_json(&ep.points),
+                        });
+                    }
+                }
+                EpisodeEvent::Resolved { rule, .. } => {
+                    if let Some(pos) = st.open.iter().position(|e| e.rule == rule.number()) {
+                        let ep = st.open.swap_remove(pos);
+                        ops.push(ViolationOp::Resolve {
+                            id: ep.id,
+                            at: p.ts,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn push_recent(recent: &mut VecDeque<Pt>, p: Pt) {
+    if recent.len() == RECENT {
+        recent.pop_front();
+    }
+    recent.push_back(p);
+}
+
+fn window_points(recent: &VecDeque<Pt>, len: u32) -> Vec<Pt> {
+    let n = (len as usize).min(recent.len());
+    recent.iter().skip(recent.len() - n).copied().collect()
+}
+
+fn merge_points(into: &mut Vec<Pt>, window: &[Pt]) {
+    let last = into.last().map(|p| (p.ts, p.id));
+    for p in window {
+        if last.is_none_or(|l| (p.ts, p.id) > l) {
+            into.push(*p);
+        }
+    }
+    if into.len() > EPISODE_POINTS {
+        let drop = into.len() - EPISODE_POINTS;
+        into.drain(..drop);
+    }
+}
+
+/// Keeps only the last `Extend` per violation in a batch.
+fn coalesce_extends(ops: &mut Vec<ViolationOp>) {
+    let mut last: HashMap<String, usize> = HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let ViolationOp::Extend { id, .. } = op {
+            last.insert(id.clone(), i);
+        }
+    }
+    let mut i = 0;
+    ops.retain(|op| {
+        let keep = match op {
+            ViolationOp::Extend { id, .. } => last.get(id) == Some(&i),
+            _ => true,
+        };
+        i += 1;
+        keep
+    });
+}
+
+#[allow(dead_code)]
+fn rule_name(n: u8) -> &'static str {
+    Rule::from_number(n).map_or("?", Rule::name)
+}

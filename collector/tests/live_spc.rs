@@ -1,0 +1,460 @@
+//! Live SPC end to end: samples sent over gRPC produce exactly the violations the `spc` crate
+//! predicts for the same values; a restart in the middle of a run of 9 still fires rule 2
+//! once at the right point; two collectors on one PostgreSQL write one violation and one
+//! outbox row per episode; late points are stored, not evaluated; site and global bucket
+//! charts on two sites with three hosts each.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use common::{BACKENDS, Backend, TestDb, config, now_ns, start};
+use llmscope_collector::auth::generate_token;
+use llmscope_collector::live::buckets;
+use llmscope_collector::store::live::ViolationRow;
+use llmscope_collector::store::{Role, Store};
+use llmscope_proto::v1::{self, IngestRequest, ingest_service_client::IngestServiceClient};
+use llmscope_spc::{Baseline, BaselineOptions, NelsonConfig, episode, nelson};
+use tonic::Request;
+
+const KEY: &str = "series|lab|gpu-1|ollama|llama3.1:8b|latency_ms";
+
+fn vector_values() -> Vec<f64> {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../spc/tests/fixtures/nelson-vectors.json")).unwrap();
+    doc["cases"].as_array().unwrap().last().unwrap()["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+/// Samples with only latency (so one series), one second apart, ending a minute ago.
+fn samples(values: &[f64], t0_ns: i64) -> Vec<v1::Sample> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v1::Sample {
+            id: uuid::Uuid::now_v7().to_string(),
+            ts_unix_nanos: t0_ns + i as i64 * 1_000_000_000,
+            site: "lab".into(),
+            host: "gpu-1".into(),
+            provider: "ollama".into(),
+            model: "llama3.1:8b".into(),
+            source: v1::Source::Probe as i32,
+            latency_ms: *v,
+            status: v1::CallStatus::Ok as i32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+async fn push(
+    addr: std::net::SocketAddr,
+    token: &str,
+    samples: Vec<v1::Sample>,
+    telemetry: Vec<v1::Telemetry>,
+) {
+    let mut c = IngestServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    for (i, chunk) in samples.chunks(25).enumerate() {
+        let mut r = Request::new(IngestRequest {
+            batch_seq: i as u64,
+            samples: chunk.to_vec(),
+            telemetry: if i == 0 { telemetry.clone() } else { vec![] },
+        });
+        r.metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let ack = c.push(r).await.unwrap().into_inner();
+        assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
+    }
+}
+
+async fn token(store: &Store) -> String {
+    let (t, rec) = generate_token(Role::Ingest, Some("lab".into()), "t");
+    store.insert_token(&rec).await.unwrap();
+    t
+}
+
+/// Waits until the engine has evaluated up to `ts_us` on the series.
+async fn evaluated(store: &Store, key: &str, ts_us: i64) {
+    for _ in 0..400 {
+        if store.counters(key).await.unwrap().3 >= ts_us {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("engine did not evaluate up to {ts_us}");
+}
+
+fn series_violations(all: &[ViolationRow]) -> BTreeSet<(i64, i64)> {
+    all.iter()
+        .filter(|v| v.series_key == KEY)
+        .map(|v| (v.rule, v.opened_at))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn violations_match_what_the_spc_crate_predicts() {
+    let values = vector_values();
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let running = start(&config(db.url())).await;
+        let tok = token(&running.store).await;
+        let t0 = now_ns() - 600 * 1_000_000_000;
+        let tele = vec![v1::Telemetry {
+            ts_unix_nanos: t0 + 60 * 1_000_000_000,
+            site: "lab".into(),
+            host: "gpu-1".into(),
+            cpu_pct: 55.0,
+            mem_used_bytes: 1,
+            mem_total_bytes: 2,
+            load1: 1.0,
+            gpus: vec![],
+        }];
+        push(running.grpc_addr, &tok, samples(&values, t0), tele).await;
+        let ts = |i: usize| (t0 + i as i64 * 1_000_000_000) / 1_000;
+        evaluated(&running.store, KEY, ts(values.len() - 1)).await;
+
+        // the prediction: Phase I = first 50 points, then rules on the rest, episodes end
+        // after 20 quiet points
+        let b = Baseline::estimate(&values[..50], &BaselineOptions::default()).unwrap();
+        let flags = nelson::evaluate_values(&values[50..], &b, &NelsonConfig::default()).unwrap();
+        let eps = episode::episodes(&flags, &NelsonConfig::default(), 20);
+        let want: BTreeSet<(i64, i64)> = eps
+            .iter()
+            .map(|e| (i64::from(e.rule), ts(50 + e.start as usize)))
+            .collect();
+        assert!(want.len() >= 5, "the vector has several episodes: {want:?}");
+
+        let got = running.store.list_violations(None, 1000).await.unwrap();
+        assert_eq!(series_violations(&got), want, "{backend:?}");
+        let stored = running
+            .store
+            .current_baseline(
+                "series",
+                "lab",
+                "gpu-1",
+                "ollama",
+                "llama3.1:8b",
+                "latency_ms",
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!((stored.center - b.center).abs() < 1e-9 && (stored.sigma - b.sigma).abs() < 1e-9);
+        assert_eq!(
+            (stored.points, stored.method.as_str(), stored.mode.as_str()),
+            (50, "mrbar", "auto")
+        );
+        for v in got.iter().filter(|v| v.series_key == KEY) {
+            let e = eps
+                .iter()
+                .find(|e| ts(50 + e.start as usize) == v.opened_at && i64::from(e.rule) == v.rule)
+                .unwrap();
+            assert_eq!(
+                v.last_point_at,
+                ts(50 + e.end as usize),
+                "last flagged point of rule {}",
+                v.rule
+            );
+            let resolved = (e.end as usize) + 20 < flags.len();
+            assert_eq!(
+                v.status,
+                if resolved { "resolved" } else { "open" },
+                "rule {} at {}",
+                v.rule,
+                v.opened_at
+            );
+            let pts = v.points.as_array().unwrap();
+            assert_eq!(pts.last().unwrap()["ts"], v.last_point_at);
+            assert!((v.baseline["center"].as_f64().unwrap() - stored.center).abs() < 1e-9);
+            let before = v.context["before"].as_array().unwrap();
+            assert!(!before.is_empty() && before.len() <= 11);
+            assert_eq!(
+                before.last().unwrap()["ts"],
+                v.opened_at,
+                "context ends at the trigger"
+            );
+            assert!(
+                before.iter().all(|p| p["telemetry"]["cpu_pct"] == 55.0),
+                "nearest telemetry attached"
+            );
+        }
+        // one outbox row per open and per resolve
+        let outbox = running.store.outbox_events().await.unwrap();
+        let opened = outbox.iter().filter(|(_, e)| e == "opened").count();
+        let resolved = outbox.iter().filter(|(_, e)| e == "resolved").count();
+        assert_eq!(opened, got.len());
+        assert_eq!(
+            resolved,
+            got.iter().filter(|v| v.status == "resolved").count()
+        );
+
+        // acknowledge
+        assert!(
+            running
+                .store
+                .ack_violation(&got[0].id, "oncall@example.com", "looking", 1)
+                .await
+                .unwrap()
+        );
+        let acked = running.store.list_violations(None, 1000).await.unwrap();
+        assert!(
+            acked
+                .iter()
+                .any(|v| v.acked_by.as_deref() == Some("oncall@example.com")
+                    && v.ack_note.as_deref() == Some("looking"))
+        );
+        running.stop().await.unwrap();
+        db.drop_db().await;
+    }
+}
+
+fn run_of_nine_data() -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let phase1: Vec<f64> = (0..50)
+        .map(|i| if i % 2 == 0 { 98.0 } else { 102.0 })
+        .collect();
+    (phase1, vec![101.0; 5], vec![101.0; 4])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_of_a_run_of_9_still_fires_rule_2_once() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let (p1, first5, last4) = run_of_nine_data();
+        let t0 = now_ns() - 600 * 1_000_000_000;
+        let mut all = p1.clone();
+        all.extend(&first5);
+        all.extend(&last4);
+        let s = samples(&all, t0);
+        let ts = |i: usize| (t0 + i as i64 * 1_000_000_000) / 1_000;
+
+        let running = start(&config(db.url())).await;
+        let tok = token(&running.store).await;
+        push(running.grpc_addr, &tok, s[..55].to_vec(), vec![]).await;
+        evaluated(&running.store, KEY, ts(54)).await;
+        running.stop().await.unwrap();
+
+        let running = start(&config(db.url())).await;
+        push(running.grpc_addr, &tok, s[55..].to_vec(), vec![]).await;
+        evaluated(&running.store, KEY, ts(58)).await;
+        let got = running.store.list_violations(None, 100).await.unwrap();
+        assert_eq!(
+            series_violations(&got),
+            BTreeSet::from([(2, ts(58))]),
+            "{backend:?}: rule 2 once, at the 9th point of the run"
+        );
+        running.stop().await.unwrap();
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_points_are_stored_and_not_evaluated() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let running = start(&config(db.url())).await;
+    let tok = token(&running.store).await;
+    let (p1, _, _) = run_of_nine_data();
+    let t0 = now_ns() - 600 * 1_000_000_000;
+    push(running.grpc_addr, &tok, samples(&p1, t0), vec![]).await;
+    let ts = |i: usize| (t0 + i as i64 * 1_000_000_000) / 1_000;
+    evaluated(&running.store, KEY, ts(49)).await;
+    // a wild point older than the last evaluated one
+    let mut late = samples(&[5000.0], t0 + 10 * 1_000_000_000);
+    late[0].id = uuid::Uuid::now_v7().to_string();
+    push(running.grpc_addr, &tok, late.clone(), vec![]).await;
+    for _ in 0..200 {
+        if running.store.counters(KEY).await.unwrap().0 == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        running.store.counters(KEY).await.unwrap().0,
+        1,
+        "counted as late"
+    );
+    assert!(
+        running
+            .store
+            .get_sample(late[0].id.parse().unwrap())
+            .await
+            .unwrap()
+            .is_some(),
+        "stored"
+    );
+    assert!(
+        running
+            .store
+            .list_violations(None, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not evaluated"
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_on_one_postgres_write_each_episode_once() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let a = start(&config(db.url())).await;
+    let b = start(&config(db.url())).await;
+    let tok = token(&a.store).await;
+    let values = vector_values();
+    let t0 = now_ns() - 600 * 1_000_000_000;
+    let s = samples(&values, t0);
+    // both replicas receive the same samples (a resend after a failover, or a misrouted agent)
+    for chunk in s.chunks(30) {
+        push(a.grpc_addr, &tok, chunk.to_vec(), vec![]).await;
+        push(b.grpc_addr, &tok, chunk.to_vec(), vec![]).await;
+    }
+    let last = (t0 + (values.len() as i64 - 1) * 1_000_000_000) / 1_000;
+    evaluated(&a.store, KEY, last).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = a.store.list_violations(None, 1000).await.unwrap();
+    let keys: Vec<(i64, i64)> = got.iter().map(|v| (v.rule, v.opened_at)).collect();
+    let unique: BTreeSet<(i64, i64)> = keys.iter().copied().collect();
+    assert_eq!(keys.len(), unique.len(), "one row per episode");
+    assert!(unique.len() >= 5);
+    let outbox = a.store.outbox_events().await.unwrap();
+    let opened: Vec<&String> = outbox
+        .iter()
+        .filter(|(_, e)| e == "opened")
+        .map(|(id, _)| id)
+        .collect();
+    let unique_opened: BTreeSet<&String> = opened.iter().copied().collect();
+    assert_eq!(
+        opened.len(),
+        got.len(),
+        "one opened notification per episode"
+    );
+    assert_eq!(unique_opened.len(), opened.len());
+    let resolved = outbox.iter().filter(|(_, e)| e == "resolved").count();
+    assert_eq!(
+        resolved,
+        got.iter().filter(|v| v.status == "resolved").count(),
+        "one resolved notification per resolution"
+    );
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+    db.drop_db().await;
+}
+
+/// Deterministic noise in [-1, 1].
+fn noise(i: u64) -> f64 {
+    let x = (i.wrapping_mul(2_654_435_761) ^ 0x5bd1_e995) % 10_007;
+    (x as f64 / 10_006.0) * 2.0 - 1.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_and_global_bucket_charts_on_two_sites_with_three_hosts() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let store = db.store().await;
+        let minute = 60_000_000i64;
+        let now = llmscope_collector::store::now_us();
+        let start_min = (now / minute) * minute - 40 * minute;
+        let mut rows = Vec::new();
+        let mut k = 0u64;
+        for m in 0..35i64 {
+            for site in ["eu", "us"] {
+                for host in ["h1", "h2", "h3"] {
+                    for j in 0..6i64 {
+                        k += 1;
+                        let shift = if site == "us" && m >= 28 { 30.0 } else { 0.0 };
+                        rows.push(llmscope_collector::store::SampleRow {
+                            id: uuid::Uuid::now_v7(),
+                            ts_us: start_min + m * minute + j * 10_000_000,
+                            site: site.into(),
+                            host: host.into(),
+                            provider: "vllm".into(),
+                            model: "llama".into(),
+                            source: llmscope_collector::store::Source::Probe,
+                            latency_ms: 100.0 + 10.0 * noise(k) + shift,
+                            ttft_ms: None,
+                            tokens_in: None,
+                            tokens_out: None,
+                            status: llmscope_collector::store::CallStatus::Ok,
+                            http_status: None,
+                            error: None,
+                            labels: Default::default(),
+                        });
+                    }
+                }
+            }
+        }
+        store.write_batch(&rows, &[]).await.unwrap();
+        let cfg = llmscope_collector::config::SpcConfig::default();
+        let n = buckets::run_once(&store, &cfg, now).await.unwrap();
+        assert_eq!(n, 35 * 3, "35 closed buckets on eu, us and global");
+        assert_eq!(
+            buckets::run_once(&store, &cfg, now).await.unwrap(),
+            0,
+            "nothing evaluated twice"
+        );
+        let baselines = store.list_baselines(true).await.unwrap();
+        for (scope, site) in [("site", "eu"), ("site", "us"), ("global", "")] {
+            let b = baselines
+                .iter()
+                .find(|b| b.scope == scope && b.site == site && b.metric == "latency_ms")
+                .unwrap();
+            assert_eq!(b.method, "xbar_s");
+            assert!(
+                (b.center - 100.0).abs() < 3.0,
+                "{scope} {site}: {}",
+                b.center
+            );
+        }
+        let v = store.list_violations(None, 100).await.unwrap();
+        let at = |scope: &str, site: &str| {
+            v.iter()
+                .filter(|x| x.scope == scope && x.site == site)
+                .count()
+        };
+        assert!(at("site", "us") >= 1, "the shifted site is caught: {v:?}");
+        assert_eq!(at("site", "eu"), 0, "the stable site is not");
+        assert!(
+            at("global", "*") >= 1,
+            "the global chart sees half the fleet shift"
+        );
+        assert!(
+            v.iter()
+                .filter(|x| x.scope == "site")
+                .all(|x| x.opened_at >= start_min + 28 * minute)
+        );
+        // one holder at a time
+        assert!(
+            store
+                .try_lease(buckets::LEASE, "a", now, now + 1000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .try_lease(buckets::LEASE, "b", now + 10, now + 2000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .try_lease(buckets::LEASE, "a", now + 20, now + 3000)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .try_lease(buckets::LEASE, "b", now + 4000, now + 9000)
+                .await
+                .unwrap(),
+            "an expired lease moves"
+        );
+        db.drop_db().await;
+    }
+}
