@@ -74,6 +74,24 @@ pub struct SpcConfig {
     /// How often the bucket job runs.
     #[serde(with = "humantime_serde")]
     pub bucket_interval: Duration,
+    /// `frozen` (default: Phase I, then fixed) or `rolling` (re-estimated on a schedule from
+    /// recent points of series without open violations).
+    pub baseline_mode: BaselineMode,
+    /// Rolling mode: points the re-estimate uses.
+    pub rolling_points: usize,
+    /// Rolling mode: how often.
+    #[serde(with = "humantime_serde")]
+    pub rolling_interval: Duration,
+}
+
+/// How baselines evolve after Phase I.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineMode {
+    /// Fixed after Phase I until re-baselined.
+    Frozen,
+    /// Re-estimated on a schedule.
+    Rolling,
 }
 
 impl Default for SpcConfig {
@@ -89,6 +107,9 @@ impl Default for SpcConfig {
             bucket_grace: Duration::from_secs(15),
             bucket_baseline: 20,
             bucket_interval: Duration::from_secs(15),
+            baseline_mode: BaselineMode::Frozen,
+            rolling_points: 200,
+            rolling_interval: Duration::from_secs(3600),
         }
     }
 }

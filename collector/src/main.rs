@@ -8,6 +8,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use llmscope_collector::auth::generate_token;
 use llmscope_collector::config::{Config, Overrides};
+use llmscope_collector::live::Metric;
+use llmscope_collector::live::rebaseline;
+use llmscope_collector::live::settings::{Scope, SettingsDoc};
 use llmscope_collector::store::{Role, Store, now_us};
 use llmscope_collector::{analyze, serve};
 
@@ -28,6 +31,132 @@ enum Command {
     Token(TokenCmd),
     /// Run SPC (all eight Nelson rules) over a file of values, offline.
     Analyze(analyze::AnalyzeArgs),
+    /// Show baselines, or re-baseline series from a time range.
+    #[command(subcommand)]
+    Baseline(BaselineCmd),
+    /// Show or change rule configuration (global, per model, per site; applied live).
+    #[command(subcommand)]
+    Rules(RulesCmd),
+    /// List and acknowledge violations.
+    #[command(subcommand)]
+    Violations(ViolationsCmd),
+}
+
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
+enum BaselineCmd {
+    /// List baselines (current ones; --all for the history).
+    List {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Include replaced baselines.
+        #[arg(long)]
+        all: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Re-baseline every series matching the filters from the samples in [--from, --to].
+    Set {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Only this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Only this provider.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only this metric: latency_ms, ttft_ms, tpot_ms, tokens_per_s.
+        #[arg(long)]
+        metric: Option<String>,
+        /// Window start: RFC 3339 (2026-11-29T14:00:00Z) or relative (-2h, -30m).
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        /// Window end: RFC 3339, relative, or `now`.
+        #[arg(long, allow_hyphen_values = true, default_value = "now")]
+        to: String,
+        /// Sigma estimator.
+        #[arg(long, value_enum, default_value_t = analyze::SigmaArg::Mrbar)]
+        sigma_method: analyze::SigmaArg,
+        /// Why (stored with the baseline).
+        #[arg(long, default_value = "manual re-baseline")]
+        reason: String,
+        /// Who (stored with the baseline).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCmd {
+    /// Print every stored rule configuration as JSON.
+    Show {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Set the configuration of one scope (replaces what that scope had).
+    Set {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// The global configuration.
+        #[arg(long, conflicts_with_all = ["model", "site"])]
+        global: bool,
+        /// A model's configuration.
+        #[arg(long, conflicts_with = "site")]
+        model: Option<String>,
+        /// A site's configuration.
+        #[arg(long)]
+        site: Option<String>,
+        /// Rule parameter, e.g. `2.run=7`, `4.enabled=false`, `8.both_sides=true`; repeatable.
+        #[arg(long = "param", value_delimiter = ',')]
+        params: Vec<String>,
+        /// Which baseline judges the series: series, site or global.
+        #[arg(long)]
+        scope: Option<String>,
+        /// Quiet points that resolve an episode.
+        #[arg(long)]
+        resolve_after: Option<u32>,
+        /// Who (kept in the history).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ViolationsCmd {
+    /// List violations, newest first.
+    List {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// open or resolved.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Acknowledge a violation.
+    Ack {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Violation id.
+        id: String,
+        /// Who acknowledges.
+        #[arg(long)]
+        by: String,
+        /// A note.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
 }
 
 /// Where the configuration comes from (shared by every subcommand that opens the database).
@@ -261,6 +390,245 @@ async fn run_token(cmd: TokenCmd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// RFC 3339, `now`, or a relative time like `-2h` / `-30m`, as Unix µs.
+fn parse_time(s: &str) -> anyhow::Result<i64> {
+    let now = now_us();
+    if s == "now" {
+        return Ok(now);
+    }
+    if let Some(rel) = s.strip_prefix('-') {
+        let d = humantime::parse_duration(rel)
+            .map_err(|e| anyhow::anyhow!("`{s}`: {e}; use e.g. -2h, -30m or an RFC 3339 time"))?;
+        return Ok(now - d.as_micros() as i64);
+    }
+    let t = humantime::parse_rfc3339_weak(s).map_err(|e| {
+        anyhow::anyhow!("`{s}`: {e}; use RFC 3339 (2026-11-29T14:00:00Z), `now` or -2h")
+    })?;
+    Ok(t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0))
+}
+
+async fn run_baseline(cmd: BaselineCmd) -> anyhow::Result<()> {
+    match cmd {
+        BaselineCmd::List { cfg, all, format } => {
+            let store = open_store(&cfg).await?;
+            let rows = store.list_baselines(!all).await?;
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string(&rows)?),
+                ListFormat::Table => {
+                    println!(
+                        "{:<7} {:<12} {:<14} {:<22} {:<13} {:>12} {:>10} {:<8} {:<7} VALID FROM",
+                        "SCOPE",
+                        "SITE",
+                        "HOST",
+                        "MODEL",
+                        "METRIC",
+                        "CENTER",
+                        "SIGMA",
+                        "METHOD",
+                        "MODE"
+                    );
+                    for b in rows {
+                        println!(
+                            "{:<7} {:<12} {:<14} {:<22} {:<13} {:>12.3} {:>10.3} {:<8} {:<7} {}{}",
+                            b.scope,
+                            b.site,
+                            b.host,
+                            b.model,
+                            b.metric,
+                            b.center,
+                            b.sigma,
+                            b.method,
+                            b.mode,
+                            fmt_us(b.valid_from),
+                            if b.valid_to.is_some() {
+                                " (replaced)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                }
+            }
+        }
+        BaselineCmd::Set {
+            cfg,
+            site,
+            host,
+            provider,
+            model,
+            metric,
+            from,
+            to,
+            sigma_method,
+            reason,
+            by,
+        } => {
+            let (from_us, to_us) = (parse_time(&from)?, parse_time(&to)?);
+            if from_us >= to_us {
+                anyhow::bail!("--from ({from}) must be before --to ({to})");
+            }
+            let metric = match metric {
+                Some(m) => Some(Metric::parse(&m).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--metric `{m}`: use latency_ms, ttft_ms, tpot_ms or tokens_per_s"
+                    )
+                })?),
+                None => None,
+            };
+            let store = open_store(&cfg).await?;
+            let method = match sigma_method {
+                analyze::SigmaArg::Mrbar => llmscope_spc::SigmaMethod::Mrbar,
+                analyze::SigmaArg::Median => llmscope_spc::SigmaMethod::Median,
+            };
+            let sel = rebaseline::Selector {
+                site,
+                host,
+                provider,
+                model,
+                metric,
+            };
+            let out = rebaseline::rebaseline(
+                &store,
+                &sel,
+                from_us,
+                to_us,
+                method,
+                llmscope_spc::Transform::None,
+                &reason,
+                &by,
+            )
+            .await?;
+            if out.is_empty() {
+                anyhow::bail!("no series has samples in that range with those filters");
+            }
+            for o in out {
+                match o {
+                    rebaseline::Outcome::Set(b) => println!(
+                        "set {}|{}|{}|{}|{}: center {:.3} sigma {:.3} from {} points",
+                        b.site, b.host, b.provider, b.model, b.metric, b.center, b.sigma, b.points
+                    ),
+                    rebaseline::Outcome::Skipped { series, reason } => {
+                        eprintln!("skipped {series}: {reason}")
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_rules(cmd: RulesCmd) -> anyhow::Result<()> {
+    match cmd {
+        RulesCmd::Show { cfg } => {
+            let store = open_store(&cfg).await?;
+            let rows: Vec<serde_json::Value> = store
+                .rule_configs()
+                .await?
+                .into_iter()
+                .map(|(k, v, s)| serde_json::json!({"scope_kind": k, "scope_value": v, "settings": serde_json::from_str::<serde_json::Value>(&s).unwrap_or_default()}))
+                .collect();
+            println!("{}", serde_json::to_string_pretty(&rows)?);
+        }
+        RulesCmd::Set {
+            cfg,
+            global,
+            model,
+            site,
+            params,
+            scope,
+            resolve_after,
+            by,
+        } => {
+            let (kind, value) = match (global, model, site) {
+                (true, _, _) => ("global", String::new()),
+                (_, Some(m), _) => ("model", m),
+                (_, _, Some(s)) => ("site", s),
+                _ => {
+                    anyhow::bail!("say which configuration: --global, --model NAME or --site NAME")
+                }
+            };
+            let mut doc = SettingsDoc::default();
+            for p in params {
+                let (k, v) = p.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("--param `{p}`: expected RULE.FIELD=VALUE, e.g. 2.run=7")
+                })?;
+                doc.params.insert(k.trim().to_owned(), v.trim().to_owned());
+            }
+            doc.scope = match scope.as_deref() {
+                None => None,
+                Some("series") => Some(Scope::Series),
+                Some("site") => Some(Scope::Site),
+                Some("global") => Some(Scope::Global),
+                Some(other) => anyhow::bail!("--scope `{other}`: use series, site or global"),
+            };
+            doc.resolve_after = resolve_after;
+            let json = serde_json::to_string(&doc)?;
+            SettingsDoc::parse(&json).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let store = open_store(&cfg).await?;
+            store
+                .set_rule_config(kind, &value, &json, &by, now_us())
+                .await?;
+            eprintln!("set {kind} {value}: {json} (running collectors apply it within seconds)");
+        }
+    }
+    Ok(())
+}
+
+async fn run_violations(cmd: ViolationsCmd) -> anyhow::Result<()> {
+    match cmd {
+        ViolationsCmd::List {
+            cfg,
+            status,
+            limit,
+            format,
+        } => {
+            if let Some(s) = &status
+                && s != "open"
+                && s != "resolved"
+            {
+                anyhow::bail!("--status `{s}`: use open or resolved");
+            }
+            let store = open_store(&cfg).await?;
+            let rows = store.list_violations(status.as_deref(), limit).await?;
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string(&rows)?),
+                ListFormat::Table => {
+                    println!(
+                        "{:<36} {:<8} {:<4} {:<20} {:<9} SERIES",
+                        "ID", "STATUS", "RULE", "OPENED (UTC)", "ACKED"
+                    );
+                    for v in rows {
+                        println!(
+                            "{:<36} {:<8} {:<4} {:<20} {:<9} {}",
+                            v.id,
+                            v.status,
+                            v.rule,
+                            fmt_us(v.opened_at),
+                            v.acked_by.as_deref().unwrap_or("-"),
+                            v.series_key
+                        );
+                    }
+                }
+            }
+        }
+        ViolationsCmd::Ack { cfg, id, by, note } => {
+            if by.trim().is_empty() {
+                anyhow::bail!("--by must name who acknowledges");
+            }
+            let store = open_store(&cfg).await?;
+            if !store.ack_violation(&id, &by, &note, now_us()).await? {
+                anyhow::bail!(
+                    "no violation with id `{id}` (see `llmscope-collector violations list`)"
+                );
+            }
+            eprintln!("acknowledged {id}");
+        }
+    }
+    Ok(())
+}
+
 fn fmt_us(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
     humantime::format_rfc3339_seconds(
@@ -297,6 +665,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => run_serve(args).await,
             Command::Token(cmd) => run_token(cmd).await,
             Command::Analyze(_) => Ok(()),
+            Command::Baseline(cmd) => run_baseline(cmd).await,
+            Command::Rules(cmd) => run_rules(cmd).await,
+            Command::Violations(cmd) => run_violations(cmd).await,
         }
     });
     match result {

@@ -136,6 +136,16 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
             },
         );
         let b = tokio::spawn(crate::live::buckets::job(store.clone(), cfg.spc.clone()));
+        if cfg.spc.baseline_mode == crate::config::BaselineMode::Rolling {
+            // lives as long as the process (it only takes a lease and re-estimates)
+            tokio::spawn(crate::live::rebaseline::rolling_job(
+                store.clone(),
+                cfg.spc.rolling_interval,
+                cfg.spc.rolling_points,
+                cfg.spc.sigma_method,
+                cfg.spc.transform,
+            ));
+        }
         (Some(tx), Some(task), Some(b))
     } else {
         (None, None, None)

@@ -350,7 +350,7 @@ impl Engine {
         if l.points.len() < need {
             return Ok(());
         }
-        l.points.sort_by(|a, b| a.0.cmp(&b.0));
+        l.points.sort_by_key(|x| x.0);
         let values: Vec<f64> = l.points.iter().map(|x| x.1).collect();
         let opts = BaselineOptions {
             method: self.cfg.sigma_method,

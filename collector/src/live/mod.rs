@@ -18,6 +18,7 @@
 pub mod buckets;
 pub mod engine;
 pub mod metric;
+pub mod rebaseline;
 pub mod settings;
 
 pub use engine::{Engine, EngineHandle};

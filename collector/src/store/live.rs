@@ -111,6 +111,7 @@ pub struct BaselineRow {
 
 /// A violation to open, extend or resolve.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)]
 pub enum ViolationOp {
     /// Insert (ON CONFLICT DO NOTHING) and, if this insert won, its `opened` outbox row.
     Open(NewViolation),
@@ -552,6 +553,26 @@ impl Store {
             sqlx::query(SQL).bind(key).bind(state).bind(at).execute(p).await?;
         });
         Ok(())
+    }
+
+    /// Distinct (site, host, provider, model) with samples in `[from_us, to_us]`.
+    pub async fn series_in_range(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
+        let sql = match self {
+            Store::Sqlite(_) => {
+                "SELECT DISTINCT site, host, provider, model FROM samples WHERE ts >= $1 AND ts <= $2 ORDER BY 1, 2, 3, 4"
+            }
+            Store::Postgres(_) => {
+                "SELECT DISTINCT site, host, provider, model FROM samples WHERE ts >= 'epoch'::timestamptz + $1 * interval '1 microsecond' AND ts <= 'epoch'::timestamptz + $2 * interval '1 microsecond' ORDER BY 1, 2, 3, 4"
+            }
+        };
+        let rows = with_pool!(self, p => sqlx::query(sql).bind(from_us).bind(to_us).fetch_all(p).await?.iter()
+            .map(|r| Ok((r.try_get("site")?, r.try_get("host")?, r.try_get("provider")?, r.try_get("model")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows)
     }
 
     /// Distinct (site, provider, model) with samples since `since_us`.

@@ -1,0 +1,302 @@
+//! Rule configuration applied live, re-baselining from a range (library and CLI), and the
+//! `rules`, `baseline` and `violations` commands through the real binary.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+use common::{Backend, TestDb, config, now_ns, start};
+use llmscope_collector::auth::generate_token;
+use llmscope_collector::live::rebaseline::{self, Outcome, Selector};
+use llmscope_collector::store::{Role, Store, now_us};
+use llmscope_proto::v1::{self, IngestRequest, ingest_service_client::IngestServiceClient};
+use tonic::Request;
+
+const KEY: &str = "series|lab|gpu-1|ollama|m|latency_ms";
+
+fn samples(values: &[f64], t0_ns: i64) -> Vec<v1::Sample> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v1::Sample {
+            id: uuid::Uuid::now_v7().to_string(),
+            ts_unix_nanos: t0_ns + i as i64 * 1_000_000_000,
+            site: "lab".into(),
+            host: "gpu-1".into(),
+            provider: "ollama".into(),
+            model: "m".into(),
+            latency_ms: *v,
+            status: v1::CallStatus::Ok as i32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+async fn push(addr: std::net::SocketAddr, store: &Store, values: &[f64], t0: i64) -> i64 {
+    let (tok, rec) = generate_token(Role::Ingest, Some("lab".into()), "t");
+    store.insert_token(&rec).await.unwrap();
+    let mut c = IngestServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let mut r = Request::new(IngestRequest {
+        batch_seq: 1,
+        samples: samples(values, t0),
+        telemetry: vec![],
+    });
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {tok}").parse().unwrap());
+    c.push(r).await.unwrap();
+    let last = (t0 + (values.len() as i64 - 1) * 1_000_000_000) / 1000;
+    for _ in 0..400 {
+        if store.counters(KEY).await.unwrap().3 >= last {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("not evaluated");
+}
+
+fn phase1() -> Vec<f64> {
+    (0..50)
+        .map(|i| if i % 2 == 0 { 98.0 } else { 102.0 })
+        .collect()
+}
+
+/// In-control noise around 100 (the public vector's first points).
+fn noise() -> Vec<f64> {
+    let doc: serde_json::Value =
+        serde_json::from_str(include_str!("../../spc/tests/fixtures/nelson-vectors.json")).unwrap();
+    doc["cases"].as_array().unwrap().last().unwrap()["values"]
+        .as_array()
+        .unwrap()[..60]
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_configuration_applies_live() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let running = start(&config(db.url())).await;
+    running
+        .store
+        .set_rule_config(
+            "model",
+            "m",
+            r#"{"params":{"1.enabled":"false"}}"#,
+            "test",
+            now_us(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_300)).await; // the engine refreshes every 2 s
+    let t0 = now_ns() - 300 * 1_000_000_000;
+    let mut v = phase1();
+    v.extend([100.0, 150.0, 150.0]); // far beyond 3σ twice: rule 1 off, rule 5 on
+    push(running.grpc_addr, &running.store, &v, t0).await;
+    let rules: Vec<i64> = running
+        .store
+        .list_violations(None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|x| x.rule)
+        .collect();
+    assert!(
+        !rules.contains(&1),
+        "rule 1 is disabled for this model: {rules:?}"
+    );
+    assert!(rules.contains(&5), "rule 5 still fires: {rules:?}");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebaseline_from_a_range_and_the_engine_follows() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let running = start(&config(db.url())).await;
+    let t0 = now_ns() - 900 * 1_000_000_000;
+    let n = noise();
+    let mut v = n[..50].to_vec();
+    let shifted: Vec<f64> = n[..30].iter().map(|x| x + 100.0).collect();
+    v.extend(&shifted);
+    let last = push(running.grpc_addr, &running.store, &v, t0).await;
+    let before = running
+        .store
+        .list_violations(None, 100)
+        .await
+        .unwrap()
+        .len();
+    assert!(before >= 1, "the shift is caught against the old baseline");
+    // after the deploy the new level is normal: re-baseline from the shifted points
+    let from = (t0 + 50 * 1_000_000_000) / 1000;
+    let out = rebaseline::rebaseline(
+        &running.store,
+        &Selector {
+            model: Some("m".into()),
+            ..Default::default()
+        },
+        from,
+        last,
+        llmscope_spc::SigmaMethod::Mrbar,
+        llmscope_spc::Transform::None,
+        "deploy 1.2.3",
+        "test",
+    )
+    .await
+    .unwrap();
+    let Outcome::Set(b) = &out[0] else {
+        panic!("{out:?}")
+    };
+    let want = shifted.iter().sum::<f64>() / 30.0;
+    assert!((b.center - want).abs() < 1e-9, "{}", b.center);
+    assert_eq!((b.mode.as_str(), b.points), ("manual", 30));
+    let all = running.store.list_baselines(false).await.unwrap();
+    assert_eq!(
+        all.iter().filter(|b| b.metric == "latency_ms").count(),
+        2,
+        "history kept"
+    );
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    // the same level again, now normal: rule 1 stops firing and its episode resolves after
+    // 20 quiet points (against the old baseline it would fire on every point)
+    let more: Vec<f64> = n[30..55].iter().map(|x| x + 100.0).collect();
+    push(
+        running.grpc_addr,
+        &running.store,
+        &more,
+        t0 + 80 * 1_000_000_000,
+    )
+    .await;
+    let after = running.store.list_violations(None, 100).await.unwrap();
+    let r1: Vec<_> = after.iter().filter(|x| x.rule == 1).collect();
+    assert_eq!(r1.len(), 1, "one rule 1 episode, from the shift");
+    assert_eq!(r1[0].status, "resolved");
+    assert!(
+        r1[0].last_point_at <= last,
+        "rule 1 never fired against the new baseline"
+    );
+    running.stop().await.unwrap();
+    db.drop_db().await;
+}
+
+fn cli() -> Command {
+    Command::cargo_bin("llmscope-collector").unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_baseline_and_violations_commands() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let url = db.url().to_owned();
+    let running = start(&config(&url)).await;
+    let t0 = now_ns() - 300 * 1_000_000_000;
+    let mut v = phase1();
+    v.extend([100.0, 180.0]);
+    push(running.grpc_addr, &running.store, &v, t0).await;
+    running.stop().await.unwrap();
+
+    let ok = |args: &[&str]| {
+        let out = cli()
+            .args(args)
+            .args(["--database-url", &url])
+            .assert()
+            .success()
+            .get_output()
+            .clone();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let fails = |args: &[&str]| {
+        let out = cli()
+            .args(args)
+            .args(["--database-url", &url])
+            .assert()
+            .code(2)
+            .get_output()
+            .clone();
+        String::from_utf8(out.stderr).unwrap()
+    };
+    ok(&[
+        "rules",
+        "set",
+        "--site",
+        "lab",
+        "--param",
+        "2.run=7",
+        "--param",
+        "4.enabled=false",
+        "--scope",
+        "site",
+        "--resolve-after",
+        "5",
+    ]);
+    let shown = ok(&["rules", "show"]);
+    assert!(
+        shown.contains("\"2.run\": \"7\"") && shown.contains("\"scope\": \"site\""),
+        "{shown}"
+    );
+    let e = fails(&["rules", "set", "--global", "--param", "5.window=99"]);
+    assert!(e.contains("rule5.window"), "{e}");
+    let e = fails(&["rules", "set", "--param", "2.run=7"]);
+    assert!(e.contains("--global, --model NAME or --site NAME"), "{e}");
+    let e = fails(&["rules", "set", "--global", "--scope", "planet"]);
+    assert!(e.contains("series, site or global"), "{e}");
+
+    let list: serde_json::Value =
+        serde_json::from_str(&ok(&["violations", "list", "--format", "json"])).unwrap();
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(list[0]["rule"], 1);
+    ok(&[
+        "violations",
+        "ack",
+        &id,
+        "--by",
+        "oncall",
+        "--note",
+        "known deploy",
+    ]);
+    let list: serde_json::Value = serde_json::from_str(&ok(&[
+        "violations",
+        "list",
+        "--format",
+        "json",
+        "--status",
+        "open",
+    ]))
+    .unwrap();
+    assert_eq!(list[0]["acked_by"], "oncall");
+    let e = fails(&["violations", "ack", "nope", "--by", "x"]);
+    assert!(e.contains("no violation with id `nope`"), "{e}");
+
+    let out = ok(&[
+        "baseline",
+        "set",
+        "--model",
+        "m",
+        "--metric",
+        "latency_ms",
+        "--from",
+        "-1h",
+        "--reason",
+        "cli test",
+    ]);
+    assert!(out.contains("set lab|gpu-1|ollama|m|latency_ms"), "{out}");
+    let b: serde_json::Value =
+        serde_json::from_str(&ok(&["baseline", "list", "--format", "json"])).unwrap();
+    assert_eq!(b[0]["mode"], "manual");
+    assert_eq!(b[0]["reason"], "cli test");
+    let e = fails(&["baseline", "set", "--from", "yesterday"]);
+    assert!(e.contains("`yesterday`"), "{e}");
+    let e = fails(&["baseline", "set", "--from", "-1h", "--metric", "speed"]);
+    assert!(e.contains("--metric `speed`"), "{e}");
+    let e = fails(&[
+        "baseline",
+        "set",
+        "--from",
+        "-1h",
+        "--model",
+        "nothing-here",
+    ]);
+    assert!(e.contains("no series has samples"), "{e}");
+}
