@@ -120,10 +120,40 @@ impl BaselineKey {
     }
 }
 
+/// The parts of a stored baseline the engine needs (kept small: one per series).
 struct Frozen {
-    row: BaselineRow,
+    id: i64,
     b: Baseline,
-    json: String,
+    window_from: i64,
+    window_to: i64,
+    auto: bool,
+}
+
+impl Frozen {
+    /// The frozen copy stored with a violation.
+    fn json(&self, key: &SeriesKey, scope: Scope) -> String {
+        json!({
+            "id": self.id,
+            "scope": scope.as_str(),
+            "site": if scope == Scope::Global { "" } else { key.site.as_str() },
+            "host": if scope == Scope::Series { key.host.as_str() } else { "" },
+            "provider": key.provider,
+            "model": key.model,
+            "metric": key.metric.as_str(),
+            "center": self.b.center,
+            "sigma": self.b.sigma,
+            "k": self.b.k,
+            "ucl": self.b.ucl(),
+            "lcl": self.b.lcl(),
+            "method": self.b.method.as_str(),
+            "transform": self.b.transform.as_str(),
+            "points": self.b.points,
+            "window_from": self.window_from,
+            "window_to": self.window_to,
+            "mode": if self.auto { "auto" } else { "manual" },
+        })
+        .to_string()
+    }
 }
 
 #[derive(Default)]
@@ -156,6 +186,8 @@ struct SeriesState {
     last_ts: i64,
     baseline_id: i64,
     baseline_values: (f64, f64),
+    frozen: Option<Arc<Frozen>>,
+    frozen_gen: i64,
     recent: VecDeque<Pt>,
     open: Vec<OpenEp>,
 }
@@ -173,6 +205,9 @@ pub struct Engine {
     settings: Settings,
     effective: HashMap<(String, String), Arc<Effective>>,
     settings_gen: u64,
+    /// Highest baseline id known to this process (its own inserts included).
+    known_baseline_id: i64,
+    /// Bumped when another process (or the CLI) changed baselines: caches start over.
     baseline_gen: i64,
     refreshed: Option<Instant>,
 }
@@ -214,7 +249,8 @@ impl Engine {
             settings,
             effective: HashMap::new(),
             settings_gen: 0,
-            baseline_gen: -1,
+            known_baseline_id: -1,
+            baseline_gen: 0,
             refreshed: None,
         }
     }
@@ -258,9 +294,10 @@ impl Engine {
         self.settings = settings;
         self.effective.clear();
         self.settings_gen += 1;
-        let generation = self.store.baseline_generation().await?;
-        if generation != self.baseline_gen {
-            self.baseline_gen = generation;
+        let max_id = self.store.baseline_generation().await?;
+        if max_id > self.known_baseline_id {
+            self.known_baseline_id = max_id;
+            self.baseline_gen += 1;
             self.baselines.clear();
         }
         Ok(())
@@ -276,10 +313,41 @@ impl Engine {
         e
     }
 
+    /// The baseline judging `series` under `scope`: series-scope baselines are cached in the
+    /// series' own state, pooled ones in a shared map.
+    async fn frozen_for(
+        &mut self,
+        series: &SeriesKey,
+        scope: Scope,
+    ) -> Result<Option<Arc<Frozen>>, StoreError> {
+        let bkey = series.baseline_key(scope);
+        if scope != Scope::Series {
+            return self.baseline(&bkey).await;
+        }
+        if let Some(st) = self.series.get(series)
+            && st.frozen_gen == self.baseline_gen
+        {
+            return Ok(st.frozen.clone());
+        }
+        let f = self.load_baseline(&bkey).await?;
+        let generation = self.baseline_gen;
+        if let Some(st) = self.series.get_mut(series) {
+            st.frozen = f.clone();
+            st.frozen_gen = generation;
+        }
+        Ok(f)
+    }
+
     async fn baseline(&mut self, key: &BaselineKey) -> Result<Option<Arc<Frozen>>, StoreError> {
         if let Some(b) = self.baselines.get(key) {
             return Ok(b.clone());
         }
+        let frozen = self.load_baseline(key).await?;
+        self.baselines.insert(key.clone(), frozen.clone());
+        Ok(frozen)
+    }
+
+    async fn load_baseline(&self, key: &BaselineKey) -> Result<Option<Arc<Frozen>>, StoreError> {
         let row = self
             .store
             .current_baseline(
@@ -309,15 +377,20 @@ impl Engine {
                 transform,
                 points: row.points as usize,
             };
-            let json = serde_json::to_string(&row).unwrap_or_else(|_| "{}".into());
-            Arc::new(Frozen { row, b, json })
+            Arc::new(Frozen {
+                id: row.id,
+                b,
+                window_from: row.window_from,
+                window_to: row.window_to,
+                auto: row.mode == "auto",
+            })
         });
-        self.baselines.insert(key.clone(), frozen.clone());
         Ok(frozen)
     }
 
     /// Adds a Phase I point; estimates and stores the baseline once there are enough.
-    async fn learn(&mut self, key: &BaselineKey, p: Pt) -> Result<(), StoreError> {
+    /// Returns whether a baseline was stored.
+    async fn learn(&mut self, key: &BaselineKey, p: Pt) -> Result<bool, StoreError> {
         let need = self.cfg.baseline_points.max(2);
         if !self.learners.get(key).is_some_and(|l| l.seeded) {
             let rows = self
@@ -348,7 +421,7 @@ impl Engine {
             l.points.push((p.ts, p.value));
         }
         if l.points.len() < need {
-            return Ok(());
+            return Ok(false);
         }
         l.points.sort_by_key(|x| x.0);
         let values: Vec<f64> = l.points.iter().map(|x| x.1).collect();
@@ -385,7 +458,8 @@ impl Engine {
                 tracing::info!(scope = key.scope.as_str(), site = %key.site, host = %key.host, model = %key.model, metric = key.metric.as_str(), center = b.center, sigma = b.sigma, "baseline estimated");
                 self.learners.remove(key);
                 self.baselines.remove(key);
-                self.baseline_gen = self.baseline_gen.max(id);
+                self.known_baseline_id = self.known_baseline_id.max(id);
+                return Ok(true);
             }
             Err(e) => {
                 l.failures += 1;
@@ -397,7 +471,7 @@ impl Engine {
                 l.points = keep;
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Evaluates one committed batch (see the module docs).
@@ -485,7 +559,7 @@ impl Engine {
         ops: &mut Vec<ViolationOp>,
     ) -> Result<Vec<Pt>, StoreError> {
         let eff = self.effective(&key.site, &key.model);
-        let mut st = SeriesState {
+        let st = SeriesState {
             tracker: EpisodeTracker::new(eff.resolve_after),
             eff: eff.clone(),
             settings_gen: self.settings_gen,
@@ -494,16 +568,21 @@ impl Engine {
             last_ts: i64::MIN,
             baseline_id: 0,
             baseline_values: (f64::NAN, f64::NAN),
-            recent: VecDeque::with_capacity(RECENT),
+            frozen: None,
+            frozen_gen: i64::MIN,
+            recent: VecDeque::new(),
             open: Vec::new(),
         };
-        let bkey = key.baseline_key(eff.scope);
-        let Some(frozen) = self.baseline(&bkey).await? else {
-            self.series.insert(key.clone(), st);
+        let scope = eff.scope;
+        self.series.insert(key.clone(), st);
+        let Some(frozen) = self.frozen_for(key, scope).await? else {
             return Ok(Vec::new());
         };
-        st.baseline_id = frozen.row.id;
-        st.baseline_values = (frozen.row.center, frozen.row.sigma);
+        let Some(mut st) = self.series.remove(key) else {
+            return Ok(Vec::new());
+        };
+        st.baseline_id = frozen.id;
+        st.baseline_values = (frozen.b.center, frozen.b.sigma);
         let (_, _, _, last_eval) = self.store.counters(&key.text()).await?;
         let sel = PointSelector {
             site: key.site.clone(),
@@ -515,7 +594,7 @@ impl Engine {
             .store
             .sample_points(
                 &sel,
-                frozen.row.window_to.saturating_add(1),
+                frozen.window_to.saturating_add(1),
                 first_new - 1,
                 true,
                 self.cfg.warmup_points as i64 * 2,
@@ -611,28 +690,33 @@ impl Engine {
         if p.ts < st.last_ts {
             return Ok(false);
         }
-        let bkey = key.baseline_key(st.eff.scope);
-        let Some(frozen) = self.baseline(&bkey).await? else {
+        let scope = st.eff.scope;
+        let bkey = key.baseline_key(scope);
+        let Some(frozen) = self.frozen_for(key, scope).await? else {
             if let Some(st) = self.series.get_mut(key) {
                 st.last_ts = p.ts;
             }
-            self.learn(&bkey, p).await?;
+            if self.learn(&bkey, p).await?
+                && let Some(st) = self.series.get_mut(key)
+            {
+                st.frozen_gen = i64::MIN; // reload this series' baseline
+            }
             return Ok(true);
         };
         let Some(st) = self.series.get_mut(key) else {
             return Ok(true);
         };
         st.last_ts = p.ts;
-        if st.baseline_id != frozen.row.id {
+        if st.baseline_id != frozen.id {
             // a different baseline: z-scores change meaning, so the rule state starts over
             // (a replica re-reading an identical baseline keeps its state)
-            if st.baseline_values != (frozen.row.center, frozen.row.sigma) {
+            if st.baseline_values != (frozen.b.center, frozen.b.sigma) {
                 st.nelson = NelsonState::new();
             }
-            st.baseline_id = frozen.row.id;
-            st.baseline_values = (frozen.row.center, frozen.row.sigma);
+            st.baseline_id = frozen.id;
+            st.baseline_values = (frozen.b.center, frozen.b.sigma);
         }
-        if p.ts <= frozen.row.window_to {
+        if p.ts <= frozen.window_to {
             // a Phase I point of its own baseline is never judged by it
             return Ok(true);
         }
@@ -668,7 +752,7 @@ impl Engine {
                         opened_at: p.ts,
                         last_point_at: p.ts,
                         points: pts_json(&window),
-                        baseline: frozen.json.clone(),
+                        baseline: frozen.json(key, scope),
                         context: "{}".into(),
                     }));
                     contexts.push(PendingContext {

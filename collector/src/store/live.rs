@@ -437,24 +437,56 @@ impl Store {
     }
 
     /// Adds to per-series counters: (key, late points, errors, ok points, newest evaluated ts).
+    /// One statement for the whole batch (duplicate keys are merged first).
     pub async fn bump_counters(
         &self,
         deltas: &[(String, i64, i64, i64, i64)],
     ) -> Result<(), StoreError> {
-        const SQL: &str = "INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated) VALUES ($1, $2, $3, $4, $5)
-            ON CONFLICT (series_key) DO UPDATE SET late_points = series_counters.late_points + excluded.late_points,
+        const UPDATE: &str = " ON CONFLICT (series_key) DO UPDATE SET late_points = series_counters.late_points + excluded.late_points,
               errors = series_counters.errors + excluded.errors, ok = series_counters.ok + excluded.ok,
               last_evaluated = CASE WHEN excluded.last_evaluated > series_counters.last_evaluated THEN excluded.last_evaluated ELSE series_counters.last_evaluated END";
         if deltas.is_empty() {
             return Ok(());
         }
-        with_pool!(self, p => {
-            let mut tx = p.begin().await?;
-            for (k, late, err, ok, last) in deltas {
-                sqlx::query(SQL).bind(k).bind(*late).bind(*err).bind(*ok).bind(*last).execute(&mut *tx).await?;
+        let mut merged: std::collections::BTreeMap<&str, (i64, i64, i64, i64)> =
+            std::collections::BTreeMap::new();
+        for (k, late, err, ok, last) in deltas {
+            let e = merged.entry(k.as_str()).or_default();
+            e.0 += late;
+            e.1 += err;
+            e.2 += ok;
+            e.3 = e.3.max(*last);
+        }
+        match self {
+            Store::Sqlite(s) => {
+                let rows: Vec<serde_json::Value> = merged
+                    .iter()
+                    .map(|(k, (a, b, c, d))| serde_json::json!([k, a, b, c, d]))
+                    .collect();
+                let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated)
+                    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each($1) WHERE true{UPDATE}");
+                sqlx::query(&sql)
+                    .bind(serde_json::Value::Array(rows).to_string())
+                    .execute(s.pool())
+                    .await?;
             }
-            tx.commit().await?;
-        });
+            Store::Postgres(p) => {
+                let keys: Vec<&str> = merged.keys().copied().collect();
+                let col = |f: fn(&(i64, i64, i64, i64)) -> i64| {
+                    merged.values().map(f).collect::<Vec<i64>>()
+                };
+                let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated)
+                    SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]){UPDATE}");
+                sqlx::query(&sql)
+                    .bind(keys)
+                    .bind(col(|v| v.0))
+                    .bind(col(|v| v.1))
+                    .bind(col(|v| v.2))
+                    .bind(col(|v| v.3))
+                    .execute(p.pool())
+                    .await?;
+            }
+        }
         Ok(())
     }
 
