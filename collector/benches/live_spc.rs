@@ -67,7 +67,11 @@ async fn memory(n: usize) {
         .unwrap();
     let before = rss_kib();
     let started = Instant::now();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(2_000) {
+    let mut half = 0;
+    for (k, chunk) in (0..n).collect::<Vec<_>>().chunks(2_000).enumerate() {
+        if k * 2_000 == n / 2 {
+            half = rss_kib();
+        }
         let mut batch = Vec::with_capacity(chunk.len() * 15);
         for &s in chunk {
             for i in 0..15 {
@@ -78,8 +82,11 @@ async fn memory(n: usize) {
     }
     let after = rss_kib();
     let per = (after.saturating_sub(before)) as f64 * 1024.0 / n as f64;
+    // the second half's growth per series: per-series state without start-up and transient
+    // batch allocations
+    let marginal = (after.saturating_sub(half)) as f64 * 1024.0 / (n - n / 2) as f64;
     println!(
-        "{{\"series\":{},\"engine_series\":{},\"rss_before_kib\":{before},\"rss_after_kib\":{after},\"bytes_per_series\":{per:.0},\"seconds\":{:.1}}}",
+        "{{\"series\":{},\"engine_series\":{},\"rss_before_kib\":{before},\"rss_half_kib\":{half},\"rss_after_kib\":{after},\"bytes_per_series\":{per:.0},\"marginal_bytes_per_series\":{marginal:.0},\"seconds\":{:.1}}}",
         n,
         engine.series_count(),
         started.elapsed().as_secs_f64()
@@ -161,7 +168,7 @@ async fn latency(n: usize, url: &str) -> (f64, f64, f64) {
     (p(0.5), p(0.99), p(1.0))
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)

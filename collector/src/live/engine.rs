@@ -257,7 +257,9 @@ impl Engine {
 
     /// Starts the engine task; returns the handle the writer sends committed samples to.
     pub fn spawn(store: Store, cfg: EngineConfig) -> (EngineHandle, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<Vec<SampleRow>>(64);
+        // room for start-up bursts (warm-ups, Phase I inserts) without stalling the writers;
+        // what it holds when a process dies is evaluated by the next warm-up (phase B)
+        let (tx, mut rx) = mpsc::channel::<Vec<SampleRow>>(256);
         let mut engine = Engine::new(store, cfg);
         let task = tokio::spawn(async move {
             while let Some(batch) = rx.recv().await {
@@ -477,30 +479,49 @@ impl Engine {
     /// Evaluates one committed batch (see the module docs).
     pub async fn process(&mut self, samples: &[SampleRow]) -> Result<(), StoreError> {
         self.refresh().await?;
-        let mut per: BTreeMap<SeriesKey, Vec<Pt>> = BTreeMap::new();
+        // group by borrowed identity first: owned keys are built once per series per batch
+        let mut grouped: BTreeMap<(&str, &str, &str, &str, Metric), Vec<Pt>> = BTreeMap::new();
         let mut errors: BTreeMap<String, i64> = BTreeMap::new();
         for s in samples {
-            let key = |metric| SeriesKey {
-                site: s.site.clone(),
-                host: s.host.clone(),
-                provider: s.provider.clone(),
-                model: s.model.clone(),
-                metric,
-            };
             if s.status != CallStatus::Ok {
-                *errors.entry(key(Metric::LatencyMs).text()).or_default() += 1;
+                let key = SeriesKey {
+                    site: s.site.clone(),
+                    host: s.host.clone(),
+                    provider: s.provider.clone(),
+                    model: s.model.clone(),
+                    metric: Metric::LatencyMs,
+                };
+                *errors.entry(key.text()).or_default() += 1;
                 continue;
             }
             for m in Metric::ALL {
                 if let Some(v) = m.value(s.latency_ms, s.ttft_ms, s.tokens_out) {
-                    per.entry(key(m)).or_default().push(Pt {
-                        id: s.id,
-                        ts: s.ts_us,
-                        value: v,
-                    });
+                    grouped
+                        .entry((&s.site, &s.host, &s.provider, &s.model, m))
+                        .or_default()
+                        .push(Pt {
+                            id: s.id,
+                            ts: s.ts_us,
+                            value: v,
+                        });
                 }
             }
         }
+        let per: Vec<(SeriesKey, Vec<Pt>)> = grouped
+            .into_iter()
+            .map(|((site, host, provider, model, metric), pts)| {
+                (
+                    SeriesKey {
+                        site: site.to_owned(),
+                        host: host.to_owned(),
+                        provider: provider.to_owned(),
+                        model: model.to_owned(),
+                        metric,
+                    },
+                    pts,
+                )
+            })
+            .collect();
         let mut ops = Vec::new();
         let mut contexts = Vec::new();
         let mut counters = Vec::new();
@@ -513,14 +534,11 @@ impl Engine {
                 feed = self.warm(&key, first, &mut ops).await?;
             }
             feed.extend(pts);
-            let mut newest = 0;
             let ok = feed.len() as i64;
-            for p in feed {
-                match self.feed(&key, p, &mut ops, &mut contexts).await? {
-                    true => newest = newest.max(p.ts),
-                    false => late += 1,
-                }
-            }
+            let (late_here, newest) = self
+                .feed_series(&key, &feed, &mut ops, &mut contexts)
+                .await?;
+            late += late_here;
             counters.push((key.text(), late, 0, ok - late, newest));
         }
         for (k, n) in errors {
@@ -665,132 +683,170 @@ impl Engine {
     }
 
     /// Evaluates one point; false when it is late.
-    async fn feed(
+    /// Evaluates the points of one series (sorted by time); returns (late points, newest
+    /// evaluated timestamp). One map lookup per run of judged points, no per-point copies of
+    /// the key.
+    async fn feed_series(
         &mut self,
         key: &SeriesKey,
-        p: Pt,
+        pts: &[Pt],
         ops: &mut Vec<ViolationOp>,
         contexts: &mut Vec<PendingContext>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(i64, i64), StoreError> {
         let generation = self.settings_gen;
-        let needs_eff = self
+        if self
             .series
             .get(key)
-            .is_some_and(|s| s.settings_gen != generation);
-        if needs_eff {
+            .is_some_and(|s| s.settings_gen != generation)
+        {
             let eff = self.effective(&key.site, &key.model);
             if let Some(st) = self.series.get_mut(key) {
                 st.eff = eff;
                 st.settings_gen = generation;
             }
         }
-        let Some(st) = self.series.get(key) else {
-            return Ok(true);
+        let Some(scope) = self.series.get(key).map(|s| s.eff.scope) else {
+            return Ok((0, 0));
         };
-        if p.ts < st.last_ts {
-            return Ok(false);
-        }
-        let scope = st.eff.scope;
+        let mut frozen = self.frozen_for(key, scope).await?;
         let bkey = key.baseline_key(scope);
-        let Some(frozen) = self.frozen_for(key, scope).await? else {
-            if let Some(st) = self.series.get_mut(key) {
-                st.last_ts = p.ts;
+        let (mut late, mut newest) = (0i64, 0i64);
+        let mut i = 0;
+        while i < pts.len() {
+            match frozen.clone() {
+                None => {
+                    let p = pts[i];
+                    i += 1;
+                    let Some(st) = self.series.get_mut(key) else {
+                        break;
+                    };
+                    if p.ts < st.last_ts {
+                        late += 1;
+                        continue;
+                    }
+                    st.last_ts = p.ts;
+                    newest = newest.max(p.ts);
+                    if self.learn(&bkey, p).await? {
+                        if let Some(st) = self.series.get_mut(key) {
+                            st.frozen_gen = i64::MIN; // reload this series' baseline
+                        }
+                        frozen = self.frozen_for(key, scope).await?;
+                    }
+                }
+                Some(f) => {
+                    let Some(st) = self.series.get_mut(key) else {
+                        break;
+                    };
+                    while i < pts.len() {
+                        let p = pts[i];
+                        i += 1;
+                        if p.ts < st.last_ts {
+                            late += 1;
+                            continue;
+                        }
+                        newest = newest.max(p.ts);
+                        judge(st, key, &f, scope, p, ops, contexts);
+                    }
+                }
             }
-            if self.learn(&bkey, p).await?
-                && let Some(st) = self.series.get_mut(key)
-            {
-                st.frozen_gen = i64::MIN; // reload this series' baseline
+        }
+        Ok((late, newest))
+    }
+}
+
+/// Evaluates one point of a series that has a baseline.
+fn judge(
+    st: &mut SeriesState,
+    key: &SeriesKey,
+    frozen: &Frozen,
+    scope: Scope,
+    p: Pt,
+    ops: &mut Vec<ViolationOp>,
+    contexts: &mut Vec<PendingContext>,
+) {
+    st.last_ts = p.ts;
+    if st.baseline_id != frozen.id {
+        // a different baseline: z-scores change meaning, so the rule state starts over
+        // (a replica re-reading an identical baseline keeps its state)
+        if st.baseline_values != (frozen.b.center, frozen.b.sigma) {
+            st.nelson = NelsonState::new();
+        }
+        st.baseline_id = frozen.id;
+        st.baseline_values = (frozen.b.center, frozen.b.sigma);
+    }
+    if p.ts <= frozen.window_to {
+        // a Phase I point of its own baseline is never judged by it
+        return;
+    }
+    let Ok(z) = frozen.b.z(0, p.value) else {
+        return;
+    };
+    let flags = st.nelson.push(z, &st.eff.compiled.0);
+    push_recent(&mut st.recent, p);
+    let mut events = Vec::new();
+    st.tracker.push(st.index, flags, |e| events.push(e));
+    st.index += 1;
+    if events.is_empty() {
+        return;
+    }
+    let series_key = key.text();
+    let cfg = st.eff.rules;
+    for e in events {
+        match e {
+            EpisodeEvent::Opened { rule, .. } => {
+                let n = rule.number();
+                let window = window_points(&st.recent, cfg.window_len(rule));
+                let id = violation_id(&series_key, n, p.ts);
+                ops.push(ViolationOp::Open(NewViolation {
+                    id: id.clone(),
+                    series_key: series_key.clone(),
+                    scope: st.eff.scope.as_str().into(),
+                    site: key.site.clone(),
+                    host: key.host.clone(),
+                    provider: key.provider.clone(),
+                    model: key.model.clone(),
+                    metric: key.metric.as_str().into(),
+                    rule: i64::from(n),
+                    opened_at: p.ts,
+                    last_point_at: p.ts,
+                    points: pts_json(&window),
+                    baseline: frozen.json(key, scope),
+                    context: "{}".into(),
+                }));
+                contexts.push(PendingContext {
+                    op: ops.len() - 1,
+                    site: key.site.clone(),
+                    host: key.host.clone(),
+                    points: st.recent.iter().rev().take(11).rev().copied().collect(),
+                });
+                st.open.retain(|e| e.rule != n);
+                st.open.push(OpenEp {
+                    rule: n,
+                    id,
+                    points: window,
+                });
             }
-            return Ok(true);
-        };
-        let Some(st) = self.series.get_mut(key) else {
-            return Ok(true);
-        };
-        st.last_ts = p.ts;
-        if st.baseline_id != frozen.id {
-            // a different baseline: z-scores change meaning, so the rule state starts over
-            // (a replica re-reading an identical baseline keeps its state)
-            if st.baseline_values != (frozen.b.center, frozen.b.sigma) {
-                st.nelson = NelsonState::new();
-            }
-            st.baseline_id = frozen.id;
-            st.baseline_values = (frozen.b.center, frozen.b.sigma);
-        }
-        if p.ts <= frozen.window_to {
-            // a Phase I point of its own baseline is never judged by it
-            return Ok(true);
-        }
-        let Ok(z) = frozen.b.z(0, p.value) else {
-            return Ok(true);
-        };
-        let flags = st.nelson.push(z, &st.eff.compiled.0);
-        push_recent(&mut st.recent, p);
-        let mut events = Vec::new();
-        st.tracker.push(st.index, flags, |e| events.push(e));
-        st.index += 1;
-        if events.is_empty() {
-            return Ok(true);
-        }
-        let series_key = key.text();
-        let cfg = st.eff.rules;
-        for e in events {
-            match e {
-                EpisodeEvent::Opened { rule, .. } => {
-                    let n = rule.number();
-                    let window = window_points(&st.recent, cfg.window_len(rule));
-                    let id = violation_id(&series_key, n, p.ts);
-                    ops.push(ViolationOp::Open(NewViolation {
-                        id: id.clone(),
-                        series_key: series_key.clone(),
-                        scope: st.eff.scope.as_str().into(),
-                        site: key.site.clone(),
-                        host: key.host.clone(),
-                        provider: key.provider.clone(),
-                        model: key.model.clone(),
-                        metric: key.metric.as_str().into(),
-                        rule: i64::from(n),
-                        opened_at: p.ts,
+            EpisodeEvent::Extended { rule, .. } => {
+                let window = window_points(&st.recent, cfg.window_len(rule));
+                if let Some(ep) = st.open.iter_mut().find(|e| e.rule == rule.number()) {
+                    merge_points(&mut ep.points, &window);
+                    ops.push(ViolationOp::Extend {
+                        id: ep.id.clone(),
                         last_point_at: p.ts,
-                        points: pts_json(&window),
-                        baseline: frozen.json(key, scope),
-                        context: "{}".into(),
-                    }));
-                    contexts.push(PendingContext {
-                        op: ops.len() - 1,
-                        site: key.site.clone(),
-                        host: key.host.clone(),
-                        points: st.recent.iter().rev().take(11).rev().copied().collect(),
-                    });
-                    st.open.retain(|e| e.rule != n);
-                    st.open.push(OpenEp {
-                        rule: n,
-                        id,
-                        points: window,
+                        points: pts_json(&ep.points),
                     });
                 }
-                EpisodeEvent::Extended { rule, .. } => {
-                    let window = window_points(&st.recent, cfg.window_len(rule));
-                    if let Some(ep) = st.open.iter_mut().find(|e| e.rule == rule.number()) {
-                        merge_points(&mut ep.points, &window);
-                        ops.push(ViolationOp::Extend {
-                            id: ep.id.clone(),
-                            last_point_at: p.ts,
-                            points: pts_json(&ep.points),
-                        });
-                    }
-                }
-                EpisodeEvent::Resolved { rule, .. } => {
-                    if let Some(pos) = st.open.iter().position(|e| e.rule == rule.number()) {
-                        let ep = st.open.swap_remove(pos);
-                        ops.push(ViolationOp::Resolve {
-                            id: ep.id,
-                            at: p.ts,
-                        });
-                    }
+            }
+            EpisodeEvent::Resolved { rule, .. } => {
+                if let Some(pos) = st.open.iter().position(|e| e.rule == rule.number()) {
+                    let ep = st.open.swap_remove(pos);
+                    ops.push(ViolationOp::Resolve {
+                        id: ep.id,
+                        at: p.ts,
+                    });
                 }
             }
         }
-        Ok(true)
     }
 }
 

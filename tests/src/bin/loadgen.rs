@@ -70,8 +70,23 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// In-control noise: a log-normal latency around 600 ms from a per-sample hash, so the live
+/// SPC engine sees realistic data (rarely out of control), not a pattern that fires rules.
+fn latency(i: usize) -> f64 {
+    let mut x = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        ((x >> 11) as f64 / (1u64 << 53) as f64).max(1e-12)
+    };
+    let (u1, u2) = (next(), next());
+    let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+    600.0 * (0.08 * z).exp()
+}
+
 fn sample(i: usize, hosts: usize) -> v1::Sample {
-    let lat = 600.0 + ((i * 7919) % 400) as f64;
+    let lat = latency(i);
     v1::Sample {
         id: uuid::Uuid::now_v7().to_string(),
         ts_unix_nanos: now_ns(),
