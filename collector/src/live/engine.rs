@@ -544,16 +544,35 @@ impl Engine {
         for (k, n) in errors {
             counters.push((k, 0, n, 0, 0));
         }
+        // nearest telemetry for the context points: one range read per host and batch
+        let mut hosts: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+        for c in &contexts {
+            let (lo, hi) = c.points.iter().fold((i64::MAX, i64::MIN), |(lo, hi), p| {
+                (lo.min(p.ts), hi.max(p.ts))
+            });
+            let e = hosts
+                .entry((c.site.clone(), c.host.clone()))
+                .or_insert((lo, hi));
+            *e = (e.0.min(lo), e.1.max(hi));
+        }
+        let mut snaps: HashMap<(String, String), Vec<(i64, serde_json::Value)>> = HashMap::new();
+        for ((site, host), (lo, hi)) in hosts {
+            let margin = 300_000_000; // 5 minutes either side
+            let t = self
+                .store
+                .telemetry_range(&site, &host, lo - margin, hi + margin, 100_000)
+                .await?;
+            snaps.insert((site, host), t);
+        }
         for c in contexts {
-            let mut ctx = Vec::with_capacity(c.points.len());
-            for p in &c.points {
-                let t = self.store.telemetry_near(&c.site, &c.host, p.ts).await?;
-                ctx.push(
-                    json!({"id": p.id.to_string(), "ts": p.ts, "value": p.value, "telemetry": t}),
-                );
-            }
+            let t = snaps.get(&(c.site.clone(), c.host.clone()));
+            let ctx: Vec<serde_json::Value> = c
+                .points
+                .iter()
+                .map(|p| json!({"id": p.id.to_string(), "ts": p.ts, "value": p.value, "telemetry": t.and_then(|t| nearest(t, p.ts))}))
+                .collect();
             if let Some(ViolationOp::Open(v)) = ops.get_mut(c.op) {
-                v.context = json!({"before": ctx, "note": "the 10 points before the trigger and the trigger, each with the host's nearest telemetry"}).to_string();
+                v.context = json!({"before": ctx, "note": "the 10 points before the trigger and the trigger, each with the host's nearest telemetry (within 5 minutes)"}).to_string();
             }
         }
         // after the contexts: they point at op positions
@@ -848,6 +867,16 @@ fn judge(
             }
         }
     }
+}
+
+/// The snapshot nearest to `ts` in a time-sorted list.
+fn nearest(snaps: &[(i64, serde_json::Value)], ts: i64) -> Option<serde_json::Value> {
+    let i = snaps.partition_point(|s| s.0 < ts);
+    let best = [i.checked_sub(1), (i < snaps.len()).then_some(i)]
+        .into_iter()
+        .flatten()
+        .min_by_key(|&j| (snaps[j].0 - ts).abs())?;
+    Some(snaps[best].1.clone())
 }
 
 fn push_recent(recent: &mut VecDeque<Pt>, p: Pt) {

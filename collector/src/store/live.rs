@@ -505,48 +505,59 @@ impl Store {
         Ok(g)
     }
 
-    /// The host's telemetry snapshot nearest to `ts_us` (with its GPUs), as JSON.
-    pub async fn telemetry_near(
+    /// The host's telemetry snapshots (with their GPUs) in `[from_us, to_us]`, oldest first,
+    /// at most `limit`, as (ts, JSON). Two queries, whatever the number of snapshots.
+    pub async fn telemetry_range(
         &self,
         site: &str,
         host: &str,
-        ts_us: i64,
-    ) -> Result<Option<serde_json::Value>, StoreError> {
+        from_us: i64,
+        to_us: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, serde_json::Value)>, StoreError> {
         let (snap, gpus) = match self {
             Store::Sqlite(_) => (
-                "SELECT ts AS ts_us, cpu_pct, mem_used_bytes, mem_total_bytes, load1 FROM telemetry WHERE site = $1 AND host = $2 ORDER BY abs(ts - $3) LIMIT 1",
-                "SELECT gpu_index, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w, sm_clock_mhz, throttle_reasons FROM gpu_telemetry WHERE site = $1 AND host = $2 AND ts = $3 ORDER BY gpu_index",
+                "SELECT ts AS ts_us, cpu_pct, mem_used_bytes, mem_total_bytes, load1 FROM telemetry WHERE site = $1 AND host = $2 AND ts >= $3 AND ts <= $4 ORDER BY ts LIMIT $5",
+                "SELECT ts AS ts_us, gpu_index, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w FROM gpu_telemetry WHERE site = $1 AND host = $2 AND ts >= $3 AND ts <= $4 ORDER BY ts, gpu_index LIMIT $5",
             ),
             Store::Postgres(_) => (
-                "SELECT (extract(epoch from ts) * 1000000)::int8 AS ts_us, cpu_pct, mem_used_bytes, mem_total_bytes, load1 FROM telemetry WHERE site = $1 AND host = $2 ORDER BY abs(extract(epoch from ts) * 1000000 - $3) LIMIT 1",
-                "SELECT gpu_index, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w, sm_clock_mhz, throttle_reasons FROM gpu_telemetry WHERE site = $1 AND host = $2 AND ts = 'epoch'::timestamptz + $3 * interval '1 microsecond' ORDER BY gpu_index",
+                "SELECT (extract(epoch from ts) * 1000000)::int8 AS ts_us, cpu_pct, mem_used_bytes, mem_total_bytes, load1 FROM telemetry WHERE site = $1 AND host = $2 AND ts >= 'epoch'::timestamptz + $3 * interval '1 microsecond' AND ts <= 'epoch'::timestamptz + $4 * interval '1 microsecond' ORDER BY ts LIMIT $5",
+                "SELECT (extract(epoch from ts) * 1000000)::int8 AS ts_us, gpu_index::int8 AS gpu_index, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w FROM gpu_telemetry WHERE site = $1 AND host = $2 AND ts >= 'epoch'::timestamptz + $3 * interval '1 microsecond' AND ts <= 'epoch'::timestamptz + $4 * interval '1 microsecond' ORDER BY ts, gpu_index LIMIT $5",
             ),
         };
         let out = with_pool!(self, p => {
-            let Some(r) = sqlx::query(snap).bind(site).bind(host).bind(ts_us as f64 as i64).fetch_optional(p).await? else {
-                return Ok(None);
-            };
-            let t: i64 = r.try_get("ts_us")?;
-            let g = sqlx::query(gpus).bind(site).bind(host).bind(t).fetch_all(p).await?;
-            let gpus: Vec<serde_json::Value> = g.iter().map(|g| Ok::<_, sqlx::Error>(serde_json::json!({
-                "index": g.try_get::<i32, _>("gpu_index").or_else(|_| g.try_get::<i64, _>("gpu_index").map(|v| v as i32))?,
-                "name": g.try_get::<String, _>("name")?,
-                "util_pct": g.try_get::<f64, _>("util_pct")?,
-                "mem_used_bytes": g.try_get::<i64, _>("mem_used_bytes")?,
-                "mem_total_bytes": g.try_get::<i64, _>("mem_total_bytes")?,
-                "temp_c": g.try_get::<f64, _>("temp_c")?,
-                "power_w": g.try_get::<f64, _>("power_w")?,
-            }))).collect::<Result<_, _>>()?;
-            serde_json::json!({
-                "ts_us": t,
-                "cpu_pct": r.try_get::<f64, _>("cpu_pct")?,
-                "mem_used_bytes": r.try_get::<i64, _>("mem_used_bytes")?,
-                "mem_total_bytes": r.try_get::<i64, _>("mem_total_bytes")?,
-                "load1": r.try_get::<f64, _>("load1")?,
-                "gpus": gpus,
-            })
+            let snaps = sqlx::query(snap).bind(site).bind(host).bind(from_us).bind(to_us).bind(limit).fetch_all(p).await?;
+            if snaps.is_empty() {
+                return Ok(Vec::new());
+            }
+            let g = sqlx::query(gpus).bind(site).bind(host).bind(from_us).bind(to_us).bind(limit * 16).fetch_all(p).await?;
+            let mut by_ts: std::collections::BTreeMap<i64, Vec<serde_json::Value>> = std::collections::BTreeMap::new();
+            for r in &g {
+                by_ts.entry(r.try_get("ts_us")?).or_default().push(serde_json::json!({
+                    "index": r.try_get::<i64, _>("gpu_index")?,
+                    "name": r.try_get::<String, _>("name")?,
+                    "util_pct": r.try_get::<f64, _>("util_pct")?,
+                    "mem_used_bytes": r.try_get::<i64, _>("mem_used_bytes")?,
+                    "mem_total_bytes": r.try_get::<i64, _>("mem_total_bytes")?,
+                    "temp_c": r.try_get::<f64, _>("temp_c")?,
+                    "power_w": r.try_get::<f64, _>("power_w")?,
+                }));
+            }
+            let mut v = Vec::with_capacity(snaps.len());
+            for r in &snaps {
+                let t: i64 = r.try_get("ts_us")?;
+                v.push((t, serde_json::json!({
+                    "ts_us": t,
+                    "cpu_pct": r.try_get::<f64, _>("cpu_pct")?,
+                    "mem_used_bytes": r.try_get::<i64, _>("mem_used_bytes")?,
+                    "mem_total_bytes": r.try_get::<i64, _>("mem_total_bytes")?,
+                    "load1": r.try_get::<f64, _>("load1")?,
+                    "gpus": by_ts.remove(&t).unwrap_or_default(),
+                })));
+            }
+            v
         });
-        Ok(Some(out))
+        Ok(out)
     }
 
     /// Takes or renews the lease `name` for `holder` until `expires_at`; false when another
