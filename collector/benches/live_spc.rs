@@ -94,11 +94,13 @@ async fn memory(n: usize) {
 }
 
 async fn latency(n: usize, url: &str) -> (f64, f64, f64) {
-    let mut cfg = Config::default();
-    cfg.database_url = url.to_owned();
-    cfg.grpc_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.http_listen = "127.0.0.1:0".parse().unwrap();
-    cfg.insecure_no_auth = true;
+    let cfg = Config {
+        database_url: url.to_owned(),
+        grpc_listen: "127.0.0.1:0".parse().unwrap(),
+        http_listen: "127.0.0.1:0".parse().unwrap(),
+        insecure_no_auth: true,
+        ..Default::default()
+    };
     let running = llmscope_collector::serve::start(&cfg).await.unwrap();
     let mut client = v1::ingest_service_client::IngestServiceClient::connect(format!(
         "http://{}",
