@@ -300,3 +300,187 @@ async fn rules_baseline_and_violations_commands() {
     ]);
     assert!(e.contains("no series has samples"), "{e}");
 }
+
+fn host_samples(
+    host: &str,
+    values: &[f64],
+    t0_ns: i64,
+    step_s: i64,
+    offset_s: i64,
+) -> Vec<v1::Sample> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v1::Sample {
+            id: uuid::Uuid::now_v7().to_string(),
+            ts_unix_nanos: t0_ns + (i as i64 * step_s + offset_s) * 1_000_000_000,
+            site: "lab".into(),
+            host: host.into(),
+            provider: "ollama".into(),
+            model: "m".into(),
+            latency_ms: *v,
+            status: v1::CallStatus::Ok as i32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn site_scope_judges_every_host_against_the_pooled_baseline() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let running = start(&config(db.url())).await;
+    running
+        .store
+        .set_rule_config("site", "lab", r#"{"scope":"site"}"#, "test", now_us())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    let (tok, rec) = generate_token(Role::Ingest, Some("lab".into()), "t");
+    running.store.insert_token(&rec).await.unwrap();
+    let mut c = IngestServiceClient::connect(format!("http://{}", running.grpc_addr))
+        .await
+        .unwrap();
+    let n = noise();
+    let t0 = now_ns() - 900 * 1_000_000_000;
+    // three hosts, 20 points each, interleaved in time: 60 pooled points
+    let mut batch = Vec::new();
+    for (k, h) in ["a", "b", "c"].iter().enumerate() {
+        batch.extend(host_samples(h, &n[k * 20..k * 20 + 20], t0, 3, k as i64));
+    }
+    // then host b alone jumps by 40 % of the level
+    let jump: Vec<f64> = n[..5].iter().map(|x| x * 1.4).collect();
+    batch.extend(host_samples("b", &jump, t0 + 70 * 1_000_000_000, 1, 0));
+    let mut r = Request::new(IngestRequest {
+        batch_seq: 1,
+        samples: batch,
+        telemetry: vec![],
+    });
+    r.metadata_mut()
+        .insert("authorization", format!("Bearer {tok}").parse().unwrap());
+    c.push(r).await.unwrap();
+    let key_b = "series|lab|b|ollama|m|latency_ms";
+    for _ in 0..400 {
+        if running.store.counters(key_b).await.unwrap().3 >= (t0 + 74 * 1_000_000_000) / 1000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let site = running
+        .store
+        .current_baseline("site", "lab", "", "ollama", "m", "latency_ms")
+        .await
+        .unwrap()
+        .expect("a pooled site baseline");
+    assert_eq!(site.points, 50, "Phase I pooled over the hosts");
+    assert!(
+        running
+            .store
+            .current_baseline("series", "lab", "b", "ollama", "m", "latency_ms")
+            .await
+            .unwrap()
+            .is_none(),
+        "no per-host baseline under site scope"
+    );
+    let v = running.store.list_violations(None, 100).await.unwrap();
+    let on_b: Vec<_> = v
+        .iter()
+        .filter(|x| x.series_key == key_b && x.rule == 1)
+        .collect();
+    assert!(
+        !on_b.is_empty(),
+        "host b's jump is judged against the site baseline: {v:?}"
+    );
+    assert_eq!(on_b[0].scope, "site");
+    assert_eq!(on_b[0].baseline["scope"], "site");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_baselines_follow_recent_points_unless_a_violation_is_open() {
+    use llmscope_collector::store::live::{NewViolation, ViolationOp};
+    let db = TestDb::new(Backend::Sqlite).await;
+    let running = start(&config(db.url())).await;
+    // no rule fires on its own here: the open violation below is the only one
+    let off = (1..=8)
+        .map(|r| format!("\"{r}.enabled\":\"false\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    running
+        .store
+        .set_rule_config(
+            "model",
+            "m",
+            &format!("{{\"params\":{{{off}}}}}"),
+            "test",
+            now_us(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
+    let n = noise();
+    let t0 = now_ns() - 900 * 1_000_000_000;
+    let mut v = n[..50].to_vec();
+    v.extend(n[..40].iter().map(|x| x + 1.0));
+    push(running.grpc_addr, &running.store, &v, t0).await;
+    let store = &running.store;
+    let open = ViolationOp::Open(NewViolation {
+        id: "v-test".into(),
+        series_key: KEY.into(),
+        scope: "series".into(),
+        site: "lab".into(),
+        host: "gpu-1".into(),
+        provider: "ollama".into(),
+        model: "m".into(),
+        metric: "latency_ms".into(),
+        rule: 2,
+        opened_at: 1,
+        last_point_at: 1,
+        points: "[]".into(),
+        baseline: "{}".into(),
+        context: "{}".into(),
+    });
+    store.apply_violations(&[open], now_us()).await.unwrap();
+    let roll = || {
+        rebaseline::roll_once(
+            store,
+            40,
+            llmscope_spc::SigmaMethod::Mrbar,
+            llmscope_spc::Transform::None,
+        )
+    };
+    assert_eq!(
+        roll().await.unwrap(),
+        0,
+        "a series with an open violation keeps its baseline"
+    );
+    let current = store
+        .current_baseline("series", "lab", "gpu-1", "ollama", "m", "latency_ms")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.mode, "auto");
+    store
+        .apply_violations(
+            &[ViolationOp::Resolve {
+                id: "v-test".into(),
+                at: 2,
+            }],
+            now_us(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(roll().await.unwrap(), 1);
+    let current = store
+        .current_baseline("series", "lab", "gpu-1", "ollama", "m", "latency_ms")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((current.mode.as_str(), current.points), ("rolling", 40));
+    let want = n[..40].iter().map(|x| x + 1.0).sum::<f64>() / 40.0;
+    assert!(
+        (current.center - want).abs() < 1e-9,
+        "{} vs {want}",
+        current.center
+    );
+    running.stop().await.unwrap();
+}
