@@ -26,6 +26,22 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// Reads the child's stdout until the line starting with `prefix` (at most 60 s).
+async fn ready_line(child: &mut Child, prefix: &str) -> String {
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.starts_with(prefix) {
+                return line;
+            }
+        }
+        panic!("the process exited before printing `{prefix}`");
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no `{prefix}` line within 60 s"))
+}
+
 /// A started collector process.
 pub struct Collector {
     child: Child,
@@ -54,18 +70,7 @@ impl Collector {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn collector");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.starts_with("llmscope-collector ready") {
-                    return line;
-                }
-            }
-            panic!("collector exited before it was ready");
-        })
-        .await
-        .expect("collector ready within 60 s");
+        let line = ready_line(&mut child, "llmscope-collector ready").await;
         let field = |k: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(k))
@@ -132,18 +137,7 @@ impl Agent {
             .kill_on_drop(true)
             .spawn()
             .expect("spawn agent");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if line.starts_with("llmscope-agent ready") {
-                    return line;
-                }
-            }
-            panic!("agent exited before it was ready");
-        })
-        .await
-        .expect("agent ready within 60 s");
+        let line = ready_line(&mut child, "llmscope-agent ready").await;
         let http = line
             .split_whitespace()
             .find_map(|w| w.strip_prefix("http="))

@@ -480,7 +480,8 @@ impl Engine {
     pub async fn process(&mut self, samples: &[SampleRow]) -> Result<(), StoreError> {
         self.refresh().await?;
         // group by borrowed identity first: owned keys are built once per series per batch
-        let mut grouped: BTreeMap<(&str, &str, &str, &str, Metric), Vec<Pt>> = BTreeMap::new();
+        type Ident<'a> = (&'a str, &'a str, &'a str, &'a str);
+        let mut grouped: HashMap<Ident<'_>, [Vec<Pt>; 4]> = HashMap::new();
         let mut errors: BTreeMap<String, i64> = BTreeMap::new();
         for s in samples {
             if s.status != CallStatus::Ok {
@@ -494,34 +495,42 @@ impl Engine {
                 *errors.entry(key.text()).or_default() += 1;
                 continue;
             }
-            for m in Metric::ALL {
+            // one lookup per sample, then the four metrics
+            let slot = grouped
+                .entry((&s.site, &s.host, &s.provider, &s.model))
+                .or_default();
+            for (k, m) in Metric::ALL.into_iter().enumerate() {
                 if let Some(v) = m.value(s.latency_ms, s.ttft_ms, s.tokens_out) {
-                    grouped
-                        .entry((&s.site, &s.host, &s.provider, &s.model, m))
-                        .or_default()
-                        .push(Pt {
-                            id: s.id,
-                            ts: s.ts_us,
-                            value: v,
-                        });
+                    slot[k].push(Pt {
+                        id: s.id,
+                        ts: s.ts_us,
+                        value: v,
+                    });
                 }
             }
         }
-        let per: Vec<(SeriesKey, Vec<Pt>)> = grouped
+        let mut per: Vec<(SeriesKey, Vec<Pt>)> = grouped
             .into_iter()
-            .map(|((site, host, provider, model, metric), pts)| {
-                (
-                    SeriesKey {
-                        site: site.to_owned(),
-                        host: host.to_owned(),
-                        provider: provider.to_owned(),
-                        model: model.to_owned(),
-                        metric,
-                    },
-                    pts,
-                )
+            .flat_map(|((site, host, provider, model), by_metric)| {
+                Metric::ALL
+                    .into_iter()
+                    .zip(by_metric)
+                    .filter(|(_, pts)| !pts.is_empty())
+                    .map(move |(metric, pts)| {
+                        (
+                            SeriesKey {
+                                site: site.to_owned(),
+                                host: host.to_owned(),
+                                provider: provider.to_owned(),
+                                model: model.to_owned(),
+                                metric,
+                            },
+                            pts,
+                        )
+                    })
             })
             .collect();
+        per.sort_by(|a, b| a.0.cmp(&b.0)); // a stable processing order
         let mut ops = Vec::new();
         let mut contexts = Vec::new();
         let mut counters = Vec::new();
