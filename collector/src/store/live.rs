@@ -354,6 +354,9 @@ impl Store {
         const OUTBOX: &str = "INSERT INTO outbox (violation_id, event, payload, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
         const EXTEND: &str = "UPDATE violations SET last_point_at = $1, points = $2 WHERE id = $3 AND status = 'open' AND last_point_at < $4";
         const RESOLVE: &str = "UPDATE violations SET status = 'resolved', resolved_at = $1 WHERE id = $2 AND status = 'open'";
+        if let Store::Postgres(pg) = self {
+            return apply_violations_pg(pg.pool(), ops, now_us).await;
+        }
         let mut report = ApplyReport::default();
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -698,4 +701,145 @@ where
         acked_at: r.try_get("acked_at")?,
         ack_note: r.try_get("ack_note")?,
     })
+}
+
+/// PostgreSQL: the same operations in at most five statements, whatever their number
+/// (opens, their outbox rows, extends, resolves, their outbox rows), in one transaction.
+/// Grouping by kind keeps the per-violation order (open → extend → resolve) of one batch.
+async fn apply_violations_pg(
+    pool: &sqlx::PgPool,
+    ops: &[ViolationOp],
+    now_us: i64,
+) -> Result<ApplyReport, StoreError> {
+    const OPEN: &str = "INSERT INTO violations (id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, status, points, baseline, context)
+        SELECT id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, 'open', points, baseline, context
+        FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[])
+          AS t(id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, points, baseline, context)
+        ON CONFLICT DO NOTHING RETURNING id";
+    const OUTBOX: &str = "INSERT INTO outbox (violation_id, event, payload, created_at)
+        SELECT id, $2, payload, $4 FROM UNNEST($1::text[], $3::text[]) AS t(id, payload) ON CONFLICT DO NOTHING";
+    const EXTEND: &str = "UPDATE violations v SET last_point_at = u.lp, points = u.pts
+        FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, lp, pts)
+        WHERE v.id = u.id AND v.status = 'open' AND v.last_point_at < u.lp";
+    const RESOLVE: &str = "UPDATE violations v SET status = 'resolved', resolved_at = u.at
+        FROM UNNEST($1::text[], $2::int8[]) AS u(id, at)
+        WHERE v.id = u.id AND v.status = 'open' RETURNING v.id";
+    let mut report = ApplyReport::default();
+    let opens: Vec<&NewViolation> = ops
+        .iter()
+        .filter_map(|o| {
+            if let ViolationOp::Open(v) = o {
+                Some(v)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut tx = pool.begin().await?;
+    if !opens.is_empty() {
+        let col = |f: fn(&NewViolation) -> &str| opens.iter().map(|v| f(v)).collect::<Vec<&str>>();
+        let num = |f: fn(&NewViolation) -> i64| opens.iter().map(|v| f(v)).collect::<Vec<i64>>();
+        let won: Vec<String> = sqlx::query_scalar(OPEN)
+            .bind(col(|v| &v.id))
+            .bind(col(|v| &v.series_key))
+            .bind(col(|v| &v.scope))
+            .bind(col(|v| &v.site))
+            .bind(col(|v| &v.host))
+            .bind(col(|v| &v.provider))
+            .bind(col(|v| &v.model))
+            .bind(col(|v| &v.metric))
+            .bind(num(|v| v.rule))
+            .bind(num(|v| v.opened_at))
+            .bind(num(|v| v.last_point_at))
+            .bind(col(|v| &v.points))
+            .bind(col(|v| &v.baseline))
+            .bind(col(|v| &v.context))
+            .fetch_all(&mut *tx)
+            .await?;
+        if !won.is_empty() {
+            let payloads: Vec<String> = won
+                .iter()
+                .filter_map(|id| opens.iter().find(|v| &v.id == id))
+                .map(|v| {
+                    let extra = format!(
+                        "{{\"series_key\":{},\"rule\":{},\"opened_at\":{},\"baseline\":{}}}",
+                        serde_json::Value::String(v.series_key.clone()),
+                        v.rule,
+                        v.opened_at,
+                        v.baseline
+                    );
+                    outbox_payload("opened", &v.id, &extra)
+                })
+                .collect();
+            sqlx::query(OUTBOX)
+                .bind(&won)
+                .bind("opened")
+                .bind(payloads)
+                .bind(now_us)
+                .execute(&mut *tx)
+                .await?;
+        }
+        report.opened = won;
+    }
+    let (mut eid, mut elp, mut epts) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut rid, mut rat) = (Vec::new(), Vec::new());
+    for op in ops {
+        match op {
+            ViolationOp::Extend {
+                id,
+                last_point_at,
+                points,
+            } => {
+                // one row per violation: a join with duplicates would update it arbitrarily
+                match eid.iter().position(|e| *e == id.as_str()) {
+                    Some(k) if elp[k] >= *last_point_at => {}
+                    Some(k) => {
+                        elp[k] = *last_point_at;
+                        epts[k] = points.as_str();
+                    }
+                    None => {
+                        eid.push(id.as_str());
+                        elp.push(*last_point_at);
+                        epts.push(points.as_str());
+                    }
+                }
+            }
+            ViolationOp::Resolve { id, at } => {
+                rid.push(id.as_str());
+                rat.push(*at);
+            }
+            ViolationOp::Open(_) => {}
+        }
+    }
+    if !eid.is_empty() {
+        sqlx::query(EXTEND)
+            .bind(eid)
+            .bind(elp)
+            .bind(epts)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if !rid.is_empty() {
+        let resolved: Vec<String> = sqlx::query_scalar(RESOLVE)
+            .bind(rid)
+            .bind(rat)
+            .fetch_all(&mut *tx)
+            .await?;
+        if !resolved.is_empty() {
+            let payloads: Vec<String> = resolved
+                .iter()
+                .map(|id| outbox_payload("resolved", id, "{}"))
+                .collect();
+            sqlx::query(OUTBOX)
+                .bind(&resolved)
+                .bind("resolved")
+                .bind(payloads)
+                .bind(now_us)
+                .execute(&mut *tx)
+                .await?;
+        }
+        report.resolved = resolved;
+    }
+    tx.commit().await?;
+    Ok(report)
 }
