@@ -464,6 +464,7 @@ async fn rolling_baselines_follow_recent_points_unless_a_violation_is_open() {
             &[ViolationOp::Resolve {
                 id: "v-test".into(),
                 at: 2,
+                points: None,
             }],
             now_us(),
         )

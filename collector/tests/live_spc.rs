@@ -172,7 +172,13 @@ async fn violations_match_what_the_spc_crate_predicts() {
                 v.opened_at
             );
             let pts = v.points.as_array().unwrap();
-            assert_eq!(pts.last().unwrap()["ts"], v.last_point_at);
+            // points are rewritten every 32 new points and at resolution
+            let last_pt = pts.last().unwrap()["ts"].as_i64().unwrap();
+            if v.status == "resolved" {
+                assert_eq!(last_pt, v.last_point_at);
+            } else {
+                assert!(last_pt <= v.last_point_at);
+            }
             assert!((v.baseline["center"].as_f64().unwrap() - stored.center).abs() < 1e-9);
             let before = v.context["before"].as_array().unwrap();
             assert!(!before.is_empty() && before.len() <= 11);

@@ -220,15 +220,17 @@ async fn chart(
                                 ops.push(ViolationOp::Extend {
                                     id: id.clone(),
                                     last_point_at: start,
-                                    points:
-                                        json!([{"bucket": start, "n": g.n, "mean": g.mean, "z": z}])
-                                            .to_string(),
+                                    points: None,
                                 });
                             }
                         }
                         EpisodeEvent::Resolved { rule, .. } => {
                             if let Some(id) = st.open.remove(&rule.number()) {
-                                ops.push(ViolationOp::Resolve { id, at: start + b });
+                                ops.push(ViolationOp::Resolve {
+                                    id,
+                                    at: start + b,
+                                    points: None,
+                                });
                             }
                         }
                     }

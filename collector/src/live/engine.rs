@@ -175,7 +175,13 @@ struct OpenEp {
     rule: u8,
     id: String,
     points: Vec<Pt>,
+    /// Points already written to the violation row.
+    written: usize,
 }
+
+/// An open episode's points are rewritten when this many were added since the last write
+/// (and at resolution): extends stay cheap during long incidents.
+const POINTS_REWRITE_EVERY: usize = 32;
 
 struct SeriesState {
     eff: Arc<Effective>,
@@ -679,6 +685,7 @@ impl Engine {
                         st.open.push(OpenEp {
                             rule: rule.number(),
                             id: violation_id(&series_key, rule.number(), p.ts),
+                            written: window.len(),
                             points: window,
                         });
                     }
@@ -700,6 +707,7 @@ impl Engine {
             match st.open.iter_mut().find(|e| i64::from(e.rule) == v.rule) {
                 Some(ep) => ep.id = v.id.clone(),
                 None => ops.push(ViolationOp::Resolve {
+                    points: None,
                     id: v.id.clone(),
                     at: st.last_ts.max(v.last_point_at),
                 }),
@@ -851,6 +859,7 @@ fn judge(
                 st.open.push(OpenEp {
                     rule: n,
                     id,
+                    written: window.len(),
                     points: window,
                 });
             }
@@ -858,10 +867,14 @@ fn judge(
                 let window = window_points(&st.recent, cfg.window_len(rule));
                 if let Some(ep) = st.open.iter_mut().find(|e| e.rule == rule.number()) {
                     merge_points(&mut ep.points, &window);
+                    let rewrite = ep.points.len() >= ep.written + POINTS_REWRITE_EVERY;
+                    if rewrite {
+                        ep.written = ep.points.len();
+                    }
                     ops.push(ViolationOp::Extend {
                         id: ep.id.clone(),
                         last_point_at: p.ts,
-                        points: pts_json(&ep.points),
+                        points: rewrite.then(|| pts_json(&ep.points)),
                     });
                 }
             }
@@ -869,6 +882,7 @@ fn judge(
                 if let Some(pos) = st.open.iter().position(|e| e.rule == rule.number()) {
                     let ep = st.open.swap_remove(pos);
                     ops.push(ViolationOp::Resolve {
+                        points: (ep.points.len() != ep.written).then(|| pts_json(&ep.points)),
                         id: ep.id,
                         at: p.ts,
                     });

@@ -121,8 +121,8 @@ pub enum ViolationOp {
         id: String,
         /// Last flagged point.
         last_point_at: i64,
-        /// Points JSON (the whole union so far).
-        points: String,
+        /// Points JSON (the whole union so far), when it changed enough to be rewritten.
+        points: Option<String>,
     },
     /// Quiet for `resolve_after` points: resolve (once) and enqueue `resolved`.
     Resolve {
@@ -130,6 +130,8 @@ pub enum ViolationOp {
         id: String,
         /// Resolution time, Unix µs.
         at: i64,
+        /// Final points JSON.
+        points: Option<String>,
     },
 }
 
@@ -352,8 +354,8 @@ impl Store {
         const INSERT: &str = "INSERT INTO violations (id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, status, points, baseline, context)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12, $13, $14) ON CONFLICT DO NOTHING";
         const OUTBOX: &str = "INSERT INTO outbox (violation_id, event, payload, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
-        const EXTEND: &str = "UPDATE violations SET last_point_at = $1, points = $2 WHERE id = $3 AND status = 'open' AND last_point_at < $4";
-        const RESOLVE: &str = "UPDATE violations SET status = 'resolved', resolved_at = $1 WHERE id = $2 AND status = 'open'";
+        const EXTEND: &str = "UPDATE violations SET last_point_at = $1, points = COALESCE($2, points) WHERE id = $3 AND status = 'open' AND last_point_at < $4";
+        const RESOLVE: &str = "UPDATE violations SET status = 'resolved', resolved_at = $1, points = COALESCE($2, points) WHERE id = $3 AND status = 'open'";
         if let Store::Postgres(pg) = self {
             return apply_violations_pg(pg.pool(), ops, now_us).await;
         }
@@ -380,8 +382,8 @@ impl Store {
                     ViolationOp::Extend { id, last_point_at, points } => {
                         sqlx::query(EXTEND).bind(*last_point_at).bind(points).bind(id).bind(*last_point_at).execute(&mut *tx).await?;
                     }
-                    ViolationOp::Resolve { id, at } => {
-                        let n = sqlx::query(RESOLVE).bind(*at).bind(id).execute(&mut *tx).await?.rows_affected();
+                    ViolationOp::Resolve { id, at, points } => {
+                        let n = sqlx::query(RESOLVE).bind(*at).bind(points).bind(id).execute(&mut *tx).await?.rows_affected();
                         if n > 0 {
                             sqlx::query(OUTBOX).bind(id).bind("resolved").bind(outbox_payload("resolved", id, "{}")).bind(now_us).execute(&mut *tx).await?;
                             report.resolved.push(id.clone());
@@ -718,11 +720,12 @@ async fn apply_violations_pg(
         ON CONFLICT DO NOTHING RETURNING id";
     const OUTBOX: &str = "INSERT INTO outbox (violation_id, event, payload, created_at)
         SELECT id, $2, payload, $4 FROM UNNEST($1::text[], $3::text[]) AS t(id, payload) ON CONFLICT DO NOTHING";
-    const EXTEND: &str = "UPDATE violations v SET last_point_at = u.lp, points = u.pts
+    const EXTEND: &str =
+        "UPDATE violations v SET last_point_at = u.lp, points = COALESCE(u.pts, v.points)
         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, lp, pts)
         WHERE v.id = u.id AND v.status = 'open' AND v.last_point_at < u.lp";
-    const RESOLVE: &str = "UPDATE violations v SET status = 'resolved', resolved_at = u.at
-        FROM UNNEST($1::text[], $2::int8[]) AS u(id, at)
+    const RESOLVE: &str = "UPDATE violations v SET status = 'resolved', resolved_at = u.at, points = COALESCE(u.pts, v.points)
+        FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, at, pts)
         WHERE v.id = u.id AND v.status = 'open' RETURNING v.id";
     let mut report = ApplyReport::default();
     let opens: Vec<&NewViolation> = ops
@@ -782,7 +785,7 @@ async fn apply_violations_pg(
         report.opened = won;
     }
     let (mut eid, mut elp, mut epts) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut rid, mut rat) = (Vec::new(), Vec::new());
+    let (mut rid, mut rat, mut rpts) = (Vec::new(), Vec::new(), Vec::new());
     for op in ops {
         match op {
             ViolationOp::Extend {
@@ -795,18 +798,21 @@ async fn apply_violations_pg(
                     Some(k) if elp[k] >= *last_point_at => {}
                     Some(k) => {
                         elp[k] = *last_point_at;
-                        epts[k] = points.as_str();
+                        if points.is_some() {
+                            epts[k] = points.as_deref();
+                        }
                     }
                     None => {
                         eid.push(id.as_str());
                         elp.push(*last_point_at);
-                        epts.push(points.as_str());
+                        epts.push(points.as_deref());
                     }
                 }
             }
-            ViolationOp::Resolve { id, at } => {
+            ViolationOp::Resolve { id, at, points } => {
                 rid.push(id.as_str());
                 rat.push(*at);
+                rpts.push(points.as_deref());
             }
             ViolationOp::Open(_) => {}
         }
@@ -823,6 +829,7 @@ async fn apply_violations_pg(
         let resolved: Vec<String> = sqlx::query_scalar(RESOLVE)
             .bind(rid)
             .bind(rat)
+            .bind(rpts)
             .fetch_all(&mut *tx)
             .await?;
         if !resolved.is_empty() {
