@@ -85,22 +85,30 @@ impl Collector {
     }
 
     /// SIGKILL: no chance to flush or ack anything.
-    pub async fn kill9(mut self) {
-        self.child.kill().await.expect("kill -9");
+    pub async fn kill9(self) {
+        kill9(self.child).await;
     }
 
     /// SIGTERM and wait for a clean exit; returns whether it exited successfully.
-    pub async fn terminate(mut self) -> bool {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg(pid.to_string())
-                .status();
-        }
-        matches!(
-            tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await,
-            Ok(Ok(s)) if s.success()
-        )
+    pub async fn terminate(self) -> bool {
+        terminate(self.child, Duration::from_secs(30)).await
     }
+}
+
+async fn kill9(mut child: Child) {
+    child.kill().await.expect("kill -9");
+}
+
+async fn terminate(mut child: Child, within: Duration) -> bool {
+    if let Some(pid) = child.id() {
+        let _ = std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status();
+    }
+    matches!(
+        tokio::time::timeout(within, child.wait()).await,
+        Ok(Ok(s)) if s.success()
+    )
 }
 
 /// Runs a `llmscope-collector` subcommand to completion and returns its stdout.
@@ -157,21 +165,13 @@ impl Agent {
     }
 
     /// SIGKILL.
-    pub async fn kill9(mut self) {
-        self.child.kill().await.expect("kill -9");
+    pub async fn kill9(self) {
+        kill9(self.child).await;
     }
 
     /// SIGTERM and wait; returns whether it exited successfully.
-    pub async fn terminate(mut self) -> bool {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .arg(pid.to_string())
-                .status();
-        }
-        matches!(
-            tokio::time::timeout(Duration::from_secs(40), self.child.wait()).await,
-            Ok(Ok(s)) if s.success()
-        )
+    pub async fn terminate(self) -> bool {
+        terminate(self.child, Duration::from_secs(40)).await
     }
 }
 
