@@ -618,3 +618,49 @@ impl tonic::codec::Decoder for RawDec {
 mod bytes_buf {
     pub use prost::bytes::{Buf, BufMut};
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_database_holds_acks_until_the_commit_and_loses_nothing() {
+    use sqlx::Connection;
+    let db = TestDb::new(Backend::Postgres).await;
+    let running = start(&config(db.url())).await;
+    let tok = token(&running.store, "eu").await;
+    // another session holds an exclusive lock on the samples table: commits block
+    let mut locker = sqlx::postgres::PgConnection::connect(db.url())
+        .await
+        .unwrap();
+    let mut tx = locker.begin().await.unwrap();
+    sqlx::query("LOCK TABLE samples IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mut pushes = Vec::new();
+    for seq in 0..5u64 {
+        let mut c = client(running.grpc_addr).await;
+        let req = authed(batch(seq, 20, "eu"), &tok);
+        pushes.push(tokio::spawn(async move {
+            c.push(req).await.map(|r| r.into_inner())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        pushes.iter().all(|p| !p.is_finished()),
+        "no ack while the commit cannot happen"
+    );
+    tx.rollback().await.unwrap();
+    for p in pushes {
+        let ack = tokio::time::timeout(Duration::from_secs(20), p)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(ack.accepted_samples, 20);
+    }
+    assert_eq!(
+        running.store.count_samples().await.unwrap(),
+        100,
+        "every acked sample is stored"
+    );
+    running.stop().await.unwrap();
+    db.drop_db().await;
+}
