@@ -20,6 +20,8 @@ fi
 COLLECTOR=$!
 trap 'kill $COLLECTOR $AGENT 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
 AGENT=
+# start the agent once the collector listens (it would buffer and retry anyway)
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${GRPC%:*}/${GRPC##*:}") 2>/dev/null && break; sleep 0.1; done
 "$BIN/llmscope-agent" --collector "http://$GRPC" --token-file "$DATA/agent-token" --site local \
   --data-dir "$DATA/agent" --http-listen 127.0.0.1:9464 &
 AGENT=$!
