@@ -180,3 +180,73 @@ async fn kill_9_with_unacked_data_replays_and_corruption_is_skipped() {
     assert!(drain.terminate().await);
     assert!(collector.terminate().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_ships_over_tls_verifying_the_collector_certificate() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let (ca_pem, cert_pem, key_pem) = (
+        write("ca.pem", ca.pem()),
+        write("c.pem", cert.pem()),
+        write("c.key", key.serialize_pem()),
+    );
+
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let token = collector_cmd(&["token", "create", "--site", "lab", "--database-url", &url]).await;
+    let port = free_port();
+    let grpc = format!("127.0.0.1:{port}");
+    let collector = Collector::start(
+        &url,
+        &[
+            "--grpc-listen",
+            &grpc,
+            "--tls-cert",
+            &cert_pem,
+            "--tls-key",
+            &key_pem,
+        ],
+    )
+    .await;
+    let fake = FakeServer::start(quick()).await;
+    let cfg = agent_config(
+        dir.path(),
+        &format!("localhost:{port}"),
+        &token,
+        Some(&fake.url()),
+    );
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("collector = \"http://", "collector = \"https://")
+        .replacen("\n", &format!("\nca_cert = \"{ca_pem}\"\n"), 1);
+    std::fs::write(&cfg, text).unwrap();
+    let agent = Agent::start(&cfg).await;
+    let store = Store::connect(&url, 1).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            store.count_samples().await.unwrap() >= 3
+        })
+        .await,
+        "samples arrive over TLS"
+    );
+    assert_eq!(
+        agent.counter("llmscope_agent_collector_connected").await,
+        1.0
+    );
+    assert!(agent.terminate().await);
+    assert!(collector.terminate().await);
+}
