@@ -45,6 +45,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The live SPC engine.
     pub spc: SpcConfig,
+    /// Alert delivery.
+    pub alerts: crate::alert::AlertsConfig,
 }
 
 /// Live SPC settings (rule parameters live in the database: `llmscope-collector rules`).
@@ -160,6 +162,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             tls: TlsConfig::default(),
             spc: SpcConfig::default(),
+            alerts: crate::alert::AlertsConfig::default(),
         }
     }
 }
@@ -211,7 +214,7 @@ pub enum ConfigError {
 }
 
 /// Sections whose keys map to `LLMSCOPE_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["ingest", "tls", "spc"];
+const SECTIONS: &[&str] = &["ingest", "tls", "spc", "alerts"];
 /// Environment variables with the prefix that are not configuration keys.
 const NOT_CONFIG: &[&str] = &["LLMSCOPE_CONFIG", "LLMSCOPE_LOG", "LLMSCOPE_ADMIN_TOKEN"];
 
@@ -371,6 +374,7 @@ impl Config {
         if self.retention < Duration::from_secs(3_600) {
             return bad("`retention` must be at least 1h".into());
         }
+        self.alerts.channel_rows().map_err(ConfigError::Invalid)?;
         if self.spc.baseline_points < 2 {
             return bad("`spc.baseline_points` must be at least 2".into());
         }
@@ -550,6 +554,42 @@ mod tests {
         assert!(msg.contains("database_url"), "{msg}");
         let f = file("not toml [");
         assert!(Config::load(Some(f.path()), env(&[]), &Overrides::default()).is_err());
+    }
+
+    #[test]
+    fn alert_channels_are_validated() {
+        let f = file(
+            "[[alerts.channels]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"https://hooks.example.com/x\"\nsecret_env = \"LLMSCOPE_TEST_NO_SUCH_VAR\"\n",
+        );
+        let msg = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("alerts.channels[0] (`ops`)") && msg.contains("LLMSCOPE_TEST_NO_SUCH_VAR"),
+            "{msg}"
+        );
+        let f = file(
+            "[[alerts.channels]]\nname = \"ops\"\nkind = \"carrier-pigeon\"\nurl = \"https://x\"\n",
+        );
+        let msg = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("`kind` `carrier-pigeon` is not supported yet"),
+            "{msg}"
+        );
+        let f = file(
+            "[[alerts.channels]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"https://x\"\nretries = 3\n",
+        );
+        let msg = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("retries"), "{msg}");
+        let f = file(
+            "[[alerts.channels]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"https://x\"\nsecret = \"s\"\n",
+        );
+        let c = Config::load(Some(f.path()), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.alerts.channel_rows().unwrap()[0].secret, "s");
     }
 
     #[test]

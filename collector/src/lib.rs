@@ -10,6 +10,7 @@
 //! - [`tls`]: rustls configuration for both listeners.
 //! - [`serve`]: wiring and ordered shutdown.
 
+pub mod alert;
 pub mod analyze;
 pub mod auth;
 pub mod config;

@@ -67,6 +67,7 @@ pub struct Running {
     writer_tasks: WriterTasks,
     engine: Option<JoinHandle<()>>,
     buckets: Option<JoinHandle<()>>,
+    dispatcher: JoinHandle<()>,
 }
 
 impl Running {
@@ -74,6 +75,7 @@ impl Running {
     pub async fn stop(self) -> Result<(), ServeError> {
         let _ = self.shutdown.send(true);
         self.retention.abort();
+        self.dispatcher.abort();
         let grpc = tokio::time::timeout(SHUTDOWN_GRACE, self.grpc).await;
         let http = tokio::time::timeout(Duration::from_secs(5), self.http).await;
         self.writer_tasks.shutdown(SHUTDOWN_GRACE).await;
@@ -124,6 +126,19 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
         );
     }
     let grpc_tls = tls::grpc_config(&cfg.tls)?;
+    let channels = cfg
+        .alerts
+        .channel_rows()
+        .map_err(|e| ServeError::Tls(TlsError::Rustls(e)))?;
+    store.reconcile_channels(&channels, now_us()).await?;
+    let http_client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| ServeError::Tls(TlsError::Rustls(format!("http client: {e}"))))?;
+    let dispatcher = tokio::spawn(crate::alert::dispatcher(
+        store.clone(),
+        cfg.alerts.clone(),
+        http_client,
+    ));
     let (hook, engine, buckets): (Option<CommitHook>, _, _) = if cfg.spc.enabled {
         let (tx, task) = Engine::spawn(
             store.clone(),
@@ -250,6 +265,7 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
         writer_tasks,
         engine,
         buckets,
+        dispatcher,
     })
 }
 

@@ -10,6 +10,7 @@
 //! are idempotent (`ON CONFLICT DO NOTHING`) on the sample id and the telemetry key, so a
 //! resent batch never duplicates. Migrations are embedded and run at connect.
 
+pub mod alerts;
 pub mod live;
 pub mod postgres;
 pub mod sqlite;
