@@ -99,7 +99,11 @@ async fn hook(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Res
 }
 
 async fn receiver_on(listener: tokio::net::TcpListener, r: Receiver) {
-    let app = Router::new().route("/hook", post(hook)).with_state(r);
+    let app = Router::new()
+        .route("/hook", post(hook))
+        .route("/slack", post(hook))
+        .route("/pd", post(hook))
+        .with_state(r);
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -126,6 +130,7 @@ fn with_channel(db_url: &str, hook_url: &str, max_attempts: i64) -> Config {
             secret: Some(SECRET.into()),
             secret_env: None,
             max_attempts,
+            severity: Default::default(),
         }],
         ..AlertsConfig::default()
     };
@@ -303,5 +308,103 @@ async fn receiver_down_across_a_restart_is_delivered_after() {
     let running = start(&with_channel(db.url(), &url, 50)).await;
     wait_states(&running.store, "delivered", 3).await;
     assert_eq!(r.got.lock().unwrap().len(), 3);
+    running.stop().await.unwrap();
+}
+
+fn with_kind(db_url: &str, url: &str, kind: &str) -> Config {
+    let mut c = with_channel(db_url, url, 5);
+    c.alerts.channels[0].kind = kind.into();
+    c.alerts.channels[0].name = kind.into();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slack_block_kit_one_message_per_second_and_429_retried() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let r = Receiver::default();
+    *r.script.lock().unwrap() = vec![(429, Some("1"))];
+    let url = receiver(r.clone()).await.replace("/hook", "/slack");
+    let running = start(&with_kind(db.url(), &url, "slack")).await;
+    open_violations(&running.store, 2).await;
+    wait_states(&running.store, "delivered", 2).await;
+    let got = r.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "two messages, one retried after a 429");
+    for w in got.windows(2) {
+        assert!(
+            w[1].2 - w[0].2 >= Duration::from_millis(900),
+            "at most one message per second"
+        );
+    }
+    let body = &got[2].4;
+    let header = body["blocks"][0]["text"]["text"].as_str().unwrap();
+    assert!(
+        header.contains("m latency_ms on gpu-1 is out of control (rule 1)"),
+        "{header}"
+    );
+    assert!(
+        body["blocks"][1]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("more than 3σ from the centre line")
+    );
+    assert!(
+        body["blocks"][2]["fields"][1]["text"]
+            .as_str()
+            .unwrap()
+            .contains("centre 100.0"),
+        "{body}"
+    );
+    assert!(
+        body["blocks"][3]["elements"][0]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/violations/v-0")
+            || body["blocks"][3]["elements"][0]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/violations/v-1")
+    );
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_trigger_and_resolve_share_the_dedup_key() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let r = Receiver::default();
+    let url = receiver(r.clone()).await.replace("/hook", "/pd");
+    let running = start(&with_kind(db.url(), &url, "pagerduty")).await;
+    open_violations(&running.store, 1).await;
+    wait_states(&running.store, "delivered", 1).await;
+    running
+        .store
+        .apply_violations(
+            &[ViolationOp::Resolve {
+                id: "v-0".into(),
+                at: 5,
+                points: None,
+            }],
+            now_us(),
+        )
+        .await
+        .unwrap();
+    wait_states(&running.store, "delivered", 2).await;
+    let got = r.got.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    let (trigger, resolve) = (&got[0].4, &got[1].4);
+    assert_eq!(trigger["event_action"], "trigger");
+    assert_eq!(trigger["routing_key"], SECRET);
+    assert_eq!(trigger["dedup_key"], "v-0");
+    assert_eq!(
+        trigger["payload"]["severity"], "critical",
+        "rule 1 maps to critical"
+    );
+    assert_eq!(trigger["payload"]["source"], "gpu-1");
+    assert!(trigger["payload"]["summary"].as_str().unwrap().len() <= 1024);
+    assert_eq!(
+        trigger["payload"]["custom_details"]["baseline"]["center"],
+        100.0
+    );
+    assert_eq!(resolve["event_action"], "resolve");
+    assert_eq!(resolve["dedup_key"], "v-0");
     running.stop().await.unwrap();
 }

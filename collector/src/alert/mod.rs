@@ -11,9 +11,12 @@
 //! - Failures are retried with exponential backoff and full jitter, honouring `Retry-After`;
 //!   every attempt is logged (`deliveries`); after `max_attempts` the notification is dead.
 //!
-//! Channels: [`webhook`] (HMAC-SHA256 signed JSON). Slack, PagerDuty, email, grouping,
-//! routing and silences are not built yet.
+//! Channels: [`webhook`] (HMAC-SHA256 signed JSON), [`slack`] (Block Kit, ≤ 1 message/s per
+//! webhook), [`pagerduty`] (Events API v2). Email, grouping, routing and silences are not built
+//! yet.
 
+pub mod pagerduty;
+pub mod slack;
 pub mod webhook;
 
 use std::time::{Duration, Instant};
@@ -67,9 +70,14 @@ pub struct ChannelConfig {
     pub name: String,
     /// `webhook`.
     pub kind: String,
-    /// Receiver URL.
+    /// Receiver URL (webhook, Slack incoming webhook; PagerDuty: the Events API endpoint,
+    /// default the public one).
+    #[serde(default)]
     pub url: String,
-    /// Signing secret (prefer `secret_env`).
+    /// PagerDuty: severity per rule number, e.g. `{ "1" = "critical", "7" = "warning" }`.
+    #[serde(default)]
+    pub severity: std::collections::BTreeMap<String, String>,
+    /// Webhook signing secret or PagerDuty routing key (prefer `secret_env`).
     #[serde(default)]
     pub secret: Option<String>,
     /// Environment variable holding the signing secret.
@@ -94,14 +102,33 @@ impl AlertsConfig {
             if c.name.trim().is_empty() || !seen.insert(c.name.clone()) {
                 return Err(format!("{at}: `name` must be non-empty and unique"));
             }
-            if c.kind != "webhook" {
+            if !matches!(c.kind.as_str(), "webhook" | "slack" | "pagerduty") {
                 return Err(format!(
-                    "{at}: `kind` `{}` is not supported yet; use `webhook`",
+                    "{at}: `kind` `{}` is not supported yet; use webhook, slack or pagerduty",
                     c.kind
                 ));
             }
-            if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+            let url = if c.url.is_empty() && c.kind == "pagerduty" {
+                pagerduty::DEFAULT_URL.to_owned()
+            } else {
+                c.url.clone()
+            };
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return Err(format!("{at}: `url` must start with http:// or https://"));
+            }
+            for (rule, sev) in &c.severity {
+                if !matches!(rule.as_str(), "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8")
+                    || !matches!(sev.as_str(), "critical" | "error" | "warning" | "info")
+                {
+                    return Err(format!(
+                        "{at}: `severity` maps rule numbers 1..8 to critical, error, warning or info; got `{rule}` = `{sev}`"
+                    ));
+                }
+            }
+            if c.kind == "pagerduty" && c.secret.is_none() && c.secret_env.is_none() {
+                return Err(format!(
+                    "{at}: PagerDuty needs the routing key in `secret` or `secret_env`"
+                ));
             }
             if c.max_attempts < 1 {
                 return Err(format!("{at}: `max_attempts` must be at least 1"));
@@ -119,7 +146,7 @@ impl AlertsConfig {
             out.push(ChannelRow {
                 name: c.name.clone(),
                 kind: c.kind.clone(),
-                config: serde_json::json!({"url": c.url}).to_string(),
+                config: serde_json::json!({"url": url, "severity": c.severity}).to_string(),
                 secret,
                 max_attempts: c.max_attempts,
                 source: "config".into(),
@@ -154,23 +181,84 @@ pub fn backoff(cfg: &AlertsConfig, attempt: i64) -> Duration {
     Duration::from_secs_f64(rand::rng().random_range(base..=upper.max(base)))
 }
 
+/// When each rate-limited channel may send next.
+pub type RateLimits = std::collections::HashMap<String, Instant>;
+
 /// Runs the dispatcher until the task is aborted.
 pub async fn dispatcher(store: Store, cfg: AlertsConfig, client: reqwest::Client) {
     let mut tick = tokio::time::interval(cfg.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut limits = RateLimits::new();
     loop {
         tick.tick().await;
-        if let Err(e) = run_once(&store, &cfg, &client).await {
+        if let Err(e) = run_once(&store, &cfg, &client, &mut limits).await {
             tracing::warn!(error = %e, "alert dispatcher: run failed; will retry");
         }
     }
 }
 
+/// POSTs a JSON body with extra headers; any 2xx is success.
+pub async fn post_json(
+    client: &reqwest::Client,
+    cfg: &AlertsConfig,
+    ch: &ChannelRow,
+    body: &serde_json::Value,
+    headers: &[(&str, String)],
+) -> SendResult {
+    let url = serde_json::from_str::<serde_json::Value>(&ch.config)
+        .ok()
+        .and_then(|v| v.get("url").and_then(|u| u.as_str()).map(str::to_owned))
+        .unwrap_or_default();
+    let mut rb = client
+        .post(&url)
+        .timeout(cfg.timeout)
+        .header("user-agent", "llmscope-collector")
+        .json(body);
+    for (k, v) in headers {
+        rb = rb.header(*k, v);
+    }
+    match rb.send().await {
+        Err(e) => SendResult {
+            status: None,
+            error: Some(format!("request failed: {e}")),
+            retry_after: None,
+        },
+        Ok(r) => {
+            let status = r.status().as_u16();
+            let retry_after = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let ok = (200..300).contains(&status);
+            let text = if ok {
+                String::new()
+            } else {
+                r.text().await.unwrap_or_default()
+            };
+            SendResult {
+                status: Some(status),
+                error: (!ok).then(|| {
+                    format!(
+                        "HTTP {status}: {}",
+                        text.chars().take(200).collect::<String>()
+                    )
+                }),
+                retry_after,
+            }
+        }
+    }
+}
+
 /// Expands the outbox, claims due notifications and sends them; returns how many were sent.
+/// Rate-limited channels (Slack) send at most one per interval; the others claimed in the
+/// same run are released to later runs.
 pub async fn run_once(
     store: &Store,
     cfg: &AlertsConfig,
     client: &reqwest::Client,
+    limits: &mut RateLimits,
 ) -> Result<usize, StoreError> {
     store.expand_outbox().await?;
     let now = now_us();
@@ -185,6 +273,14 @@ pub async fn run_once(
         let Some(ch) = channels.iter().find(|x| x.name == c.channel).cloned() else {
             continue; // channel removed: leave the notification; nothing to send it to
         };
+        if ch.kind == "slack" {
+            let now = Instant::now();
+            if limits.get(&ch.name).is_some_and(|t| *t > now) {
+                store.release_claim(c.outbox_id, &c.channel).await?;
+                continue;
+            }
+            limits.insert(ch.name.clone(), now + slack::MIN_INTERVAL);
+        }
         let (client, cfg) = (client.clone(), cfg.clone());
         sends.push(tokio::spawn(async move {
             (deliver(&client, &cfg, &ch, &c).await, ch, c)
@@ -247,6 +343,8 @@ async fn deliver(
     let start = Instant::now();
     let r = match ch.kind.as_str() {
         "webhook" => webhook::send(client, cfg, ch, c).await,
+        "slack" => slack::send(client, cfg, ch, c).await,
+        "pagerduty" => pagerduty::send(client, cfg, ch, c).await,
         other => SendResult {
             status: None,
             error: Some(format!("channel kind `{other}` is not supported")),

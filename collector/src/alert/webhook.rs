@@ -7,12 +7,10 @@
 //! `"<timestamp>.<raw body>"`. Receivers recompute it over the raw body and compare in
 //! constant time, and reject timestamps older than a few minutes (replays).
 
-use std::time::Duration;
-
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{AlertsConfig, SendResult};
+use super::{AlertsConfig, SendResult, post_json};
 use crate::store::alerts::{ChannelRow, Claimed};
 
 /// The signature header value for a timestamp and body.
@@ -55,53 +53,19 @@ pub async fn send(
         "sent_at": ts,
     })
     .to_string();
-    let resp = client
-        .post(&url)
-        .timeout(cfg.timeout)
-        .header("content-type", "application/json")
-        .header("user-agent", "llmscope-collector")
-        .header("x-llmscope-event", &c.event)
-        .header("x-llmscope-delivery", c.outbox_id.to_string())
-        .header("x-llmscope-timestamp", ts.to_string())
-        .header(
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let raw = body.to_string();
+    let headers = [
+        ("x-llmscope-event", c.event.clone()),
+        ("x-llmscope-delivery", c.outbox_id.to_string()),
+        ("x-llmscope-timestamp", ts.to_string()),
+        (
             "x-llmscope-signature",
-            signature(&ch.secret, ts, body.as_bytes()),
-        )
-        .body(body)
-        .send()
-        .await;
-    match resp {
-        Err(e) => SendResult {
-            status: None,
-            error: Some(format!("request failed: {e}")),
-            retry_after: None,
-        },
-        Ok(r) => {
-            let status = r.status().as_u16();
-            let retry_after = r
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let ok = (200..300).contains(&status);
-            let text = if ok {
-                String::new()
-            } else {
-                r.text().await.unwrap_or_default()
-            };
-            SendResult {
-                status: Some(status),
-                error: (!ok).then(|| {
-                    format!(
-                        "HTTP {status}: {}",
-                        text.chars().take(200).collect::<String>()
-                    )
-                }),
-                retry_after,
-            }
-        }
-    }
+            signature(&ch.secret, ts, raw.as_bytes()),
+        ),
+    ];
+    let _ = url;
+    post_json(client, cfg, ch, &body, &headers).await
 }
 
 #[cfg(test)]

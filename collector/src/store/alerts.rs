@@ -200,6 +200,16 @@ impl Store {
         Ok(())
     }
 
+    /// Gives a claimed notification back without an attempt (rate limited: try later).
+    pub async fn release_claim(&self, outbox_id: i64, channel: &str) -> Result<(), StoreError> {
+        const SQL: &str =
+            "UPDATE notifications SET claimed_until = 0 WHERE outbox_id = $1 AND channel = $2";
+        with_pool!(self, p => {
+            sqlx::query(SQL).bind(outbox_id).bind(channel).execute(p).await?;
+        });
+        Ok(())
+    }
+
     /// (outbox id, channel, state, attempts) of every notification.
     pub async fn notifications(&self) -> Result<Vec<(i64, String, String, i64)>, StoreError> {
         const SQL: &str = "SELECT outbox_id, channel, state, attempts FROM notifications ORDER BY outbox_id, channel";

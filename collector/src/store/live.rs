@@ -222,6 +222,26 @@ pub struct ApplyReport {
 
 const VIOLATION_COLS: &str = "id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, resolved_at, status, points, baseline, context, acked_by, acked_at, ack_note";
 
+/// The `opened` outbox payload: what a notification needs without another query.
+fn opened_payload(v: &NewViolation) -> String {
+    let parse =
+        |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap_or(serde_json::Value::Null);
+    let violation = serde_json::json!({
+        "series_key": v.series_key,
+        "scope": v.scope,
+        "site": v.site,
+        "host": v.host,
+        "provider": v.provider,
+        "model": v.model,
+        "metric": v.metric,
+        "rule": v.rule,
+        "opened_at": v.opened_at,
+        "baseline": parse(&v.baseline),
+        "points": parse(&v.points),
+    });
+    outbox_payload("opened", &v.id, &violation.to_string())
+}
+
 fn outbox_payload(event: &str, id: &str, extra: &str) -> String {
     format!("{{\"event\":\"{event}\",\"violation_id\":\"{id}\",\"violation\":{extra}}}")
 }
@@ -371,11 +391,7 @@ impl Store {
                             .bind(&v.points).bind(&v.baseline).bind(&v.context)
                             .execute(&mut *tx).await?.rows_affected();
                         if n > 0 {
-                            let extra = format!(
-                                "{{\"series_key\":{},\"rule\":{},\"opened_at\":{},\"baseline\":{}}}",
-                                serde_json::Value::String(v.series_key.clone()), v.rule, v.opened_at, v.baseline
-                            );
-                            sqlx::query(OUTBOX).bind(&v.id).bind("opened").bind(outbox_payload("opened", &v.id, &extra)).bind(now_us).execute(&mut *tx).await?;
+                            sqlx::query(OUTBOX).bind(&v.id).bind("opened").bind(opened_payload(v)).bind(now_us).execute(&mut *tx).await?;
                             report.opened.push(v.id.clone());
                         }
                     }
@@ -763,16 +779,7 @@ async fn apply_violations_pg(
             let payloads: Vec<String> = won
                 .iter()
                 .filter_map(|id| opens.iter().find(|v| &v.id == id))
-                .map(|v| {
-                    let extra = format!(
-                        "{{\"series_key\":{},\"rule\":{},\"opened_at\":{},\"baseline\":{}}}",
-                        serde_json::Value::String(v.series_key.clone()),
-                        v.rule,
-                        v.opened_at,
-                        v.baseline
-                    );
-                    outbox_payload("opened", &v.id, &extra)
-                })
+                .map(|v| opened_payload(v))
                 .collect();
             sqlx::query(OUTBOX)
                 .bind(&won)
