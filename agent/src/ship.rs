@@ -183,7 +183,6 @@ pub async fn shipper(
 struct Inflight {
     seq: u64,
     next: Position,
-    records: usize,
 }
 
 async fn read_batch(
@@ -272,11 +271,7 @@ async fn ship_session(
                 .send(req)
                 .await
                 .map_err(|_| "the stream closed".to_string())?;
-            inflight.push_back(Inflight {
-                seq,
-                next,
-                records: n,
-            });
+            inflight.push_back(Inflight { seq, next });
             cursor = next;
         }
         tokio::select! {
@@ -297,7 +292,6 @@ async fn ship_session(
                 metrics.rejected.inc_by(ack.rejected.len() as u64);
                 let b = buffer.clone();
                 let pos = front.next;
-                let _ = front.records;
                 tokio::task::spawn_blocking(move || lock(&b).ack_through(pos))
                     .await
                     .map_err(|e| e.to_string())?

@@ -197,12 +197,12 @@ pub async fn dispatcher(store: Store, cfg: AlertsConfig, client: reqwest::Client
     }
 }
 
-/// POSTs a JSON body with extra headers; any 2xx is success.
+/// POSTs a serialized JSON body (sent byte for byte) with extra headers; any 2xx is success.
 pub async fn post_json(
     client: &reqwest::Client,
     cfg: &AlertsConfig,
     ch: &ChannelRow,
-    body: &serde_json::Value,
+    body: String,
     headers: &[(&str, String)],
 ) -> SendResult {
     let url = serde_json::from_str::<serde_json::Value>(&ch.config)
@@ -213,7 +213,8 @@ pub async fn post_json(
         .post(&url)
         .timeout(cfg.timeout)
         .header("user-agent", "llmscope-collector")
-        .json(body);
+        .header("content-type", "application/json")
+        .body(body);
     for (k, v) in headers {
         rb = rb.header(*k, v);
     }

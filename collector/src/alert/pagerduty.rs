@@ -70,7 +70,7 @@ pub async fn send(
     ch: &ChannelRow,
     c: &Claimed,
 ) -> SendResult {
-    post_json(client, cfg, ch, &event(cfg, ch, c), &[]).await
+    post_json(client, cfg, ch, event(cfg, ch, c).to_string(), &[]).await
 }
 
 #[cfg(test)]

@@ -70,5 +70,5 @@ pub async fn send(
     ch: &ChannelRow,
     c: &Claimed,
 ) -> SendResult {
-    post_json(client, cfg, ch, &message(cfg, c), &[]).await
+    post_json(client, cfg, ch, message(cfg, c).to_string(), &[]).await
 }

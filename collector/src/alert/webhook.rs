@@ -32,10 +32,6 @@ pub async fn send(
     ch: &ChannelRow,
     c: &Claimed,
 ) -> SendResult {
-    let url = serde_json::from_str::<serde_json::Value>(&ch.config)
-        .ok()
-        .and_then(|v| v.get("url").and_then(|u| u.as_str()).map(str::to_owned))
-        .unwrap_or_default();
     let payload: serde_json::Value =
         serde_json::from_str(&c.payload).unwrap_or(serde_json::Value::Null);
     let violation_id = payload
@@ -53,19 +49,17 @@ pub async fn send(
         "sent_at": ts,
     })
     .to_string();
-    let body: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-    let raw = body.to_string();
+    // the signature covers exactly the bytes sent
     let headers = [
         ("x-llmscope-event", c.event.clone()),
         ("x-llmscope-delivery", c.outbox_id.to_string()),
         ("x-llmscope-timestamp", ts.to_string()),
         (
             "x-llmscope-signature",
-            signature(&ch.secret, ts, raw.as_bytes()),
+            signature(&ch.secret, ts, body.as_bytes()),
         ),
     ];
-    let _ = url;
-    post_json(client, cfg, ch, &body, &headers).await
+    post_json(client, cfg, ch, body, &headers).await
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use llmscope_spc::{
-    Baseline, BaselineOptions, EpisodeEvent, EpisodeTracker, NelsonState, Rule, SigmaMethod,
-    Transform,
+    Baseline, BaselineOptions, EpisodeEvent, EpisodeTracker, NelsonState, SigmaMethod, Transform,
 };
 use serde_json::json;
 use tokio::sync::mpsc;
@@ -944,9 +943,4 @@ fn coalesce_extends(ops: &mut Vec<ViolationOp>) {
         i += 1;
         keep
     });
-}
-
-#[allow(dead_code)]
-fn rule_name(n: u8) -> &'static str {
-    Rule::from_number(n).map_or("?", Rule::name)
 }

@@ -6,21 +6,6 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
-macro_rules! with_pool {
-    ($store:expr, $p:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $p = s.pool();
-                $body
-            }
-            Store::Postgres(s) => {
-                let $p = s.pool();
-                $body
-            }
-        }
-    };
-}
-
 /// A stored channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelRow {

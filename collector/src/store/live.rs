@@ -10,21 +10,6 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
-macro_rules! with_pool {
-    ($store:expr, $p:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $p = s.pool();
-                $body
-            }
-            Store::Postgres(s) => {
-                let $p = s.pool();
-                $body
-            }
-        }
-    };
-}
-
 /// Which samples a point query reads: one host, all hosts of a site, or every site.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PointSelector {

@@ -10,6 +10,23 @@
 //! are idempotent (`ON CONFLICT DO NOTHING`) on the sample id and the telemetry key, so a
 //! resent batch never duplicates. Migrations are embedded and run at connect.
 
+/// Runs `$body` with `$p` bound to the pool of whichever backend `$store` is; each arm is
+/// type-checked on its own, so one SQL text and one body serve both backends.
+macro_rules! with_pool {
+    ($store:expr, $p:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite(s) => {
+                let $p = s.pool();
+                $body
+            }
+            Store::Postgres(s) => {
+                let $p = s.pool();
+                $body
+            }
+        }
+    };
+}
+
 pub mod alerts;
 pub mod live;
 pub mod postgres;
