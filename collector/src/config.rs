@@ -47,6 +47,20 @@ pub struct Config {
     pub spc: SpcConfig,
     /// Alert delivery.
     pub alerts: crate::alert::AlertsConfig,
+    /// An admin token for the REST API besides those made with `token create --admin`
+    /// (prefer the `LLMSCOPE_ADMIN_TOKEN` environment variable; only its hash is kept).
+    pub admin_token: Option<Secret>,
+}
+
+/// A secret string: read like a string, never shown by `Debug` (so never logged).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 /// Live SPC settings (rule parameters live in the database: `llmscope-collector rules`).
@@ -163,6 +177,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             spc: SpcConfig::default(),
             alerts: crate::alert::AlertsConfig::default(),
+            admin_token: None,
         }
     }
 }
@@ -216,7 +231,7 @@ pub enum ConfigError {
 /// Sections whose keys map to `LLMSCOPE_<SECTION>_<KEY>`.
 const SECTIONS: &[&str] = &["ingest", "tls", "spc", "alerts"];
 /// Environment variables with the prefix that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["LLMSCOPE_CONFIG", "LLMSCOPE_LOG", "LLMSCOPE_ADMIN_TOKEN"];
+const NOT_CONFIG: &[&str] = &["LLMSCOPE_CONFIG", "LLMSCOPE_LOG"];
 
 /// Values given on the command line (flags), applied last.
 #[derive(Debug, Clone, Default)]
@@ -374,7 +389,7 @@ impl Config {
         if self.retention < Duration::from_secs(3_600) {
             return bad("`retention` must be at least 1h".into());
         }
-        self.alerts.channel_rows().map_err(ConfigError::Invalid)?;
+        self.alerts.validate().map_err(ConfigError::Invalid)?;
         if self.spc.baseline_points < 2 {
             return bad("`spc.baseline_points` must be at least 2".into());
         }
@@ -575,7 +590,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            msg.contains("`kind` `carrier-pigeon` is not supported yet"),
+            msg.contains(
+                "`kind` `carrier-pigeon` is not supported; use webhook, slack, pagerduty, email"
+            ),
             "{msg}"
         );
         let f = file(
@@ -590,6 +607,58 @@ mod tests {
         );
         let c = Config::load(Some(f.path()), env(&[]), &Overrides::default()).unwrap();
         assert_eq!(c.alerts.channel_rows().unwrap()[0].secret, "s");
+        assert!(!format!("{c:?}").contains("\"s\""), "Debug hides secrets");
+    }
+
+    #[test]
+    fn routes_silences_and_email_are_validated() {
+        let ops = "[[alerts.channels]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"https://x\"\n";
+        let bad = |extra: &str, want: &str| {
+            let f = file(&format!("{ops}{extra}"));
+            let msg = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(want), "{extra} → {msg}");
+        };
+        bad(
+            "[[alerts.routes]]\nchannels = [\"nope\"]\n",
+            "alerts.routes[0]: channel `nope` is not declared",
+        );
+        bad(
+            "[[alerts.routes]]\nchannels = [\"ops\"]\nmatchers = { colour = \"red\" }\n",
+            "alerts.routes[0]: unknown label `colour`",
+        );
+        bad(
+            "[[alerts.silences]]\nid = \"x\"\nmatchers = { model = \"m\" }\nends_at = \"tomorrow\"\ncomment = \"c\"\n",
+            "alerts.silences[0] (`x`): `ends_at`: `tomorrow` is not an RFC 3339 time",
+        );
+        bad(
+            "[alerts]\ngroup_by = [\"colour\"]\n",
+            "alerts.group_by: unknown label `colour`",
+        );
+        bad(
+            "[alerts]\ndefault_channels = [\"nope\"]\n",
+            "alerts.default_channels: channel `nope`",
+        );
+        bad(
+            "[[alerts.channels]]\nname = \"mail\"\nkind = \"email\"\nhost = \"smtp.example.com\"\nfrom = \"not an address\"\nto = [\"a@example.com\"]\n",
+            "alerts.channels[1] (`mail`): `from` `not an address` is not an email address",
+        );
+        bad(
+            "[[alerts.channels]]\nname = \"mail\"\nkind = \"email\"\nhost = \"smtp.example.com\"\nfrom = \"a@example.com\"\nto = [\"b@example.com\"]\ntls = \"sometimes\"\n",
+            "`tls` must be starttls, implicit or none",
+        );
+        let f = file(&format!(
+            "{ops}[alerts]\ngroup_wait = \"5s\"\n[[alerts.routes]]\nchannels = [\"ops\"]\nmatchers = {{ rule = 1, model = \"~llama.*\" }}\ncontinue = true\n[[alerts.silences]]\nid = \"rollout\"\nmatchers = {{ model = \"m\" }}\nends_at = \"2099-01-01T00:00:00Z\"\ncomment = \"deploy\"\n"
+        ));
+        let c = Config::load(Some(f.path()), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.alerts.group_wait, Duration::from_secs(5));
+        let r = c.alerts.route_rows().unwrap();
+        assert!(r[0].continue_matching && r[0].matchers["rule"] == 1);
+        assert_eq!(
+            c.alerts.silence_rows(0).unwrap()[0].ends_at,
+            4_070_908_800_000_000
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The HTTP listener: `/healthz` (the process is up) and `/readyz` (the database answers and
-//! commits succeed). The REST API and dashboard mount here in later releases.
+//! commits succeed), and the REST API ([`crate::api`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,14 +27,18 @@ pub struct AppState {
     pub store: Store,
     /// The ingest writer (for readiness).
     pub writer: Writer,
+    /// The REST API.
+    pub api: crate::api::ApiState,
 }
 
 /// The router with every HTTP route.
 pub fn router(state: AppState) -> Router {
+    let api = crate::api::alerts::routes().with_state(state.api.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
+        .merge(api)
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -6,12 +6,15 @@
 //! - [`store`]: the storage interface and its SQLite and PostgreSQL backends.
 //! - [`auth`]: ingest tokens (hashed) and request authentication.
 //! - [`ingest`]: validation, group commit with durable acks, the gRPC service.
-//! - [`http`]: the HTTP listener (health; the API and dashboard later).
+//! - [`http`]: the HTTP listener (health, the REST API, the dashboard).
+//! - [`api`]: the REST API under `/api/v1`.
+//! - [`alert`]: alert routing, grouping, silences and delivery.
 //! - [`tls`]: rustls configuration for both listeners.
 //! - [`serve`]: wiring and ordered shutdown.
 
 pub mod alert;
 pub mod analyze;
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod http;

@@ -50,6 +50,9 @@ pub enum ServeError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(std::io::Error),
+    /// Alert channels, routes or silences could not be set up.
+    #[error("alerts: {0}")]
+    Alerts(String),
 }
 
 /// A running collector.
@@ -126,18 +129,16 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
         );
     }
     let grpc_tls = tls::grpc_config(&cfg.tls)?;
-    let channels = cfg
-        .alerts
-        .channel_rows()
-        .map_err(|e| ServeError::Tls(TlsError::Rustls(e)))?;
-    store.reconcile_channels(&channels, now_us()).await?;
+    crate::alert::reconcile(&store, &cfg.alerts)
+        .await
+        .map_err(ServeError::Alerts)?;
     let http_client = reqwest::Client::builder()
         .build()
         .map_err(|e| ServeError::Tls(TlsError::Rustls(format!("http client: {e}"))))?;
     let dispatcher = tokio::spawn(crate::alert::dispatcher(
         store.clone(),
         cfg.alerts.clone(),
-        http_client,
+        http_client.clone(),
     ));
     let (hook, engine, buckets): (Option<CommitHook>, _, _) = if cfg.spc.enabled {
         let (tx, task) = Engine::spawn(
@@ -239,6 +240,15 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
     let app = http::router(http::AppState {
         store: store.clone(),
         writer: writer.clone(),
+        api: crate::api::ApiState {
+            store: store.clone(),
+            alerts: std::sync::Arc::new(cfg.alerts.clone()),
+            http: http_client,
+            admin_hash: cfg
+                .admin_token
+                .as_ref()
+                .map(|t| crate::auth::hash_token(&t.0)),
+        },
     });
     let http = tokio::spawn(http::serve(
         http_listener,

@@ -1,18 +1,13 @@
 //! Slack incoming webhooks: a Block Kit message with the rule in plain words, the series, the
 //! triggering value against the limits, and a link. Slack allows about one message per second
-//! per webhook; the dispatcher spaces sends per channel ([`MIN_INTERVAL`]) and a 429 is retried
-//! after its `Retry-After`.
-
-use std::time::Duration;
+//! per webhook; a Slack channel's `min_interval` is at least one second and a 429 is retried
+//! after its `Retry-After`. Grouped notifications go out as one message.
 
 use llmscope_spc::{NelsonConfig, Rule};
 use serde_json::{Value, json};
 
-use super::{AlertsConfig, SendResult, post_json};
+use super::{AlertsConfig, Digest, SendResult, post_json};
 use crate::store::alerts::{ChannelRow, Claimed};
-
-/// At most one message per this interval per Slack webhook.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 
 fn f(v: &Value) -> String {
     v.as_f64()
@@ -20,55 +15,77 @@ fn f(v: &Value) -> String {
         .unwrap_or_else(|| "?".into())
 }
 
-/// The Block Kit message for a notification.
-pub fn message(cfg: &AlertsConfig, c: &Claimed) -> Value {
-    let p: Value = serde_json::from_str(&c.payload).unwrap_or(Value::Null);
-    let id = p["violation_id"].as_str().unwrap_or("");
-    let link = format!("{}/violations/{id}", cfg.public_url.trim_end_matches('/'));
+fn item_blocks(cfg: &AlertsConfig, c: &Claimed) -> Vec<Value> {
+    let v = &c.violation;
+    let id = c.violation_id.as_str();
+    let link = super::link(cfg, id);
+    let rule_n = v["rule"].as_i64().unwrap_or(0);
+    let series = format!(
+        "{} / {} / {} / {}",
+        v["site"].as_str().unwrap_or("?"),
+        v["host"].as_str().unwrap_or("?"),
+        v["model"].as_str().unwrap_or("?"),
+        v["metric"].as_str().unwrap_or("?")
+    );
     if c.event == "resolved" {
-        let text = format!("✅ LLMscope violation {id} resolved");
-        return json!({"text": text, "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("{text} — <{link}|details>")}}
-        ]});
+        return vec![json!({"type": "section", "text": {"type": "mrkdwn",
+            "text": format!("✅ *Resolved* — rule {rule_n} on {series} is back in control — <{link}|details>")}})];
     }
-    let v = &p["violation"];
-    let rule = v["rule"].as_u64().and_then(|r| Rule::from_number(r as u8));
+    let rule = u8::try_from(rule_n).ok().and_then(Rule::from_number);
     let words = rule
         .map(|r| r.explain(&NelsonConfig::default()))
         .unwrap_or_default();
-    let rule_n = v["rule"].as_i64().unwrap_or(0);
     let last = v["points"]
         .as_array()
         .and_then(|a| a.last())
         .map(|p| f(&p["value"]))
         .unwrap_or_else(|| "?".into());
     let b = &v["baseline"];
-    let title = format!(
-        "🚨 {} {} on {} is out of control (rule {rule_n})",
-        v["model"].as_str().unwrap_or("?"),
-        v["metric"].as_str().unwrap_or("?"),
-        v["host"].as_str().unwrap_or("?")
-    );
-    json!({
-        "text": title,
-        "blocks": [
-            {"type": "header", "text": {"type": "plain_text", "text": title.chars().take(150).collect::<String>()}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": format!("*Rule {rule_n}*: {words}")}},
-            {"type": "section", "fields": [
-                {"type": "mrkdwn", "text": format!("*Series*\n{} / {} / {}", v["site"].as_str().unwrap_or("?"), v["host"].as_str().unwrap_or("?"), v["provider"].as_str().unwrap_or("?"))},
-                {"type": "mrkdwn", "text": format!("*Value*\n{last} (centre {}, UCL {}, LCL {})", f(&b["center"]), f(&b["ucl"]), f(&b["lcl"]))},
-            ]},
-            {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open in LLMscope"}, "url": link}]}
-        ]
-    })
+    let prefix = if c.event == "repeat" {
+        "⏰ Still open — "
+    } else {
+        ""
+    };
+    vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{prefix}*Rule {rule_n}*: {words}")}}),
+        json!({"type": "section", "fields": [
+            {"type": "mrkdwn", "text": format!("*Series*\n{series}")},
+            {"type": "mrkdwn", "text": format!("*Value*\n{last} (centre {}, UCL {}, LCL {})", f(&b["center"]), f(&b["ucl"]), f(&b["lcl"]))},
+        ]}),
+        json!({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open in LLMscope"}, "url": link}]}),
+    ]
 }
 
-/// Sends one notification.
+/// The Block Kit message for a digest (at most 10 notifications spelled out; Slack allows 50
+/// blocks).
+pub fn message(cfg: &AlertsConfig, d: &Digest) -> Value {
+    let title = d.title();
+    let icon = if d.items.iter().all(|c| c.event == "resolved") {
+        "✅"
+    } else {
+        "🚨"
+    };
+    let mut blocks = vec![json!({"type": "header", "text": {"type": "plain_text",
+        "text": format!("{icon} {title}").chars().take(150).collect::<String>()}})];
+    for c in d.items.iter().take(10) {
+        if blocks.len() > 1 {
+            blocks.push(json!({"type": "divider"}));
+        }
+        blocks.extend(item_blocks(cfg, c));
+    }
+    if d.items.len() > 10 {
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+            "text": format!("…and {} more — see the dashboard", d.items.len() - 10)}]}));
+    }
+    json!({"text": format!("{icon} {title}"), "blocks": blocks})
+}
+
+/// Sends one digest.
 pub async fn send(
     client: &reqwest::Client,
     cfg: &AlertsConfig,
     ch: &ChannelRow,
-    c: &Claimed,
+    d: &Digest,
 ) -> SendResult {
-    post_json(client, cfg, ch, message(cfg, c).to_string(), &[]).await
+    post_json(client, cfg, ch, message(cfg, d).to_string(), &[]).await
 }

@@ -1,8 +1,13 @@
 //! The generic webhook channel: a JSON POST signed with HMAC-SHA256.
 //!
-//! Body: `{"event": "opened"|"resolved", "violation_id", "violation": {…}, "dashboard_url",
-//! "delivery_id", "sent_at"}`. Headers: `X-LLMscope-Event`, `X-LLMscope-Delivery` (the outbox
-//! id: the same on retries, for deduplication), `X-LLMscope-Timestamp` (Unix seconds) and
+//! Body (one message per group of notifications, see the README for an example):
+//! `{"version": "1", "group_key", "count", "title", "event", "violation_id", "violation",
+//! "dashboard_url", "notifications": [{"event", "delivery_id", "violation_id", "severity",
+//! "labels", "series", "rule", "baseline", "points", "violation", "dashboard_url"}, …],
+//! "delivery_id", "sent_at"}` — the top-level `event`, `violation_id`, `violation` and
+//! `dashboard_url` repeat the first notification for receivers that handle one at a time.
+//! Headers: `X-LLMscope-Event`, `X-LLMscope-Delivery` (the first notification's outbox id,
+//! the same on retries), `X-LLMscope-Timestamp` (Unix seconds) and
 //! `X-LLMscope-Signature: v1=<hex>` where `<hex>` is HMAC-SHA256 with the channel secret over
 //! `"<timestamp>.<raw body>"`. Receivers recompute it over the raw body and compare in
 //! constant time, and reject timestamps older than a few minutes (replays).
@@ -10,8 +15,8 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{AlertsConfig, SendResult, post_json};
-use crate::store::alerts::{ChannelRow, Claimed};
+use super::{AlertsConfig, Digest, SendResult, post_json};
+use crate::store::alerts::ChannelRow;
 
 /// The signature header value for a timestamp and body.
 pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
@@ -25,34 +30,45 @@ pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Sends one notification.
+/// The JSON body for a digest.
+pub fn body(cfg: &AlertsConfig, d: &Digest, sent_at: i64) -> serde_json::Value {
+    let items = d.item_json(cfg);
+    let first = items.first().cloned().unwrap_or_default();
+    serde_json::json!({
+        "version": "1",
+        "group_key": d.group_key,
+        "count": items.len(),
+        "title": d.title(),
+        "event": first["event"],
+        "violation_id": first["violation_id"],
+        "violation": first["violation"],
+        "dashboard_url": first["dashboard_url"],
+        "delivery_id": first["delivery_id"],
+        "notifications": items,
+        "sent_at": sent_at,
+    })
+}
+
+/// Sends one digest.
 pub async fn send(
     client: &reqwest::Client,
     cfg: &AlertsConfig,
     ch: &ChannelRow,
-    c: &Claimed,
+    d: &Digest,
 ) -> SendResult {
-    let payload: serde_json::Value =
-        serde_json::from_str(&c.payload).unwrap_or(serde_json::Value::Null);
-    let violation_id = payload
-        .get("violation_id")
-        .and_then(|v| v.as_str())
-        .unwrap_or("")
-        .to_owned();
     let ts = crate::store::now_us() / 1_000_000;
-    let body = serde_json::json!({
-        "event": c.event,
-        "violation_id": violation_id,
-        "violation": payload.get("violation"),
-        "dashboard_url": format!("{}/violations/{violation_id}", cfg.public_url.trim_end_matches('/')),
-        "delivery_id": c.outbox_id,
-        "sent_at": ts,
-    })
-    .to_string();
+    let body = body(cfg, d, ts).to_string();
+    let first = d.items.first();
     // the signature covers exactly the bytes sent
     let headers = [
-        ("x-llmscope-event", c.event.clone()),
-        ("x-llmscope-delivery", c.outbox_id.to_string()),
+        (
+            "x-llmscope-event",
+            first.map(|c| c.event.clone()).unwrap_or_default(),
+        ),
+        (
+            "x-llmscope-delivery",
+            first.map(|c| c.outbox_id.to_string()).unwrap_or_default(),
+        ),
         ("x-llmscope-timestamp", ts.to_string()),
         (
             "x-llmscope-signature",

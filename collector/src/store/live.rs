@@ -410,6 +410,13 @@ impl Store {
         Ok(rows)
     }
 
+    /// One violation by id.
+    pub async fn get_violation(&self, id: &str) -> Result<Option<ViolationRow>, StoreError> {
+        let sql = format!("SELECT {VIOLATION_COLS} FROM violations WHERE id = $1");
+        let row = with_pool!(self, p => sqlx::query(&sql).bind(id).fetch_optional(p).await?.as_ref().map(violation_from).transpose()?);
+        Ok(row)
+    }
+
     /// Open violations of one series.
     pub async fn open_violations(&self, series_key: &str) -> Result<Vec<ViolationRow>, StoreError> {
         let sql = format!(

@@ -1,0 +1,478 @@
+//! `/api/v1/channels`, `/routes`, `/silences`, `/deliveries`: alert configuration through the
+//! API. Secrets are accepted but never returned (`has_secret` says whether one is set).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiResult, ApiState, ms, parse_body, require_admin};
+use crate::alert::routing::{Matchers, ROUTE_LABELS, SILENCE_LABELS};
+use crate::alert::{KINDS, test_send, validate_channel};
+use crate::store::alerts::{ChannelRow, RouteRow, SilenceRow};
+use crate::store::now_us;
+
+/// The alert routes of the API router.
+pub fn routes() -> axum::Router<ApiState> {
+    axum::Router::new()
+        .route("/api/v1/channels", get(list_channels).post(create_channel))
+        .route(
+            "/api/v1/channels/{name}",
+            get(get_channel).put(put_channel).delete(delete_channel),
+        )
+        .route("/api/v1/channels/{name}/test", post(test_channel))
+        .route("/api/v1/routes", get(list_routes).post(create_route))
+        .route("/api/v1/routes/{id}", delete(delete_route))
+        .route("/api/v1/silences", get(list_silences).post(create_silence))
+        .route("/api/v1/silences/{id}", delete(expire_silence))
+        .route("/api/v1/deliveries", get(list_deliveries))
+}
+
+fn channel_json(c: &ChannelRow) -> Value {
+    let config: Value = serde_json::from_str(&c.config).unwrap_or(json!({}));
+    // a Slack webhook URL is itself a credential: show only its origin
+    let config = if c.kind == "slack" {
+        let mut v = config;
+        if let Some(u) = v["url"].as_str() {
+            let shown = u.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+            v["url"] = json!(format!("{shown}/…"));
+        }
+        v
+    } else {
+        config
+    };
+    json!({
+        "name": c.name, "kind": c.kind, "config": config, "has_secret": !c.secret.is_empty(),
+        "max_attempts": c.max_attempts, "source": c.source,
+    })
+}
+
+async fn list_channels(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    let rows = st.store.channels().await?;
+    Ok(Json(rows.iter().map(channel_json).collect::<Vec<_>>()))
+}
+
+async fn find_channel(st: &ApiState, name: &str) -> ApiResult<ChannelRow> {
+    st.store
+        .channels()
+        .await?
+        .into_iter()
+        .find(|c| c.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("no channel named `{name}`")))
+}
+
+async fn get_channel(
+    State(st): State<ApiState>,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(channel_json(&find_channel(&st, &name).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelBody {
+    #[serde(default)]
+    name: Option<String>,
+    kind: String,
+    #[serde(default)]
+    config: Value,
+    /// `None`: keep the stored secret (on update).
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default)]
+    max_attempts: Option<i64>,
+}
+
+async fn save_channel(
+    st: &ApiState,
+    name: &str,
+    b: ChannelBody,
+    existing: Option<&ChannelRow>,
+) -> ApiResult<ChannelRow> {
+    if name.trim().is_empty() || name.len() > 100 || name.contains('/') {
+        return Err(ApiError::bad(
+            "name",
+            "`name` must be 1..100 characters without `/`",
+        ));
+    }
+    if !KINDS.contains(&b.kind.as_str()) {
+        return Err(ApiError::bad(
+            "kind",
+            format!("`kind` must be one of {}", KINDS.join(", ")),
+        ));
+    }
+    if existing.is_some_and(|e| e.source == "config") {
+        return Err(ApiError::conflict(format!(
+            "channel `{name}` is declared in the config file; change it there"
+        )));
+    }
+    let keep_secret = b.secret.is_none();
+    let secret = b
+        .secret
+        .clone()
+        .or_else(|| existing.map(|e| e.secret.clone()))
+        .unwrap_or_default();
+    let config = validate_channel(&b.kind, &b.config, !secret.is_empty())
+        .map_err(|e| ApiError::bad("config", e))?;
+    let max_attempts = b.max_attempts.unwrap_or(8);
+    if !(1..=100).contains(&max_attempts) {
+        return Err(ApiError::bad(
+            "max_attempts",
+            "`max_attempts` must be from 1 to 100",
+        ));
+    }
+    let row = ChannelRow {
+        name: name.to_owned(),
+        kind: b.kind,
+        config: config.to_string(),
+        secret,
+        max_attempts,
+        source: "api".into(),
+    };
+    st.store.upsert_channel(&row, keep_secret, now_us()).await?;
+    tracing::info!(channel = %row.name, kind = %row.kind, "channel saved through the api");
+    Ok(row)
+}
+
+async fn create_channel(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    let b: ChannelBody = parse_body(&body)?;
+    let name = b
+        .name
+        .clone()
+        .ok_or_else(|| ApiError::bad("name", "`name` is required"))?;
+    if st.store.channels().await?.iter().any(|c| c.name == name) {
+        return Err(ApiError::conflict(format!(
+            "a channel named `{name}` exists; PUT /api/v1/channels/{name} changes it"
+        )));
+    }
+    let row = save_channel(&st, &name, b, None).await?;
+    Ok((StatusCode::CREATED, Json(channel_json(&row))))
+}
+
+async fn put_channel(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    let b: ChannelBody = parse_body(&body)?;
+    let existing = st
+        .store
+        .channels()
+        .await?
+        .into_iter()
+        .find(|c| c.name == name);
+    let row = save_channel(&st, &name, b, existing.as_ref()).await?;
+    Ok(Json(channel_json(&row)))
+}
+
+async fn delete_channel(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    let c = find_channel(&st, &name).await?;
+    if c.source == "config" {
+        return Err(ApiError::conflict(format!(
+            "channel `{name}` is declared in the config file; remove it there"
+        )));
+    }
+    st.store.delete_channel(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn test_channel(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    let c = find_channel(&st, &name).await?;
+    let r = test_send(&st.http, &st.alerts, &c).await;
+    tracing::info!(channel = %name, ok = r.ok(), status = ?r.status, "test notification sent");
+    Ok(Json(json!({
+        "ok": r.ok(), "status": r.status, "response": r.response, "error": r.error,
+    })))
+}
+
+fn route_json(r: &RouteRow) -> Value {
+    json!({"id": r.id, "position": r.position, "matchers": r.matchers, "channels": r.channels,
+        "continue": r.continue_matching, "source": r.source})
+}
+
+async fn list_routes(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    let mut out: Vec<Value> = st.store.routes().await?.iter().map(route_json).collect();
+    let default = match &st.alerts.default_channels {
+        Some(d) => json!(d),
+        None => json!(
+            st.store
+                .channels()
+                .await?
+                .iter()
+                .map(|c| c.name.clone())
+                .collect::<Vec<_>>()
+        ),
+    };
+    out.push(json!({"default": true, "channels": default, "all_channels": st.alerts.default_channels.is_none()}));
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteBody {
+    #[serde(default)]
+    matchers: Value,
+    channels: Vec<String>,
+    #[serde(default, rename = "continue")]
+    continue_matching: bool,
+    #[serde(default)]
+    position: Option<i64>,
+}
+
+async fn create_route(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    let b: RouteBody = parse_body(&body)?;
+    Matchers::parse(&b.matchers, ROUTE_LABELS).map_err(|e| ApiError::bad("matchers", e))?;
+    if b.channels.is_empty() {
+        return Err(ApiError::bad(
+            "channels",
+            "`channels` must name at least one channel",
+        ));
+    }
+    let known = st.store.channels().await?;
+    for (i, c) in b.channels.iter().enumerate() {
+        if !known.iter().any(|k| &k.name == c) {
+            return Err(ApiError::bad(
+                &format!("channels[{i}]"),
+                format!("no channel named `{c}`"),
+            ));
+        }
+    }
+    let existing = st.store.routes().await?;
+    let position = b.position.unwrap_or_else(|| {
+        existing
+            .iter()
+            .map(|r| r.position + 1)
+            .max()
+            .unwrap_or(0)
+            .max(1000)
+    });
+    let mut row = RouteRow {
+        id: 0,
+        position,
+        matchers: if b.matchers.is_null() {
+            json!({})
+        } else {
+            b.matchers
+        },
+        channels: b.channels,
+        continue_matching: b.continue_matching,
+        source: "api".into(),
+    };
+    row.id = st.store.insert_route(&row, now_us()).await?;
+    Ok((StatusCode::CREATED, Json(route_json(&row))))
+}
+
+async fn delete_route(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::bad("id", format!("route id `{id}` is not a number")))?;
+    let r = st
+        .store
+        .routes()
+        .await?
+        .into_iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no route with id {id}")))?;
+    if r.source == "config" {
+        return Err(ApiError::conflict(
+            "this route is declared in the config file; remove it there",
+        ));
+    }
+    st.store.delete_route(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn silence_json(s: &SilenceRow, now: i64) -> Value {
+    let state = if now < s.starts_at {
+        "pending"
+    } else if now < s.ends_at {
+        "active"
+    } else {
+        "expired"
+    };
+    json!({"id": s.id, "matchers": s.matchers, "starts_at": ms(s.starts_at), "ends_at": ms(s.ends_at),
+        "comment": s.comment, "created_by": s.created_by, "created_at": ms(s.created_at), "source": s.source, "state": state})
+}
+
+#[derive(Deserialize)]
+struct SilenceQuery {
+    #[serde(default)]
+    state: Option<String>,
+}
+
+async fn list_silences(
+    State(st): State<ApiState>,
+    Query(q): Query<SilenceQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let now = now_us();
+    let want = q.state.unwrap_or_else(|| "all".into());
+    if !matches!(want.as_str(), "all" | "active" | "expired" | "pending") {
+        return Err(ApiError::bad(
+            "state",
+            "`state` must be active, pending, expired or all",
+        ));
+    }
+    let out: Vec<Value> = st
+        .store
+        .silences()
+        .await?
+        .iter()
+        .map(|s| silence_json(s, now))
+        .filter(|v| want == "all" || v["state"] == want.as_str())
+        .collect();
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceBody {
+    matchers: Value,
+    #[serde(default)]
+    starts_at: Option<Value>,
+    ends_at: Value,
+    comment: String,
+    created_by: String,
+}
+
+fn time_field(field: &str, v: &Value) -> ApiResult<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .map(|ms| ms.saturating_mul(1000))
+            .ok_or_else(|| ApiError::bad(field, format!("`{field}` must be Unix milliseconds"))),
+        Value::String(s) => crate::alert::parse_time(s).map_err(|e| ApiError::bad(field, e)),
+        _ => Err(ApiError::bad(
+            field,
+            format!("`{field}` must be Unix milliseconds or an RFC 3339 time"),
+        )),
+    }
+}
+
+async fn create_silence(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    let b: SilenceBody = parse_body(&body)?;
+    Matchers::parse(&b.matchers, SILENCE_LABELS).map_err(|e| ApiError::bad("matchers", e))?;
+    if b.matchers.as_object().is_none_or(|m| m.is_empty()) {
+        return Err(ApiError::bad(
+            "matchers",
+            "`matchers` must have at least one label (an empty silence would mute everything)",
+        ));
+    }
+    let now = now_us();
+    let starts_at = match &b.starts_at {
+        Some(v) => time_field("starts_at", v)?,
+        None => now,
+    };
+    let ends_at = time_field("ends_at", &b.ends_at)?;
+    if ends_at <= starts_at.max(now) {
+        return Err(ApiError::bad(
+            "ends_at",
+            "`ends_at` must be in the future and after `starts_at`",
+        ));
+    }
+    if b.comment.trim().is_empty() {
+        return Err(ApiError::bad(
+            "comment",
+            "`comment` must say why (e.g. the rollout)",
+        ));
+    }
+    if b.created_by.trim().is_empty() {
+        return Err(ApiError::bad(
+            "created_by",
+            "`created_by` must name who silences",
+        ));
+    }
+    let row = SilenceRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        matchers: b.matchers,
+        starts_at,
+        ends_at,
+        comment: b.comment,
+        created_by: b.created_by,
+        created_at: now,
+        source: "api".into(),
+    };
+    st.store.upsert_silence(&row).await?;
+    tracing::info!(silence = %row.id, created_by = %row.created_by, "silence created");
+    Ok((StatusCode::CREATED, Json(silence_json(&row, now))))
+}
+
+async fn expire_silence(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    let now = now_us();
+    if !st.store.expire_silence(&id, now).await? {
+        return Err(ApiError::not_found(format!("no silence with id `{id}`")));
+    }
+    let s = st
+        .store
+        .silences()
+        .await?
+        .into_iter()
+        .find(|s| s.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no silence with id `{id}`")))?;
+    Ok(Json(silence_json(&s, now)))
+}
+
+#[derive(Deserialize)]
+struct LimitQuery {
+    #[serde(default)]
+    limit: Option<i64>,
+}
+
+async fn list_deliveries(
+    State(st): State<ApiState>,
+    Query(q): Query<LimitQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad("limit", "`limit` must be from 1 to 1000"));
+    }
+    let rows = st.store.deliveries(limit).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|d| {
+                json!({"outbox_id": d.outbox_id, "channel": d.channel, "attempt": d.attempt, "at": ms(d.at),
+                "status_code": d.status_code, "error": d.error, "duration_ms": d.duration_ms, "outcome": d.outcome})
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
