@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 .PHONY: test postgres fmt-check clippy unit run demo bench bench-ingest fmt
 
-test: postgres fmt-check clippy unit
+test: postgres fmt-check clippy unit test-deploy
 
 postgres:
 	@scripts/ensure-postgres.sh
@@ -41,3 +41,10 @@ bench:
 
 bench-ingest:
 	scripts/bench-ingest.sh
+
+# Dockerfiles, docker-compose, Grafana dashboards and the Helm chart, checked offline
+# (hadolint, docker compose config, helm lint/template, kubernetes-validate); installs its
+# tools once into $LLMSCOPE_TOOLS (default /var/tmp/llmscope-tools).
+.PHONY: test-deploy
+test-deploy:
+	@scripts/test-deploy.sh
