@@ -1,0 +1,404 @@
+// Client for the collector's REST API (docs/api.md). Reading is open; every change carries
+// the admin token as a Bearer header. The token is asked for the first time a change is
+// attempted (and again on a 401) and kept in sessionStorage for the browser session.
+
+import { h, notice } from './dom';
+import { openModal } from './modal';
+
+export type Status = 'in_control' | 'violation' | 'learning';
+
+export interface Baseline {
+  center: number;
+  sigma: number;
+  ucl: number;
+  lcl: number;
+  k?: number;
+  points?: number;
+  mode?: string;
+  transform?: string;
+  [k: string]: unknown;
+}
+
+export interface SeriesInfo {
+  key: string;
+  site: string;
+  host: string;
+  provider: string;
+  model: string;
+  metric: string;
+  status: Status;
+  open_violations: number;
+  last_value: number | null;
+  last_ts: number | null;
+  baseline: Baseline | null;
+  spark: number[];
+}
+
+export interface SiteInfo {
+  name: string;
+  hosts: number;
+  models: number;
+  open_violations: number;
+}
+
+export interface HostInfo {
+  site: string;
+  host: string;
+  last_seen: number | null;
+}
+
+export interface ModelInfo {
+  site: string;
+  provider: string;
+  model: string;
+}
+
+export interface OverviewCell {
+  site: string;
+  provider: string;
+  model: string;
+  status: Status;
+  open_violations: number;
+  series: number;
+  spark: number[];
+}
+
+export interface Overview {
+  sites: string[];
+  models: string[];
+  cells: OverviewCell[];
+}
+
+export interface Point {
+  ts: number;
+  value: number;
+  flags?: number[];
+}
+
+export interface Bucket {
+  ts: number;
+  min: number;
+  max: number;
+  mean: number;
+  count: number;
+}
+
+export interface Flagged {
+  ts: number;
+  value: number;
+  rules: number[];
+  violation_id?: string | number | null;
+}
+
+export interface PointsResp {
+  key: string;
+  baseline: Baseline | null;
+  downsampled: boolean;
+  points?: Point[];
+  buckets?: Bucket[];
+  flagged: Flagged[];
+}
+
+export interface HostTelemetry {
+  ts: number;
+  cpu_pct: number | null;
+  mem_used_bytes: number | null;
+  mem_total_bytes: number | null;
+  load1?: number | null;
+}
+
+export interface GpuPoint {
+  ts: number;
+  util_pct: number | null;
+  mem_used_bytes: number | null;
+  mem_total_bytes: number | null;
+  temp_c: number | null;
+  power_w: number | null;
+}
+
+export interface Telemetry {
+  host: HostTelemetry[];
+  gpus: Array<{ gpu_index: number; name: string; points: GpuPoint[] }>;
+}
+
+export interface Violation {
+  id: string | number;
+  key: string;
+  site: string;
+  host: string;
+  provider: string;
+  model: string;
+  metric: string;
+  rule: number;
+  rule_name?: string;
+  rule_text?: string;
+  opened_at: number;
+  last_point_at: number | null;
+  resolved_at: number | null;
+  status: string;
+  acked_by: string | null;
+  acked_at: number | null;
+  ack_note: string | null;
+}
+
+export interface ViolationDetail extends Violation {
+  points?: Array<{ ts: number; value: number }>;
+  baseline?: Baseline | null;
+  context?: { points?: Array<{ ts: number; value: number }>; telemetry?: Telemetry | null };
+}
+
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+export interface Channel {
+  name: string;
+  kind: string;
+  config: Record<string, unknown>;
+  has_secret: boolean;
+  max_attempts?: number;
+  source?: string;
+}
+
+export interface TestResult {
+  ok: boolean;
+  status: number | null;
+  response: string | null;
+  error: string | null;
+}
+
+export interface Route {
+  id?: string | number;
+  position?: number;
+  matchers?: Record<string, unknown>;
+  channels: string[];
+  continue?: boolean;
+  default?: boolean;
+}
+
+export interface Silence {
+  id: string | number;
+  matchers: Record<string, unknown>;
+  starts_at: number;
+  ends_at: number;
+  comment: string;
+  created_by: string;
+  created_at: number;
+  state: string;
+}
+
+export interface Token {
+  id: string | number;
+  site: string | null;
+  role: string;
+  name: string | null;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export interface BaselineRow {
+  id: string | number;
+  scope: string;
+  site: string | null;
+  host: string | null;
+  provider: string | null;
+  model: string | null;
+  metric: string | null;
+  center: number;
+  sigma: number;
+  k: number;
+  method: string;
+  transform: string;
+  points: number;
+  window_from: number | null;
+  window_to: number | null;
+  mode: string;
+  reason: string | null;
+  created_by: string | null;
+  valid_from: number | null;
+  valid_to: number | null;
+}
+
+export interface RuleConfig {
+  scope_kind: string;
+  scope_value: string | null;
+  settings: Record<string, unknown>;
+  updated_by?: string | null;
+  updated_at?: number | null;
+}
+
+export interface Setup {
+  first_run: boolean;
+  grpc_addr: string;
+  version: string;
+}
+
+export class ApiError extends Error {
+  status: number;
+  field?: string;
+  constructor(status: number, message: string, field?: string) {
+    super(message);
+    this.status = status;
+    this.field = field;
+  }
+}
+
+const TOKEN_KEY = 'llmscope.adminToken';
+
+export function adminToken(): string | null {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function setAdminToken(t: string | null): void {
+  try {
+    if (t) sessionStorage.setItem(TOKEN_KEY, t);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* storage disabled: ask every time */
+  }
+  document.dispatchEvent(new CustomEvent('llmscope:token'));
+}
+
+/** Builds `/api/v1/<path>?<params>`, skipping empty values; arrays repeat the key. */
+export function url(path: string, params?: Record<string, string | number | boolean | null | undefined | string[]>): string {
+  const q = new URLSearchParams();
+  if (params) {
+    for (const [k, v] of Object.entries(params)) {
+      if (v === null || v === undefined || v === '') continue;
+      if (Array.isArray(v)) v.forEach((x) => q.append(k, x));
+      else q.set(k, String(v));
+    }
+  }
+  const s = q.toString();
+  return `/api/v1/${path}${s ? `?${s}` : ''}`;
+}
+
+async function errorFrom(res: Response): Promise<ApiError> {
+  let message = `${res.status} ${res.statusText}`.trim();
+  let fieldName: string | undefined;
+  try {
+    const text = await res.text();
+    try {
+      const body = JSON.parse(text) as { error?: unknown; field?: unknown };
+      if (typeof body.error === 'string' && body.error) message = body.error;
+      if (typeof body.field === 'string' && body.field) fieldName = body.field;
+    } catch {
+      if (text && text.length < 300) message = `${message}: ${text}`;
+    }
+  } catch {
+    /* keep the status line */
+  }
+  return new ApiError(res.status, message, fieldName);
+}
+
+export async function get<T>(path: string, params?: Parameters<typeof url>[1], signal?: AbortSignal): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(url(path, params), { headers: { Accept: 'application/json' }, signal });
+  } catch (e) {
+    if ((e as Error).name === 'AbortError') throw e;
+    throw new ApiError(0, 'Cannot reach the collector — is it running?');
+  }
+  if (!res.ok) throw await errorFrom(res);
+  return (await res.json()) as T;
+}
+
+let pendingPrompt: Promise<string | null> | null = null;
+
+/** Asks for the admin token in a modal; resolves null when the user cancels. */
+export function askAdminToken(reason?: string): Promise<string | null> {
+  if (pendingPrompt) return pendingPrompt;
+  pendingPrompt = new Promise<string | null>((resolve) => {
+    let done = false;
+    const input = h('input', { type: 'password', autocomplete: 'off', spellcheck: 'false', testid: 'admin-token-input', placeholder: 'llms_…', id: 'admin-token-input' });
+    const err = h('div', { testid: 'admin-token-error' }, reason ? notice('error', reason) : null);
+    const form = h(
+      'form',
+      { class: 'stack' },
+      h('p', null, 'Changes need the collector’s admin token. It is kept in this browser tab only, until you close it.'),
+      h('label', { class: 'field', for: 'admin-token-input' }, h('span', { class: 'field-label' }, 'Admin token'), input,
+        h('span', { class: 'field-hint' }, 'Create one with: llmscope-collector token create --admin')),
+      err,
+      h('div', { class: 'actions' },
+        h('button', { class: 'btn', type: 'button', testid: 'admin-token-cancel', on: { click: () => m.close() } }, 'Cancel'),
+        h('button', { class: 'btn btn-primary', type: 'submit', testid: 'admin-token-submit' }, 'Continue')),
+    );
+    const m = openModal({
+      title: 'Admin token',
+      content: form,
+      testid: 'admin-token-modal',
+      onClose: () => {
+        pendingPrompt = null;
+        if (!done) resolve(null);
+      },
+    });
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const t = input.value.trim();
+      if (!t) {
+        err.replaceChildren(notice('error', 'Enter the admin token.'));
+        input.focus();
+        return;
+      }
+      done = true;
+      setAdminToken(t);
+      resolve(t);
+      m.close();
+    });
+  });
+  return pendingPrompt;
+}
+
+/** A change: POST/PUT/DELETE with the admin token, asking for it when needed. */
+export async function mutate<T>(method: 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  let token = adminToken() ?? (await askAdminToken());
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (!token) throw new ApiError(401, 'Cancelled: this change needs the admin token.');
+    let res: Response;
+    try {
+      res = await fetch(url(path), {
+        method,
+        headers: {
+          Accept: 'application/json',
+          Authorization: `Bearer ${token}`,
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ApiError(0, 'Cannot reach the collector — is it running?');
+    }
+    if (res.status === 401) {
+      const e = await errorFrom(res);
+      setAdminToken(null);
+      token = await askAdminToken(`The collector refused the token: ${e.message}`);
+      continue;
+    }
+    if (!res.ok) throw await errorFrom(res);
+    if (res.status === 204) return undefined as T;
+    const text = await res.text();
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+  throw new ApiError(401, 'The collector refused the admin token.');
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return e.field ? `${e.message} (${e.field})` : e.message;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+export function isAbort(e: unknown): boolean {
+  return e instanceof Error && e.name === 'AbortError';
+}
+
+/** The displayed status of a violation: an open one that someone acknowledged reads "acknowledged". */
+export function violationStatus(v: Violation): string {
+  if (v.status === 'open' && v.acked_at) return 'acknowledged';
+  return v.status;
+}

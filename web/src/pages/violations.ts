@@ -1,0 +1,346 @@
+import {
+  get,
+  mutate,
+  url,
+  violationStatus,
+  type HostInfo,
+  type ModelInfo,
+  type Page,
+  type PointsResp,
+  type SiteInfo,
+  type Telemetry,
+  type Violation,
+  type ViolationDetail,
+} from '../api';
+import { centerLine, controlChart, type ChartHandle } from '../charts';
+import { emptyState, h, mount, notice } from '../dom';
+import { subscribe, throttle } from '../events';
+import { fmtBytes, fmtNum, fmtValue, fromLocalInput, metricLabel, METRICS, timeEl, toLocalInput, utcText } from '../format';
+import { openModal } from '../modal';
+import { href, link, replaceParams, updateParams } from '../router';
+import { rule, RULES } from '../rules';
+import type { PageCtx } from '../page';
+import { loading, pageHead, ruleChip, showError, statusBadge, withButton } from '../ui';
+
+const FILTERS = ['host', 'model', 'metric', 'rule', 'status', 'from', 'to'] as const;
+const USER_KEY = 'llmscope.user';
+
+// Cursors of the pages before the current one, for "Previous" (reset when filters change).
+let cursorStack: string[] = [];
+let stackFilter = '';
+
+function rememberedUser(): string {
+  try {
+    return localStorage.getItem(USER_KEY) ?? '';
+  } catch {
+    return '';
+  }
+}
+
+function rememberUser(u: string): void {
+  try {
+    localStorage.setItem(USER_KEY, u);
+  } catch {
+    /* ignore */
+  }
+}
+
+export async function violationsPage(view: HTMLElement, ctx: PageCtx): Promise<void> {
+  const p = ctx.params;
+  const filters: Record<string, string> = {};
+  for (const k of FILTERS) filters[k] = p.get(k) ?? '';
+  if (!p.has('status')) filters.status = '';
+  const limit = Number(p.get('limit') ?? 50) || 50;
+  const cursor = p.get('cursor') ?? '';
+  const filterSig = JSON.stringify([ctx.site, filters, limit]);
+  if (filterSig !== stackFilter) {
+    cursorStack = [];
+    stackFilter = filterSig;
+  }
+  const apiFilters = { site: ctx.site, ...filters, from: filters.from, to: filters.to };
+  const csvHref = url('violations.csv', apiFilters);
+
+  const filterBar = h('form', { class: 'filters', testid: 'violation-filters' });
+  const tableSlot = h('div', { class: 'card' }, loading());
+  view.append(
+    pageHead('Violations', 'Each row is an episode: a Nelson rule that fired on a series, from its first flagged point until it resolved.',
+      h('a', { class: 'btn', href: csvHref, download: '', testid: 'violations-csv' }, 'Download CSV')),
+    filterBar,
+    tableSlot,
+  );
+
+  // Filter bar. The site filter is the global site selector.
+  const sel = (name: string, label: string, options: Array<[string, string]>, value: string, onChange: (v: string) => void) => {
+    const s = h('select', { testid: `filter-${name}`, 'aria-label': label, on: { change: (e) => onChange((e.target as HTMLSelectElement).value) } },
+      ...options.map(([v, l]) => h('option', { value: v, selected: v === value }, l)));
+    return h('label', { class: 'field field-inline' }, h('span', { class: 'field-label' }, label), s);
+  };
+  const set = (k: string) => (v: string) => updateParams({ [k]: v || null, cursor: null, id: null });
+  const [sites, hosts, models] = await Promise.all([
+    get<SiteInfo[]>('sites', undefined, ctx.signal).catch(() => [] as SiteInfo[]),
+    get<HostInfo[]>('hosts', { site: ctx.site }, ctx.signal).catch(() => [] as HostInfo[]),
+    get<ModelInfo[]>('models', { site: ctx.site }, ctx.signal).catch(() => [] as ModelInfo[]),
+  ]);
+  if (ctx.signal.aborted) return;
+  const uniq = (xs: string[]) => Array.from(new Set(xs)).sort();
+  const fromIn = h('input', { type: 'datetime-local', testid: 'filter-from', 'aria-label': 'From', value: filters.from ? toLocalInput(Number(filters.from)) : '' });
+  const toIn = h('input', { type: 'datetime-local', testid: 'filter-to', 'aria-label': 'To', value: filters.to ? toLocalInput(Number(filters.to)) : '' });
+  const onTime = () => updateParams({ from: fromLocalInput(fromIn.value), to: fromLocalInput(toIn.value), cursor: null, id: null });
+  fromIn.addEventListener('change', onTime);
+  toIn.addEventListener('change', onTime);
+  mount(filterBar,
+    sel('site', 'Site', [['', 'All sites'], ...uniq([...sites.map((s) => s.name), ...(ctx.site ? [ctx.site] : [])]).map((s): [string, string] => [s, s])], ctx.site,
+      (v) => updateParams({ site: v, host: null, cursor: null, id: null })),
+    sel('host', 'Host', [['', 'All hosts'], ...uniq([...hosts.map((x) => x.host), ...(filters.host ? [filters.host] : [])]).map((x): [string, string] => [x, x])], filters.host!, set('host')),
+    sel('model', 'Model', [['', 'All models'], ...uniq([...models.map((m) => m.model), ...(filters.model ? [filters.model] : [])]).map((m): [string, string] => [m, m])], filters.model!, set('model')),
+    sel('metric', 'Metric', [['', 'All metrics'], ...METRICS], filters.metric!, set('metric')),
+    sel('rule', 'Rule', [['', 'All rules'], ...RULES.map((r): [string, string] => [String(r.n), `${r.n} · ${r.name}`])], filters.rule!, set('rule')),
+    sel('status', 'Status', [['', 'Any status'], ['open', 'Open'], ['acknowledged', 'Acknowledged'], ['resolved', 'Resolved']], filters.status!, set('status')),
+    h('label', { class: 'field field-inline' }, h('span', { class: 'field-label' }, 'From'), fromIn),
+    h('label', { class: 'field field-inline' }, h('span', { class: 'field-label' }, 'To'), toIn),
+    h('button', { class: 'btn btn-ghost', type: 'button', testid: 'filter-reset', on: { click: () => updateParams(Object.fromEntries([...FILTERS, 'cursor', 'id'].map((k) => [k, null]))) } }, 'Reset'),
+  );
+
+  let items: Violation[] = [];
+  let next: string | null = null;
+  const rowFor = new Map<string, HTMLTableRowElement>();
+
+  const renderRow = (v: Violation): HTMLTableRowElement => {
+    const open = h('button', { class: 'link-btn', type: 'button', testid: 'violation-open', on: { click: () => openDetail(String(v.id), open) } }, 'Details');
+    const tr = h('tr', { testid: 'violation-row', dataset: { violationId: String(v.id), status: violationStatus(v) }, class: 'clickable' },
+      h('td', null, timeEl(v.opened_at)),
+      h('td', null, v.site),
+      h('td', null, v.host),
+      h('td', { class: 'model-cell' }, h('span', { class: 'muted' }, `${v.provider}/`), v.model),
+      h('td', null, metricLabel(v.metric)),
+      h('td', null, ruleChip(v.rule, v.rule_name)),
+      h('td', null, statusBadge(violationStatus(v), 'violation-row-status')),
+      h('td', null, v.acked_by ?? h('span', { class: 'muted' }, '—')),
+      h('td', null, open),
+    );
+    tr.addEventListener('click', (ev) => {
+      if ((ev.target as Element).closest('a,button')) return;
+      openDetail(String(v.id), open);
+    });
+    return tr;
+  };
+
+  const renderTable = () => {
+    rowFor.clear();
+    if (!items.length) {
+      const any = FILTERS.some((k) => filters[k]) || ctx.site;
+      mount(tableSlot, any
+        ? emptyState('No violation matches these filters.', 'Widen the time range or reset the filters.', 'violations-empty')
+        : emptyState('No violations — every series is in control.', ['When a Nelson rule fires it appears here. Route alerts to your team under ', link(href('/settings', { tab: 'channels' }), null, 'Settings → Channels'), '.'], 'violations-empty'));
+      return;
+    }
+    const rows = items.map((v) => {
+      const r = renderRow(v);
+      rowFor.set(String(v.id), r);
+      return r;
+    });
+    const prev = h('button', { class: 'btn btn-small', type: 'button', testid: 'page-prev', disabled: !cursor, on: { click: () => updateParams({ cursor: cursorStack.pop() ?? null }) } }, '← Previous');
+    const nextBtn = h('button', { class: 'btn btn-small', type: 'button', testid: 'page-next', disabled: !next, on: { click: () => { cursorStack.push(cursor); updateParams({ cursor: next }); } } }, 'Next →');
+    const limitSel = h('select', { testid: 'page-limit', 'aria-label': 'Rows per page', on: { change: (e) => updateParams({ limit: (e.target as HTMLSelectElement).value, cursor: null }) } },
+      ...[25, 50, 100, 250].map((n) => h('option', { value: String(n), selected: n === limit }, `${n} per page`)));
+    mount(tableSlot,
+      h('div', { class: 'table-scroll' }, h('table', { class: 'table', testid: 'violations-table' },
+        h('thead', null, h('tr', null, ...['Opened', 'Site', 'Host', 'Model', 'Metric', 'Rule', 'Status', 'Acknowledged by', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('tbody', null, ...rows))),
+      h('div', { class: 'pager' }, h('span', { class: 'muted small', testid: 'page-info' }, `${items.length} shown${next ? ', more on the next page' : ''}`), h('div', { class: 'pager-btns' }, limitSel, prev, nextBtn)));
+  };
+
+  const load = async () => {
+    try {
+      const page = await get<Page<Violation>>('violations', { ...apiFilters, limit, cursor }, ctx.signal);
+      items = page.items;
+      next = page.next_cursor;
+      renderTable();
+    } catch (e) {
+      if ((e as Error).name !== 'AbortError') showError(tableSlot, e);
+    }
+  };
+
+  const updated = (v: Violation) => {
+    const i = items.findIndex((x) => String(x.id) === String(v.id));
+    if (i >= 0) {
+      items[i] = { ...items[i]!, ...v };
+      const old = rowFor.get(String(v.id));
+      const row = renderRow(items[i]!);
+      rowFor.set(String(v.id), row);
+      old?.replaceWith(row);
+    }
+  };
+
+  const openDetail = (id: string, opener?: HTMLElement) => {
+    replaceParams({ id });
+    opener?.focus();
+    detailModal(id, ctx, updated, () => replaceParams({ id: null }));
+  };
+
+  await load();
+  const initial = p.get('id');
+  if (initial) openDetail(initial, rowFor.get(initial)?.querySelector('button') ?? undefined);
+
+  const t = throttle(() => void load(), 5000);
+  ctx.onCleanup(t.cancel);
+  ctx.onCleanup(subscribe({ violation: () => t.call() }));
+}
+
+function describeSeries(v: Violation): string {
+  return `${v.site} · ${v.host} · ${v.provider}/${v.model} · ${metricLabel(v.metric)}`;
+}
+
+/** The detail of one violation, in a keyboard-usable modal. */
+function detailModal(id: string, ctx: PageCtx, onUpdate: (v: Violation) => void, onClose: () => void): void {
+  let chart: ChartHandle | null = null;
+  const m = openModal({
+    title: `Violation ${id}`,
+    content: loading(),
+    testid: 'violation-modal',
+    wide: true,
+    onClose: () => {
+      chart?.destroy();
+      onClose();
+    },
+  });
+  const titleEl = m.el.querySelector('h2')!;
+
+  const render = (v: ViolationDetail) => {
+    const info = rule(v.rule);
+    titleEl.replaceChildren(`Rule ${v.rule} · ${v.rule_name ?? info.name}`);
+    const status = violationStatus(v);
+    const by = h('input', { type: 'text', testid: 'ack-by', 'aria-label': 'Your name', placeholder: 'Your name', value: rememberedUser(), autocomplete: 'name' });
+    const note = h('input', { type: 'text', testid: 'ack-note', 'aria-label': 'Note', placeholder: 'Note (optional): what you found or did' });
+    const msg = h('div', { testid: 'violation-action-msg', 'aria-live': 'polite' });
+    const act = (what: 'ack' | 'resolve') => async (ev: Event) => {
+      const btn = ev.currentTarget as HTMLButtonElement;
+      const name = by.value.trim();
+      if (!name) {
+        msg.replaceChildren(notice('error', 'Enter your name: it is recorded with the acknowledgement.'));
+        by.focus();
+        return;
+      }
+      rememberUser(name);
+      const res = await withButton(btn, msg, () => mutate<Violation>('POST', `violations/${encodeURIComponent(id)}/${what}`, { by: name, note: note.value.trim() || null }));
+      if (res) {
+        const merged = { ...v, ...res };
+        onUpdate(merged);
+        render(merged);
+        m.body.querySelector<HTMLElement>('[data-testid=violation-action-msg]')?.replaceChildren(
+          notice('ok', what === 'ack' ? `Acknowledged by ${merged.acked_by ?? name}.` : 'Resolved.', 'violation-action-ok'));
+      }
+    };
+    const ackBtn = h('button', { class: 'btn btn-primary', type: 'button', testid: 'violation-ack', disabled: status !== 'open', on: { click: act('ack') } }, 'Acknowledge');
+    const resolveBtn = h('button', { class: 'btn', type: 'button', testid: 'violation-resolve', disabled: status === 'resolved', on: { click: act('resolve') } }, 'Resolve');
+
+    const kv = (k: string, val: Node | string) => h('div', { class: 'kv-item' }, h('div', { class: 'kv-k' }, k), h('div', { class: 'kv-v' }, val));
+    const pad = 30 * 60_000;
+    const seriesLink = link(href('/series', { key: v.key, site: v.site, window: 'custom', from: v.opened_at - pad, to: (v.resolved_at ?? v.last_point_at ?? v.opened_at) + pad }), { testid: 'violation-series-link' }, 'Open the control chart');
+
+    const chartEl = h('div', { class: 'chart chart-small', testid: 'violation-chart' });
+    const chartSlot = h('div', null, chartEl);
+    const b = v.baseline ?? null;
+    const ctxPoints = v.context?.points ?? [];
+
+    mount(m.body,
+      h('div', { class: 'detail-head' }, statusBadge(status, 'violation-status'), h('span', { class: 'muted' }, describeSeries(v))),
+      h('div', { class: 'rule-explain', style: { borderLeftColor: info.color } },
+        h('div', { class: 'rule-explain-title' }, ruleChip(v.rule, v.rule_name)),
+        h('p', { testid: 'rule-text' }, plainRuleText(v))),
+      h('div', { class: 'kv-grid' },
+        kv('Opened', timeEl(v.opened_at)),
+        kv('Last flagged point', timeEl(v.last_point_at)),
+        kv('Resolved', timeEl(v.resolved_at)),
+        kv('Acknowledged', v.acked_by ? h('span', null, `${v.acked_by} · `, timeEl(v.acked_at), v.ack_note ? h('div', { class: 'muted small' }, v.ack_note) : null) : h('span', { class: 'muted' }, 'not yet'))),
+      h('h3', null, 'The points around it (±10)'),
+      chartSlot,
+      h('div', { class: 'two-col' },
+        h('div', null, h('h3', null, 'Baseline in force (frozen)'), baselineTable(b, v.metric)),
+        h('div', null, h('h3', null, 'Host telemetry at the time'), telemetryAt(v.context?.telemetry ?? null, v.opened_at))),
+      h('div', { class: 'action-box' },
+        h('div', { class: 'action-fields' }, by, note),
+        h('div', { class: 'actions' }, seriesLink, resolveBtn, ackBtn),
+        msg),
+    );
+
+    chart?.destroy();
+    chart = null;
+    if (ctxPoints.length) {
+      const qualifying = new Set((v.points ?? []).map((p) => p.ts));
+      const ts = ctxPoints.map((p) => p.ts);
+      const span = Math.max(ts[ts.length - 1]! - ts[0]!, 1000);
+      const resp: PointsResp = {
+        key: v.key,
+        baseline: b,
+        downsampled: false,
+        points: ctxPoints.map((p) => ({ ts: p.ts, value: p.value })),
+        flagged: ctxPoints.filter((p) => p.ts === v.opened_at || p.ts === v.last_point_at).map((p) => ({ ts: p.ts, value: p.value, rules: [v.rule], violation_id: v.id })),
+      };
+      requestAnimationFrame(() => {
+        if (!chartEl.isConnected) return;
+        chart = controlChart(chartEl, resp, { from: ts[0]! - span * 0.04, to: ts[ts.length - 1]! + span * 0.04, metric: v.metric, height: 220, highlight: qualifying });
+      });
+      chartSlot.append(h('p', { class: 'small muted' }, 'Rings mark the points that make up the rule’s window; filled markers are the first and the last flagged points.'));
+    } else {
+      chartEl.replaceWith(emptyState('No points around this violation are stored any more.', 'Retention may have removed them; the frozen baseline below is kept.', 'violation-chart-empty'));
+    }
+  };
+
+  void get<ViolationDetail>(`violations/${encodeURIComponent(id)}`, undefined, ctx.signal)
+    .then(render)
+    .catch((e) => {
+      if ((e as Error).name !== 'AbortError') showError(m.body, e);
+    });
+}
+
+function plainRuleText(v: Violation): string {
+  const t = (v.rule_text ?? '').trim();
+  if (!t) return rule(v.rule).text;
+  // The API's text starts lower-case ("9 points in a row…"): make it a sentence.
+  const s = t.charAt(0).toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(s) ? s : `${s}.`;
+}
+
+function baselineTable(b: ViolationDetail['baseline'], metric: string): HTMLElement {
+  if (!b) return emptyState('No baseline was recorded.', '—', 'violation-baseline-empty');
+  const row = (k: string, val: string) => h('tr', null, h('th', { scope: 'row' }, k), h('td', { class: 'num' }, val));
+  return h('table', { class: 'kv', testid: 'violation-baseline' },
+    row('Centre', fmtValue(metric, centerLine(b))),
+    row('Sigma', b.transform === 'log' ? `${fmtNum(b.sigma)} (log scale)` : fmtValue(metric, b.sigma)),
+    row('UCL', fmtValue(metric, b.ucl)),
+    row('LCL', fmtValue(metric, b.lcl)),
+    row('k', fmtNum(b.k ?? 3)),
+    row('Points', b.points === undefined ? '—' : String(b.points)),
+    row('Mode', String(b.mode ?? '—')),
+    row('Transform', String(b.transform ?? 'none')));
+}
+
+function nearest<T extends { ts: number }>(xs: T[], ts: number): T | null {
+  let best: T | null = null;
+  for (const x of xs) if (!best || Math.abs(x.ts - ts) < Math.abs(best.ts - ts)) best = x;
+  return best;
+}
+
+function telemetryAt(t: Telemetry | null, ts: number): HTMLElement {
+  if (!t || (!t.host?.length && !t.gpus?.length)) return emptyState('No telemetry from this host at that time.', 'Agents send CPU, memory and GPU readings while they run.', 'violation-telemetry-empty');
+  const hp = nearest(t.host ?? [], ts);
+  const row = (k: string, val: string) => h('tr', null, h('th', { scope: 'row' }, k), h('td', { class: 'num' }, val));
+  const rows: HTMLElement[] = [];
+  if (hp) {
+    rows.push(row('Reading at', new Date(hp.ts).toLocaleTimeString()));
+    rows.push(row('CPU', hp.cpu_pct === null ? '—' : `${fmtNum(hp.cpu_pct)}%`));
+    rows.push(row('Memory', `${fmtBytes(hp.mem_used_bytes)} of ${fmtBytes(hp.mem_total_bytes)}`));
+    if (hp.load1 !== undefined && hp.load1 !== null) rows.push(row('Load (1 min)', fmtNum(hp.load1)));
+  }
+  for (const g of t.gpus ?? []) {
+    const gp = nearest(g.points, ts);
+    if (!gp) continue;
+    const label = `GPU ${g.gpu_index}`;
+    rows.push(row(`${label} util`, gp.util_pct === null ? '—' : `${fmtNum(gp.util_pct)}%`));
+    rows.push(row(`${label} memory`, `${fmtBytes(gp.mem_used_bytes)} of ${fmtBytes(gp.mem_total_bytes)}`));
+    rows.push(row(`${label} temp · power`, `${fmtNum(gp.temp_c)} °C · ${fmtNum(gp.power_w)} W`));
+  }
+  const tbl = h('table', { class: 'kv', testid: 'violation-telemetry', title: `nearest reading to ${utcText(ts)}` }, ...rows);
+  return tbl;
+}

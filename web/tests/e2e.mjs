@@ -1,0 +1,361 @@
+#!/usr/bin/env node
+// Browser end-to-end test of the dashboard in headless Chromium (playwright-core, Debian's
+// /usr/bin/chromium). It drives a running collector that follows docs/api.md and has seeded
+// data with at least one open violation and a series whose model name is an XSS string.
+//
+//   LLMSCOPE_URL=http://127.0.0.1:8080 LLMSCOPE_ADMIN_TOKEN=llms_… node tests/e2e.mjs
+//
+// Env: LLMSCOPE_URL (required), LLMSCOPE_ADMIN_TOKEN (required for the changes),
+// LLMSCOPE_SCREENSHOTS (default artifacts/screenshots), LLMSCOPE_XSS_MODEL (default
+// `<img src=x onerror=window.__xss=1>`), LLMSCOPE_CHROMIUM (default /usr/bin/chromium),
+// LLMSCOPE_RECEIVER_HOST (default 127.0.0.1: where the collector reaches this test's webhook).
+// Ends with the line "N passed, N failed"; exits non-zero when a step failed.
+
+import { chromium } from 'playwright-core';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const BASE = (process.env.LLMSCOPE_URL ?? '').replace(/\/+$/, '');
+const ADMIN = process.env.LLMSCOPE_ADMIN_TOKEN ?? '';
+const SHOTS = path.resolve(process.env.LLMSCOPE_SCREENSHOTS ?? 'artifacts/screenshots');
+const XSS = process.env.LLMSCOPE_XSS_MODEL ?? '<img src=x onerror=window.__xss=1>';
+const CHROMIUM = process.env.LLMSCOPE_CHROMIUM ?? '/usr/bin/chromium';
+const RECEIVER_HOST = process.env.LLMSCOPE_RECEIVER_HOST ?? '127.0.0.1';
+const T = 20_000;
+
+if (!BASE) {
+  console.error('LLMSCOPE_URL is not set (e.g. http://127.0.0.1:8080)');
+  process.exit(2);
+}
+if (!ADMIN) {
+  console.error('LLMSCOPE_ADMIN_TOKEN is not set');
+  process.exit(2);
+}
+fs.mkdirSync(SHOTS, { recursive: true });
+
+let passed = 0;
+let failed = 0;
+const results = [];
+const pageErrors = [];
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function shot(page, name, fullPage = true) {
+  await page.waitForTimeout(150); // let charts paint
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
+}
+
+async function step(name, page, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    passed++;
+    results.push(`ok   ${name} (${Date.now() - t0} ms)`);
+    console.log(`ok   ${name} (${Date.now() - t0} ms)`);
+    return true;
+  } catch (e) {
+    failed++;
+    results.push(`FAIL ${name}: ${e.message}`);
+    console.log(`FAIL ${name}: ${e.stack ?? e.message}`);
+    try {
+      await shot(page, `FAILED-${name.replace(/[^a-z0-9]+/gi, '-')}`);
+    } catch {
+      /* ignore */
+    }
+    return false;
+  }
+}
+
+const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+/** Waits for `outcome`, entering the admin token whenever the dashboard asks for it. */
+async function untilDone(page, outcome, timeout = T) {
+  const modal = byTestId(page, 'admin-token-modal');
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    if (await modal.isVisible()) {
+      await byTestId(page, 'admin-token-input').fill(ADMIN);
+      await byTestId(page, 'admin-token-submit').click();
+      await modal.waitFor({ state: 'hidden', timeout: 5000 });
+    }
+    if (await outcome.first().isVisible()) return;
+    await page.waitForTimeout(100);
+  }
+  throw new Error(`timed out waiting for ${outcome}`);
+}
+
+async function xssInert(page) {
+  const flag = await page.evaluate(() => window.__xss);
+  assert(flag === undefined, `window.__xss is ${flag}: an injected label ran`);
+  const imgs = await page.locator('img[src="x"]').count();
+  assert(imgs === 0, `found ${imgs} <img src=x> elements built from a label`);
+}
+
+// A webhook receiver the collector posts the channel test to.
+const nonce = `e2e-${Date.now().toString(36)}`;
+const received = [];
+const receiver = http.createServer((req, res) => {
+  let body = '';
+  req.on('data', (c) => (body += c));
+  req.on('end', () => {
+    received.push({ url: req.url, body });
+    res.writeHead(200, { 'Content-Type': 'text/plain' });
+    res.end(`received by ${nonce}`);
+  });
+});
+await new Promise((r) => receiver.listen(0, '0.0.0.0', r));
+const receiverUrl = `http://${RECEIVER_HOST}:${receiver.address().port}/hook`;
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const context = await browser.newContext({ viewport: { width: 1400, height: 900 }, acceptDownloads: true, colorScheme: 'light', locale: 'en-GB', timezoneId: 'Europe/Berlin' });
+context.setDefaultTimeout(T);
+const page = await context.newPage();
+page.on('pageerror', (e) => pageErrors.push(e.message));
+page.on('dialog', (d) => void d.accept());
+
+let violationId = null;
+
+try {
+  await step('overview shows the sites × models grid', page, async () => {
+    await page.goto(`${BASE}/`);
+    await byTestId(page, 'overview-grid').waitFor();
+    const cells = await byTestId(page, 'overview-cell').count();
+    assert(cells > 0, 'no overview cells');
+    const statuses = await byTestId(page, 'overview-cell').evaluateAll((els) => els.map((e) => e.getAttribute('data-status')));
+    assert(statuses.every((s) => ['in_control', 'violation', 'learning'].includes(s)), `unexpected statuses ${statuses}`);
+    assert(statuses.includes('violation'), 'no cell shows a violation');
+    assert(await byTestId(page, 'overview-grid').locator('svg.spark').count() > 0, 'no sparklines');
+    await shot(page, '01-overview');
+  });
+
+  await step('XSS label stays inert and is shown literally', page, async () => {
+    await page.goto(`${BASE}/?site=`);
+    await byTestId(page, 'overview-grid').waitFor();
+    await page.getByText(XSS, { exact: true }).first().waitFor();
+    await xssInert(page);
+    await byTestId(page, 'overview-filter').fill('onerror');
+    await page.waitForTimeout(300);
+    assert((await byTestId(page, 'overview-cell').count()) >= 1, 'filter hides the XSS model');
+    await shot(page, '02-overview-xss-filtered');
+    await xssInert(page);
+  });
+
+  await step('series: control chart with violation markers', page, async () => {
+    await page.goto(`${BASE}/?site=`);
+    await byTestId(page, 'overview-grid').waitFor();
+    await byTestId(page, 'overview-cell').and(page.locator('[data-status="violation"]')).first().click();
+    await page.waitForURL(/\/series\?.*key=/);
+    const chart = byTestId(page, 'control-chart');
+    await page.locator('[data-testid="control-chart"][data-flagged-count]').waitFor();
+    await chart.locator('canvas').first().waitFor();
+    let flagged = Number(await chart.getAttribute('data-flagged-count'));
+    for (const w of ['24h', '7d', '30d']) {
+      if (flagged > 0) break;
+      const before = page.url();
+      await byTestId(page, `window-${w}`).click();
+      await page.waitForURL((u) => u.toString() !== before);
+      await page.locator('[data-testid="control-chart"][data-flagged-count]').waitFor();
+      await page.waitForTimeout(300);
+      flagged = Number(await chart.getAttribute('data-flagged-count'));
+    }
+    assert(flagged > 0, 'no flagged points drawn in any window');
+    const chips = await page.locator('[data-testid^="legend-rule-"]').count();
+    assert(chips > 0, 'no rule in the legend');
+    const sum = await page.locator('[data-testid^="legend-rule-"]').evaluateAll((els) => els.reduce((a, e) => a + Number(e.getAttribute('data-count')), 0));
+    assert(sum >= flagged, `legend counts ${sum} < flagged points ${flagged}`);
+    await byTestId(page, 'telemetry-cpu').or(byTestId(page, 'telemetry-empty')).first().waitFor();
+    await shot(page, '03-series');
+    await xssInert(page);
+  });
+
+  await step('series of the XSS model renders its name as text', page, async () => {
+    await page.goto(`${BASE}/series?site=`);
+    await byTestId(page, 'series-table').waitFor();
+    const row = byTestId(page, 'series-row').filter({ hasText: XSS }).first();
+    await row.getByTestId('series-link').click();
+    await byTestId(page, 'series-title').waitFor();
+    assert((await byTestId(page, 'series-title').textContent()) === XSS, 'title is not the literal model name');
+    await page.locator('[data-testid="control-chart"][data-flagged-count], [data-testid="chart-empty"]').first().waitFor();
+    await shot(page, '04-series-xss');
+    await xssInert(page);
+  });
+
+  await step('violations: table, detail modal, acknowledge', page, async () => {
+    await page.goto(`${BASE}/violations?site=&status=open`);
+    await byTestId(page, 'violations-table').waitFor();
+    await shot(page, '05-violations');
+    const row = byTestId(page, 'violation-row').first();
+    violationId = await row.getAttribute('data-violation-id');
+    assert(violationId, 'row has no violation id');
+    const opener = row.getByTestId('violation-open');
+    await opener.click();
+    const modal = byTestId(page, 'violation-modal');
+    await modal.waitFor();
+    await byTestId(page, 'rule-text').waitFor();
+    assert(((await byTestId(page, 'rule-text').textContent()) ?? '').length > 20, 'no plain-words rule text');
+    await page.locator('[data-testid="violation-chart"] canvas, [data-testid="violation-chart-empty"]').first().waitFor();
+    await byTestId(page, 'violation-baseline').or(byTestId(page, 'violation-baseline-empty')).first().waitFor();
+    await shot(page, '06-violation-modal', false);
+    // keyboard: Esc closes and gives focus back to the opener
+    await page.keyboard.press('Escape');
+    await modal.waitFor({ state: 'hidden' });
+    assert(await opener.evaluate((e) => e === document.activeElement), 'focus did not return to the opener');
+    await opener.click();
+    await modal.waitFor();
+    await byTestId(page, 'ack-by').fill('e2e');
+    await byTestId(page, 'ack-note').fill('seen by the browser test');
+    await byTestId(page, 'violation-ack').click();
+    await untilDone(page, page.locator('[data-testid="violation-status"][data-status="acknowledged"]'));
+    await shot(page, '07-violation-acknowledged', false);
+    await page.keyboard.press('Escape');
+    await modal.waitFor({ state: 'hidden' });
+    // the table follows: the acknowledged episode is listed under the "acknowledged" filter
+    await page.goto(`${BASE}/violations?site=&status=acknowledged`);
+    const acked = page.locator(`[data-testid="violation-row"][data-violation-id="${violationId}"]`);
+    await acked.waitFor();
+    const rowStatus = await acked.getAttribute('data-status');
+    assert(rowStatus === 'acknowledged', `row status is ${rowStatus}`);
+    assert(((await acked.textContent()) ?? '').includes('e2e'), 'row does not name who acknowledged');
+  });
+
+  await step('violations CSV for the current filter contains the violation', page, async () => {
+    assert(violationId, 'no violation from the previous step');
+    const v = await (await page.request.get(`${BASE}/api/v1/violations/${encodeURIComponent(violationId)}`)).json();
+    await page.goto(`${BASE}/violations?site=${encodeURIComponent(v.site)}&host=${encodeURIComponent(v.host)}&rule=${v.rule}`);
+    await byTestId(page, 'violations-table').waitFor();
+    const link = byTestId(page, 'violations-csv');
+    const href = await link.getAttribute('href');
+    assert(href.startsWith('/api/v1/violations.csv?'), `CSV link is ${href}`);
+    const q = new URLSearchParams(href.split('?')[1]);
+    assert(q.get('site') === v.site && q.get('host') === v.host && q.get('rule') === String(v.rule), `CSV link does not carry the filter: ${href}`);
+    const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
+    const file = await download.path();
+    const text = fs.readFileSync(file, 'utf8');
+    fs.writeFileSync(path.join(SHOTS, 'violations.csv'), text);
+    assert(text.includes(String(violationId)), `CSV does not contain violation ${violationId}`);
+  });
+
+  await step('settings: create a silence and see it listed', page, async () => {
+    await page.goto(`${BASE}/settings?tab=silences`);
+    await byTestId(page, 'silence-form').waitFor();
+    const comment = `e2e maintenance ${nonce}`;
+    await byTestId(page, 'silence-site').fill('');
+    await byTestId(page, 'silence-model').fill('llama3');
+    await byTestId(page, 'silence-for-4h').click();
+    await byTestId(page, 'silence-comment').fill(comment);
+    await byTestId(page, 'silence-created-by').fill('e2e');
+    await byTestId(page, 'silence-create').click();
+    await untilDone(page, byTestId(page, 'silence-row').filter({ hasText: comment }));
+    await shot(page, '08-settings-silences');
+  });
+
+  await step('settings: other tabs render', page, async () => {
+    for (const [tab, ready] of [
+      ['channels', 'channel-form'],
+      ['routes', 'route-create'],
+      ['rules', 'rules-save'],
+      ['tokens', 'token-create'],
+      ['baselines', 'rebaseline-submit'],
+    ]) {
+      await page.goto(`${BASE}/settings?tab=${tab}`);
+      await byTestId(page, ready).waitFor();
+      await page.locator('[data-testid="loading"]').first().waitFor({ state: 'detached', timeout: T }).catch(() => {});
+      await shot(page, `09-settings-${tab}`);
+    }
+  });
+
+  await step('compare: two series side by side and overlaid', page, async () => {
+    await page.goto(`${BASE}/compare?site=`);
+    await byTestId(page, 'compare-option').first().waitFor();
+    const boxes = byTestId(page, 'compare-option');
+    await boxes.nth(0).check();
+    await boxes.nth(1).check();
+    await byTestId(page, 'compare-apply').click();
+    await byTestId(page, 'compare-overlay').locator('canvas').waitFor();
+    assert((await byTestId(page, 'compare-multiple').count()) === 2, 'not two small multiples');
+    await shot(page, '10-compare');
+  });
+
+  await step('setup wizard end to end', page, async () => {
+    const site = `e2e-${Date.now().toString(36)}`;
+    await page.goto(`${BASE}/setup`);
+    await byTestId(page, 'setup-site-name').waitFor();
+    // validation says what is wrong
+    await byTestId(page, 'setup-site-name').fill('bad name!');
+    await byTestId(page, 'setup-site-submit').click();
+    const msg = await byTestId(page, 'setup-validation').textContent();
+    assert(/not allowed|letters/.test(msg ?? ''), `validation message unclear: ${msg}`);
+    await shot(page, '11-setup-1-site');
+    await byTestId(page, 'setup-site-name').fill(site);
+    await byTestId(page, 'setup-site-submit').click();
+    await untilDone(page, byTestId(page, 'setup-token-create'));
+    await byTestId(page, 'setup-token-create').click();
+    await untilDone(page, byTestId(page, 'setup-token'));
+    const token = ((await byTestId(page, 'setup-token').textContent()) ?? '').trim();
+    assert(token.length >= 8, `token looks wrong: ${token}`);
+    await shot(page, '12-setup-2-token');
+    await byTestId(page, 'setup-next').click();
+    for (const kind of ['binary', 'docker', 'helm']) {
+      const cmd = (await byTestId(page, `setup-cmd-${kind}`).textContent()) ?? '';
+      assert(cmd.includes(token), `${kind} install command lacks the token`);
+      assert(cmd.includes(site), `${kind} install command lacks the site`);
+    }
+    await shot(page, '13-setup-3-install');
+    await byTestId(page, 'setup-next').click();
+    // channel validation first, then a real test send
+    await byTestId(page, 'setup-channel-name').fill(`hook-${nonce}`);
+    await byTestId(page, 'setup-channel-kind').selectOption('webhook');
+    await byTestId(page, 'setup-channel-url').fill('not a url');
+    await byTestId(page, 'setup-channel-create').click();
+    await byTestId(page, 'setup-channel-validation').waitFor();
+    await byTestId(page, 'setup-channel-url').fill(receiverUrl);
+    await byTestId(page, 'setup-channel-create').click();
+    await untilDone(page, byTestId(page, 'setup-channel-test'));
+    await byTestId(page, 'setup-channel-test').click();
+    await untilDone(page, byTestId(page, 'setup-channel-test-result'));
+    const answer = (await byTestId(page, 'setup-channel-test-result').textContent()) ?? '';
+    assert(answer.includes(`received by ${nonce}`), `test send did not show the receiver's answer: ${answer}`);
+    assert(received.length > 0, 'the receiver got nothing');
+    await shot(page, '14-setup-4-channel');
+    await byTestId(page, 'setup-next').click();
+    await byTestId(page, 'setup-done').waitFor();
+    await shot(page, '15-setup-5-done');
+    await byTestId(page, 'setup-finish').click();
+    await page.waitForURL((u) => new URL(u).pathname === '/');
+  });
+
+  await step('dark theme screenshots', page, async () => {
+    await page.emulateMedia({ colorScheme: 'dark' });
+    await page.goto(`${BASE}/?site=`);
+    await byTestId(page, 'overview-grid').waitFor();
+    await shot(page, '20-dark-overview');
+    await byTestId(page, 'overview-cell').and(page.locator('[data-status="violation"]')).first().click();
+    await page.locator('[data-testid="control-chart"][data-flagged-count]').waitFor();
+    await shot(page, '21-dark-series');
+    await page.goto(`${BASE}/violations?site=`);
+    await byTestId(page, 'violation-open').first().click();
+    await byTestId(page, 'rule-text').waitFor();
+    await page.locator('[data-testid="violation-chart"] canvas, [data-testid="violation-chart-empty"]').first().waitFor();
+    await shot(page, '22-dark-violation-modal', false);
+    await page.emulateMedia({ colorScheme: 'light' });
+  });
+
+  await step('no script errors and no injected code ran', page, async () => {
+    await xssInert(page);
+    assert(pageErrors.length === 0, `page errors: ${pageErrors.join(' | ')}`);
+  });
+} finally {
+  await browser.close();
+  receiver.close();
+}
+
+fs.writeFileSync(path.join(SHOTS, 'e2e-results.txt'), results.join('\n') + '\n');
+console.log(`screenshots in ${SHOTS}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
