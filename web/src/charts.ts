@@ -1,6 +1,6 @@
 import uPlot from 'uplot';
 import type { Baseline, PointsResp, Telemetry } from './api';
-import { h, mount, svg } from './dom';
+import { h, mount } from './dom';
 import { fmtBytes, fmtNum, fmtValue, localText, utcText } from './format';
 import { primaryRule, rule } from './rules';
 
@@ -72,6 +72,10 @@ export interface ControlOpts {
   height?: number;
   syncKey?: string;
   compact?: boolean;
+  /** Line colour (default: the theme's). */
+  color?: string;
+  /** Legend label of the values. */
+  label?: string;
   /** Timestamps (ms) of points to ring (a violation's qualifying window). */
   highlight?: Set<number>;
   onZoom?: (fromMs: number, toMs: number) => void;
@@ -82,7 +86,7 @@ export function controlChart(el: HTMLElement, resp: PointsResp, o: ControlOpts):
   const height = o.height ?? 340;
   const b = resp.baseline;
   const zone = b ? zoneFn(b) : null;
-  const accent = cssVar('--chart-line');
+  const accent = o.color ?? cssVar('--chart-line');
   const fmt = (v: number) => fmtValue(o.metric, v).replace(/ (ms|tok\/s)$/, '');
 
   let data: uPlot.AlignedData;
@@ -108,7 +112,7 @@ export function controlChart(el: HTMLElement, resp: PointsResp, o: ControlOpts):
     series = [
       { value: tsLegend },
       {
-        label: 'value',
+        label: o.label ?? 'value',
         stroke: accent,
         width: 1.25,
         points: { show: ps.length <= 400, size: 4, fill: accent, stroke: accent },
@@ -446,22 +450,4 @@ export function telemetryPanels(t: Telemetry): TelemetryPanel[] {
     { title: 'GPU temperature', testid: 'telemetry-gpu-temp', lines: gpuLines((p) => p.temp_c), yFmt: (v) => `${fmtNum(v)} °C`, empty: noGpu },
     { title: 'GPU power', testid: 'telemetry-gpu-power', lines: gpuLines((p) => p.power_w), yFmt: (v) => `${fmtNum(v)} W`, yMin: 0, empty: noGpu },
   ];
-}
-
-/** A small inline sparkline. */
-export function sparkline(values: number[], status: string, width = 120, height = 28): SVGElement {
-  const vs = values.filter((v) => Number.isFinite(v));
-  const root = svg('svg', { width, height, viewBox: `0 0 ${width} ${height}`, class: `spark spark-${status}`, 'aria-hidden': 'true' });
-  if (vs.length < 2) {
-    root.appendChild(svg('line', { x1: 0, x2: width, y1: height / 2, y2: height / 2, class: 'spark-empty' }));
-    return root;
-  }
-  const lo = Math.min(...vs);
-  const hi = Math.max(...vs);
-  const span = hi - lo || 1;
-  const pts = vs.map((v, i) => `${((i / (vs.length - 1)) * (width - 2) + 1).toFixed(1)},${(height - 2 - ((v - lo) / span) * (height - 4)).toFixed(1)}`);
-  root.appendChild(svg('polyline', { points: pts.join(' '), class: 'spark-line' }));
-  const last = pts[pts.length - 1]!.split(',');
-  root.appendChild(svg('circle', { cx: last[0]!, cy: last[1]!, r: 2, class: 'spark-dot' }));
-  return root;
 }

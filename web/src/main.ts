@@ -2,25 +2,22 @@ import 'uplot/dist/uPlot.min.css';
 import './style.css';
 
 import { adminToken, get, setAdminToken, type SiteInfo, type Setup } from './api';
-import { h, mount, svg } from './dom';
+import { h, mount, notice, svg } from './dom';
 import { closeAllModals } from './modal';
 import { currentSite, href, link, navigate, rememberSite, setNavigateHandler } from './router';
 import type { PageCtx, PageFn } from './page';
 import { overviewPage } from './pages/overview';
-import { seriesPage } from './pages/series';
-import { violationsPage } from './pages/violations';
-import { comparePage } from './pages/compare';
-import { settingsPage } from './pages/settings';
-import { setupPage } from './pages/setup';
 import { notFoundPage } from './pages/notfound';
+import { loading } from './ui';
 
-const ROUTES: Array<{ path: string; label: string; page: PageFn; nav: boolean }> = [
-  { path: '/', label: 'Overview', page: overviewPage, nav: true },
-  { path: '/series', label: 'Series', page: seriesPage, nav: true },
-  { path: '/violations', label: 'Violations', page: violationsPage, nav: true },
-  { path: '/compare', label: 'Compare', page: comparePage, nav: true },
-  { path: '/settings', label: 'Settings', page: settingsPage, nav: true },
-  { path: '/setup', label: 'Setup', page: setupPage, nav: true },
+// The overview ships in the first bundle; other pages (and uPlot with them) load on demand.
+const ROUTES: Array<{ path: string; label: string; page: () => Promise<PageFn>; nav: boolean }> = [
+  { path: '/', label: 'Overview', page: async () => overviewPage, nav: true },
+  { path: '/series', label: 'Series', page: () => import('./pages/series').then((m) => m.seriesPage), nav: true },
+  { path: '/violations', label: 'Violations', page: () => import('./pages/violations').then((m) => m.violationsPage), nav: true },
+  { path: '/compare', label: 'Compare', page: () => import('./pages/compare').then((m) => m.comparePage), nav: true },
+  { path: '/settings', label: 'Settings', page: () => import('./pages/settings').then((m) => m.settingsPage), nav: true },
+  { path: '/setup', label: 'Setup', page: () => import('./pages/setup').then((m) => m.setupPage), nav: true },
 ];
 
 const app = document.getElementById('app')!;
@@ -135,9 +132,15 @@ async function render(): Promise<void> {
     onCleanup: (f) => cleanups.push(f),
   };
   try {
-    await (route?.page ?? notFoundPage)(view, ctx);
+    view.append(loading());
+    const page = route ? await route.page() : notFoundPage;
+    if (ctx.signal.aborted) return;
+    view.replaceChildren();
+    await page(view, ctx);
   } catch (e) {
-    if ((e as Error).name !== 'AbortError') console.error(e);
+    if ((e as Error).name === 'AbortError') return;
+    console.error(e);
+    view.replaceChildren(notice('error', `This page failed to load: ${(e as Error).message}. Reload the page — the dashboard may have been updated.`, 'page-error'));
   }
 }
 
@@ -156,9 +159,15 @@ async function start(): Promise<void> {
   if (location.pathname === '/') {
     try {
       const s = await get<Setup>('setup');
-      if (s.first_run) {
-        history.replaceState(null, '', href('/setup'));
+      // First run: open the wizard once per browser session; the overview stays reachable.
+      let shown = false;
+      try {
+        shown = sessionStorage.getItem('llmscope.setupShown') === '1';
+        sessionStorage.setItem('llmscope.setupShown', '1');
+      } catch {
+        /* storage disabled */
       }
+      if (s.first_run && !shown) history.replaceState(null, '', href('/setup'));
     } catch {
       /* the overview shows the error */
     }

@@ -108,7 +108,7 @@ export async function comparePage(view: HTMLElement, ctx: PageCtx): Promise<void
         h('div', { class: 'multiple-title' }, h('span', { class: 'swatch swatch-dot', style: { background: PALETTE[i % PALETTE.length]! } }),
           link(href('/series', { key: s.key, window: range.window }), null, label(s.key)), h('span', { class: 'muted small' }, ` ${metricLabel(p?.metric ?? '')}`)),
         el, ruleLegend(s)));
-      charts.push(controlChart(el, s, { from: range.from, to: range.to, metric: p?.metric ?? metric, height: 200, syncKey, compact: true }));
+      charts.push(controlChart(el, s, { from: range.from, to: range.to, metric: p?.metric ?? metric, label: metricLabel(p?.metric ?? metric), height: 200, syncKey, compact: true, color: PALETTE[i % PALETTE.length] }));
     });
   } catch (e) {
     if ((e as Error).name !== 'AbortError') showError(results, e);

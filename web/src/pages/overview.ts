@@ -1,5 +1,5 @@
 import { get, type Overview, type OverviewCell } from '../api';
-import { sparkline } from '../charts';
+import { sparkline } from '../spark';
 import { debounce, emptyState, h, mount } from '../dom';
 import { subscribe, throttle } from '../events';
 import { href, link, replaceParams } from '../router';

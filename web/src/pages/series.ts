@@ -1,5 +1,6 @@
 import { get, type Page, type PointsResp, type SeriesInfo, type Telemetry, type Violation, url, violationStatus } from '../api';
-import { centerLine, controlChart, lineChart, ruleLegend, sparkline, telemetryPanels, type ChartHandle } from '../charts';
+import { centerLine, controlChart, lineChart, ruleLegend, telemetryPanels, type ChartHandle } from '../charts';
+import { sparkline } from '../spark';
 import { debounce, emptyState, h, mount, notice } from '../dom';
 import { subscribe, throttle } from '../events';
 import { fmtNum, fmtValue, fromLocalInput, metricLabel, METRICS, resolveRange, timeEl, toLocalInput, WINDOWS } from '../format';
@@ -216,7 +217,7 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
           !resp.baseline ? notice('info', 'Learning: the baseline is estimated from the first points; limits and rules apply once it is frozen.', 'chart-learning') : null,
           resp.downsampled ? h('p', { class: 'small muted', testid: 'chart-downsampled' }, `Long range: ${n.toLocaleString()} buckets — band = min…max per bucket, line = mean. Every flagged point is still drawn.`) : null);
         chartEl.replaceChildren();
-        chart = controlChart(chartEl, resp, { from: cur.from, to: cur.to, metric: parts.metric, syncKey, onZoom, onFlagClick: (id) => navigate(href('/violations', { id: String(id) })) });
+        chart = controlChart(chartEl, resp, { from: cur.from, to: cur.to, metric: parts.metric, label: metricLabel(parts.metric), syncKey, onZoom, onFlagClick: (id) => navigate(href('/violations', { id: String(id) })) });
         mount(legendSlot, ruleLegend(resp));
       }
       renderBaseline(resp);
@@ -239,14 +240,16 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
         return;
       }
       telemetrySlot.replaceChildren();
-      for (const p of telemetryPanels(t)) {
+      const panels = telemetryPanels(t);
+      const lastDrawn = panels.map((p) => !p.empty).lastIndexOf(true);
+      for (const [i, p] of panels.entries()) {
         const box = h('div', { class: 'tpanel', testid: p.testid });
         telemetrySlot.append(h('div', { class: 'tpanel-wrap' }, h('div', { class: 'tpanel-title' }, p.title), box));
         if (p.empty) {
           box.append(h('div', { class: 'tpanel-empty muted small' }, p.empty));
           continue;
         }
-        tcharts.push(lineChart(box, p.lines, { from: cur.from, to: cur.to, height: 96, syncKey, yFmt: p.yFmt, yMin: p.yMin, yMax: p.yMax, showX: false, legend: true }));
+        tcharts.push(lineChart(box, p.lines, { from: cur.from, to: cur.to, height: 96, syncKey, yFmt: p.yFmt, yMin: p.yMin, yMax: p.yMax, showX: i === lastDrawn, legend: true }));
       }
     } catch (e) {
       if ((e as Error).name !== 'AbortError') showError(telemetrySlot, e);

@@ -62,6 +62,11 @@ export async function settingsPage(view: HTMLElement, ctx: PageCtx): Promise<voi
   await fn(panel, ctx);
 }
 
+function wide<T extends HTMLElement>(el: T): T {
+  el.classList.add('span-2');
+  return el;
+}
+
 function table(testid: string, headers: string[], rows: HTMLElement[]): HTMLElement {
   return h('div', { class: 'table-scroll' }, h('table', { class: 'table', testid },
     h('thead', null, h('tr', null, ...headers.map((t) => h('th', { scope: 'col' }, t)))),
@@ -305,7 +310,7 @@ async function rulesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
     const form = h('form', { class: 'stack', novalidate: true },
       h('div', { class: 'form-grid' }, field('Scope', kind), field('Site or model', value, 'For a model, its name as the agent reports it.')),
       h('fieldset', { class: 'checks' }, h('legend', null, 'Rules switched on'), ...boxes),
-      h('div', { class: 'form-grid' }, field('Parameters', params, 'One per line, RULE.FIELD = value (e.g. 2.run = 9).'), field('Resolve after (points without a flag)', resolve)),
+      h('div', { class: 'form-grid' }, wide(field('Parameters', params, 'One per line, RULE.FIELD = value (e.g. 2.run = 9).')), field('Resolve after (points without a flag)', resolve)),
       errors, h('div', { class: 'actions' }, submit));
     form.addEventListener('submit', async (ev) => {
       ev.preventDefault();
@@ -384,6 +389,7 @@ async function tokensTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
     const created = await withButton(submit, errors, () => mutate<{ id: string | number; token: string }>('POST', 'tokens', body));
     if (created) {
       mount(shown, h('div', { class: 'secret-box' }, notice('warn', 'Copy this token now — it is shown only once.'), codeBlock(created.token, 'token-secret')));
+      shown.scrollIntoView({ block: 'nearest' });
       void load();
     }
   });

@@ -279,7 +279,7 @@ function detailModal(id: string, ctx: PageCtx, onUpdate: (v: Violation) => void,
       };
       requestAnimationFrame(() => {
         if (!chartEl.isConnected) return;
-        chart = controlChart(chartEl, resp, { from: ts[0]! - span * 0.04, to: ts[ts.length - 1]! + span * 0.04, metric: v.metric, height: 220, highlight: qualifying });
+        chart = controlChart(chartEl, resp, { from: ts[0]! - span * 0.04, to: ts[ts.length - 1]! + span * 0.04, metric: v.metric, label: metricLabel(v.metric), height: 220, highlight: qualifying });
       });
       chartSlot.append(h('p', { class: 'small muted' }, 'Rings mark the points that make up the rule’s window; filled markers are the first and the last flagged points.'));
     } else {
