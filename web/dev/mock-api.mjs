@@ -276,7 +276,7 @@ function telemetry(site, host, from, to, maxPoints) {
 const channels = [
   { name: 'ops-webhook', kind: 'webhook', config: { url: 'http://127.0.0.1:9/hook' }, has_secret: true, max_attempts: 8, source: 'config' },
 ];
-const routes = [{ id: 1, position: 1, matchers: { site: 'eu', rule: 1 }, channels: ['ops-webhook'], continue: false }];
+const routes = [{ id: 1, position: 1, matchers: { site: 'eu', rule: 1 }, channels: ['ops-webhook'], continue: false, source: 'config' }];
 let defaultRoute = ['ops-webhook'];
 const silences = [
   { id: 1, matchers: { site: 'us', model: 'llama3' }, starts_at: START - 3 * DAY, ends_at: START - 3 * DAY + 2 * HOUR, comment: 'driver upgrade', created_by: 'sam', created_at: START - 3 * DAY, state: 'expired' },
@@ -561,7 +561,7 @@ async function api(req, res, url) {
     const b = await readJson(req);
     if (!Array.isArray(b.channels) || !b.channels.length) throw new HttpError(400, 'channels: name at least one channel', 'channels');
     for (const n of b.channels) if (!channels.some((c) => c.name === n)) throw new HttpError(400, `channels: no channel named ${n}`, 'channels');
-    const r = { id: nextId++, position: b.position ?? routes.length + 1, matchers: b.matchers ?? {}, channels: b.channels, continue: Boolean(b.continue) };
+    const r = { id: nextId++, position: b.position ?? routes.length + 1, matchers: b.matchers ?? {}, channels: b.channels, continue: Boolean(b.continue), source: 'api' };
     routes.push(r);
     return send(res, 201, r);
   }
@@ -581,6 +581,7 @@ async function api(req, res, url) {
   if (method === 'POST' && p === '/silences') {
     requireAdmin(req);
     const b = await readJson(req);
+    if (!b.matchers || !Object.keys(b.matchers).length) throw new HttpError(400, '`matchers` must have at least one label (an empty silence would mute everything)', 'matchers');
     if (!b.ends_at) throw new HttpError(400, 'ends_at is required', 'ends_at');
     if (!b.comment) throw new HttpError(400, 'comment is required', 'comment');
     if (!b.created_by) throw new HttpError(400, 'created_by is required', 'created_by');

@@ -175,6 +175,7 @@ export interface Route {
   channels: string[];
   continue?: boolean;
   default?: boolean;
+  source?: string;
 }
 
 export interface Silence {
@@ -388,7 +389,7 @@ export async function mutate<T>(method: 'POST' | 'PUT' | 'DELETE', path: string,
 }
 
 export function errorText(e: unknown): string {
-  if (e instanceof ApiError) return e.field ? `${e.message} (${e.field})` : e.message;
+  if (e instanceof ApiError) return e.field && !e.message.includes(e.field) ? `${e.message} (${e.field})` : e.message;
   if (e instanceof Error) return e.message;
   return String(e);
 }

@@ -71,12 +71,18 @@ async function step(name, page, fn) {
 
 const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
 
+let tokenPromptShot = false;
+
 /** Waits for `outcome`, entering the admin token whenever the dashboard asks for it. */
 async function untilDone(page, outcome, timeout = T) {
   const modal = byTestId(page, 'admin-token-modal');
   const deadline = Date.now() + timeout;
   while (Date.now() < deadline) {
     if (await modal.isVisible()) {
+      if (!tokenPromptShot) {
+        tokenPromptShot = true;
+        await shot(page, '00-admin-token-prompt', false);
+      }
       await byTestId(page, 'admin-token-input').fill(ADMIN);
       await byTestId(page, 'admin-token-submit').click();
       await modal.waitFor({ state: 'hidden', timeout: 5000 });
@@ -202,7 +208,11 @@ try {
     await page.locator('[data-testid="violation-chart"] canvas, [data-testid="violation-chart-empty"]').first().waitFor();
     await byTestId(page, 'violation-baseline').or(byTestId(page, 'violation-baseline-empty')).first().waitFor();
     await shot(page, '06-violation-modal', false);
-    // keyboard: Esc closes and gives focus back to the opener
+    // keyboard: Tab stays inside the dialog; Esc closes it and gives focus back to the opener
+    for (let i = 0; i < 25; i++) await page.keyboard.press('Tab');
+    assert(await page.evaluate(() => !!document.activeElement?.closest('[data-testid="violation-modal"]')), 'Tab left the modal');
+    for (let i = 0; i < 5; i++) await page.keyboard.press('Shift+Tab');
+    assert(await page.evaluate(() => !!document.activeElement?.closest('[data-testid="violation-modal"]')), 'Shift+Tab left the modal');
     await page.keyboard.press('Escape');
     await modal.waitFor({ state: 'hidden' });
     assert(await opener.evaluate((e) => e === document.activeElement), 'focus did not return to the opener');

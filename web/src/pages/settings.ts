@@ -146,13 +146,13 @@ async function routesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
       const def = routes.find((r) => r.default);
       const trs = rows.map((r) => h('tr', { testid: 'route-row', dataset: { id: String(r.id) } },
         h('td', { class: 'num' }, String(r.position ?? '')), h('td', null, matcherChips(r.matchers)), h('td', null, r.channels.join(', ')),
-        h('td', null, r.continue ? 'yes' : 'no'),
-        h('td', { class: 'row-actions' }, confirmBtn('Delete', 'route-delete', 'Delete this route?', async (b) => {
+        h('td', null, r.continue ? 'yes' : 'no'), h('td', null, r.source ?? 'api'),
+        h('td', { class: 'row-actions' }, r.source === 'config' ? null : confirmBtn('Delete', 'route-delete', 'Delete this route?', async (b) => {
           await withButton(b, msg, () => mutate('DELETE', `routes/${encodeURIComponent(String(r.id))}`));
           void load();
         }))));
-      if (def) trs.push(h('tr', { class: 'row-default', testid: 'route-default' }, h('td', null, '—'), h('td', null, h('em', null, 'default (anything unmatched)')), h('td', null, def.channels.join(', ') || h('span', { class: 'muted' }, 'none')), h('td', null, '—'), h('td')));
-      mount(listSlot, trs.length ? table('routes-table', ['#', 'Matchers', 'Channels', 'Continue', ''], trs) : emptyState('No routes.', 'Add a route below to send some violations to a channel.', 'routes-empty'));
+      if (def) trs.push(h('tr', { class: 'row-default', testid: 'route-default' }, h('td', null, '—'), h('td', null, h('em', null, 'default (anything unmatched)')), h('td', null, def.channels.join(', ') || h('span', { class: 'muted' }, 'none')), h('td', null, '—'), h('td', null, '—'), h('td')));
+      mount(listSlot, trs.length ? table('routes-table', ['#', 'Matchers', 'Channels', 'Continue', 'Source', ''], trs) : emptyState('No routes.', 'Add a route below to send some violations to a channel.', 'routes-empty'));
       renderForm();
     } catch (e) {
       if ((e as Error).name !== 'AbortError') showError(listSlot, e);
@@ -171,6 +171,7 @@ async function routesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
     const errors = h('div');
     const submit = h('button', { class: 'btn btn-primary', type: 'submit', testid: 'route-create' }, 'Add route');
     const form = h('form', { class: 'stack', novalidate: true },
+      h('p', { class: 'muted small' }, 'Empty matchers match anything; prefix a value with ~ for a regular expression (e.g. ~eu-.*).'),
       h('div', { class: 'form-grid' }, field('Site', inputs.site!), field('Model', inputs.model!), field('Metric', inputs.metric!), field('Rule', inputs.rule!), field('Severity', inputs.severity!)),
       h('fieldset', { class: 'checks' }, h('legend', null, 'Send to'), ...(boxes.length ? boxes : [h('span', { class: 'muted small' }, 'No channels yet — add one on the Channels tab first.')])),
       h('label', { class: 'check' }, cont, 'Continue to later routes after this one matches'),
@@ -202,7 +203,7 @@ async function silencesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
   const listSlot = h('div', null, loading());
   const msg = h('div');
   const stateSel = h('select', { testid: 'silence-state', 'aria-label': 'Show', on: { change: (e) => updateParams({ state: (e.target as HTMLSelectElement).value }) } },
-    ...[['active', 'Active and pending'], ['expired', 'Expired'], ['all', 'All']].map(([v, l]) => h('option', { value: v!, selected: v === state }, l!)));
+    ...[['active', 'Active'], ['expired', 'Expired'], ['all', 'All']].map(([v, l]) => h('option', { value: v!, selected: v === state }, l!)));
 
   const m = {
     site: h('input', { type: 'text', testid: 'silence-site', placeholder: 'any', value: ctx.site }),
@@ -219,7 +220,7 @@ async function silencesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
   const errors = h('div');
   const submit = h('button', { class: 'btn btn-primary', type: 'submit', testid: 'silence-create' }, 'Create silence');
   const form = h('form', { class: 'stack', novalidate: true, testid: 'silence-form' },
-    h('p', { class: 'muted small' }, 'Matching violations are still recorded, but no alert is sent until the silence ends. Empty matchers match everything.'),
+    h('p', { class: 'muted small' }, 'Matching violations are still recorded, but no alert is sent until the silence ends. Set at least one matcher; prefix a value with ~ for a regular expression (e.g. ~gpu-.*).'),
     h('div', { class: 'form-grid' }, field('Site', m.site), field('Host', m.host), field('Model', m.model), field('Metric', m.metric), field('Rule', m.rule)),
     h('div', { class: 'form-grid' }, h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Ends'), ends, quick), field('Comment', comment), field('Created by', by)),
     errors, h('div', { class: 'actions' }, submit));
@@ -229,6 +230,7 @@ async function silencesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
     const end = fromLocalInput(ends.value);
     if (end === null) problems.push('Ends: pick when the silence ends.');
     else if (end <= Date.now()) problems.push('Ends: must be in the future.');
+    if (!Object.values(m).some((el) => el.value.trim())) problems.push('Matchers: set at least one (site, host, model, metric or rule) — an empty silence would mute everything.');
     if (!comment.value.trim()) problems.push('Comment: say why alerts are silenced (e.g. the maintenance).');
     if (!by.value.trim()) problems.push('Created by: enter your name.');
     if (problems.length) return mount(errors, h('div', { class: 'notice notice-error', role: 'alert', testid: 'silence-validation' }, h('ul', null, ...problems.map((p) => h('li', null, p)))));
