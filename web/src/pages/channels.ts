@@ -59,7 +59,7 @@ export function channelForm(opts: { idPrefix: string; onCreated: (c: Channel) =>
 
   const submit = h('button', { class: 'btn btn-primary', type: 'submit', testid: `${p}-create` }, opts.submitLabel ?? 'Create channel');
   const form = h('form', { class: 'stack', testid: `${p}-form`, novalidate: true },
-    h('div', { class: 'form-grid' }, field('Name', name, 'Letters, digits, dot, dash or underscore.'), field('Kind', kind)),
+    h('div', { class: 'form-grid form-grid-2' }, field('Name', name, 'Letters, digits, dot, dash or underscore.'), field('Kind', kind)),
     urlField, emailFields, secretField, errors, h('div', { class: 'actions' }, submit));
 
   form.addEventListener('submit', async (ev) => {
