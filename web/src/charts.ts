@@ -37,12 +37,27 @@ function autoSize(el: HTMLElement, u: uPlot, height: number): () => void {
   return () => ro.disconnect();
 }
 
+const hm = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+const hms = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const md = new Intl.DateTimeFormat(undefined, { month: 'short', day: 'numeric' });
+
+/** Time ticks in the browser's locale and zone: times, with the date under the first tick of each day. */
+function timeTicks(_u: uPlot, splits: number[], _ax: number, _space: number, incr: number): string[] {
+  return splits.map((s, i) => {
+    const d = new Date(s * 1000);
+    if (incr >= 86400) return md.format(d);
+    const t = (incr < 60 ? hms : hm).format(d);
+    const prev = i > 0 ? new Date(splits[i - 1]! * 1000) : null;
+    return !prev || prev.toDateString() !== d.toDateString() ? `${t}\n${md.format(d)}` : t;
+  });
+}
+
 function axes(yFmt: (v: number) => string, showX = true): uPlot.Axis[] {
   const stroke = cssVar('--chart-text');
   const grid = { stroke: cssVar('--chart-grid'), width: 1 };
   const ticks = { stroke: cssVar('--chart-grid'), width: 1, size: 4 };
   return [
-    { stroke, grid, ticks, show: showX, size: showX ? 36 : 0 },
+    { stroke, grid, ticks, show: showX, size: showX ? 44 : 0, values: timeTicks },
     { stroke, grid, ticks, size: AXIS_SIZE, values: (_u, vals) => vals.map((v) => (v === null ? '' : yFmt(v))) },
   ];
 }
