@@ -1,6 +1,8 @@
-//! Alert delivery through a real HTTP receiver: signed webhooks, retries honouring 5xx and
-//! 429 `Retry-After`, the delivery log, the dead-letter state, exactly-once delivery with two
-//! replicas on one PostgreSQL, and nothing lost across a restart while the receiver is down.
+//! Alert delivery through real receivers: signed webhooks, retries honouring 5xx and 429
+//! `Retry-After`, the delivery log, the dead-letter state, exactly-once delivery with two
+//! replicas on one PostgreSQL, nothing lost across a restart while the receiver is down,
+//! grouping, reminders, routing, silences (API), test sends, and email through a real SMTP
+//! server (aiosmtpd) with STARTTLS, implicit TLS and authentication.
 
 #![allow(clippy::unwrap_used, clippy::type_complexity)]
 
@@ -18,7 +20,7 @@ use axum::routing::post;
 use common::{BACKENDS, Backend, TestDb, config, start};
 use hmac::{Hmac, Mac};
 use llmscope_collector::alert::{AlertsConfig, ChannelConfig};
-use llmscope_collector::config::Config;
+use llmscope_collector::config::{Config, Secret};
 use llmscope_collector::store::live::{NewViolation, ViolationOp};
 use llmscope_collector::store::{Store, now_us};
 use sha2::Sha256;
@@ -127,29 +129,37 @@ fn with_channel(db_url: &str, hook_url: &str, max_attempts: i64) -> Config {
             name: "ops".into(),
             kind: "webhook".into(),
             url: hook_url.into(),
-            secret: Some(SECRET.into()),
-            secret_env: None,
+            secret: Some(Secret(SECRET.into())),
             max_attempts,
-            severity: Default::default(),
+            ..ChannelConfig::default()
         }],
         ..AlertsConfig::default()
     };
+    c.admin_token = Some(Secret(ADMIN.into()));
     c
 }
 
+const ADMIN: &str = "admin-test-token";
+
 async fn open_violations(store: &Store, n: usize) {
+    open_on(store, n, "lab", |_| "m".into(), 1).await;
+}
+
+/// Opens `n` violations v-0… on site `site`, model `model(i)`, rule `rule`.
+async fn open_on(store: &Store, n: usize, site: &str, model: impl Fn(usize) -> String, rule: i64) {
     let ops: Vec<ViolationOp> = (0..n)
         .map(|i| {
+            let m = model(i);
             ViolationOp::Open(NewViolation {
-                id: format!("v-{i}"),
-                series_key: "series|lab|gpu-1|ollama|m|latency_ms".into(),
+                id: format!("v-{site}-{m}-{rule}-{i}"),
+                series_key: format!("series|{site}|gpu-1|ollama|{m}|latency_ms"),
                 scope: "series".into(),
-                site: "lab".into(),
+                site: site.into(),
                 host: "gpu-1".into(),
                 provider: "ollama".into(),
-                model: "m".into(),
+                model: m,
                 metric: "latency_ms".into(),
-                rule: 1,
+                rule,
                 opened_at: i as i64 + 1,
                 last_point_at: i as i64 + 1,
                 points: "[]".into(),
@@ -178,9 +188,37 @@ async fn wait_states(store: &Store, want: &str, n: usize) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!(
-        "not {n} notifications {want}: {:?}",
-        store.notifications().await.unwrap()
+        "not {n} notifications {want}: {:?}\ndeliveries: {:?}",
+        store.notifications().await.unwrap(),
+        store.deliveries(10).await.unwrap()
     );
+}
+
+/// Every violation id in the received webhook bodies, in order.
+fn received_ids(r: &Receiver) -> Vec<String> {
+    r.got
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|g| {
+            g.4["notifications"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|n| n["violation_id"].as_str().unwrap_or("").to_owned())
+        })
+        .collect()
+}
+
+async fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
+    for _ in 0..400 {
+        if ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -204,18 +242,28 @@ async fn signed_webhook_retries_on_5xx_and_429_then_delivers() {
             "the same delivery id on retries"
         );
         assert_eq!(got[0].1, "opened");
-        assert_eq!(got[2].4["violation_id"], "v-0");
-        assert_eq!(got[2].4["violation"]["rule"], 1);
+        let body = &got[2].4;
+        assert_eq!(body["violation_id"], "v-lab-m-1-0");
+        assert_eq!(body["violation"]["rule"], 1);
+        assert_eq!(body["count"], 1);
+        let n = &body["notifications"][0];
+        assert_eq!(n["series"]["model"], "m");
+        assert_eq!(n["baseline"]["center"], 100.0);
+        assert_eq!(n["severity"], "critical");
         assert_eq!(
-            got[2].4["dashboard_url"],
-            "http://localhost:8080/violations/v-0"
+            body["dashboard_url"],
+            "http://localhost:8080/violations?id=v-lab-m-1-0"
         );
         assert!(
             got[2].2 - got[1].2 >= Duration::from_millis(950),
             "Retry-After: 1 is honoured"
         );
-        let log = running.store.deliveries().await.unwrap();
-        let outcomes: Vec<(Option<i64>, &str)> = log.iter().map(|d| (d.2, d.3.as_str())).collect();
+        let mut log = running.store.deliveries(100).await.unwrap();
+        log.reverse();
+        let outcomes: Vec<(Option<i64>, &str)> = log
+            .iter()
+            .map(|d| (d.status_code, d.outcome.as_str()))
+            .collect();
         assert_eq!(
             outcomes,
             vec![
@@ -238,11 +286,12 @@ async fn failing_receiver_ends_in_the_dead_letter_state() {
     let running = start(&with_channel(db.url(), &url, 2)).await;
     open_violations(&running.store, 1).await;
     wait_states(&running.store, "dead", 1).await;
-    let log = running.store.deliveries().await.unwrap();
+    let log = running.store.deliveries(100).await.unwrap();
     assert_eq!(
-        log.iter().map(|d| d.3.as_str()).collect::<Vec<_>>(),
-        vec!["retry", "dead"]
+        log.iter().map(|d| d.outcome.as_str()).collect::<Vec<_>>(),
+        vec!["dead", "retry"]
     );
+    assert!(log[0].error.as_deref().unwrap().contains("HTTP 500"));
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         r.got.lock().unwrap().len(),
@@ -259,11 +308,11 @@ async fn two_replicas_deliver_each_notification_once() {
     let url = receiver(r.clone()).await;
     let a = start(&with_channel(db.url(), &url, 5)).await;
     let b = start(&with_channel(db.url(), &url, 5)).await;
-    open_violations(&a.store, 40).await;
+    // 40 groups (one model each) so both replicas have work at the same time
+    open_on(&a.store, 40, "lab", |i| format!("m{i}"), 1).await;
     wait_states(&a.store, "delivered", 40).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let got = r.got.lock().unwrap().clone();
-    let mut ids: Vec<String> = got.iter().map(|g| g.0.clone()).collect();
+    let mut ids = received_ids(&r);
     ids.sort();
     let n = ids.len();
     ids.dedup();
@@ -284,20 +333,13 @@ async fn receiver_down_across_a_restart_is_delivered_after() {
     let running = start(&with_channel(db.url(), &url, 50)).await;
     open_violations(&running.store, 3).await;
     for _ in 0..200 {
-        if running.store.deliveries().await.unwrap().len() >= 3 {
+        if running.store.deliveries(100).await.unwrap().len() >= 3 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(
-        running
-            .store
-            .deliveries()
-            .await
-            .unwrap()
-            .iter()
-            .all(|d| d.3 == "retry")
-    );
+    let log = running.store.deliveries(100).await.unwrap();
+    assert!(!log.is_empty() && log.iter().all(|d| d.outcome == "retry"));
     running.stop().await.unwrap();
     let r = Receiver::default();
     receiver_on(
@@ -307,7 +349,14 @@ async fn receiver_down_across_a_restart_is_delivered_after() {
     .await;
     let running = start(&with_channel(db.url(), &url, 50)).await;
     wait_states(&running.store, "delivered", 3).await;
-    assert_eq!(r.got.lock().unwrap().len(), 3);
+    let mut ids = received_ids(&r);
+    ids.sort();
+    assert_eq!(
+        ids,
+        vec!["v-lab-m-1-0", "v-lab-m-1-1", "v-lab-m-1-2"],
+        "all three, in one digest"
+    );
+    assert_eq!(r.got.lock().unwrap().len(), 1);
     running.stop().await.unwrap();
 }
 
@@ -325,7 +374,8 @@ async fn slack_block_kit_one_message_per_second_and_429_retried() {
     *r.script.lock().unwrap() = vec![(429, Some("1"))];
     let url = receiver(r.clone()).await.replace("/hook", "/slack");
     let running = start(&with_kind(db.url(), &url, "slack")).await;
-    open_violations(&running.store, 2).await;
+    // two models: two groups, two messages
+    open_on(&running.store, 2, "lab", |i| format!("m{i}"), 1).await;
     wait_states(&running.store, "delivered", 2).await;
     let got = r.got.lock().unwrap().clone();
     assert_eq!(got.len(), 3, "two messages, one retried after a 429");
@@ -338,7 +388,7 @@ async fn slack_block_kit_one_message_per_second_and_429_retried() {
     let body = &got[2].4;
     let header = body["blocks"][0]["text"]["text"].as_str().unwrap();
     assert!(
-        header.contains("m latency_ms on gpu-1 is out of control (rule 1)"),
+        header.contains("latency_ms on lab/gpu-1 out of control (Nelson rule 1)"),
         "{header}"
     );
     assert!(
@@ -358,11 +408,7 @@ async fn slack_block_kit_one_message_per_second_and_429_retried() {
         body["blocks"][3]["elements"][0]["url"]
             .as_str()
             .unwrap()
-            .ends_with("/violations/v-0")
-            || body["blocks"][3]["elements"][0]["url"]
-                .as_str()
-                .unwrap()
-                .ends_with("/violations/v-1")
+            .contains("/violations?id=v-lab-m")
     );
     running.stop().await.unwrap();
 }
@@ -379,7 +425,7 @@ async fn pagerduty_trigger_and_resolve_share_the_dedup_key() {
         .store
         .apply_violations(
             &[ViolationOp::Resolve {
-                id: "v-0".into(),
+                id: "v-lab-m-1-0".into(),
                 at: 5,
                 points: None,
             }],
@@ -389,11 +435,11 @@ async fn pagerduty_trigger_and_resolve_share_the_dedup_key() {
         .unwrap();
     wait_states(&running.store, "delivered", 2).await;
     let got = r.got.lock().unwrap().clone();
-    assert_eq!(got.len(), 2);
+    assert_eq!(got.len(), 2, "not grouped: the resolve goes out at once");
     let (trigger, resolve) = (&got[0].4, &got[1].4);
     assert_eq!(trigger["event_action"], "trigger");
     assert_eq!(trigger["routing_key"], SECRET);
-    assert_eq!(trigger["dedup_key"], "v-0");
+    assert_eq!(trigger["dedup_key"], "v-lab-m-1-0");
     assert_eq!(
         trigger["payload"]["severity"], "critical",
         "rule 1 maps to critical"
@@ -405,6 +451,636 @@ async fn pagerduty_trigger_and_resolve_share_the_dedup_key() {
         100.0
     );
     assert_eq!(resolve["event_action"], "resolve");
-    assert_eq!(resolve["dedup_key"], "v-0");
+    assert_eq!(resolve["dedup_key"], "v-lab-m-1-0");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grouping_waits_batches_and_respects_the_group_interval() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let r = Receiver::default();
+        let url = receiver(r.clone()).await;
+        let mut cfg = with_channel(db.url(), &url, 5);
+        cfg.alerts.group_wait = Duration::from_millis(400);
+        cfg.alerts.group_interval = Duration::from_millis(1500);
+        let running = start(&cfg).await;
+        let t0 = Instant::now();
+        open_on(&running.store, 2, "lab", |_| "a".into(), 1).await;
+        open_on(&running.store, 1, "lab", |_| "b".into(), 2).await;
+        // a third change for group a inside group_wait joins the first digest
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        open_on(&running.store, 1, "lab", |_| "a".into(), 3).await;
+        wait_for("two digests", || r.got.lock().unwrap().len() >= 2).await;
+        let got = r.got.lock().unwrap().clone();
+        assert!(
+            got[0].2 - t0 >= Duration::from_millis(380),
+            "group_wait held the first message"
+        );
+        let by_group = |g: &str| {
+            got.iter()
+                .filter(|x| x.4["group_key"] == g)
+                .map(|x| x.4["count"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            by_group("site=lab,model=a"),
+            vec![3],
+            "{backend:?}: one digest of three"
+        );
+        assert_eq!(by_group("site=lab,model=b"), vec![1]);
+        let first_a = got
+            .iter()
+            .find(|x| x.4["group_key"] == "site=lab,model=a")
+            .unwrap()
+            .2;
+        // a later change waits for the group interval
+        open_on(&running.store, 1, "lab", |_| "a".into(), 5).await;
+        wait_for("the follow-up", || r.got.lock().unwrap().len() >= 3).await;
+        let got = r.got.lock().unwrap().clone();
+        assert_eq!(got[2].4["group_key"], "site=lab,model=a");
+        assert_eq!(got[2].4["count"], 1);
+        assert!(
+            got[2].2 - first_a >= Duration::from_millis(1400),
+            "{backend:?}: group_interval respected ({:?})",
+            got[2].2 - first_a
+        );
+        running.stop().await.unwrap();
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_violations_are_repeated_after_the_repeat_interval_until_resolved() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let r = Receiver::default();
+    let url = receiver(r.clone()).await;
+    let mut cfg = with_channel(db.url(), &url, 5);
+    cfg.alerts.group_interval = Duration::from_millis(200);
+    cfg.alerts.repeat_interval = Duration::from_millis(1000);
+    let running = start(&cfg).await;
+    open_violations(&running.store, 1).await;
+    wait_for("the reminder", || r.got.lock().unwrap().len() >= 2).await;
+    let got = r.got.lock().unwrap().clone();
+    assert_eq!(got[0].4["event"], "opened");
+    assert_eq!(got[1].4["event"], "repeat");
+    assert_eq!(got[1].4["violation_id"], "v-lab-m-1-0");
+    assert!(got[1].2 - got[0].2 >= Duration::from_millis(950));
+    running
+        .store
+        .apply_violations(
+            &[ViolationOp::Resolve {
+                id: "v-lab-m-1-0".into(),
+                at: 5,
+                points: None,
+            }],
+            now_us(),
+        )
+        .await
+        .unwrap();
+    wait_for("the resolve", || {
+        r.got
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|g| g.4["event"] == "resolved")
+    })
+    .await;
+    let n = r.got.lock().unwrap().len();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(r.got.lock().unwrap().len(), n, "no reminder once resolved");
+    let log = running.store.deliveries(100).await.unwrap();
+    assert!(log.iter().any(|d| d.outcome == "repeated"));
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_match_labels_in_order_with_continue_and_a_default() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (pager, eu, fallback) = (
+        Receiver::default(),
+        Receiver::default(),
+        Receiver::default(),
+    );
+    let mut cfg = with_channel(db.url(), &receiver(pager.clone()).await, 5);
+    cfg.alerts.channels[0].name = "pager".into();
+    for (name, rcv) in [("eu", &eu), ("fallback", &fallback)] {
+        let mut ch = cfg.alerts.channels[0].clone();
+        ch.name = name.into();
+        ch.url = receiver(rcv.clone()).await;
+        cfg.alerts.channels.push(ch);
+    }
+    cfg.alerts.default_channels = Some(vec!["fallback".into()]);
+    cfg.alerts.routes = vec![
+        llmscope_collector::alert::RouteConfig {
+            matchers: [("severity".to_owned(), serde_json::json!("critical"))].into(),
+            channels: vec!["pager".into()],
+            continue_matching: true,
+        },
+        llmscope_collector::alert::RouteConfig {
+            matchers: [("site".to_owned(), serde_json::json!("eu"))].into(),
+            channels: vec!["eu".into()],
+            continue_matching: false,
+        },
+    ];
+    let running = start(&cfg).await;
+    open_on(&running.store, 1, "eu", |_| "m".into(), 1).await; // critical in eu → pager + eu
+    open_on(&running.store, 1, "eu", |_| "n".into(), 2).await; // eu only
+    open_on(&running.store, 1, "us", |_| "m".into(), 2).await; // default route
+    open_on(&running.store, 1, "us", |_| "n".into(), 1).await; // critical in us → pager only
+    wait_states(&running.store, "delivered", 5).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let sorted = |r: &Receiver| {
+        let mut v = received_ids(r);
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&pager), vec!["v-eu-m-1-0", "v-us-n-1-0"]);
+    assert_eq!(sorted(&eu), vec!["v-eu-m-1-0", "v-eu-n-2-0"]);
+    assert_eq!(sorted(&fallback), vec!["v-us-m-2-0"]);
+    // the API lists them, the config routes first, then the default route
+    let routes: serde_json::Value =
+        reqwest::get(format!("http://{}/api/v1/routes", running.http_addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(routes[0]["channels"][0], "pager");
+    assert_eq!(routes[0]["continue"], true);
+    assert_eq!(routes[2]["default"], true);
+    assert_eq!(routes[2]["channels"][0], "fallback");
+    running.stop().await.unwrap();
+}
+
+async fn api(
+    method: reqwest::Method,
+    addr: std::net::SocketAddr,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut rb = reqwest::Client::new().request(method, format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let resp = rb.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silences_from_the_api_suppress_and_record_then_expire() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let r = Receiver::default();
+        let url = receiver(r.clone()).await;
+        let mut cfg = with_channel(db.url(), &url, 5);
+        cfg.alerts.group_wait = Duration::from_millis(300);
+        let running = start(&cfg).await;
+        let addr = running.http_addr;
+        let ends = now_us() / 1000 + 3_600_000;
+        let silence = serde_json::json!({"matchers": {"model": "m"}, "ends_at": ends,
+            "comment": "rollout of m v2", "created_by": "deploy-pipeline"});
+        // changes need an admin token
+        let (code, body) = api(
+            reqwest::Method::POST,
+            addr,
+            "/api/v1/silences",
+            None,
+            Some(silence.clone()),
+        )
+        .await;
+        assert_eq!(code, 401, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("admin token"));
+        let (code, body) = api(reqwest::Method::POST, addr, "/api/v1/silences", Some(ADMIN),
+            Some(serde_json::json!({"matchers": {"colour": "red"}, "ends_at": ends, "comment": "x", "created_by": "y"}))).await;
+        assert_eq!(
+            (code, body["field"].as_str()),
+            (400, Some("matchers")),
+            "{body}"
+        );
+        let (code, body) = api(reqwest::Method::POST, addr, "/api/v1/silences", Some(ADMIN),
+            Some(serde_json::json!({"matchers": {"model": "m"}, "ends_at": "yesterday", "comment": "x", "created_by": "y"}))).await;
+        assert_eq!(
+            (code, body["field"].as_str()),
+            (400, Some("ends_at")),
+            "{body}"
+        );
+        let (code, body) = api(
+            reqwest::Method::POST,
+            addr,
+            "/api/v1/silences",
+            Some(ADMIN),
+            Some(silence),
+        )
+        .await;
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(body["state"], "active");
+        let sid = body["id"].as_str().unwrap().to_owned();
+        // silenced at routing time: recorded as suppressed, never sent
+        open_violations(&running.store, 1).await;
+        wait_states(&running.store, "suppressed", 1).await;
+        // another model is not silenced
+        open_on(&running.store, 1, "lab", |_| "other".into(), 1).await;
+        wait_states(&running.store, "delivered", 1).await;
+        assert_eq!(received_ids(&r), vec!["v-lab-other-1-0"]);
+        let log = running.store.deliveries(100).await.unwrap();
+        let sup = log.iter().find(|d| d.outcome == "suppressed").unwrap();
+        assert!(
+            sup.error.as_deref().unwrap().contains(&sid)
+                && sup.error.as_deref().unwrap().contains("rollout of m v2")
+        );
+        let (_, list) = api(
+            reqwest::Method::GET,
+            addr,
+            "/api/v1/silences?state=active",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(list[0]["created_by"], "deploy-pipeline");
+        // expire: the next violation goes out
+        let (code, body) = api(
+            reqwest::Method::DELETE,
+            addr,
+            &format!("/api/v1/silences/{sid}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (code, body["state"].as_str()),
+            (200, Some("expired")),
+            "{body}"
+        );
+        open_on(&running.store, 1, "lab", |_| "m".into(), 2).await;
+        wait_for("delivery after expiry", || {
+            received_ids(&r).contains(&"v-lab-m-2-0".to_owned())
+        })
+        .await;
+        // a silence created while a group waits mutes what is pending
+        let (code, _) = api(reqwest::Method::POST, addr, "/api/v1/silences", Some(ADMIN),
+            Some(serde_json::json!({"matchers": {"model": "late"}, "ends_at": ends, "comment": "late", "created_by": "ci"}))).await;
+        assert_eq!(code, 201);
+        let (_, all) = api(
+            reqwest::Method::GET,
+            addr,
+            "/api/v1/silences?state=expired",
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(
+            all.as_array().unwrap().len(),
+            1,
+            "the expired one is kept for the record"
+        );
+        running.stop().await.unwrap();
+        db.drop_db().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silence_created_during_group_wait_suppresses_pending() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let r = Receiver::default();
+    let url = receiver(r.clone()).await;
+    let mut cfg = with_channel(db.url(), &url, 5);
+    cfg.alerts.group_wait = Duration::from_millis(1500);
+    let running = start(&cfg).await;
+    open_violations(&running.store, 1).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let (code, _) = api(reqwest::Method::POST, running.http_addr, "/api/v1/silences", Some(ADMIN),
+        Some(serde_json::json!({"matchers": {"site": "lab"}, "ends_at": now_us() / 1000 + 60_000, "comment": "maintenance", "created_by": "sre"}))).await;
+    assert_eq!(code, 201);
+    wait_states(&running.store, "suppressed", 1).await;
+    assert!(r.got.lock().unwrap().is_empty());
+    running.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_api_validates_hides_secrets_and_test_sends() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let r = Receiver::default();
+        let url = receiver(r.clone()).await;
+        let running = start(&with_channel(db.url(), &url, 5)).await;
+        let addr = running.http_addr;
+        let (code, body) = api(reqwest::Method::POST, addr, "/api/v1/channels", Some(ADMIN),
+            Some(serde_json::json!({"name": "hook2", "kind": "webhook", "config": {"url": "ftp://x"}}))).await;
+        assert_eq!(
+            (code, body["field"].as_str()),
+            (400, Some("config")),
+            "{body}"
+        );
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("http:// or https://")
+        );
+        let (code, body) = api(reqwest::Method::POST, addr, "/api/v1/channels", Some(ADMIN),
+            Some(serde_json::json!({"name": "hook2", "kind": "webhook", "config": {"url": url}, "secret": "hunter2", "colour": 1}))).await;
+        assert_eq!(code, 400, "{body}");
+        assert!(body["error"].as_str().unwrap().contains("colour"), "{body}");
+        let (code, body) = api(reqwest::Method::POST, addr, "/api/v1/channels", Some(ADMIN),
+            Some(serde_json::json!({"name": "hook2", "kind": "webhook", "config": {"url": url}, "secret": "hunter2"}))).await;
+        assert_eq!(code, 201, "{body}");
+        assert_eq!(body["has_secret"], true);
+        let (_, list) = api(reqwest::Method::GET, addr, "/api/v1/channels", None, None).await;
+        let text = list.to_string();
+        assert!(
+            !text.contains("hunter2") && !text.contains(SECRET),
+            "no secret in {text}"
+        );
+        assert_eq!(list.as_array().unwrap().len(), 2);
+        // config channels are read-only through the API
+        let (code, _) = api(
+            reqwest::Method::DELETE,
+            addr,
+            "/api/v1/channels/ops",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(code, 409);
+        // test send returns the receiver's real answer
+        *r.script.lock().unwrap() = vec![(503, None)];
+        let (code, body) = api(
+            reqwest::Method::POST,
+            addr,
+            "/api/v1/channels/hook2/test",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert_eq!(
+            (body["ok"].as_bool(), body["status"].as_u64()),
+            (Some(false), Some(503)),
+            "{body}"
+        );
+        assert_eq!(body["response"], "scripted failure");
+        let (_, body) = api(
+            reqwest::Method::POST,
+            addr,
+            "/api/v1/channels/hook2/test",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (body["ok"].as_bool(), body["status"].as_u64()),
+            (Some(true), Some(200)),
+            "{body}"
+        );
+        let got = r.got.lock().unwrap().clone();
+        let last = got.last().unwrap();
+        assert_eq!(last.1, "test");
+        // signed with the API channel's own secret: the receiver's SECRET check fails
+        assert!(!last.3);
+        // routes must name existing channels
+        let (code, body) = api(
+            reqwest::Method::POST,
+            addr,
+            "/api/v1/routes",
+            Some(ADMIN),
+            Some(serde_json::json!({"matchers": {"site": "eu"}, "channels": ["nope"]})),
+        )
+        .await;
+        assert_eq!(
+            (code, body["field"].as_str()),
+            (400, Some("channels[0]")),
+            "{body}"
+        );
+        let (code, body) = api(
+            reqwest::Method::POST,
+            addr,
+            "/api/v1/routes",
+            Some(ADMIN),
+            Some(serde_json::json!({"matchers": {"site": "eu"}, "channels": ["hook2"]})),
+        )
+        .await;
+        assert_eq!(code, 201, "{body}");
+        let id = body["id"].as_i64().unwrap();
+        let (code, _) = api(
+            reqwest::Method::DELETE,
+            addr,
+            &format!("/api/v1/routes/{id}"),
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(code, 204);
+        let (code, _) = api(
+            reqwest::Method::DELETE,
+            addr,
+            "/api/v1/channels/hook2",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(code, 204);
+        let (code, _) = api(
+            reqwest::Method::DELETE,
+            addr,
+            "/api/v1/channels/hook2",
+            Some("wrong"),
+            None,
+        )
+        .await;
+        assert_eq!(code, 401);
+        running.stop().await.unwrap();
+        db.drop_db().await;
+    }
+}
+
+/// A running aiosmtpd (see tests/peers/smtp).
+struct Smtp {
+    child: std::process::Child,
+    port: u16,
+    out: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn smtp(tls: &str, user: Option<(&str, &str)>) -> (Smtp, Option<String>) {
+    use std::io::BufRead;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/smtp");
+    let setup = std::process::Command::new(root.join("setup.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+    let python = String::from_utf8(setup.stdout).unwrap().trim().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = dir.path().join("mail.jsonl");
+    let mut cmd = std::process::Command::new(python);
+    cmd.arg(root.join("smtp_server.py"))
+        .args(["--port", &port.to_string(), "--tls", tls, "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped());
+    let mut ca = None;
+    if tls != "none" {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["127.0.0.1".into()]).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), key.serialize_pem()).unwrap();
+        cmd.arg("--cert").arg(dir.path().join("cert.pem"));
+        cmd.arg("--key").arg(dir.path().join("key.pem"));
+        ca = Some(dir.path().join("cert.pem").display().to_string());
+    }
+    if let Some((u, p)) = user {
+        cmd.args(["--user", u, "--password", p]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    (
+        Smtp {
+            child,
+            port,
+            out,
+            _dir: dir,
+        },
+        ca,
+    )
+}
+
+fn mails(s: &Smtp) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(&s.out)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_over_starttls_and_implicit_tls_with_auth() {
+    for tls in ["starttls", "implicit"] {
+        let (server, ca) = smtp(tls, Some(("alerts", "pa55")));
+        let db = TestDb::new(Backend::Sqlite).await;
+        let mut cfg = config(db.url());
+        cfg.alerts = AlertsConfig {
+            poll_interval: Duration::from_millis(50),
+            timeout: Duration::from_secs(5),
+            channels: vec![ChannelConfig {
+                name: "mail".into(),
+                kind: "email".into(),
+                host: "127.0.0.1".into(),
+                port: Some(server.port),
+                tls: Some(tls.into()),
+                username: Some("alerts".into()),
+                secret: Some(Secret("pa55".into())),
+                from: "LLMscope <llmscope@example.com>".into(),
+                to: vec![
+                    "oncall@example.com".into(),
+                    "ml-platform@example.com".into(),
+                ],
+                ca_file: ca,
+                ..ChannelConfig::default()
+            }],
+            ..AlertsConfig::default()
+        };
+        cfg.admin_token = Some(Secret(ADMIN.into()));
+        let running = start(&cfg).await;
+        open_violations(&running.store, 2).await;
+        wait_states(&running.store, "delivered", 2).await;
+        let got = mails(&server);
+        assert_eq!(got.len(), 1, "{tls}: one digest email");
+        let m = &got[0];
+        assert_eq!(m["tls"], true, "{tls}");
+        assert_eq!(m["auth_user"], "alerts");
+        assert_eq!(m["mail_from"], "llmscope@example.com");
+        assert_eq!(m["rcpt_tos"].as_array().unwrap().len(), 2);
+        let data = m["data"].as_str().unwrap();
+        assert!(
+            data.contains("Subject: [LLMscope] LLMscope violations: 2 opened"),
+            "{data}"
+        );
+        assert!(
+            data.contains("Content-Type: text/plain") && data.contains("Content-Type: text/html")
+        );
+        assert!(data.contains("v-lab-m-1-1"));
+        let log = running.store.deliveries(10).await.unwrap();
+        assert_eq!(log[0].status_code, Some(250), "SMTP reply recorded");
+        // test send answers with the server's reply
+        let (code, body) = api(
+            reqwest::Method::POST,
+            running.http_addr,
+            "/api/v1/channels/mail/test",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert_eq!(body["ok"], true, "{body}");
+        assert!(
+            body["response"].as_str().unwrap().starts_with("250"),
+            "{body}"
+        );
+        running.stop().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn email_with_a_wrong_password_is_retried_then_dead() {
+    let (server, ca) = smtp("starttls", Some(("alerts", "right")));
+    let db = TestDb::new(Backend::Sqlite).await;
+    let mut cfg = config(db.url());
+    cfg.alerts = AlertsConfig {
+        poll_interval: Duration::from_millis(50),
+        retry_base: Duration::from_millis(50),
+        retry_max: Duration::from_millis(100),
+        timeout: Duration::from_secs(5),
+        channels: vec![ChannelConfig {
+            name: "mail".into(),
+            kind: "email".into(),
+            host: "127.0.0.1".into(),
+            port: Some(server.port),
+            username: Some("alerts".into()),
+            secret: Some(Secret("wrong".into())),
+            from: "llmscope@example.com".into(),
+            to: vec!["oncall@example.com".into()],
+            ca_file: ca,
+            max_attempts: 2,
+            ..ChannelConfig::default()
+        }],
+        ..AlertsConfig::default()
+    };
+    let running = start(&cfg).await;
+    open_violations(&running.store, 1).await;
+    wait_states(&running.store, "dead", 1).await;
+    let log = running.store.deliveries(10).await.unwrap();
+    assert_eq!(log[0].status_code, Some(535), "{log:?}");
+    assert!(log[0].error.as_deref().unwrap().contains("smtp"), "{log:?}");
+    assert!(mails(&server).is_empty());
     running.stop().await.unwrap();
 }

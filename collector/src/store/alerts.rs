@@ -273,12 +273,16 @@ impl Store {
         const ORPHANS: &str = "UPDATE outbox SET state = 'orphaned' WHERE state = 'pending' AND NOT EXISTS (SELECT 1 FROM violations v WHERE v.id = outbox.violation_id)";
         const INSERT: &str = "INSERT INTO notifications (outbox_id, channel, state, group_key, violation_id, labels, created_at, last_error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING";
         const LOG: &str = "INSERT INTO deliveries (outbox_id, channel, attempt, at, status_code, error, duration_ms, outcome) VALUES ($1, $2, 0, $3, NULL, $4, 0, 'suppressed')";
+        // due = the earlier of what is due now (a reminder, a retry, an earlier change) and
+        // when this change may go out: a new group after group_wait, else after group_interval
         const GROUP: &str = "INSERT INTO alert_groups (channel, group_key, last_sent_at, next_due, claimed_until) VALUES ($1, $2, 0, $3, 0)
-            ON CONFLICT (channel, group_key) DO UPDATE SET next_due = CASE
-              WHEN alert_groups.next_due < $4 THEN alert_groups.next_due
-              WHEN alert_groups.last_sent_at = 0 THEN $3
-              WHEN alert_groups.last_sent_at + $5 > $6 THEN alert_groups.last_sent_at + $5
-              ELSE $6 END";
+            ON CONFLICT (channel, group_key) DO UPDATE SET next_due = CASE WHEN alert_groups.next_due < (CASE
+                WHEN alert_groups.last_sent_at = 0 THEN $3
+                WHEN alert_groups.last_sent_at + $4 > $5 THEN alert_groups.last_sent_at + $4
+                ELSE $5 END) THEN alert_groups.next_due ELSE (CASE
+                WHEN alert_groups.last_sent_at = 0 THEN $3
+                WHEN alert_groups.last_sent_at + $4 > $5 THEN alert_groups.last_sent_at + $4
+                ELSE $5 END) END";
         const DONE: &str = "UPDATE outbox SET state = 'expanded' WHERE id = $1";
         let n = with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -309,7 +313,7 @@ impl Store {
                         sqlx::query(LOG).bind(item.id).bind(&pl.channel).bind(now).bind(why).execute(&mut *tx).await?;
                     } else {
                         sqlx::query(GROUP).bind(&pl.channel).bind(&pl.group_key).bind(now + pl.group_wait)
-                            .bind(NEVER).bind(pl.group_interval).bind(now).execute(&mut *tx).await?;
+                            .bind(pl.group_interval).bind(now).execute(&mut *tx).await?;
                     }
                 }
                 sqlx::query(DONE).bind(item.id).execute(&mut *tx).await?;
