@@ -669,15 +669,34 @@ pub fn link(cfg: &AlertsConfig, violation_id: &str) -> String {
     )
 }
 
+static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Wakes the dispatchers of this process at once (a violation opened or resolved here);
+/// other replicas find the work on their next poll.
+pub fn wake() {
+    WAKE.notify_waiters();
+}
+
 /// Runs the dispatcher until the task is aborted.
 pub async fn dispatcher(store: Store, cfg: AlertsConfig, client: reqwest::Client) {
     let mut tick = tokio::time::interval(cfg.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut limits = RateLimits::new();
     loop {
-        tick.tick().await;
-        if let Err(e) = run_once(&store, &cfg, &client, &mut limits).await {
-            tracing::warn!(error = %e, "alert dispatcher: run failed; will retry");
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = WAKE.notified() => {}
+        }
+        // a full batch means more is due: go again without waiting for the tick
+        loop {
+            match run_once(&store, &cfg, &client, &mut limits).await {
+                Ok(n) if n >= CLAIM_BATCH as usize => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "alert dispatcher: run failed; will retry");
+                    break;
+                }
+            }
         }
     }
 }
@@ -778,8 +797,11 @@ fn plan(
         .collect()
 }
 
-/// Routes new outbox rows, claims due groups and sends them; returns how many messages were
-/// sent.
+/// Groups claimed per dispatcher run.
+pub const CLAIM_BATCH: i64 = 64;
+
+/// Routes new outbox rows, claims due groups and sends them; returns how many groups were
+/// claimed.
 pub async fn run_once(
     store: &Store,
     cfg: &AlertsConfig,
@@ -798,7 +820,8 @@ pub async fn run_once(
     let planner = |item: &OutboxItem| plan(cfg, &router, &silencer, &channels, item, now);
     while store.expand_outbox(now, 500, &planner).await? == 500 {}
     let lease = (cfg.timeout * 3).as_micros() as i64;
-    let groups = store.claim_groups(now, now + lease, 64).await?;
+    let groups = store.claim_groups(now, now + lease, CLAIM_BATCH).await?;
+    let claimed = groups.len();
     let mut sends = Vec::new();
     for g in groups {
         let Some(ch) = channels.iter().find(|x| x.name == g.channel).cloned() else {
@@ -870,16 +893,14 @@ pub async fn run_once(
             send_group(&store, &client, &cfg, &ch, group).await
         }));
     }
-    let mut sent = 0;
     for s in sends {
         match s.await {
-            Ok(Ok(true)) => sent += 1,
-            Ok(Ok(false)) => {}
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(e),
             Err(e) => tracing::warn!(error = %e, "alert send task failed"),
         }
     }
-    Ok(sent)
+    Ok(claimed)
 }
 
 fn dead(c: &Claimed, why: &str) -> Attempt {

@@ -356,14 +356,26 @@ impl Store {
         ops: &[ViolationOp],
         now_us: i64,
     ) -> Result<ApplyReport, StoreError> {
+        let report = match self {
+            Store::Postgres(pg) => apply_violations_pg(pg.pool(), ops, now_us).await?,
+            Store::Sqlite(_) => self.apply_violations_sqlite(ops, now_us).await?,
+        };
+        if !report.opened.is_empty() || !report.resolved.is_empty() {
+            crate::alert::wake(); // the dispatcher in this process need not wait for its tick
+        }
+        Ok(report)
+    }
+
+    async fn apply_violations_sqlite(
+        &self,
+        ops: &[ViolationOp],
+        now_us: i64,
+    ) -> Result<ApplyReport, StoreError> {
         const INSERT: &str = "INSERT INTO violations (id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, status, points, baseline, context)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12, $13, $14) ON CONFLICT DO NOTHING";
         const OUTBOX: &str = "INSERT INTO outbox (violation_id, event, payload, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
         const EXTEND: &str = "UPDATE violations SET last_point_at = $1, points = COALESCE($2, points) WHERE id = $3 AND status = 'open' AND last_point_at < $4";
         const RESOLVE: &str = "UPDATE violations SET status = 'resolved', resolved_at = $1, points = COALESCE($2, points) WHERE id = $3 AND status = 'open'";
-        if let Store::Postgres(pg) = self {
-            return apply_violations_pg(pg.pool(), ops, now_us).await;
-        }
         let mut report = ApplyReport::default();
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
