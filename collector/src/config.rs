@@ -50,6 +50,9 @@ pub struct Config {
     /// An admin token for the REST API besides those made with `token create --admin`
     /// (prefer the `LLMSCOPE_ADMIN_TOKEN` environment variable; only its hash is kept).
     pub admin_token: Option<Secret>,
+    /// Most series exported as `llmscope_series_*` gauges on `/metrics` (0: none); further
+    /// series are counted in `llmscope_series_gauges_dropped_total`.
+    pub metrics_series_cap: usize,
 }
 
 /// A secret string: read like a string, never shown by `Debug` (so never logged).
@@ -178,6 +181,7 @@ impl Default for Config {
             spc: SpcConfig::default(),
             alerts: crate::alert::AlertsConfig::default(),
             admin_token: None,
+            metrics_series_cap: crate::metrics::DEFAULT_SERIES_CAP,
         }
     }
 }

@@ -10,6 +10,8 @@
 //! - [`api`]: the REST API under `/api/v1`.
 //! - [`alert`]: alert routing, grouping, silences and delivery.
 //! - [`tls`]: rustls configuration for both listeners.
+//! - [`metrics`]: the collector's Prometheus metrics (`GET /metrics`).
+//! - [`telemetry`]: OpenTelemetry tracing (OTLP), configured by `OTEL_*` variables.
 //! - [`serve`]: wiring and ordered shutdown.
 
 pub mod alert;
@@ -20,6 +22,8 @@ pub mod config;
 pub mod http;
 pub mod ingest;
 pub mod live;
+pub mod metrics;
 pub mod serve;
 pub mod store;
+pub mod telemetry;
 pub mod tls;

@@ -12,7 +12,7 @@ use llmscope_collector::live::Metric;
 use llmscope_collector::live::rebaseline;
 use llmscope_collector::live::settings::{Scope, SettingsDoc};
 use llmscope_collector::store::{Role, Store, now_us};
-use llmscope_collector::{analyze, serve};
+use llmscope_collector::{analyze, metrics, serve, telemetry};
 
 /// LLMscope collector: statistical process control for LLM inference latency.
 #[derive(Debug, Parser)]
@@ -234,20 +234,6 @@ enum ListFormat {
     Json,
 }
 
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LLMSCOPE_LOG")
-        .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,sqlx=warn,h2=warn,tower=warn")
-        });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .init();
-}
-
 fn load_config(cfg: &ConfigArgs, flags: Overrides) -> anyhow::Result<Config> {
     let flags = Overrides {
         database_url: cfg.database_url.clone().or(flags.database_url),
@@ -307,6 +293,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             tls_client_ca: args.tls_client_ca,
         },
     )?;
+    metrics::set_series_cap(config.metrics_series_cap);
     let running = serve::start(&config).await?;
     // one machine-readable line on stdout for scripts and tests
     println!(
@@ -652,13 +639,20 @@ fn main() -> ExitCode {
             }
         };
     }
-    init_tracing();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
+    };
+    // traces (when OTEL_* asks for them) only from `serve`; the exporter lives on the runtime
+    let telemetry = {
+        let _rt = runtime.enter();
+        telemetry::init(
+            "llmscope-collector",
+            matches!(cli.command, Command::Serve(_)),
+        )
     };
     let result = runtime.block_on(async {
         match cli.command {
@@ -670,6 +664,8 @@ fn main() -> ExitCode {
             Command::Violations(cmd) => run_violations(cmd).await,
         }
     });
+    // outside block_on, with the runtime alive: the last spans go out
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -682,11 +682,12 @@ pub async fn dispatcher(store: Store, cfg: AlertsConfig, client: reqwest::Client
     let mut tick = tokio::time::interval(cfg.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut limits = RateLimits::new();
+    let mut gauges = crate::metrics::RefreshSchedule::default();
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = WAKE.notified() => {}
-        }
+        let woken = tokio::select! {
+            _ = tick.tick() => false,
+            _ = WAKE.notified() => true,
+        };
         // a full batch means more is due: go again without waiting for the tick
         loop {
             match run_once(&store, &cfg, &client, &mut limits).await {
@@ -697,6 +698,12 @@ pub async fn dispatcher(store: Store, cfg: AlertsConfig, client: reqwest::Client
                     break;
                 }
             }
+        }
+        // the outbox depth and open violations gauges of /metrics
+        if gauges.due(woken)
+            && let Err(e) = crate::metrics::refresh_from_store(&store).await
+        {
+            tracing::debug!(error = %e, "metrics: refreshing the alert gauges failed");
         }
     }
 }
@@ -817,7 +824,13 @@ pub async fn run_once(
     );
     let silencer = Silencer::new(&store.silences().await?);
     let now = now_us();
-    let planner = |item: &OutboxItem| plan(cfg, &router, &silencer, &channels, item, now);
+    let planner = |item: &OutboxItem| {
+        let planned = plan(cfg, &router, &silencer, &channels, item, now);
+        for p in planned.iter().filter(|p| p.silenced_by.is_some()) {
+            crate::metrics::alert_outcome(&p.channel, "suppressed", 1);
+        }
+        planned
+    };
     while store.expand_outbox(now, 500, &planner).await? == 500 {}
     let lease = (cfg.timeout * 3).as_micros() as i64;
     let groups = store.claim_groups(now, now + lease, CLAIM_BATCH).await?;
@@ -831,6 +844,7 @@ pub async fn run_once(
                 .iter()
                 .map(|c| dead(c, "channel was deleted"))
                 .collect::<Vec<_>>();
+            crate::metrics::alert_attempts(&attempts);
             let next = GroupNext {
                 sent: false,
                 if_pending: NEVER,
@@ -859,6 +873,7 @@ pub async fn run_once(
                     a
                 })
                 .collect();
+            crate::metrics::alert_attempts(&attempts);
             let next = GroupNext {
                 sent: false,
                 if_pending: now,
@@ -918,6 +933,7 @@ fn dead(c: &Claimed, why: &str) -> Attempt {
 
 /// Sends one claimed group (its pending notifications as one digest, or a reminder of its
 /// open violations) and records the outcome; true when a message went out.
+#[tracing::instrument(name = "alert_delivery", skip_all, fields(channel = %ch.name, kind = %ch.kind, group = %g.group_key, notifications = g.items.len(), outcome = tracing::field::Empty))]
 async fn send_group(
     store: &Store,
     client: &reqwest::Client,
@@ -952,6 +968,7 @@ async fn send_group(
                 },
                 attempts: 0,
             };
+            tracing::Span::current().record("outcome", "nothing_due");
             store
                 .finish_group(&ch.name, &g.group_key, &[], next, now)
                 .await?;
@@ -996,6 +1013,10 @@ async fn send_group(
             }
         };
         tracing::info!(channel = %ch.name, group = %g.group_key, open = digest.items.len(), ok, "reminder of open violations");
+        crate::metrics::alert_attempts(&log);
+        let span = tracing::Span::current();
+        span.record("notifications", log.len());
+        span.record("outcome", if ok { "repeated" } else { "repeat_failed" });
         store
             .finish_group(&ch.name, &g.group_key, &log, next, now)
             .await?;
@@ -1044,6 +1065,15 @@ async fn send_group(
         })
         .collect();
     let n = log.len();
+    crate::metrics::alert_attempts(&log);
+    tracing::Span::current().record(
+        "outcome",
+        match (ok, retry_at) {
+            (true, _) => "delivered",
+            (false, NEVER) => "dead",
+            (false, _) => "retry",
+        },
+    );
     match (ok, retry_at) {
         (true, _) => {
             tracing::info!(channel = %ch.name, group = %digest.group_key, notifications = n, "notifications delivered")

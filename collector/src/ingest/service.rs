@@ -7,7 +7,7 @@
 //! ends with `UNAVAILABLE`, so the producer reconnects elsewhere or later.
 
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::stream::FuturesOrdered;
 use futures::{Stream, StreamExt};
@@ -88,9 +88,12 @@ impl IngestServer {
         req: IngestRequest,
         who: &Principal,
     ) -> Result<impl Future<Output = Result<IngestAck, Status>> + Send + 'static, Status> {
+        let started = Instant::now();
         self.check_limits(&req)?;
         let seq = req.batch_seq;
+        tracing::Span::current().record("items", req.samples.len() + req.telemetry.len());
         let v = validate::validate(req, who, &self.bounds());
+        let tally = v.tally();
         let ack = IngestAck {
             batch_seq: seq,
             accepted_samples: v.samples.len() as u32,
@@ -120,6 +123,7 @@ impl IngestServer {
                     .unwrap_or(Err(WriteError::Closed))
                     .map_err(write_status)?;
             }
+            tally.record(started.elapsed());
             Ok(ack)
         })
     }
@@ -143,7 +147,8 @@ impl IngestService for IngestServer {
             "ingest_batch",
             batch_seq = req.batch_seq,
             rpc = "push",
-            site = who.site.as_deref().unwrap_or("*")
+            site = who.site.as_deref().unwrap_or("*"),
+            items = tracing::field::Empty
         );
         async move {
             let ack = self.start_batch(req, &who).await?.await?;
@@ -202,9 +207,10 @@ impl IngestService for IngestServer {
                         match msg {
                             Ok(Some(req)) => {
                                 let seq = req.batch_seq;
-                                let span = tracing::info_span!("ingest_batch", batch_seq = seq, rpc = "stream");
-                                match this.start_batch(req, &who).instrument(span).await {
-                                    Ok(fut) => inflight.push_back(Box::pin(fut)),
+                                // the span lasts until the batch is committed
+                                let span = tracing::info_span!("ingest_batch", batch_seq = seq, rpc = "stream", site = who.site.as_deref().unwrap_or("*"), items = tracing::field::Empty);
+                                match this.start_batch(req, &who).instrument(span.clone()).await {
+                                    Ok(fut) => inflight.push_back(Box::pin(fut.instrument(span))),
                                     Err(status) => {
                                         reading = false;
                                         end_status = Some(status);

@@ -46,6 +46,23 @@ pub struct Validated {
     pub telemetry: Vec<TelemetryRow>,
     /// Items refused, with reasons.
     pub rejected: Vec<Rejection>,
+    /// GPU readings inside refused telemetry snapshots.
+    pub rejected_gpus: usize,
+}
+
+impl Validated {
+    /// What this request adds to the ingest metrics (recorded once it is acked).
+    pub fn tally(&self) -> crate::metrics::IngestTally {
+        let mut t = crate::metrics::IngestTally {
+            samples: self.samples.len() as u64,
+            telemetry: self.telemetry.len() as u64,
+            gpus: self.telemetry.iter().map(|t| t.gpus.len() as u64).sum(),
+            rejected_gpus: self.rejected_gpus as u64,
+            rejected: Vec::new(),
+        };
+        t.reject_all(&self.rejected);
+        t
+    }
 }
 
 type Fail = (String, String);
@@ -313,6 +330,7 @@ pub fn validate(req: wire::IngestRequest, who: &Principal, b: &Bounds) -> Valida
         samples: Vec::with_capacity(req.samples.len()),
         telemetry: Vec::with_capacity(req.telemetry.len()),
         rejected: Vec::new(),
+        rejected_gpus: 0,
     };
     for (i, s) in req.samples.into_iter().enumerate() {
         match sample(s, who, b) {
@@ -326,14 +344,18 @@ pub fn validate(req: wire::IngestRequest, who: &Principal, b: &Bounds) -> Valida
         }
     }
     for (i, t) in req.telemetry.into_iter().enumerate() {
+        let gpus = t.gpus.len();
         match telemetry(t, who, b) {
             Ok(row) => out.telemetry.push(row),
-            Err((field, reason)) => out.rejected.push(Rejection {
-                kind: ItemKind::Telemetry as i32,
-                index: i as u32,
-                field,
-                reason,
-            }),
+            Err((field, reason)) => {
+                out.rejected_gpus += gpus;
+                out.rejected.push(Rejection {
+                    kind: ItemKind::Telemetry as i32,
+                    index: i as u32,
+                    field,
+                    reason,
+                })
+            }
         }
     }
     out
@@ -553,6 +575,53 @@ mod tests {
         assert_eq!(v.telemetry.len(), 1);
         assert_eq!(v.rejected[0].kind, ItemKind::Telemetry as i32);
         assert_eq!(v.rejected[0].field, "cpu_pct");
+    }
+
+    #[test]
+    fn the_metrics_tally_counts_gpus_and_reasons() {
+        let gpu = |index| wire::GpuStats {
+            index,
+            util_pct: 50.0,
+            ..Default::default()
+        };
+        let t = wire::Telemetry {
+            ts_unix_nanos: NOW * 1000,
+            site: vec![],
+            host: b"gpu-1".to_vec(),
+            cpu_pct: 10.0,
+            mem_used_bytes: 1,
+            mem_total_bytes: 2,
+            load1: 0.1,
+            gpus: vec![gpu(0), gpu(1)],
+        };
+        let twice = wire::Telemetry {
+            gpus: vec![gpu(0), gpu(0), gpu(2)],
+            ..t.clone()
+        };
+        let mut bad = good();
+        bad.labels = vec![LabelEntry {
+            key: b"team".to_vec(),
+            value: vec![0xc3],
+        }];
+        let v = validate(
+            wire::IngestRequest {
+                batch_seq: 1,
+                samples: vec![good(), bad],
+                telemetry: vec![t, twice],
+            },
+            &who(),
+            &bounds(),
+        );
+        let tally = v.tally();
+        assert_eq!((tally.samples, tally.telemetry), (1, 1));
+        assert_eq!((tally.gpus, tally.rejected_gpus), (2, 3));
+        assert_eq!(
+            tally.rejected,
+            vec![
+                ("sample", "labels".to_owned()),
+                ("telemetry", "gpus.index".to_owned())
+            ]
+        );
     }
 
     #[test]

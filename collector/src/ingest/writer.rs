@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::store::{SampleRow, Store, TelemetryRow};
 
@@ -160,6 +161,7 @@ impl Writer {
             })
             .await
             .map_err(|_| WriteError::Closed)?;
+        crate::metrics::set_queue_depth(self.queued());
         Ok(rx)
     }
 
@@ -214,6 +216,7 @@ async fn run_worker(
                     Err(_) => break,
                 }
             }
+            crate::metrics::set_queue_depth(rx.len());
         }
         let (samples, telemetry) = if jobs.len() == 1 {
             (
@@ -229,7 +232,15 @@ async fn run_worker(
             }
             (s, t)
         };
-        let result = commit(worker, &store, &samples, &telemetry, &stats, &abort).await;
+        let span = tracing::info_span!(
+            "ingest_commit",
+            batches = jobs.len(),
+            samples = samples.len(),
+            telemetry = telemetry.len()
+        );
+        let result = commit(worker, &store, &samples, &telemetry, &stats, &abort)
+            .instrument(span)
+            .await;
         if result.is_ok() {
             stats.commits.fetch_add(1, Ordering::Relaxed);
             stats

@@ -195,6 +195,9 @@ struct SeriesState {
     frozen_gen: i64,
     recent: VecDeque<Pt>,
     open: Vec<OpenEp>,
+    /// `/metrics` gauges (None: not asked yet, or over the cap).
+    gauges: Option<crate::metrics::SeriesGauges>,
+    gauges_asked: bool,
 }
 
 /// Sends committed samples to the engine (the writer's commit hook).
@@ -482,6 +485,7 @@ impl Engine {
     }
 
     /// Evaluates one committed batch (see the module docs).
+    #[tracing::instrument(name = "rule_evaluation", skip_all, fields(samples = samples.len(), series = tracing::field::Empty, opened = tracing::field::Empty))]
     pub async fn process(&mut self, samples: &[SampleRow]) -> Result<(), StoreError> {
         self.refresh().await?;
         // group by borrowed identity first: owned keys are built once per series per batch
@@ -536,6 +540,7 @@ impl Engine {
             })
             .collect();
         per.sort_by(|a, b| a.0.cmp(&b.0)); // a stable processing order
+        tracing::Span::current().record("series", per.len());
         let mut ops = Vec::new();
         let mut contexts = Vec::new();
         let mut counters = Vec::new();
@@ -595,9 +600,17 @@ impl Engine {
             let report = self.store.apply_violations(&ops, now_us()).await?;
             for id in &report.opened {
                 tracing::info!(violation = %id, "violation opened");
+                if let Some(v) = ops.iter().find_map(|op| match op {
+                    ViolationOp::Open(v) if &v.id == id => Some(v),
+                    _ => None,
+                }) {
+                    crate::metrics::violation_opened(&v.site, &v.model, &v.metric, v.rule);
+                }
             }
+            tracing::Span::current().record("opened", report.opened.len());
         }
         self.store.bump_counters(&counters).await?;
+        crate::metrics::set_series_tracked(self.series.len());
         Ok(())
     }
 
@@ -623,6 +636,8 @@ impl Engine {
             frozen_gen: i64::MIN,
             recent: VecDeque::new(),
             open: Vec::new(),
+            gauges: None,
+            gauges_asked: false,
         };
         let scope = eff.scope;
         self.series.insert(key.clone(), st);
@@ -772,6 +787,7 @@ impl Engine {
                     let Some(st) = self.series.get_mut(key) else {
                         break;
                     };
+                    let mut last = None;
                     while i < pts.len() {
                         let p = pts[i];
                         i += 1;
@@ -781,11 +797,37 @@ impl Engine {
                         }
                         newest = newest.max(p.ts);
                         judge(st, key, &f, scope, p, ops, contexts);
+                        last = Some(p.value);
+                    }
+                    if let Some(v) = last {
+                        set_gauges(st, key, &f, v);
                     }
                 }
             }
         }
         Ok((late, newest))
+    }
+}
+
+/// Updates the series' `/metrics` gauges (asking for them on first use).
+fn set_gauges(st: &mut SeriesState, key: &SeriesKey, frozen: &Frozen, value: f64) {
+    if !st.gauges_asked {
+        st.gauges_asked = true;
+        st.gauges = crate::metrics::series_gauges(
+            &key.site,
+            &key.host,
+            &key.provider,
+            &key.model,
+            key.metric.as_str(),
+        );
+    }
+    if let Some(g) = &st.gauges {
+        g.set(
+            value,
+            frozen.b.center_original(),
+            frozen.b.ucl(),
+            frozen.b.lcl(),
+        );
     }
 }
 

@@ -438,6 +438,16 @@ impl Store {
         Ok(rows)
     }
 
+    /// Open violations per site (for the `llmscope_open_violations` gauge).
+    pub async fn open_violations_by_site(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        const SQL: &str =
+            "SELECT site, COUNT(*) AS n FROM violations WHERE status = 'open' GROUP BY site";
+        let rows = with_pool!(self, p => sqlx::query(SQL).fetch_all(p).await?.iter()
+            .map(|r| Ok((r.try_get("site")?, r.try_get("n")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows)
+    }
+
     /// Acknowledges a violation; false when there is no such violation.
     pub async fn ack_violation(
         &self,

@@ -1,0 +1,597 @@
+//! The collector's own metrics, exposed in Prometheus text format at `GET /metrics`.
+//!
+//! One process-wide registry ([`metrics()`]); the ingest path, the live SPC engine and the
+//! alert dispatcher record into it, and [`router`] serves it. Names (the Grafana dashboards
+//! in `deploy/grafana/dashboards` query exactly these):
+//!
+//! - `llmscope_ingest_items_total{kind,outcome}`: items acknowledged, `kind` = `sample`,
+//!   `telemetry` or `gpu` (GPU readings inside telemetry snapshots), `outcome` = `accepted`
+//!   or `rejected`; counted when the batch's ack is ready (after the commit).
+//! - `llmscope_ingest_rejected_items_total{reason}`: rejected items by the field that failed
+//!   validation (`latency_ms`, `ts_unix_nanos`, `site`, `labels`, `gpus.util_pct`, …).
+//! - `llmscope_ingest_batch_duration_seconds`: request received → rows committed.
+//! - `llmscope_ingest_queue_depth`: batches waiting for a commit.
+//! - `llmscope_violations_total{site,model,metric,rule}`: violations opened by this process.
+//! - `llmscope_open_violations{site}`: open violations in the database (refreshed
+//!   periodically by the alert dispatcher, see [`refresh_from_store`]).
+//! - `llmscope_alert_deliveries_total{channel,outcome}`: notifications per delivery outcome
+//!   (`delivered`, `retry`, `dead`, `suppressed`, `repeated`, `repeat_failed`).
+//! - `llmscope_alert_outbox_depth`: outbox rows and notifications not yet sent.
+//! - `llmscope_series_value|center|ucl|lcl{site,host,provider,model,metric}`: the last
+//!   evaluated point of each series and its baseline, for the first
+//!   [`DEFAULT_SERIES_CAP`] (configurable) series; further series are counted in
+//!   `llmscope_series_gauges_dropped_total` and not exported.
+//! - `llmscope_series_tracked`: series the engine holds in memory.
+//! - `llmscope_build_info{version}`: always 1.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use llmscope_proto::wire::{ItemKind, Rejection};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+use crate::store::alerts::Attempt;
+use crate::store::{Store, StoreError};
+
+/// Series exported as gauges unless `metrics_series_cap` says otherwise.
+pub const DEFAULT_SERIES_CAP: usize = 1000;
+
+/// The content type of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+type Fixed2 = [(&'static str, &'static str); 2];
+type Dynamic = Vec<(&'static str, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Every collector metric.
+pub struct CollectorMetrics {
+    registry: Registry,
+    /// Items acknowledged by kind and outcome.
+    pub ingest_items: Family<Fixed2, Counter>,
+    /// Rejected items by reason.
+    pub ingest_rejected: Family<Dynamic, Counter>,
+    /// Request received → committed, seconds.
+    pub ingest_batch_duration: Histogram,
+    /// Batches waiting for a commit.
+    pub ingest_queue_depth: Gauge<i64, AtomicI64>,
+    /// Violations opened by this process.
+    pub violations: Family<Dynamic, Counter>,
+    /// Open violations per site (from the database).
+    pub open_violations: Family<Dynamic, Gauge<i64, AtomicI64>>,
+    /// Notifications per channel and delivery outcome.
+    pub alert_deliveries: Family<Dynamic, Counter>,
+    /// Outbox rows and notifications not yet sent (from the database).
+    pub alert_outbox_depth: Gauge<i64, AtomicI64>,
+    series_value: Family<Dynamic, FloatGauge>,
+    series_center: Family<Dynamic, FloatGauge>,
+    series_ucl: Family<Dynamic, FloatGauge>,
+    series_lcl: Family<Dynamic, FloatGauge>,
+    /// Series not exported as gauges because of the cap.
+    pub series_dropped: Counter,
+    /// Series the engine holds.
+    pub series_tracked: Gauge<i64, AtomicI64>,
+    series_cap: AtomicUsize,
+    series_admitted: Mutex<HashSet<Dynamic>>,
+    open_sites: Mutex<HashSet<String>>,
+}
+
+/// A family listed (`# HELP`, `# TYPE`) even before it has a series, so every name the
+/// dashboards use is visible from the first scrape.
+#[derive(Debug)]
+struct Listed<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Listed<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+}
+
+fn batch_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ]
+    .into_iter()
+}
+
+impl CollectorMetrics {
+    fn new() -> CollectorMetrics {
+        let mut r = Registry::default();
+        let m = CollectorMetrics {
+            registry: Registry::default(),
+            ingest_items: Family::default(),
+            ingest_rejected: Family::default(),
+            ingest_batch_duration: Histogram::new(batch_buckets()),
+            ingest_queue_depth: Gauge::default(),
+            violations: Family::default(),
+            open_violations: Family::default(),
+            alert_deliveries: Family::default(),
+            alert_outbox_depth: Gauge::default(),
+            series_value: Family::default(),
+            series_center: Family::default(),
+            series_ucl: Family::default(),
+            series_lcl: Family::default(),
+            series_dropped: Counter::default(),
+            series_tracked: Gauge::default(),
+            series_cap: AtomicUsize::new(DEFAULT_SERIES_CAP),
+            series_admitted: Mutex::new(HashSet::new()),
+            open_sites: Mutex::new(HashSet::new()),
+        };
+        r.register(
+            "llmscope_build",
+            "Build information",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        r.register(
+            "llmscope_ingest_items",
+            "Ingested items by kind (sample, telemetry, gpu) and outcome (accepted, rejected)",
+            Listed(m.ingest_items.clone()),
+        );
+        r.register(
+            "llmscope_ingest_rejected_items",
+            "Rejected items by the field that failed validation",
+            Listed(m.ingest_rejected.clone()),
+        );
+        r.register(
+            "llmscope_ingest_batch_duration_seconds",
+            "Ingest batch latency: request received to rows committed",
+            m.ingest_batch_duration.clone(),
+        );
+        r.register(
+            "llmscope_ingest_queue_depth",
+            "Batches waiting for a commit",
+            m.ingest_queue_depth.clone(),
+        );
+        r.register(
+            "llmscope_violations",
+            "Violations opened by this process, by site, model, metric and rule",
+            Listed(m.violations.clone()),
+        );
+        r.register(
+            "llmscope_open_violations",
+            "Open violations per site (refreshed from the database)",
+            Listed(m.open_violations.clone()),
+        );
+        r.register(
+            "llmscope_alert_deliveries",
+            "Notifications by channel and delivery outcome",
+            Listed(m.alert_deliveries.clone()),
+        );
+        r.register(
+            "llmscope_alert_outbox_depth",
+            "Outbox rows and notifications not yet sent (refreshed from the database)",
+            m.alert_outbox_depth.clone(),
+        );
+        r.register(
+            "llmscope_series_value",
+            "Last evaluated value of a series",
+            Listed(m.series_value.clone()),
+        );
+        r.register(
+            "llmscope_series_center",
+            "Centre line of the baseline judging a series",
+            Listed(m.series_center.clone()),
+        );
+        r.register(
+            "llmscope_series_ucl",
+            "Upper control limit of the baseline judging a series",
+            Listed(m.series_ucl.clone()),
+        );
+        r.register(
+            "llmscope_series_lcl",
+            "Lower control limit of the baseline judging a series",
+            Listed(m.series_lcl.clone()),
+        );
+        r.register(
+            "llmscope_series_gauges_dropped",
+            "Series not exported as gauges because of metrics_series_cap",
+            m.series_dropped.clone(),
+        );
+        r.register(
+            "llmscope_series_tracked",
+            "Series the live SPC engine holds in memory",
+            m.series_tracked.clone(),
+        );
+        CollectorMetrics { registry: r, ..m }
+    }
+
+    /// The exposition text (OpenMetrics).
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+static METRICS: LazyLock<CollectorMetrics> = LazyLock::new(CollectorMetrics::new);
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static CollectorMetrics {
+    &METRICS
+}
+
+/// The exposition text of the process-wide metrics.
+pub fn render() -> String {
+    METRICS.render()
+}
+
+/// `GET /metrics`.
+pub fn router() -> Router {
+    Router::new().route("/metrics", get(metrics_text))
+}
+
+async fn metrics_text() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], render())
+}
+
+/// Sets how many series get gauges (`metrics_series_cap`); 0 exports none. Series already
+/// exported stay.
+pub fn set_series_cap(cap: usize) {
+    METRICS.series_cap.store(cap, Ordering::Relaxed);
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+// ---- ingest ----
+
+/// What one validated request contributes to the ingest counters, recorded once its ack is
+/// ready (so a batch retried after a failed commit is not counted twice).
+#[derive(Debug, Default, Clone)]
+pub struct IngestTally {
+    /// Samples accepted.
+    pub samples: u64,
+    /// Telemetry snapshots accepted.
+    pub telemetry: u64,
+    /// GPU readings in accepted snapshots.
+    pub gpus: u64,
+    /// GPU readings in rejected snapshots.
+    pub rejected_gpus: u64,
+    /// (kind, reason) of each rejected item.
+    pub rejected: Vec<(&'static str, String)>,
+}
+
+/// The reason label of a rejection: its field with indexes and label keys taken out, so
+/// the label set stays small (`labels.team` → `labels`, `gpus[3].temp_c` → `gpus.temp_c`).
+pub fn reason_code(field: &str) -> String {
+    if field.starts_with("labels") {
+        return "labels".into();
+    }
+    let mut out = String::with_capacity(field.len());
+    let mut in_index = false;
+    for c in field.chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            _ if in_index => {}
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '.' => out.push(c),
+            _ => {}
+        }
+    }
+    if out.is_empty() {
+        "other".into()
+    } else {
+        out.chars().take(64).collect()
+    }
+}
+
+impl IngestTally {
+    /// Adds the rejections of a request.
+    pub fn reject_all(&mut self, rejected: &[Rejection]) {
+        self.rejected.extend(rejected.iter().map(|r| {
+            let kind = if r.kind == ItemKind::Telemetry as i32 {
+                "telemetry"
+            } else {
+                "sample"
+            };
+            (kind, reason_code(&r.field))
+        }));
+    }
+
+    /// Records the tally and the batch's latency.
+    pub fn record(&self, elapsed: Duration) {
+        let m = &*METRICS;
+        m.ingest_batch_duration.observe(elapsed.as_secs_f64());
+        let mut rejected = [0u64; 2];
+        for (kind, reason) in &self.rejected {
+            rejected[usize::from(*kind == "telemetry")] += 1;
+            m.ingest_rejected
+                .get_or_create(&vec![("reason", reason.clone())])
+                .inc();
+        }
+        for (kind, outcome, n) in [
+            ("sample", "accepted", self.samples),
+            ("telemetry", "accepted", self.telemetry),
+            ("gpu", "accepted", self.gpus),
+            ("sample", "rejected", rejected[0]),
+            ("telemetry", "rejected", rejected[1]),
+            ("gpu", "rejected", self.rejected_gpus),
+        ] {
+            // create every series, zero included, so rates exist from the first scrape
+            m.ingest_items
+                .get_or_create(&[("kind", kind), ("outcome", outcome)])
+                .inc_by(n);
+        }
+    }
+}
+
+/// Sets the ingest queue depth.
+pub fn set_queue_depth(batches: usize) {
+    METRICS
+        .ingest_queue_depth
+        .set(i64::try_from(batches).unwrap_or(i64::MAX));
+}
+
+// ---- live SPC ----
+
+/// Handles on one series' gauges (cheap to update: atomic stores).
+#[derive(Debug, Clone)]
+pub struct SeriesGauges {
+    value: FloatGauge,
+    center: FloatGauge,
+    ucl: FloatGauge,
+    lcl: FloatGauge,
+}
+
+impl SeriesGauges {
+    /// Sets the last value and the limits it was judged against (original units).
+    pub fn set(&self, value: f64, center: f64, ucl: f64, lcl: f64) {
+        self.value.set(value);
+        self.center.set(center);
+        self.ucl.set(ucl);
+        self.lcl.set(lcl);
+    }
+}
+
+/// The gauges of a series, or `None` when the cap is reached (the series is then counted
+/// in `llmscope_series_gauges_dropped_total`). Ask once per series and keep the handles.
+pub fn series_gauges(
+    site: &str,
+    host: &str,
+    provider: &str,
+    model: &str,
+    metric: &str,
+) -> Option<SeriesGauges> {
+    let m = &*METRICS;
+    let labels: Dynamic = vec![
+        ("site", site.to_owned()),
+        ("host", host.to_owned()),
+        ("provider", provider.to_owned()),
+        ("model", model.to_owned()),
+        ("metric", metric.to_owned()),
+    ];
+    let cap = m.series_cap.load(Ordering::Relaxed);
+    if !admit(&mut lock(&m.series_admitted), &labels, cap) {
+        m.series_dropped.inc();
+        return None;
+    }
+    Some(SeriesGauges {
+        value: m.series_value.get_or_create_owned(&labels),
+        center: m.series_center.get_or_create_owned(&labels),
+        ucl: m.series_ucl.get_or_create_owned(&labels),
+        lcl: m.series_lcl.get_or_create_owned(&labels),
+    })
+}
+
+/// Whether a series may have gauges: it has them already, or fewer than `cap` series do.
+fn admit(admitted: &mut HashSet<Dynamic>, labels: &Dynamic, cap: usize) -> bool {
+    if admitted.contains(labels) {
+        return true;
+    }
+    if admitted.len() >= cap {
+        return false;
+    }
+    admitted.insert(labels.clone());
+    true
+}
+
+/// Sets the number of series the engine holds.
+pub fn set_series_tracked(n: usize) {
+    METRICS
+        .series_tracked
+        .set(i64::try_from(n).unwrap_or(i64::MAX));
+}
+
+/// Counts a violation opened by this process.
+pub fn violation_opened(site: &str, model: &str, metric: &str, rule: i64) {
+    METRICS
+        .violations
+        .get_or_create(&vec![
+            ("site", site.to_owned()),
+            ("model", model.to_owned()),
+            ("metric", metric.to_owned()),
+            ("rule", rule.to_string()),
+        ])
+        .inc();
+}
+
+// ---- alerts ----
+
+/// Counts delivery attempts (one per notification) by channel and outcome.
+pub fn alert_attempts(log: &[Attempt]) {
+    for a in log {
+        alert_outcome(&a.channel, &a.outcome, 1);
+    }
+}
+
+/// Counts `n` notifications of a channel with one outcome.
+pub fn alert_outcome(channel: &str, outcome: &str, n: u64) {
+    METRICS
+        .alert_deliveries
+        .get_or_create(&vec![
+            ("channel", channel.to_owned()),
+            ("outcome", outcome.to_owned()),
+        ])
+        .inc_by(n);
+}
+
+/// How often the gauges read from the database are refreshed.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(15);
+/// Soonest refresh after a change in this process.
+pub const REFRESH_AFTER_CHANGE: Duration = Duration::from_secs(1);
+
+/// When to run [`refresh_from_store`]: every [`REFRESH_EVERY`], and within about
+/// [`REFRESH_AFTER_CHANGE`] of a violation opening or resolving in this process.
+#[derive(Debug, Default)]
+pub struct RefreshSchedule {
+    last: Option<std::time::Instant>,
+    changed: bool,
+}
+
+impl RefreshSchedule {
+    /// Whether to refresh now; `changed` says a violation changed since the last call.
+    pub fn due(&mut self, changed: bool) -> bool {
+        self.changed |= changed;
+        let due = match self.last {
+            None => true,
+            Some(t) => {
+                let age = t.elapsed();
+                age >= REFRESH_EVERY || (self.changed && age >= REFRESH_AFTER_CHANGE)
+            }
+        };
+        if due {
+            self.last = Some(std::time::Instant::now());
+            self.changed = false;
+        }
+        due
+    }
+}
+
+/// Refreshes the gauges read from the database: the outbox depth and open violations per
+/// site (sites whose violations all resolved go to 0).
+pub async fn refresh_from_store(store: &Store) -> Result<(), StoreError> {
+    let m = &*METRICS;
+    let pending = store.pending_notifications().await?;
+    m.alert_outbox_depth.set(pending);
+    let open = store.open_violations_by_site().await?;
+    let mut seen = lock(&m.open_sites);
+    let now: HashSet<String> = open.iter().map(|(s, _)| s.clone()).collect();
+    for gone in seen.difference(&now) {
+        m.open_violations
+            .get_or_create(&vec![("site", gone.clone())])
+            .set(0);
+    }
+    for (site, n) in open {
+        m.open_violations
+            .get_or_create(&vec![("site", site.clone())])
+            .set(n);
+        seen.insert(site);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_short_and_stable() {
+        assert_eq!(reason_code("latency_ms"), "latency_ms");
+        assert_eq!(reason_code("labels.team"), "labels");
+        assert_eq!(reason_code("labels"), "labels");
+        assert_eq!(reason_code("gpus[12].util_pct"), "gpus.util_pct");
+        assert_eq!(reason_code("\"x\""), "x");
+        assert_eq!(reason_code(""), "other");
+    }
+
+    #[test]
+    fn every_family_is_exposed_with_its_dashboard_name() {
+        let mut t = IngestTally {
+            samples: 3,
+            gpus: 2,
+            ..Default::default()
+        };
+        t.rejected.push(("sample", "latency_ms".into()));
+        t.record(Duration::from_millis(3));
+        let text = render();
+        for name in [
+            "llmscope_build_info{version=\"",
+            "llmscope_ingest_items_total{kind=\"sample\",outcome=\"accepted\"}",
+            "llmscope_ingest_items_total{kind=\"gpu\",outcome=\"rejected\"}",
+            "llmscope_ingest_rejected_items_total{reason=\"latency_ms\"}",
+            "llmscope_ingest_batch_duration_seconds_bucket",
+            "# TYPE llmscope_ingest_queue_depth gauge",
+            "# TYPE llmscope_violations counter",
+            "# TYPE llmscope_open_violations gauge",
+            "# TYPE llmscope_alert_deliveries counter",
+            "llmscope_alert_outbox_depth ",
+            "# TYPE llmscope_series_value gauge",
+            "# TYPE llmscope_series_center gauge",
+            "# TYPE llmscope_series_ucl gauge",
+            "# TYPE llmscope_series_lcl gauge",
+            "llmscope_series_gauges_dropped_total ",
+            "llmscope_series_tracked ",
+        ] {
+            assert!(text.contains(name), "{name} missing from\n{text}");
+        }
+    }
+
+    #[test]
+    fn the_cap_admits_known_series_and_refuses_new_ones() {
+        let key = |h: &str| -> Dynamic { vec![("host", h.to_owned())] };
+        let mut set = HashSet::new();
+        assert!(admit(&mut set, &key("a"), 2));
+        assert!(admit(&mut set, &key("b"), 2));
+        assert!(!admit(&mut set, &key("c"), 2));
+        assert!(
+            admit(&mut set, &key("a"), 2),
+            "a known series keeps its gauges"
+        );
+        assert!(
+            !admit(&mut HashSet::new(), &key("a"), 0),
+            "cap 0 exports none"
+        );
+    }
+
+    #[test]
+    fn series_gauges_are_exported_with_their_labels() {
+        let g = series_gauges("gauge-test", "h", "p", "m", "latency_ms").unwrap();
+        g.set(1.0, 2.0, 3.0, 0.5);
+        let text = render();
+        assert!(
+            text.contains("llmscope_series_ucl{site=\"gauge-test\",host=\"h\",provider=\"p\",model=\"m\",metric=\"latency_ms\"} 3.0"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_router_serves_the_text() {
+        use tower::ServiceExt;
+        let resp = router()
+            .oneshot(
+                axum::http::Request::get("/metrics")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], CONTENT_TYPE);
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains("llmscope_build_info"));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
