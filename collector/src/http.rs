@@ -39,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .with_state(state)
         .merge(api)
+        .merge(crate::metrics::router())
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -55,6 +55,15 @@ impl Collector {
     /// Starts `llmscope-collector serve` with extra args on random local ports and waits for
     /// its ready line (at most 60 s).
     pub async fn start(database_url: &str, extra: &[&str]) -> Collector {
+        Collector::start_with_env(database_url, extra, &[]).await
+    }
+
+    /// [`Collector::start`] with extra environment variables (`OTEL_*`, `LLMSCOPE_*`).
+    pub async fn start_with_env(
+        database_url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Collector {
         let mut child = Command::new(bin("llmscope-collector"))
             .args(["serve", "--database-url", database_url])
             .args(if extra.contains(&"--grpc-listen") {
@@ -65,6 +74,7 @@ impl Collector {
             .args(["--http-listen", "127.0.0.1:0"])
             .args(extra)
             .env("LLMSCOPE_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
