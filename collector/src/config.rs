@@ -47,12 +47,35 @@ pub struct Config {
     pub spc: SpcConfig,
     /// Alert delivery.
     pub alerts: crate::alert::AlertsConfig,
+    /// The REST API's read model.
+    pub api: ApiConfig,
     /// An admin token for the REST API besides those made with `token create --admin`
     /// (prefer the `LLMSCOPE_ADMIN_TOKEN` environment variable; only its hash is kept).
     pub admin_token: Option<Secret>,
     /// Most series exported as `llmscope_series_*` gauges on `/metrics` (0: none); further
     /// series are counted in `llmscope_series_gauges_dropped_total`.
     pub metrics_series_cap: usize,
+}
+
+/// `[api]`: the read model behind the REST API and dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// How often minute rollups and the series catalogue are brought up to date.
+    #[serde(with = "humantime_serde")]
+    pub rollup_interval: Duration,
+    /// Samples are rolled up once they have been received this long (lets slow commits land).
+    #[serde(with = "humantime_serde")]
+    pub rollup_lag: Duration,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            rollup_interval: Duration::from_secs(5),
+            rollup_lag: Duration::from_secs(5),
+        }
+    }
 }
 
 /// A secret string: read like a string, never shown by `Debug` (so never logged).
@@ -180,6 +203,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             spc: SpcConfig::default(),
             alerts: crate::alert::AlertsConfig::default(),
+            api: ApiConfig::default(),
             admin_token: None,
             metrics_series_cap: crate::metrics::DEFAULT_SERIES_CAP,
         }
@@ -233,7 +257,7 @@ pub enum ConfigError {
 }
 
 /// Sections whose keys map to `LLMSCOPE_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["ingest", "tls", "spc", "alerts"];
+const SECTIONS: &[&str] = &["ingest", "tls", "spc", "alerts", "api"];
 /// Environment variables with the prefix that are not configuration keys.
 const NOT_CONFIG: &[&str] = &["LLMSCOPE_CONFIG", "LLMSCOPE_LOG"];
 

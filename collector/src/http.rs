@@ -33,7 +33,7 @@ pub struct AppState {
 
 /// The router with every HTTP route.
 pub fn router(state: AppState) -> Router {
-    let api = crate::api::alerts::routes().with_state(state.api.clone());
+    let api = crate::api::router(state.api.clone());
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))

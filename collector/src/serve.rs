@@ -71,6 +71,7 @@ pub struct Running {
     engine: Option<JoinHandle<()>>,
     buckets: Option<JoinHandle<()>>,
     dispatcher: JoinHandle<()>,
+    rollup: JoinHandle<()>,
 }
 
 impl Running {
@@ -79,6 +80,7 @@ impl Running {
         let _ = self.shutdown.send(true);
         self.retention.abort();
         self.dispatcher.abort();
+        self.rollup.abort();
         let grpc = tokio::time::timeout(SHUTDOWN_GRACE, self.grpc).await;
         let http = tokio::time::timeout(Duration::from_secs(5), self.http).await;
         self.writer_tasks.shutdown(SHUTDOWN_GRACE).await;
@@ -248,6 +250,9 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
                 .admin_token
                 .as_ref()
                 .map(|t| crate::auth::hash_token(&t.0)),
+            spc: std::sync::Arc::new(cfg.spc.clone()),
+            grpc_addr: grpc_addr.to_string(),
+            shutdown: shutdown_rx.clone(),
         },
     });
     let http = tokio::spawn(http::serve(
@@ -258,6 +263,11 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
     ));
     drop(writer);
 
+    let rollup = tokio::spawn(crate::api::rollup_job(
+        store.clone(),
+        cfg.api.rollup_interval,
+        cfg.api.rollup_lag,
+    ));
     let retention = tokio::spawn(retention_job(
         store.clone(),
         cfg.retention,
@@ -276,6 +286,7 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
         engine,
         buckets,
         dispatcher,
+        rollup,
     })
 }
 

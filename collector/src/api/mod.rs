@@ -1,7 +1,13 @@
 //! The REST API under `/api/v1` (see `docs/api.md`). Reading is open; every change needs an
 //! admin token as `Authorization: Bearer …`. Errors are JSON `{"error", "field"?}`.
 
+pub mod admin;
 pub mod alerts;
+pub mod events;
+pub mod openapi;
+pub mod read;
+pub mod violations;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -24,6 +30,50 @@ pub struct ApiState {
     pub http: reqwest::Client,
     /// SHA-256 of the admin token from the config, if one is set.
     pub admin_hash: Option<String>,
+    /// SPC settings (re-baselining, rule defaults).
+    pub spc: Arc<crate::config::SpcConfig>,
+    /// The gRPC address agents connect to (for the setup wizard).
+    pub grpc_addr: String,
+    /// Turns true when the collector shuts down (ends event streams).
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+/// Every API route plus the dashboard fallback.
+pub fn router(state: ApiState) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .merge(alerts::routes())
+        .merge(read::routes())
+        .merge(violations::routes())
+        .merge(admin::routes())
+        .route("/api/v1/events", get(events::events))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(openapi::document()) }),
+        )
+        .fallback(web::serve)
+        .with_state(state)
+}
+
+/// Leader-elected job keeping the minute rollups and the series catalogue current.
+pub async fn rollup_job(store: Store, interval: std::time::Duration, lag: std::time::Duration) {
+    let holder = uuid::Uuid::new_v4().to_string();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = crate::store::now_us();
+        let lease = (interval.as_micros() as i64) * 4 + 5_000_000;
+        match store.try_lease("rollup", &holder, now, now + lease).await {
+            Ok(true) => {
+                if let Err(e) = store.rollup_once(now - lag.as_micros() as i64).await {
+                    tracing::warn!(error = %e, "rollup: run failed; will retry");
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "rollup: lease check failed"),
+        }
+    }
 }
 
 /// An API error: status plus a message saying what is wrong (and where).

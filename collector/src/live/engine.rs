@@ -563,6 +563,9 @@ impl Engine {
         for (k, n) in errors {
             counters.push((k, 0, n, 0, 0));
         }
+        crate::api::events::publish_points(
+            counters.iter().filter(|c| c.3 > 0).map(|c| c.0.as_str()),
+        );
         // nearest telemetry for the context points: one range read per host and batch
         let mut hosts: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
         for c in &contexts {

@@ -205,7 +205,7 @@ pub struct ApplyReport {
     pub resolved: Vec<String>,
 }
 
-const VIOLATION_COLS: &str = "id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, resolved_at, status, points, baseline, context, acked_by, acked_at, ack_note";
+pub(crate) const VIOLATION_COLS: &str = "id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, resolved_at, status, points, baseline, context, acked_by, acked_at, ack_note";
 
 /// The `opened` outbox payload: what a notification needs without another query.
 fn opened_payload(v: &NewViolation) -> String {
@@ -362,6 +362,14 @@ impl Store {
         };
         if !report.opened.is_empty() || !report.resolved.is_empty() {
             crate::alert::wake(); // the dispatcher in this process need not wait for its tick
+        }
+        for (ids, event) in [(&report.opened, "opened"), (&report.resolved, "resolved")] {
+            for id in ids {
+                crate::api::events::publish(
+                    "violation",
+                    serde_json::json!({"id": id, "event": event}),
+                );
+            }
         }
         Ok(report)
     }
@@ -703,7 +711,7 @@ where
     })
 }
 
-fn violation_from<R: Row>(r: &R) -> Result<ViolationRow, sqlx::Error>
+pub(crate) fn violation_from<R: Row>(r: &R) -> Result<ViolationRow, sqlx::Error>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,

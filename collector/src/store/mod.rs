@@ -28,6 +28,7 @@ macro_rules! with_pool {
 }
 
 pub mod alerts;
+pub mod api;
 pub mod live;
 pub mod postgres;
 pub mod sqlite;

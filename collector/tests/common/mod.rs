@@ -167,3 +167,40 @@ pub fn telemetry(site: &str, host: &str, gpus: u32) -> v1::Telemetry {
             .collect(),
     }
 }
+
+/// Creates an ingest token for `site` and returns it.
+pub async fn ingest_token(store: &Store, site: &str) -> String {
+    let (t, rec) = llmscope_collector::auth::generate_token(
+        llmscope_collector::store::Role::Ingest,
+        Some(site.into()),
+        "test",
+    );
+    store.insert_token(&rec).await.expect("token stored");
+    t
+}
+
+/// Pushes samples (in chunks of 25) and telemetry (with the first chunk) over gRPC and
+/// checks nothing was rejected.
+pub async fn push_all(
+    addr: std::net::SocketAddr,
+    token: &str,
+    samples: Vec<v1::Sample>,
+    telemetry: Vec<v1::Telemetry>,
+) {
+    let mut c = v1::ingest_service_client::IngestServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connects");
+    for (i, chunk) in samples.chunks(25).enumerate() {
+        let mut r = tonic::Request::new(v1::IngestRequest {
+            batch_seq: i as u64,
+            samples: chunk.to_vec(),
+            telemetry: if i == 0 { telemetry.clone() } else { vec![] },
+        });
+        r.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("ascii"),
+        );
+        let ack = c.push(r).await.expect("push").into_inner();
+        assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
+    }
+}

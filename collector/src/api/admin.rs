@@ -1,0 +1,386 @@
+//! Baselines, rule configuration, ingest tokens, sites and the setup status.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiResult, ApiState, ms, parse_body, require_admin};
+use crate::live::Metric;
+use crate::live::settings::SettingsDoc;
+use crate::store::{Role, now_us};
+
+#[derive(Deserialize)]
+struct BaselineQuery {
+    key: Option<String>,
+    history: Option<bool>,
+}
+
+async fn baselines(
+    State(st): State<ApiState>,
+    Query(q): Query<BaselineQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let key = match q.key.as_deref().filter(|k| !k.is_empty()) {
+        Some(k) => Some(super::read::Key::parse(k)?),
+        None => None,
+    };
+    let rows = st.store.list_baselines(!q.history.unwrap_or(false)).await?;
+    let out: Vec<Value> = rows
+        .iter()
+        .filter(|b| {
+            key.as_ref().is_none_or(|k| {
+                b.site == k.site
+                    && b.host == k.host
+                    && b.provider == k.provider
+                    && b.model == k.model
+                    && b.metric == k.metric.as_str()
+            })
+        })
+        .map(super::read::baseline_json)
+        .collect();
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RebaselineBody {
+    #[serde(default)]
+    site: Option<String>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    metric: Option<String>,
+    from: Value,
+    to: Value,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    by: String,
+}
+
+fn time_value(field: &str, v: &Value) -> ApiResult<i64> {
+    match v {
+        Value::Number(n) => n
+            .as_i64()
+            .map(|x| x.saturating_mul(1000))
+            .ok_or_else(|| ApiError::bad(field, format!("`{field}` must be Unix milliseconds"))),
+        Value::String(s) => crate::alert::parse_time(s).map_err(|e| ApiError::bad(field, e)),
+        _ => Err(ApiError::bad(
+            field,
+            format!("`{field}` must be Unix milliseconds or an RFC 3339 time"),
+        )),
+    }
+}
+
+async fn rebaseline(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let who = require_admin(&st, &headers).await?;
+    let b: RebaselineBody = parse_body(&body)?;
+    let from = time_value("from", &b.from)?;
+    let to = time_value("to", &b.to)?;
+    if from >= to {
+        return Err(ApiError::bad("from", "`from` must be before `to`"));
+    }
+    let metric = match b.metric.as_deref().filter(|m| !m.is_empty()) {
+        None => None,
+        Some(m) => Some(Metric::parse(m).ok_or_else(|| {
+            ApiError::bad(
+                "metric",
+                format!("unknown metric `{m}`; use latency_ms, ttft_ms, tpot_ms or tokens_per_s"),
+            )
+        })?),
+    };
+    let o = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let sel = crate::live::rebaseline::Selector {
+        site: o(b.site),
+        host: o(b.host),
+        provider: o(b.provider),
+        model: o(b.model),
+        metric,
+    };
+    let by = if b.by.trim().is_empty() { who } else { b.by };
+    let out = crate::live::rebaseline::rebaseline(
+        &st.store,
+        &sel,
+        from,
+        to,
+        st.spc.sigma_method,
+        st.spc.transform,
+        &b.reason,
+        &by,
+    )
+    .await?;
+    let created = out
+        .iter()
+        .filter(|o| matches!(o, crate::live::rebaseline::Outcome::Set(_)))
+        .count();
+    let skipped: Vec<Value> = out
+        .iter()
+        .filter_map(|o| match o {
+            crate::live::rebaseline::Outcome::Set(_) => None,
+            crate::live::rebaseline::Outcome::Skipped { series, reason } => {
+                Some(json!({"series": series, "reason": reason}))
+            }
+        })
+        .collect();
+    Ok(Json(json!({"created": created, "skipped": skipped})))
+}
+
+fn settings_json(s: &str) -> Value {
+    let doc: SettingsDoc = serde_json::from_str(s).unwrap_or(SettingsDoc {
+        params: Default::default(),
+        scope: None,
+        resolve_after: None,
+    });
+    let rules: Vec<u8> = (1..=8u8)
+        .filter(|r| doc.params.get(&format!("{r}.enabled")).map(String::as_str) != Some("false"))
+        .collect();
+    let params: serde_json::Map<String, Value> = doc
+        .params
+        .iter()
+        .filter(|(k, _)| !k.ends_with(".enabled"))
+        .map(|(k, v)| {
+            let val = v
+                .parse::<f64>()
+                .ok()
+                .and_then(|f| serde_json::Number::from_f64(f).map(Value::Number))
+                .unwrap_or_else(|| json!(v));
+            (k.clone(), val)
+        })
+        .collect();
+    json!({"rules": rules, "params": params, "resolve_after": doc.resolve_after, "scope": doc.scope})
+}
+
+async fn rules(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    let rows = st.store.rule_configs().await?;
+    let defaults = json!({"rules": [1, 2, 3, 4, 5, 6, 7, 8], "params": {}, "resolve_after": st.spc.resolve_after,
+        "nelson": llmscope_spc::NelsonConfig::default()});
+    let configs: Vec<Value> = rows
+        .iter()
+        .map(|(kind, value, settings)| {
+            json!({"scope_kind": kind, "scope_value": value, "settings": settings_json(settings)})
+        })
+        .collect();
+    Ok(Json(json!({"defaults": defaults, "configs": configs})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesBody {
+    #[serde(default)]
+    rules: Option<Vec<u8>>,
+    #[serde(default)]
+    params: serde_json::Map<String, Value>,
+    #[serde(default)]
+    resolve_after: Option<u32>,
+}
+
+async fn put_rules(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path((kind, value)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let who = require_admin(&st, &headers).await?;
+    if !matches!(kind.as_str(), "global" | "site" | "model") {
+        return Err(ApiError::bad(
+            "scope_kind",
+            "the scope must be global, site or model",
+        ));
+    }
+    let b: RulesBody = parse_body(&body)?;
+    let mut params = std::collections::BTreeMap::new();
+    for (k, v) in &b.params {
+        let text = match v {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            Value::Bool(x) => x.to_string(),
+            _ => {
+                return Err(ApiError::bad(
+                    &format!("params.{k}"),
+                    "must be a string, number or boolean",
+                ));
+            }
+        };
+        params.insert(k.clone(), text);
+    }
+    if let Some(rules) = &b.rules {
+        if let Some(bad) = rules.iter().find(|r| !(1..=8).contains(*r)) {
+            return Err(ApiError::bad(
+                "rules",
+                format!("rule numbers are 1..8, got {bad}"),
+            ));
+        }
+        for r in 1..=8u8 {
+            params.insert(format!("{r}.enabled"), rules.contains(&r).to_string());
+        }
+    }
+    let doc = SettingsDoc {
+        params,
+        scope: None,
+        resolve_after: b.resolve_after,
+    };
+    let text = serde_json::to_string(&doc).unwrap_or_default();
+    SettingsDoc::parse(&text).map_err(|e| ApiError::bad("params", e))?;
+    let scope_value = if kind == "global" {
+        String::new()
+    } else {
+        value
+    };
+    st.store
+        .set_rule_config(&kind, &scope_value, &text, &who, now_us())
+        .await?;
+    Ok(Json(
+        json!({"scope_kind": kind, "scope_value": scope_value, "settings": settings_json(&text)}),
+    ))
+}
+
+async fn tokens(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    let rows = st.store.list_tokens().await?;
+    Ok(Json(
+        rows.iter()
+            .map(|t| {
+                json!({"id": t.id, "site": t.site, "role": t.role.as_str(), "name": t.name,
+                "created_at": ms(t.created_at_us), "revoked_at": t.revoked_at_us.map(ms)})
+            })
+            .collect::<Vec<_>>(),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    #[serde(default)]
+    site: Option<String>,
+    #[serde(default)]
+    admin: bool,
+    #[serde(default)]
+    name: String,
+}
+
+/// Site names: letters, digits, `.`, `_`, `-`; 1..64 characters, starting alphanumeric.
+pub fn valid_site(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+async fn create_token(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    let b: TokenBody = parse_body(&body)?;
+    let (role, site) = match (b.admin, b.site.filter(|s| !s.is_empty())) {
+        (true, None) => (Role::Admin, None),
+        (true, Some(_)) => {
+            return Err(ApiError::bad(
+                "site",
+                "an admin token is not tied to a site; leave `site` out",
+            ));
+        }
+        (false, Some(s)) if valid_site(&s) => (Role::Ingest, Some(s)),
+        (false, Some(s)) => {
+            return Err(ApiError::bad(
+                "site",
+                format!("`{s}` is not a valid site name (letters, digits, . _ -, up to 64)"),
+            ));
+        }
+        (false, None) => {
+            return Err(ApiError::bad(
+                "site",
+                "an ingest token needs the `site` it may write",
+            ));
+        }
+    };
+    let (token, record) = crate::auth::generate_token(role, site.clone(), &b.name);
+    st.store.insert_token(&record).await?;
+    if let Some(s) = &site {
+        st.store.insert_site(s, now_us()).await?;
+    }
+    tracing::info!(token = %record.id, role = role.as_str(), "token created through the api");
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({"id": record.id, "token": token, "site": site, "role": role.as_str(),
+            "name": record.name, "created_at": ms(record.created_at_us)}),
+        ),
+    ))
+}
+
+async fn revoke_token(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    if !st.store.revoke_token(&id, now_us()).await? {
+        return Err(ApiError::not_found(format!("no active token `{id}`")));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SiteBody {
+    name: String,
+}
+
+async fn create_site(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<impl IntoResponse> {
+    require_admin(&st, &headers).await?;
+    let b: SiteBody = parse_body(&body)?;
+    if !valid_site(&b.name) {
+        return Err(ApiError::bad(
+            "name",
+            format!(
+                "`{}` is not a valid site name: use letters, digits, `.`, `_` or `-` (up to 64, starting with a letter or digit)",
+                b.name
+            ),
+        ));
+    }
+    if !st.store.insert_site(&b.name, now_us()).await? {
+        return Err(ApiError::conflict(format!(
+            "site `{}` exists already",
+            b.name
+        )));
+    }
+    Ok((StatusCode::CREATED, Json(json!({"name": b.name}))))
+}
+
+async fn setup(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    let has_data = !st.store.catalog(None, None, None, None).await?.is_empty();
+    let first_run = !has_data && !st.store.has_ingest_tokens().await?;
+    Ok(Json(json!({"first_run": first_run, "has_data": has_data,
+        "grpc_addr": st.grpc_addr, "version": env!("CARGO_PKG_VERSION"), "backend": st.store.backend()})))
+}
+
+/// The admin routes.
+pub fn routes() -> axum::Router<ApiState> {
+    use axum::routing::{delete, get, post, put};
+    axum::Router::new()
+        .route("/api/v1/baselines", get(baselines))
+        .route("/api/v1/baselines/rebaseline", post(rebaseline))
+        .route("/api/v1/rules", get(rules))
+        .route("/api/v1/rules/{kind}/{value}", put(put_rules))
+        .route("/api/v1/tokens", get(tokens).post(create_token))
+        .route("/api/v1/tokens/{id}", delete(revoke_token))
+        .route("/api/v1/sites", post(create_site))
+        .route("/api/v1/setup", get(setup))
+}
