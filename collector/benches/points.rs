@@ -86,7 +86,11 @@ async fn run(backend: &str, n: i64, rounds: usize) {
     let fill_s = t.elapsed().as_secs_f64();
     let t = Instant::now();
     // everything was received just now (after the job's first run at start)
-    running.store.rollup_once(now_us() + 1_000_000).await.unwrap();
+    running
+        .store
+        .rollup_once(now_us() + 1_000_000)
+        .await
+        .unwrap();
     let rollup_s = t.elapsed().as_secs_f64();
     let key = "series%7Cbench%7Cgpu-1%7Cvllm%7Cllama%7Clatency_ms";
     let to = now_us() / 1000;
@@ -149,8 +153,14 @@ async fn run(backend: &str, n: i64, rounds: usize) {
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let n: i64 = args.first().and_then(|s| s.parse().ok()).unwrap_or(2_592_000);
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let n: i64 = args
+        .first()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_592_000);
     let rounds: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(20);
     for backend in ["postgres", "sqlite"] {
         run(backend, n, rounds).await;

@@ -333,11 +333,11 @@ async fn rest_api_end_to_end() {
         let v = get(&base, &format!("/api/v1/violations/{vid}")).await;
         assert_eq!(v["points"][0]["value"], 400.0);
         assert!(v["baseline"]["ucl"].as_f64().unwrap() > 100.0);
-        assert!(
-            v["context"]["points"].as_array().unwrap().len() >= 10,
-            "{}",
-            v["context"]
-        );
+        // ±10 points: the 10 before the trigger, the trigger, the 10 after it
+        let ctx_points = v["context"]["points"].as_array().unwrap();
+        assert_eq!(ctx_points.len(), 21, "{}", v["context"]);
+        assert_eq!(ctx_points[10]["value"], 400.0);
+        assert!(ctx_points[20]["ts"].as_i64() > v["opened_at"].as_i64());
         assert_eq!(v["context"]["telemetry"]["host"][0]["cpu_pct"], 42.5);
 
         // acknowledge: admin only
@@ -493,6 +493,7 @@ async fn rest_api_end_to_end() {
         let setup = get(&base, "/api/v1/setup").await;
         assert_eq!(setup["first_run"], false);
         assert_eq!(setup["grpc_addr"], running.grpc_addr.to_string());
+        assert_eq!(setup["baseline_points"], 20);
 
         // rules and baselines
         let (code, v, text) = call(

@@ -368,7 +368,8 @@ async fn setup(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
     let has_data = !st.store.catalog(None, None, None, None).await?.is_empty();
     let first_run = !has_data && !st.store.has_ingest_tokens().await?;
     Ok(Json(json!({"first_run": first_run, "has_data": has_data,
-        "grpc_addr": st.grpc_addr, "version": env!("CARGO_PKG_VERSION"), "backend": st.store.backend()})))
+        "grpc_addr": st.grpc_addr, "version": env!("CARGO_PKG_VERSION"), "backend": st.store.backend(),
+        "baseline_points": st.spc.baseline_points})))
 }
 
 /// The admin routes.

@@ -370,32 +370,9 @@ pub async fn points_of(
             // minute rollups, plus what the rollup job has not reached yet
             st.store.rollup_buckets(&k.text(), from, to, width).await?
         } else {
-            let rows = st
-                .store
-                .sample_points(&sel, from, to, false, 2_000_000)
-                .await?;
-            let mut acc: BTreeMap<i64, Bucket> = BTreeMap::new();
-            for p in &rows {
-                let Some(v) = value(p) else { continue };
-                let b = (p.ts_us - from) / width;
-                let e = acc.entry(b).or_insert(Bucket {
-                    ts: from + b * width,
-                    min: f64::INFINITY,
-                    max: f64::NEG_INFINITY,
-                    mean: 0.0,
-                    count: 0,
-                });
-                e.min = e.min.min(v);
-                e.max = e.max.max(v);
-                e.mean += v;
-                e.count += 1;
-            }
-            acc.into_values()
-                .map(|mut b| {
-                    b.mean /= b.count.max(1) as f64;
-                    b
-                })
-                .collect()
+            st.store
+                .raw_buckets(&sel, k.metric, from, to, width)
+                .await?
         };
         let b: Vec<Value> = buckets
             .iter()

@@ -194,6 +194,47 @@ async fn one(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<im
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no violation with id `{id}`")))?;
     let mut o = violation_json(&v, true);
+    // the engine stores the 10 points before the trigger; the 10 after it come from the samples
+    if v.scope == "series"
+        && let Some(metric) = crate::live::Metric::parse(&v.metric)
+    {
+        let sel = crate::store::live::PointSelector {
+            site: v.site.clone(),
+            host: v.host.clone(),
+            provider: v.provider.clone(),
+            model: v.model.clone(),
+        };
+        let rows = st
+            .store
+            .sample_points(&sel, v.opened_at + 1, now_us() + 86_400_000_000, false, 40)
+            .await?;
+        let after: Vec<Value> = rows
+            .iter()
+            .filter_map(|r| {
+                let value = metric.value(r.latency_ms, r.ttft_ms, r.tokens_out)?;
+                Some(json!({"ts": ms(r.ts_us), "value": value}))
+            })
+            .take(10)
+            .collect();
+        let mut window: std::collections::BTreeMap<i64, Value> = std::collections::BTreeMap::new();
+        for p in o["context"]["points"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(after.iter())
+        {
+            if let Some(t) = p["ts"].as_i64() {
+                window.entry(t).or_insert_with(|| p.clone());
+            }
+        }
+        o["context"]["points"] = Value::Array(window.into_values().collect());
+        if o["context"]["after"]
+            .as_array()
+            .is_none_or(|a| a.is_empty())
+        {
+            o["context"]["after"] = Value::Array(after);
+        }
+    }
     // telemetry of the host around the violation (±5 minutes)
     let t = super::read::telemetry_of(
         &st,

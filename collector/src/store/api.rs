@@ -199,6 +199,50 @@ impl Store {
         Ok(rows)
     }
 
+    /// Buckets of `width` µs over `[from, to]` aggregated from the raw samples in SQL (for
+    /// ranges too short for the minute rollups).
+    pub async fn raw_buckets(
+        &self,
+        sel: &super::live::PointSelector,
+        metric: crate::live::Metric,
+        from: i64,
+        to: i64,
+        width: i64,
+    ) -> Result<Vec<Bucket>, StoreError> {
+        use crate::live::Metric;
+        let (greatest, ts, range) = match self {
+            Store::Sqlite(_) => ("MAX", "ts", "ts >= $5 AND ts <= $6"),
+            Store::Postgres(_) => (
+                "GREATEST",
+                "(extract(epoch from ts) * 1000000)::int8",
+                "ts >= 'epoch'::timestamptz + $5 * interval '1 microsecond' AND ts <= 'epoch'::timestamptz + $6 * interval '1 microsecond'",
+            ),
+        };
+        let expr = match metric {
+            Metric::LatencyMs => "latency_ms".to_owned(),
+            Metric::TtftMs => "ttft_ms".to_owned(),
+            Metric::TpotMs => format!(
+                "CASE WHEN ttft_ms IS NOT NULL AND tokens_out IS NOT NULL THEN (latency_ms - ttft_ms) / {greatest}(tokens_out - 1, 1) END"
+            ),
+            Metric::TokensPerS => "CASE WHEN ttft_ms IS NOT NULL AND tokens_out > 0 AND latency_ms > ttft_ms THEN tokens_out / ((latency_ms - ttft_ms) / 1000.0) END".to_owned(),
+        };
+        let sql = format!(
+            "SELECT (t - $5) / $7 AS b, MIN(v) AS lo, MAX(v) AS hi, AVG(v) AS mean, COUNT(*) AS n FROM (
+               SELECT {ts} AS t, {expr} AS v FROM samples
+               WHERE status = 'ok' AND site = $1 AND host = $2 AND provider = $3 AND model = $4 AND {range}) x
+             WHERE v IS NOT NULL GROUP BY (t - $5) / $7 ORDER BY 1"
+        );
+        let rows = with_pool!(self, p => sqlx::query(&sql)
+            .bind(&sel.site).bind(&sel.host).bind(&sel.provider).bind(&sel.model).bind(from).bind(to).bind(width)
+            .fetch_all(p).await?.iter()
+            .map(|r| {
+                let b: i64 = r.try_get("b")?;
+                Ok(Bucket { ts: from + b * width, min: r.try_get("lo")?, max: r.try_get("hi")?, mean: r.try_get("mean")?, count: r.try_get("n")? })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows)
+    }
+
     /// Open-violation counts per series key.
     pub async fn open_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         const SQL: &str = "SELECT series_key, COUNT(*) AS n FROM violations WHERE status = 'open' GROUP BY series_key";
