@@ -233,6 +233,8 @@ export interface Setup {
   first_run: boolean;
   grpc_addr: string;
   version: string;
+  /** Phase I size (`[spc] baseline_points`); older collectors leave it out. */
+  baseline_points?: number;
 }
 
 export class ApiError extends Error {

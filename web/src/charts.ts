@@ -177,9 +177,17 @@ export function controlChart(el: HTMLElement, resp: PointsResp, o: ControlOpts):
     ctx.beginPath();
     ctx.rect(left, top, width, hh);
     ctx.clip();
-    const line = (v: number, color: string, dash: number[], label: string) => {
-      const yy = Math.round(u.valToPos(v, 'y', true)) + 0.5;
-      if (yy < top - 1 || yy > top + hh + 1) return;
+    const lines: Array<[number, string, number[], string, number]> = [
+      // value, colour, dash, label, which way its label moves when it would overlap another
+      [zone(0), cssVar('--center'), [], 'CL', 0],
+      [b.ucl, cssVar('--limit'), [6, 4], 'UCL', -1],
+      [b.lcl, cssVar('--limit'), [6, 4], 'LCL', 1],
+    ];
+    const ys = lines.map(([v]) => Math.round(u.valToPos(v, 'y', true)) + 0.5);
+    const shown = (yy: number) => yy >= top - 1 && yy <= top + hh + 1;
+    lines.forEach(([, color, dash], i) => {
+      const yy = ys[i]!;
+      if (!shown(yy)) return;
       ctx.strokeStyle = color;
       ctx.lineWidth = r * 1.25;
       ctx.setLineDash(dash.map((d) => d * r));
@@ -187,22 +195,29 @@ export function controlChart(el: HTMLElement, resp: PointsResp, o: ControlOpts):
       ctx.moveTo(left, yy);
       ctx.lineTo(left + width, yy);
       ctx.stroke();
-      if (!o.compact) {
-        ctx.setLineDash([]);
-        ctx.font = `${11 * r}px system-ui, sans-serif`;
-        const text = `${label} ${fmtValue(o.metric, v)}`;
-        const tw = ctx.measureText(text).width;
-        const pad = 3 * r;
-        ctx.fillStyle = cssVar('--chart-label-bg');
-        ctx.fillRect(left + width - tw - pad * 3, yy - 8 * r, tw + pad * 2, 16 * r);
-        ctx.fillStyle = color;
-        ctx.textBaseline = 'middle';
-        ctx.fillText(text, left + width - tw - pad * 2, yy);
-      }
-    };
-    line(b.ucl, cssVar('--limit'), [6, 4], 'UCL');
-    line(b.lcl, cssVar('--limit'), [6, 4], 'LCL');
-    line(zone(0), cssVar('--center'), [], 'CL');
+    });
+    const labelH = 16 * r;
+    const placed: number[] = [];
+    for (const [i, [v, color, , label, away]] of lines.entries()) {
+      const yy = ys[i]!;
+      if (o.compact || !shown(yy)) continue;
+      // labels of limits squeezed close to the centre line move aside, or are left out (the
+      // values are in the baseline table)
+      const free = (y: number) => placed.every((p) => Math.abs(p - y) >= labelH);
+      const ly = [yy, yy + away * labelH].find((y, i) => (i === 0 || away !== 0) && free(y));
+      if (ly === undefined) continue;
+      placed.push(ly);
+      ctx.setLineDash([]);
+      ctx.font = `${11 * r}px system-ui, sans-serif`;
+      const text = `${label} ${fmtValue(o.metric, v)}`;
+      const tw = ctx.measureText(text).width;
+      const pad = 3 * r;
+      ctx.fillStyle = cssVar('--chart-label-bg');
+      ctx.fillRect(left + width - tw - pad * 3, ly - 8 * r, tw + pad * 2, labelH);
+      ctx.fillStyle = color;
+      ctx.textBaseline = 'middle';
+      ctx.fillText(text, left + width - tw - pad * 2, ly);
+    }
     ctx.restore();
   };
 

@@ -113,6 +113,23 @@ export function resolveRange(params: URLSearchParams, fallback = '6h'): { from: 
   return { from: to - found[2], to, window: found[0] };
 }
 
+/**
+ * Where a chart's time axis starts: the window's start — or, when the data begins later (a
+ * series younger than the window), just before its first point, so that a new series is not
+ * a sliver at the right edge. At least one minute stays visible.
+ */
+export function axisFrom(from: number, to: number, firstTs: number | null): number {
+  if (firstTs === null || !Number.isFinite(firstTs) || firstTs <= from) return from;
+  const margin = Math.max((to - firstTs) * 0.03, 1000);
+  return Math.round(Math.max(from, Math.min(firstTs - margin, to - 60_000)));
+}
+
+/** The earliest timestamp of a points response (raw points, buckets or flagged points). */
+export function firstTs(resp: { points?: Array<{ ts: number }>; buckets?: Array<{ ts: number }>; flagged: Array<{ ts: number }> }): number | null {
+  const ts = [resp.points?.[0]?.ts, resp.buckets?.[0]?.ts, ...resp.flagged.map((f) => f.ts)].filter((t): t is number => typeof t === 'number');
+  return ts.length ? Math.min(...ts) : null;
+}
+
 export function shortKey(s: { site: string; host: string; provider: string; model: string; metric: string }): string {
   return `${s.site} / ${s.host} / ${s.provider}/${s.model} · ${metricLabel(s.metric)}`;
 }

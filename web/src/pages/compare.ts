@@ -1,7 +1,7 @@
 import { get, type PointsResp, type SeriesInfo } from '../api';
 import { controlChart, lineChart, PALETTE, ruleLegend, type ChartHandle } from '../charts';
 import { debounce, emptyState, h, mount } from '../dom';
-import { fmtValue, metricLabel, METRICS, resolveRange, WINDOWS } from '../format';
+import { axisFrom, firstTs, fmtValue, metricLabel, METRICS, resolveRange, WINDOWS } from '../format';
 import { href, link, updateParams } from '../router';
 import type { PageCtx } from '../page';
 import { loading, pageHead, showError, statusBadge } from '../ui';
@@ -87,20 +87,23 @@ export async function comparePage(view: HTMLElement, ctx: PageCtx): Promise<void
     const series = resp.series;
     const metrics = new Set(series.map((s) => parseKey(s.key)?.metric ?? ''));
     const metric = series.length ? (parseKey(series[0]!.key)?.metric ?? 'latency_ms') : 'latency_ms';
+    // one time axis for all: from the earliest point when every series is younger than the window
+    const firsts = series.map(firstTs).filter((t): t is number => t !== null);
+    const axis = { from: range.window === 'custom' || !firsts.length ? range.from : axisFrom(range.from, range.to, Math.min(...firsts)), to: range.to };
     const overlayEl = h('div', { class: 'chart', testid: 'compare-overlay' });
     const grid = h('div', { class: 'multiples', testid: 'compare-multiples' });
     mount(results,
       h('section', { class: 'card' }, h('h2', { class: 'card-title' }, 'Overlaid'),
         metrics.size > 1 ? h('p', { class: 'small warn-text' }, 'These series measure different metrics on one axis.') : null,
         overlayEl,
-        h('p', { class: 'small muted' }, 'Downsampled series are drawn by their bucket means.')),
+        series.some((s) => s.downsampled) ? h('p', { class: 'small muted' }, 'Downsampled series are drawn by their bucket means.') : null),
       h('section', { class: 'card' }, h('h2', { class: 'card-title' }, 'Side by side'), grid));
     const syncKey = `cmp-${Math.random().toString(36).slice(2)}`;
     const lines = series.map((s) => {
       const ps = s.downsampled ? (s.buckets ?? []).map((b) => ({ ts: b.ts, value: b.mean })) : (s.points ?? []);
       return { label: label(s.key), xs: ps.map((p) => p.ts), ys: ps.map((p) => p.value) };
     });
-    charts.push(lineChart(overlayEl, lines, { from: range.from, to: range.to, height: 300, syncKey, yFmt: (v) => fmtValue(metric, v) }));
+    charts.push(lineChart(overlayEl, lines, { from: axis.from, to: axis.to, height: 300, syncKey, yFmt: (v) => fmtValue(metric, v) }));
     series.forEach((s, i) => {
       const el = h('div', { class: 'chart', testid: 'compare-multiple', dataset: { key: s.key } });
       const p = parseKey(s.key);
@@ -108,7 +111,7 @@ export async function comparePage(view: HTMLElement, ctx: PageCtx): Promise<void
         h('div', { class: 'multiple-title' }, h('span', { class: 'swatch swatch-dot', style: { background: PALETTE[i % PALETTE.length]! } }),
           link(href('/series', { key: s.key, window: range.window }), null, label(s.key)), h('span', { class: 'muted small' }, ` ${metricLabel(p?.metric ?? '')}`)),
         el, ruleLegend(s)));
-      charts.push(controlChart(el, s, { from: range.from, to: range.to, metric: p?.metric ?? metric, label: metricLabel(p?.metric ?? metric), height: 200, syncKey, compact: true, color: PALETTE[i % PALETTE.length] }));
+      charts.push(controlChart(el, s, { from: axis.from, to: axis.to, metric: p?.metric ?? metric, label: metricLabel(p?.metric ?? metric), height: 200, syncKey, compact: true, color: PALETTE[i % PALETTE.length] }));
     });
   } catch (e) {
     if ((e as Error).name !== 'AbortError') showError(results, e);

@@ -3,7 +3,7 @@ import { centerLine, controlChart, lineChart, ruleLegend, telemetryPanels, type 
 import { sparkline } from '../spark';
 import { debounce, emptyState, h, mount, notice } from '../dom';
 import { subscribe, throttle } from '../events';
-import { fmtNum, fmtValue, fromLocalInput, metricLabel, METRICS, resolveRange, timeEl, toLocalInput, WINDOWS } from '../format';
+import { axisFrom, firstTs, fmtNum, fmtValue, fromLocalInput, metricLabel, METRICS, resolveRange, timeEl, toLocalInput, WINDOWS } from '../format';
 import { href, link, navigate, replaceParams, updateParams } from '../router';
 import type { PageCtx } from '../page';
 import { loading, pageHead, ruleChip, showError, statusBadge } from '../ui';
@@ -189,12 +189,14 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
   });
 
   const onZoom = (f: number, t: number) => {
-    zoomed = Math.abs(f - cur.from) > 1000 || Math.abs(t - cur.to) > 1000;
+    zoomed = Math.abs(f - axis.from) > 1000 || Math.abs(t - axis.to) > 1000;
     for (const c of tcharts) c.u.setScale('x', { min: f / 1000, max: t / 1000 });
     liveState();
   };
 
   let cur = { from: range.from, to: range.to };
+  // the time axis: `cur`, starting later when the series is younger than the window
+  let axis = { ...cur };
   let firstLoad = true;
 
   const loadPoints = async () => {
@@ -206,6 +208,8 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
       const resp = await get<PointsResp>('series/points', { key, from: cur.from, to: cur.to, max_points: 2000 }, ctx.signal);
       chart?.destroy();
       chart = null;
+      const first = range.window === 'custom' ? null : firstTs(resp);
+      axis = { from: axisFrom(cur.from, cur.to, first), to: cur.to };
       const n = resp.downsampled ? (resp.buckets?.length ?? 0) : (resp.points?.length ?? 0);
       if (n === 0 && resp.flagged.length === 0) {
         chartEl.dataset.flaggedCount = '0';
@@ -215,9 +219,10 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
       } else {
         mount(chartMsg,
           !resp.baseline ? notice('info', 'Learning: the baseline is estimated from the first points; limits and rules apply once it is frozen.', 'chart-learning') : null,
-          resp.downsampled ? h('p', { class: 'small muted', testid: 'chart-downsampled' }, `Long range: ${n.toLocaleString()} buckets — band = min…max per bucket, line = mean. Every flagged point is still drawn.`) : null);
+          resp.downsampled ? h('p', { class: 'small muted', testid: 'chart-downsampled' }, `Long range: ${n.toLocaleString()} buckets — band = min…max per bucket, line = mean. Every flagged point is still drawn.`) : null,
+          first !== null && axis.from > cur.from ? h('p', { class: 'small muted', testid: 'chart-axis-start' }, 'No points in this window before ', timeEl(first), ' — the axis starts there.') : null);
         chartEl.replaceChildren();
-        chart = controlChart(chartEl, resp, { from: cur.from, to: cur.to, metric: parts.metric, label: metricLabel(parts.metric), syncKey, onZoom, onFlagClick: (id) => navigate(href('/violations', { id: String(id) })) });
+        chart = controlChart(chartEl, resp, { from: axis.from, to: axis.to, metric: parts.metric, label: metricLabel(parts.metric), syncKey, onZoom, onFlagClick: (id) => navigate(href('/violations', { id: String(id) })) });
         mount(legendSlot, ruleLegend(resp));
       }
       renderBaseline(resp);
@@ -232,7 +237,7 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
 
   const loadTelemetry = async () => {
     try {
-      const t = await get<Telemetry>('telemetry', { site: parts.site, host: parts.host, from: cur.from, to: cur.to, max_points: 2000 }, ctx.signal);
+      const t = await get<Telemetry>('telemetry', { site: parts.site, host: parts.host, from: axis.from, to: axis.to, max_points: 2000 }, ctx.signal);
       tcharts.forEach((c) => c.destroy());
       tcharts = [];
       if (!t.host.length && !t.gpus.some((g) => g.points.length)) {
@@ -249,7 +254,7 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
           box.append(h('div', { class: 'tpanel-empty muted small' }, p.empty));
           continue;
         }
-        tcharts.push(lineChart(box, p.lines, { from: cur.from, to: cur.to, height: 96, syncKey, yFmt: p.yFmt, yMin: p.yMin, yMax: p.yMax, showX: i === lastDrawn, legend: true }));
+        tcharts.push(lineChart(box, p.lines, { from: axis.from, to: axis.to, height: 96, syncKey, yFmt: p.yFmt, yMin: p.yMin, yMax: p.yMax, showX: i === lastDrawn, legend: true }));
       }
     } catch (e) {
       if ((e as Error).name !== 'AbortError') showError(telemetrySlot, e);

@@ -211,7 +211,7 @@ export async function setupPage(view: HTMLElement, ctx: PageCtx): Promise<void> 
         h('li', null, state.token ? 'An ingest token for its agents' : 'No token created in this run'),
         h('li', null, state.channel ? ['Alerts go to ', h('strong', null, state.channel), ' (route more under Settings → Routes)'] : 'No alert channel yet — add one under Settings → Channels')),
       waiting,
-      h('p', { class: 'muted' }, 'The baseline of each series is learnt from its first 50 points; until then its chart says “learning”.'),
+      h('p', { class: 'muted' }, `The baseline of each series is learnt from its first ${setup.baseline_points ?? 50} points; until then its chart says “learning”.`),
       nav(true, finish)));
     const poll = async () => {
       if (ctx.signal.aborted || !waiting.isConnected) return;
