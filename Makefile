@@ -5,12 +5,19 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test postgres fmt-check clippy unit run demo bench bench-ingest fmt
+.PHONY: test postgres fmt-check clippy web unit run demo bench bench-ingest fmt
 
-test: postgres fmt-check clippy unit test-deploy
+# `web` before `unit`: the collector serves web/dist and tests/tests/dashboard.rs drives it in
+# headless Chromium
+test: postgres fmt-check clippy web unit test-deploy
 
 postgres:
 	@scripts/ensure-postgres.sh
+
+# The dashboard (web/ -> web/dist): npm ci when node_modules is not current, then the build when
+# a source changed (scripts/build-web.sh; needs Node.js 20.19+).
+web:
+	@scripts/build-web.sh
 
 fmt-check:
 	$(CARGO) fmt --all -- --check

@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 DATA="${LLMSCOPE_DATA:-./llmscope-data}"
 GRPC="${LLMSCOPE_GRPC_LISTEN:-127.0.0.1:7070}"
 HTTP="${LLMSCOPE_HTTP_LISTEN:-127.0.0.1:8080}"
+# the dashboard the collector serves at http://$HTTP/ (built once; `make web` rebuilds it)
+[ -f web/dist/index.html ] || scripts/build-web.sh
 cargo build -q -p llmscope-collector -p llmscope-agent
 BIN="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug"
 mkdir -p "$DATA"

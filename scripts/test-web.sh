@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds and type-checks the dashboard (web/), and when LLMSCOPE_URL is set runs the browser
-# end-to-end test against that collector in headless Chromium (Debian's package).
+# Builds (scripts/build-web.sh) and type-checks the dashboard (web/), and when LLMSCOPE_URL is
+# set runs the browser end-to-end test against that collector in headless Chromium (Debian's
+# package, installed when missing). tests/tests/dashboard.rs runs it against a real collector.
 #
 #   scripts/test-web.sh                                   # install, build, type-check
 #   LLMSCOPE_URL=http://127.0.0.1:8080 LLMSCOPE_ADMIN_TOKEN=llms_… scripts/test-web.sh
@@ -17,11 +18,9 @@ if [ -n "${LLMSCOPE_URL:-}" ] && [ ! -x /usr/bin/chromium ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
-echo "test-web: npm ci" >&2
-npm ci --no-audit --no-fund --loglevel=error
-
-echo "test-web: build" >&2
-npm run --silent build
+# npm ci and the build, each only when needed (under `make test`, `make web` already did both:
+# web/dist is not rewritten while other tests read it)
+"$ROOT/scripts/build-web.sh"
 
 echo "test-web: type-check" >&2
 npx --no-install tsc --noEmit
