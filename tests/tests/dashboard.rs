@@ -152,7 +152,7 @@ async fn dashboard_e2e_against_the_real_collector() {
         .extend((0..30).map(|i| sample(XSS_MODEL, 120.0 + 5.0 * noise.normal(), ts(n - 30 + i))));
     samples.sort_by_key(|s| s.ts_unix_nanos);
     let tel: Vec<v1::Telemetry> = (0..n)
-        .step_by(5)
+        .step_by(4)
         .map(|i| telemetry(ts(i), ((i as f64) / 9.0).sin().abs()))
         .collect();
     push(&collector.grpc, &token, samples, tel).await;
