@@ -87,10 +87,8 @@ async fn push(grpc: &str, token: &str, samples: Vec<v1::Sample>, telemetry: Vec<
     let mut c = IngestServiceClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();
-    let mut seq = 0u64;
     let mut tel = Some(telemetry);
-    for chunk in samples.chunks(25) {
-        seq += 1;
+    for (seq, chunk) in (1u64..).zip(samples.chunks(25)) {
         let mut r = tonic::Request::new(IngestRequest {
             batch_seq: seq,
             samples: chunk.to_vec(),
