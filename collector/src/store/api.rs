@@ -95,6 +95,7 @@ impl Store {
     /// Rolls up samples received in `(watermark, upper]` into `rollup_1m` and the catalogue
     /// and moves the watermark, in one transaction; returns the new watermark.
     pub async fn rollup_once(&self, upper: i64) -> Result<i64, StoreError> {
+        const INIT_WM: &str = "INSERT INTO rollup_state (name, watermark) VALUES ('rollup_1m', 0) ON CONFLICT (name) DO NOTHING";
         const WM: &str = "SELECT watermark FROM rollup_state WHERE name = 'rollup_1m'";
         const SET_WM: &str = "INSERT INTO rollup_state (name, watermark) VALUES ('rollup_1m', $1) ON CONFLICT (name) DO UPDATE SET watermark = excluded.watermark";
         let (lo, hi) = match self {
@@ -123,7 +124,10 @@ impl Store {
         };
         let wm = with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            let wm: i64 = sqlx::query_scalar(WM).fetch_optional(&mut *tx).await?.unwrap_or(0);
+            // write first: SQLite then takes the write lock (waiting its busy timeout) instead
+            // of failing to upgrade a read transaction
+            sqlx::query(INIT_WM).execute(&mut *tx).await?;
+            let wm: i64 = sqlx::query_scalar(WM).fetch_one(&mut *tx).await?;
             if upper > wm {
                 sqlx::query(&rollup).bind(wm).bind(upper).execute(&mut *tx).await?;
                 sqlx::query(&catalog).bind(wm).bind(upper).execute(&mut *tx).await?;
