@@ -46,3 +46,9 @@ else
   echo "build-web: build" >&2
   npm run --silent build
 fi
+
+# gzip copies the collector serves to clients that accept gzip (kept in step with their file)
+find dist -type f \( -name '*.js' -o -name '*.css' -o -name '*.html' -o -name '*.svg' -o -name '*.json' \) |
+  while read -r f; do
+    if [ ! -f "$f.gz" ] || [ "$f" -nt "$f.gz" ]; then gzip -9 -k -f -n "$f"; fi
+  done
