@@ -294,10 +294,16 @@ async fn retention_job(store: Store, retention: Duration, every: Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        if store.timescale() {
-            continue; // the TimescaleDB policy does it
-        }
         let cutoff = now_us() - retention.as_micros() as i64;
+        // the API's minute rollups follow the same retention as the samples they summarise
+        match store.prune_rollups(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "retention: deleted expired rollups"),
+            Err(e) => tracing::warn!(error = %e, "rollup retention failed; will retry"),
+        }
+        if store.timescale() {
+            continue; // the TimescaleDB policy does the samples and telemetry
+        }
         match store.delete_older_than(cutoff, RETENTION_BATCH).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "retention: deleted expired rows"),

@@ -209,6 +209,39 @@ async fn retention_deletes_only_old_rows_in_batches() {
             .await
             .unwrap();
         let cutoff = now - 30 * 86_400_000_000;
+        // the API's minute rollups follow the same retention
+        store.rollup_once(now_us() + 1_000_000).await.unwrap();
+        let key = store
+            .catalog(None, None, None, Some("latency_ms"))
+            .await
+            .unwrap()[0]
+            .key
+            .clone();
+        let all = |s: &llmscope_collector::store::Store| {
+            let (s, key) = (s.clone(), key.clone());
+            async move {
+                s.rollup_buckets(
+                    &key,
+                    now - 50 * 86_400_000_000,
+                    now + 60_000_000,
+                    60_000_000,
+                )
+                .await
+                .unwrap()
+            }
+        };
+        assert_eq!(
+            all(&store).await.iter().map(|b| b.count).sum::<i64>(),
+            30,
+            "{backend:?}"
+        );
+        assert!(store.prune_rollups(cutoff).await.unwrap() >= 1);
+        assert_eq!(
+            all(&store).await.iter().map(|b| b.count).sum::<i64>(),
+            5,
+            "old minutes pruned, fresh kept"
+        );
+        assert_eq!(store.prune_rollups(cutoff).await.unwrap(), 0);
         let deleted = store.delete_older_than(cutoff, 10).await.unwrap();
         assert_eq!(deleted, 25 + 1 + 1, "{backend:?}");
         assert_eq!(store.count_samples().await.unwrap(), 5);

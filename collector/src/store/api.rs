@@ -382,6 +382,19 @@ impl Store {
         Ok(true)
     }
 
+    /// Deletes minute rollups older than `cutoff` and catalogue entries whose last point is
+    /// older; returns how many rows went.
+    pub async fn prune_rollups(&self, cutoff: i64) -> Result<u64, StoreError> {
+        const ROLLUPS: &str = "DELETE FROM rollup_1m WHERE minute < $1";
+        const CATALOG: &str = "DELETE FROM series_catalog WHERE last_ts < $1";
+        let n = with_pool!(self, p => {
+            let a = sqlx::query(ROLLUPS).bind(cutoff).execute(p).await?.rows_affected();
+            let b = sqlx::query(CATALOG).bind(cutoff).execute(p).await?.rows_affected();
+            a + b
+        });
+        Ok(n)
+    }
+
     /// Registered sites: (name, created_at µs).
     pub async fn sites(&self) -> Result<Vec<(String, i64)>, StoreError> {
         let sql = match self {
