@@ -632,3 +632,67 @@ async fn events_stream_and_dashboard_fallback() {
     assert!(v["error"].as_str().unwrap().contains("/api/v1/nope"));
     running.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ongoing_episode_shows_every_flagged_point() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let mut cfg = config(db.url());
+        cfg.spc.baseline_points = 20;
+        let running = start(&cfg).await;
+        let base = format!("http://{}", running.http_addr);
+        let token = ingest_token(&running.store, "lab").await;
+        let t0 = now_ns() - 600_000_000_000;
+        push_all(
+            running.grpc_addr,
+            &token,
+            series_samples("m", &noise(30), t0),
+            vec![],
+        )
+        .await;
+        // an incident that goes on: 15 points far above the limits, in three commits
+        for b in 0..3i64 {
+            let start = t0 + (30 + b * 5) * 1_000_000_000;
+            push_all(
+                running.grpc_addr,
+                &token,
+                series_samples("m", &[300.0; 5], start),
+                vec![],
+            )
+            .await;
+        }
+        let key = "series|lab|gpu-1|ollama|m|latency_ms";
+        let path = format!(
+            "/api/v1/series/points?key={}&from={}&to={}",
+            enc(key),
+            t0 / 1_000_000 - 1000,
+            t0 / 1_000_000 + 60_000
+        );
+        let mut flagged = 0;
+        for _ in 0..200 {
+            let p = get(&base, &path).await;
+            flagged = p["flagged"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["value"] == 300.0)
+                .count();
+            if flagged == 15 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            flagged, 15,
+            "{backend:?}: every point of the open episode is flagged"
+        );
+        let open = get(&base, "/api/v1/violations?status=open&rule=1").await;
+        assert_eq!(
+            open["items"].as_array().unwrap().len(),
+            1,
+            "one episode, still open"
+        );
+        running.stop().await.unwrap();
+        db.drop_db().await;
+    }
+}

@@ -178,8 +178,9 @@ struct OpenEp {
     written: usize,
 }
 
-/// An open episode's points are rewritten when this many were added since the last write
-/// (and at resolution): extends stay cheap during long incidents.
+/// Within one batch an open episode's points are written at most every this many new points;
+/// the batch's last extend of the episode always carries them (and resolution does), so the
+/// cost is one rewrite per episode per batch, not per point.
 const POINTS_REWRITE_EVERY: usize = 32;
 
 struct SeriesState {
@@ -801,6 +802,18 @@ impl Engine {
                         newest = newest.max(p.ts);
                         judge(st, key, &f, scope, p, ops, contexts);
                         last = Some(p.value);
+                    }
+                    // once per batch, an open episode's new points ride on its last extend, so
+                    // charts show every flagged point while an incident goes on
+                    for ep in st.open.iter_mut().filter(|e| e.points.len() != e.written) {
+                        let last_extend = ops.iter_mut().rev().find_map(|o| match o {
+                            ViolationOp::Extend { id, points, .. } if *id == ep.id => Some(points),
+                            _ => None,
+                        });
+                        if let Some(points) = last_extend {
+                            *points = Some(pts_json(&ep.points));
+                            ep.written = ep.points.len();
+                        }
                     }
                     if let Some(v) = last {
                         set_gauges(st, key, &f, v);
