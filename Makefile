@@ -15,7 +15,8 @@ postgres:
 	@scripts/ensure-postgres.sh
 
 # The dashboard (web/ -> web/dist): npm ci when node_modules is not current, then the build when
-# a source changed (scripts/build-web.sh; needs Node.js 20.19+).
+# a source changed (scripts/build-web.sh; installs Node 22 from the npm registry when the
+# system Node.js is older than 20.19).
 web:
 	@scripts/build-web.sh
 
