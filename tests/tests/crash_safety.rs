@@ -40,6 +40,9 @@ fn batch(seq: u64) -> IngestRequest {
     }
 }
 
+/// Acks the client has received (the kill waits for at least one).
+static ACKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Streams `pending` batches (resending everything unacked) until the stream breaks or
 /// `stop_after` acks arrived; moves acked batches out of `pending`.
 async fn stream_until(
@@ -64,6 +67,7 @@ async fn stream_until(
             .expect("ack for a batch we sent");
         assert_eq!(ack.accepted_samples as usize, b.samples.len());
         acked.extend(b.samples.into_iter().map(|s| s.id));
+        ACKS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         n += 1;
         if n >= stop_after {
             break;
@@ -97,7 +101,11 @@ async fn kill_9_mid_stream_loses_nothing_and_duplicates_nothing() {
     });
     let probe = Store::connect(&url, 1).await.unwrap();
     tokio::time::timeout(Duration::from_secs(60), async {
-        while probe.count_samples().await.unwrap_or(0) < 2_000 {
+        // committed rows in the database and at least one ack back at the client (on a loaded
+        // machine the acks can trail the commits)
+        while probe.count_samples().await.unwrap_or(0) < 2_000
+            || ACKS.load(std::sync::atomic::Ordering::SeqCst) == 0
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     })
