@@ -10,6 +10,8 @@
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
+mod support;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -67,26 +69,6 @@ fn op(i: usize) -> ViolationOp {
     })
 }
 
-async fn database(backend: &str) -> (String, Option<tempfile::TempDir>) {
-    if backend == "sqlite" {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/bench.db", dir.path().display());
-        return (url, Some(dir));
-    }
-    let admin = "postgres://postgres@127.0.0.1:5432/postgres";
-    let client = sqlx::PgPool::connect(admin).await.unwrap();
-    let name = format!("llmscope_bench_alerts_{}", std::process::id());
-    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}"))
-        .execute(&client)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&client)
-        .await
-        .unwrap();
-    (format!("postgres://postgres@127.0.0.1:5432/{name}"), None)
-}
-
 async fn start(url: &str, hook: &str) -> llmscope_collector::serve::Running {
     let mut cfg = Config {
         database_url: url.into(),
@@ -114,7 +96,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 }
 
 async fn latency(backend: &str, n: usize) {
-    let (url, _dir) = database(backend).await;
+    let (url, _dir) = support::database(backend, "alerts").await;
     let (hook, seen) = receiver().await;
     let running = start(&url, &hook).await;
     let store: &Store = &running.store;
@@ -143,7 +125,7 @@ async fn latency(backend: &str, n: usize) {
 }
 
 async fn throughput(backend: &str, n: usize) {
-    let (url, _dir) = database(backend).await;
+    let (url, _dir) = support::database(backend, "alerts").await;
     let (hook, seen) = receiver().await;
     let running = start(&url, &hook).await;
     let ops: Vec<ViolationOp> = (0..n).map(op).collect();

@@ -620,20 +620,8 @@ async fn api(
     token: Option<&str>,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    let mut rb = reqwest::Client::new().request(method, format!("http://{addr}{path}"));
-    if let Some(t) = token {
-        rb = rb.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let resp = rb.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
-    )
+    let (code, json, _) = common::call(method, &format!("http://{addr}"), path, token, body).await;
+    (code, json)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -758,7 +746,8 @@ async fn silence_created_during_group_wait_suppresses_pending() {
     cfg.alerts.group_wait = Duration::from_millis(1500);
     let running = start(&cfg).await;
     open_violations(&running.store, 1).await;
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // routed and waiting in its group (not silenced when it was routed)
+    wait_states(&running.store, "pending", 1).await;
     let (code, _) = api(reqwest::Method::POST, running.http_addr, "/api/v1/silences", Some(ADMIN),
         Some(serde_json::json!({"matchers": {"site": "lab"}, "ends_at": now_us() / 1000 + 60_000, "comment": "maintenance", "created_by": "sre"}))).await;
     assert_eq!(code, 201);
@@ -982,34 +971,46 @@ fn mails(s: &Smtp) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A collector with one email channel to `server` (user `alerts`, the given password).
+fn mail_config(
+    db_url: &str,
+    server: &Smtp,
+    ca: Option<String>,
+    tls: &str,
+    password: &str,
+) -> Config {
+    let mut cfg = config(db_url);
+    cfg.alerts = AlertsConfig {
+        poll_interval: Duration::from_millis(50),
+        timeout: Duration::from_secs(5),
+        channels: vec![ChannelConfig {
+            name: "mail".into(),
+            kind: "email".into(),
+            host: "127.0.0.1".into(),
+            port: Some(server.port),
+            tls: Some(tls.into()),
+            username: Some("alerts".into()),
+            secret: Some(Secret(password.into())),
+            from: "LLMscope <llmscope@example.com>".into(),
+            to: vec![
+                "oncall@example.com".into(),
+                "ml-platform@example.com".into(),
+            ],
+            ca_file: ca,
+            ..ChannelConfig::default()
+        }],
+        ..AlertsConfig::default()
+    };
+    cfg.admin_token = Some(Secret(ADMIN.into()));
+    cfg
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn email_over_starttls_and_implicit_tls_with_auth() {
     for tls in ["starttls", "implicit"] {
         let (server, ca) = smtp(tls, Some(("alerts", "pa55")));
         let db = TestDb::new(Backend::Sqlite).await;
-        let mut cfg = config(db.url());
-        cfg.alerts = AlertsConfig {
-            poll_interval: Duration::from_millis(50),
-            timeout: Duration::from_secs(5),
-            channels: vec![ChannelConfig {
-                name: "mail".into(),
-                kind: "email".into(),
-                host: "127.0.0.1".into(),
-                port: Some(server.port),
-                tls: Some(tls.into()),
-                username: Some("alerts".into()),
-                secret: Some(Secret("pa55".into())),
-                from: "LLMscope <llmscope@example.com>".into(),
-                to: vec![
-                    "oncall@example.com".into(),
-                    "ml-platform@example.com".into(),
-                ],
-                ca_file: ca,
-                ..ChannelConfig::default()
-            }],
-            ..AlertsConfig::default()
-        };
-        cfg.admin_token = Some(Secret(ADMIN.into()));
+        let cfg = mail_config(db.url(), &server, ca, tls, "pa55");
         let running = start(&cfg).await;
         open_violations(&running.store, 2).await;
         wait_states(&running.store, "delivered", 2).await;
@@ -1054,27 +1055,10 @@ async fn email_over_starttls_and_implicit_tls_with_auth() {
 async fn email_with_a_wrong_password_is_retried_then_dead() {
     let (server, ca) = smtp("starttls", Some(("alerts", "right")));
     let db = TestDb::new(Backend::Sqlite).await;
-    let mut cfg = config(db.url());
-    cfg.alerts = AlertsConfig {
-        poll_interval: Duration::from_millis(50),
-        retry_base: Duration::from_millis(50),
-        retry_max: Duration::from_millis(100),
-        timeout: Duration::from_secs(5),
-        channels: vec![ChannelConfig {
-            name: "mail".into(),
-            kind: "email".into(),
-            host: "127.0.0.1".into(),
-            port: Some(server.port),
-            username: Some("alerts".into()),
-            secret: Some(Secret("wrong".into())),
-            from: "llmscope@example.com".into(),
-            to: vec!["oncall@example.com".into()],
-            ca_file: ca,
-            max_attempts: 2,
-            ..ChannelConfig::default()
-        }],
-        ..AlertsConfig::default()
-    };
+    let mut cfg = mail_config(db.url(), &server, ca, "starttls", "wrong");
+    cfg.alerts.retry_base = Duration::from_millis(50);
+    cfg.alerts.retry_max = Duration::from_millis(100);
+    cfg.alerts.channels[0].max_attempts = 2;
     let running = start(&cfg).await;
     open_violations(&running.store, 1).await;
     wait_states(&running.store, "dead", 1).await;

@@ -10,33 +10,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{BACKENDS, TestDb, config, ingest_token, now_ns, push_all, start};
+use common::{
+    BACKENDS, TestDb, call, config, ingest_token, now_ns, push_all, series_samples, start,
+};
 use llmscope_collector::config::Secret;
-use llmscope_proto::v1;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const ADMIN: &str = "api-test-admin";
 const XSS: &str = "<img src=x onerror=alert(1)>";
-
-fn series_samples(model: &str, values: &[f64], t0_ns: i64) -> Vec<v1::Sample> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v1::Sample {
-            id: uuid::Uuid::now_v7().to_string(),
-            ts_unix_nanos: t0_ns + i as i64 * 1_000_000_000,
-            site: "lab".into(),
-            host: "gpu-1".into(),
-            provider: "ollama".into(),
-            model: model.into(),
-            source: v1::Source::Probe as i32,
-            latency_ms: *v,
-            status: v1::CallStatus::Ok as i32,
-            ..Default::default()
-        })
-        .collect()
-}
 
 /// Deterministic in-control noise around 100 (sum of uniforms from an LCG).
 fn noise(n: usize) -> Vec<f64> {
@@ -53,30 +35,6 @@ fn noise(n: usize) -> Vec<f64> {
             100.0 + (s - 2.0) * 3.0
         })
         .collect()
-}
-
-async fn call(
-    method: Method,
-    base: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value, String) {
-    let mut rb = reqwest::Client::new().request(method, format!("{base}{path}"));
-    if let Some(t) = token {
-        rb = rb.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.unwrap();
-    let code = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (
-        code,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    )
 }
 
 async fn get(base: &str, path: &str) -> Value {

@@ -17,24 +17,6 @@ use tonic::Request;
 
 const KEY: &str = "series|lab|gpu-1|ollama|m|latency_ms";
 
-fn samples(values: &[f64], t0_ns: i64) -> Vec<v1::Sample> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v1::Sample {
-            id: uuid::Uuid::now_v7().to_string(),
-            ts_unix_nanos: t0_ns + i as i64 * 1_000_000_000,
-            site: "lab".into(),
-            host: "gpu-1".into(),
-            provider: "ollama".into(),
-            model: "m".into(),
-            latency_ms: *v,
-            status: v1::CallStatus::Ok as i32,
-            ..Default::default()
-        })
-        .collect()
-}
-
 async fn push(addr: std::net::SocketAddr, store: &Store, values: &[f64], t0: i64) -> i64 {
     let (tok, rec) = generate_token(Role::Ingest, Some("lab".into()), "t");
     store.insert_token(&rec).await.unwrap();
@@ -43,7 +25,7 @@ async fn push(addr: std::net::SocketAddr, store: &Store, values: &[f64], t0: i64
         .unwrap();
     let mut r = Request::new(IngestRequest {
         batch_seq: 1,
-        samples: samples(values, t0),
+        samples: common::series_samples("m", values, t0),
         telemetry: vec![],
     });
     r.metadata_mut()

@@ -11,14 +11,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{BACKENDS, Backend, TestDb, config, now_ns, start};
-use llmscope_collector::auth::generate_token;
+use common::{
+    BACKENDS, Backend, TestDb, config, ingest_token, now_ns, push_all, series_samples, start,
+};
 use llmscope_collector::live::buckets;
+use llmscope_collector::store::Store;
 use llmscope_collector::store::live::ViolationRow;
-use llmscope_collector::store::{Role, Store};
-use llmscope_proto::v1::{self, IngestRequest, ingest_service_client::IngestServiceClient};
+use llmscope_proto::v1;
 use llmscope_spc::{Baseline, BaselineOptions, NelsonConfig, episode, nelson};
-use tonic::Request;
 
 const KEY: &str = "series|lab|gpu-1|ollama|llama3.1:8b|latency_ms";
 
@@ -31,54 +31,6 @@ fn vector_values() -> Vec<f64> {
         .iter()
         .map(|v| v.as_f64().unwrap())
         .collect()
-}
-
-/// Samples with only latency (so one series), one second apart, ending a minute ago.
-fn samples(values: &[f64], t0_ns: i64) -> Vec<v1::Sample> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v1::Sample {
-            id: uuid::Uuid::now_v7().to_string(),
-            ts_unix_nanos: t0_ns + i as i64 * 1_000_000_000,
-            site: "lab".into(),
-            host: "gpu-1".into(),
-            provider: "ollama".into(),
-            model: "llama3.1:8b".into(),
-            source: v1::Source::Probe as i32,
-            latency_ms: *v,
-            status: v1::CallStatus::Ok as i32,
-            ..Default::default()
-        })
-        .collect()
-}
-
-async fn push(
-    addr: std::net::SocketAddr,
-    token: &str,
-    samples: Vec<v1::Sample>,
-    telemetry: Vec<v1::Telemetry>,
-) {
-    let mut c = IngestServiceClient::connect(format!("http://{addr}"))
-        .await
-        .unwrap();
-    for (i, chunk) in samples.chunks(25).enumerate() {
-        let mut r = Request::new(IngestRequest {
-            batch_seq: i as u64,
-            samples: chunk.to_vec(),
-            telemetry: if i == 0 { telemetry.clone() } else { vec![] },
-        });
-        r.metadata_mut()
-            .insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let ack = c.push(r).await.unwrap().into_inner();
-        assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
-    }
-}
-
-async fn token(store: &Store) -> String {
-    let (t, rec) = generate_token(Role::Ingest, Some("lab".into()), "t");
-    store.insert_token(&rec).await.unwrap();
-    t
 }
 
 /// Waits until the engine has evaluated up to `ts_us` on the series.
@@ -105,7 +57,7 @@ async fn violations_match_what_the_spc_crate_predicts() {
     for backend in BACKENDS {
         let db = TestDb::new(backend).await;
         let running = start(&config(db.url())).await;
-        let tok = token(&running.store).await;
+        let tok = ingest_token(&running.store, "lab").await;
         let t0 = now_ns() - 600 * 1_000_000_000;
         let tele = vec![v1::Telemetry {
             ts_unix_nanos: t0 + 60 * 1_000_000_000,
@@ -117,7 +69,13 @@ async fn violations_match_what_the_spc_crate_predicts() {
             load1: 1.0,
             gpus: vec![],
         }];
-        push(running.grpc_addr, &tok, samples(&values, t0), tele).await;
+        push_all(
+            running.grpc_addr,
+            &tok,
+            series_samples("llama3.1:8b", &values, t0),
+            tele,
+        )
+        .await;
         let ts = |i: usize| (t0 + i as i64 * 1_000_000_000) / 1_000;
         evaluated(&running.store, KEY, ts(values.len() - 1)).await;
 
@@ -238,17 +196,17 @@ async fn a_restart_in_the_middle_of_a_run_of_9_still_fires_rule_2_once() {
         let mut all = p1.clone();
         all.extend(&first5);
         all.extend(&last4);
-        let s = samples(&all, t0);
+        let s = series_samples("llama3.1:8b", &all, t0);
         let ts = |i: usize| (t0 + i as i64 * 1_000_000_000) / 1_000;
 
         let running = start(&config(db.url())).await;
-        let tok = token(&running.store).await;
-        push(running.grpc_addr, &tok, s[..55].to_vec(), vec![]).await;
+        let tok = ingest_token(&running.store, "lab").await;
+        push_all(running.grpc_addr, &tok, s[..55].to_vec(), vec![]).await;
         evaluated(&running.store, KEY, ts(54)).await;
         running.stop().await.unwrap();
 
         let running = start(&config(db.url())).await;
-        push(running.grpc_addr, &tok, s[55..].to_vec(), vec![]).await;
+        push_all(running.grpc_addr, &tok, s[55..].to_vec(), vec![]).await;
         evaluated(&running.store, KEY, ts(58)).await;
         let got = running.store.list_violations(None, 100).await.unwrap();
         assert_eq!(
@@ -265,16 +223,22 @@ async fn a_restart_in_the_middle_of_a_run_of_9_still_fires_rule_2_once() {
 async fn late_points_are_stored_and_not_evaluated() {
     let db = TestDb::new(Backend::Sqlite).await;
     let running = start(&config(db.url())).await;
-    let tok = token(&running.store).await;
+    let tok = ingest_token(&running.store, "lab").await;
     let (p1, _, _) = run_of_nine_data();
     let t0 = now_ns() - 600 * 1_000_000_000;
-    push(running.grpc_addr, &tok, samples(&p1, t0), vec![]).await;
+    push_all(
+        running.grpc_addr,
+        &tok,
+        series_samples("llama3.1:8b", &p1, t0),
+        vec![],
+    )
+    .await;
     let ts = |i: usize| (t0 + i as i64 * 1_000_000_000) / 1_000;
     evaluated(&running.store, KEY, ts(49)).await;
     // a wild point older than the last evaluated one
-    let mut late = samples(&[5000.0], t0 + 10 * 1_000_000_000);
+    let mut late = series_samples("llama3.1:8b", &[5000.0], t0 + 10 * 1_000_000_000);
     late[0].id = uuid::Uuid::now_v7().to_string();
-    push(running.grpc_addr, &tok, late.clone(), vec![]).await;
+    push_all(running.grpc_addr, &tok, late.clone(), vec![]).await;
     for _ in 0..200 {
         if running.store.counters(KEY).await.unwrap().0 == 1 {
             break;
@@ -312,14 +276,14 @@ async fn two_collectors_on_one_postgres_write_each_episode_once() {
     let db = TestDb::new(Backend::Postgres).await;
     let a = start(&config(db.url())).await;
     let b = start(&config(db.url())).await;
-    let tok = token(&a.store).await;
+    let tok = ingest_token(&a.store, "lab").await;
     let values = vector_values();
     let t0 = now_ns() - 600 * 1_000_000_000;
-    let s = samples(&values, t0);
+    let s = series_samples("llama3.1:8b", &values, t0);
     // both replicas receive the same samples (a resend after a failover, or a misrouted agent)
     for chunk in s.chunks(30) {
-        push(a.grpc_addr, &tok, chunk.to_vec(), vec![]).await;
-        push(b.grpc_addr, &tok, chunk.to_vec(), vec![]).await;
+        push_all(a.grpc_addr, &tok, chunk.to_vec(), vec![]).await;
+        push_all(b.grpc_addr, &tok, chunk.to_vec(), vec![]).await;
     }
     let last = (t0 + (values.len() as i64 - 1) * 1_000_000_000) / 1_000;
     evaluated(&a.store, KEY, last).await;

@@ -118,20 +118,16 @@ fn transport(
 /// Sends one digest as one email to every recipient.
 pub async fn send(cfg: &AlertsConfig, ch: &ChannelRow, d: &Digest) -> SendResult {
     let conf: Value = serde_json::from_str(&ch.config).unwrap_or(Value::Null);
-    let failed = |e: String| SendResult {
-        error: Some(e),
-        ..SendResult::default()
-    };
     let (subject, text, html) = render(cfg, d);
     let from: Mailbox = match conf["from"].as_str().unwrap_or("").parse() {
         Ok(m) => m,
-        Err(e) => return failed(format!("`from` is not an email address: {e}")),
+        Err(e) => return SendResult::failed(format!("`from` is not an email address: {e}")),
     };
     let mut builder = Message::builder().from(from).subject(subject);
     for t in conf["to"].as_array().into_iter().flatten() {
         match t.as_str().unwrap_or("").parse::<Mailbox>() {
             Ok(m) => builder = builder.to(m),
-            Err(e) => return failed(format!("recipient is not an email address: {e}")),
+            Err(e) => return SendResult::failed(format!("recipient is not an email address: {e}")),
         }
     }
     let msg = match builder.multipart(
@@ -148,11 +144,11 @@ pub async fn send(cfg: &AlertsConfig, ch: &ChannelRow, d: &Digest) -> SendResult
             ),
     ) {
         Ok(m) => m,
-        Err(e) => return failed(format!("building the message: {e}")),
+        Err(e) => return SendResult::failed(format!("building the message: {e}")),
     };
     let t = match transport(ch, &conf, cfg.timeout) {
         Ok(t) => t,
-        Err(e) => return failed(e),
+        Err(e) => return SendResult::failed(e),
     };
     match t.send(msg).await {
         Ok(r) => {

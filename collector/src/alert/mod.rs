@@ -567,7 +567,8 @@ impl SendResult {
         self.error.is_none() && self.status.is_some_and(|s| (200..300).contains(&s))
     }
 
-    fn failed(error: String) -> SendResult {
+    /// A failure without an answer from the receiver.
+    pub fn failed(error: String) -> SendResult {
         SendResult {
             error: Some(error),
             ..SendResult::default()

@@ -8,7 +8,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, ApiState, ms, parse_body, require_admin};
+use super::{ApiError, ApiResult, ApiState, ms, parse_body, require_admin, time_json};
 use crate::live::Metric;
 use crate::live::settings::SettingsDoc;
 use crate::store::{Role, now_us};
@@ -24,7 +24,7 @@ async fn baselines(
     Query(q): Query<BaselineQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let key = match q.key.as_deref().filter(|k| !k.is_empty()) {
-        Some(k) => Some(super::read::Key::parse(k)?),
+        Some(k) => Some(super::read::parse_key(k)?),
         None => None,
     };
     let rows = st.store.list_baselines(!q.history.unwrap_or(false)).await?;
@@ -65,20 +65,6 @@ struct RebaselineBody {
     by: String,
 }
 
-fn time_value(field: &str, v: &Value) -> ApiResult<i64> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .map(|x| x.saturating_mul(1000))
-            .ok_or_else(|| ApiError::bad(field, format!("`{field}` must be Unix milliseconds"))),
-        Value::String(s) => crate::alert::parse_time(s).map_err(|e| ApiError::bad(field, e)),
-        _ => Err(ApiError::bad(
-            field,
-            format!("`{field}` must be Unix milliseconds or an RFC 3339 time"),
-        )),
-    }
-}
-
 async fn rebaseline(
     State(st): State<ApiState>,
     headers: HeaderMap,
@@ -86,8 +72,8 @@ async fn rebaseline(
 ) -> ApiResult<impl IntoResponse> {
     let who = require_admin(&st, &headers).await?;
     let b: RebaselineBody = parse_body(&body)?;
-    let from = time_value("from", &b.from)?;
-    let to = time_value("to", &b.to)?;
+    let from = time_json("from", &b.from)?;
+    let to = time_json("to", &b.to)?;
     if from >= to {
         return Err(ApiError::bad("from", "`from` must be before `to`"));
     }

@@ -10,7 +10,7 @@ use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, ApiState, ms, parse_body, require_admin};
+use super::{ApiError, ApiResult, ApiState, ms, parse_body, require_admin, time_json};
 use crate::alert::routing::{Matchers, ROUTE_LABELS, SILENCE_LABELS};
 use crate::alert::{KINDS, test_send, validate_channel};
 use crate::store::alerts::{ChannelRow, RouteRow, SilenceRow};
@@ -365,20 +365,6 @@ struct SilenceBody {
     created_by: String,
 }
 
-fn time_field(field: &str, v: &Value) -> ApiResult<i64> {
-    match v {
-        Value::Number(n) => n
-            .as_i64()
-            .map(|ms| ms.saturating_mul(1000))
-            .ok_or_else(|| ApiError::bad(field, format!("`{field}` must be Unix milliseconds"))),
-        Value::String(s) => crate::alert::parse_time(s).map_err(|e| ApiError::bad(field, e)),
-        _ => Err(ApiError::bad(
-            field,
-            format!("`{field}` must be Unix milliseconds or an RFC 3339 time"),
-        )),
-    }
-}
-
 async fn create_silence(
     State(st): State<ApiState>,
     headers: HeaderMap,
@@ -395,10 +381,10 @@ async fn create_silence(
     }
     let now = now_us();
     let starts_at = match &b.starts_at {
-        Some(v) => time_field("starts_at", v)?,
+        Some(v) => time_json("starts_at", v)?,
         None => now,
     };
-    let ends_at = time_field("ends_at", &b.ends_at)?;
+    let ends_at = time_json("ends_at", &b.ends_at)?;
     if ends_at <= starts_at.max(now) {
         return Err(ApiError::bad(
             "ends_at",

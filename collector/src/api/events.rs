@@ -21,9 +21,14 @@ pub fn publish(kind: &str, data: Value) {
     let _ = EVENTS.send((kind.to_owned(), data));
 }
 
+/// Whether any client is connected (skip building events otherwise).
+pub fn listening() -> bool {
+    EVENTS.receiver_count() > 0
+}
+
 /// Publishes a `points` event for the keys (at most 500 per event).
 pub fn publish_points<'a>(keys: impl Iterator<Item = &'a str>) {
-    if EVENTS.receiver_count() == 0 {
+    if !listening() {
         return;
     }
     let keys: Vec<&str> = keys.take(500).collect();

@@ -188,6 +188,24 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
     })
 }
 
+/// A time in a JSON body (Unix milliseconds or an RFC 3339 string) → Unix µs; the error
+/// names the field.
+pub fn time_json(field: &str, v: &serde_json::Value) -> ApiResult<i64> {
+    match v {
+        serde_json::Value::Number(n) => n
+            .as_i64()
+            .map(|x| x.saturating_mul(1000))
+            .ok_or_else(|| ApiError::bad(field, format!("`{field}` must be Unix milliseconds"))),
+        serde_json::Value::String(s) => {
+            crate::alert::parse_time(s).map_err(|e| ApiError::bad(field, e))
+        }
+        _ => Err(ApiError::bad(
+            field,
+            format!("`{field}` must be Unix milliseconds or an RFC 3339 time"),
+        )),
+    }
+}
+
 /// Unix µs → ms for responses.
 pub fn ms(us: i64) -> i64 {
     us.div_euclid(1000)

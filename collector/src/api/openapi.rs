@@ -23,10 +23,6 @@ pub struct Endpoint {
 }
 
 const J: &str = "application/json";
-const RANGE: &[(&str, &str)] = &[
-    ("from", "start: Unix ms or RFC 3339 (default: `to` − 1 h)"),
-    ("to", "end: Unix ms or RFC 3339 (default: now)"),
-];
 const VFILTER: &[(&str, &str)] = &[
     ("site", "site"),
     ("host", "host"),
@@ -372,7 +368,6 @@ pub const ENDPOINTS: &[Endpoint] = &[
 
 /// The document.
 pub fn document() -> Value {
-    let _ = RANGE;
     let mut paths: Map<String, Value> = Map::new();
     for e in ENDPOINTS {
         let mut params: Vec<Value> = e

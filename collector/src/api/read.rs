@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiResult, ApiState, ms};
 use crate::live::Metric;
+use crate::live::engine::SeriesKey;
 use crate::store::api::{Bucket, CatalogRow};
 use crate::store::live::{BaselineRow, PointSelector};
 use crate::store::now_us;
@@ -33,63 +34,16 @@ pub fn range(from: Option<&str>, to: Option<&str>) -> ApiResult<(i64, i64)> {
     Ok((from, to))
 }
 
-/// A series key split into its parts.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Key {
-    /// Site.
-    pub site: String,
-    /// Host.
-    pub host: String,
-    /// Provider.
-    pub provider: String,
-    /// Model.
-    pub model: String,
-    /// Metric.
-    pub metric: Metric,
-}
-
-impl Key {
-    /// Parses `series|site|host|provider|model|metric`.
-    pub fn parse(s: &str) -> ApiResult<Key> {
-        let parts: Vec<&str> = s.split('|').collect();
-        let bad = || {
-            ApiError::bad(
-                "key",
-                format!("`{s}` is not a series key (series|site|host|provider|model|metric)"),
-            )
-        };
-        if parts.len() != 6 || parts[0] != "series" {
-            return Err(bad());
-        }
-        let metric = Metric::parse(parts[5]).ok_or_else(|| {
-            ApiError::bad(
-                "key",
-                format!(
-                    "unknown metric `{}`; use latency_ms, ttft_ms, tpot_ms or tokens_per_s",
-                    parts[5]
-                ),
-            )
-        })?;
-        Ok(Key {
-            site: parts[1].into(),
-            host: parts[2].into(),
-            provider: parts[3].into(),
-            model: parts[4].into(),
-            metric,
-        })
-    }
-
-    /// The text form.
-    pub fn text(&self) -> String {
-        format!(
-            "series|{}|{}|{}|{}|{}",
-            self.site,
-            self.host,
-            self.provider,
-            self.model,
-            self.metric.as_str()
+/// Parses a series key parameter; the error says what a key looks like.
+pub fn parse_key(s: &str) -> ApiResult<SeriesKey> {
+    SeriesKey::parse(s).ok_or_else(|| {
+        ApiError::bad(
+            "key",
+            format!(
+                "`{s}` is not a series key: series|site|host|provider|model|metric, the metric one of latency_ms, ttft_ms, tpot_ms, tokens_per_s"
+            ),
         )
-    }
+    })
 }
 
 /// Baseline JSON with limits in original units (centre and sigma on the transformed scale).
@@ -309,7 +263,7 @@ pub async fn points_of(
     to: i64,
     max_points: usize,
 ) -> ApiResult<Value> {
-    let k = Key::parse(key)?;
+    let k = parse_key(key)?;
     let sel = PointSelector {
         site: k.site.clone(),
         host: k.host.clone(),

@@ -187,12 +187,19 @@ async fn list(
     })))
 }
 
-async fn one(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
-    let v = st
-        .store
-        .get_violation(&id)
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(format!("no violation with id `{id}`"))
+}
+
+async fn find(st: &ApiState, id: &str) -> ApiResult<ViolationRow> {
+    st.store
+        .get_violation(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no violation with id `{id}`")))?;
+        .ok_or_else(|| not_found(id))
+}
+
+async fn one(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let v = find(&st, &id).await?;
     let mut o = violation_json(&v, true);
     // the engine stores the 10 points before the trigger; the 10 after it come from the samples
     if v.scope == "series"
@@ -277,13 +284,9 @@ async fn ack(
         .ack_violation(&id, &b.by, b.note.as_deref().unwrap_or(""), now_us())
         .await?
     {
-        return Err(ApiError::not_found(format!("no violation with id `{id}`")));
+        return Err(not_found(&id));
     }
-    let v = st
-        .store
-        .get_violation(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no violation with id `{id}`")))?;
+    let v = find(&st, &id).await?;
     super::events::publish(
         "violation",
         json!({"id": id, "event": "acknowledged", "key": v.series_key, "rule": v.rule}),
@@ -302,11 +305,7 @@ async fn resolve(
     if b.by.trim().is_empty() {
         return Err(ApiError::bad("by", "`by` must name who resolves"));
     }
-    let v = st
-        .store
-        .get_violation(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no violation with id `{id}`")))?;
+    let v = find(&st, &id).await?;
     if v.status != "open" {
         return Err(ApiError::conflict(format!(
             "violation `{id}` is already resolved"
@@ -315,16 +314,8 @@ async fn resolve(
     st.store
         .resolve_violation(&id, &b.by, b.note.as_deref().unwrap_or(""), now_us())
         .await?;
-    let v = st
-        .store
-        .get_violation(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no violation with id `{id}`")))?;
-    super::events::publish(
-        "violation",
-        json!({"id": id, "event": "resolved", "key": v.series_key, "rule": v.rule}),
-    );
-    Ok(Json(violation_json(&v, false)))
+    // the store publishes the `resolved` event with the outbox row
+    Ok(Json(violation_json(&find(&st, &id).await?, false)))
 }
 
 /// A CSV cell: quoted when needed, and neutralised against formula injection (a leading

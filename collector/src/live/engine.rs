@@ -66,6 +66,21 @@ pub struct SeriesKey {
 }
 
 impl SeriesKey {
+    /// Parses the text form `series|site|host|provider|model|metric`; `None` if it is not one.
+    pub fn parse(s: &str) -> Option<SeriesKey> {
+        let p: Vec<&str> = s.split('|').collect();
+        match p.as_slice() {
+            ["series", site, host, provider, model, metric] => Some(SeriesKey {
+                site: (*site).into(),
+                host: (*host).into(),
+                provider: (*provider).into(),
+                model: (*model).into(),
+                metric: Metric::parse(metric)?,
+            }),
+            _ => None,
+        }
+    }
+
     /// The key stored with violations and counters.
     pub fn text(&self) -> String {
         format!(

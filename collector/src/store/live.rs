@@ -363,11 +363,28 @@ impl Store {
         if !report.opened.is_empty() || !report.resolved.is_empty() {
             crate::alert::wake(); // the dispatcher in this process need not wait for its tick
         }
-        for (ids, event) in [(&report.opened, "opened"), (&report.resolved, "resolved")] {
-            for id in ids {
+        // live dashboards: one event per opened or resolved violation, with its series
+        for id in &report.opened {
+            let open = ops.iter().find_map(|o| match o {
+                ViolationOp::Open(v) if v.id == *id => Some(v),
+                _ => None,
+            });
+            if let Some(v) = open {
                 crate::api::events::publish(
                     "violation",
-                    serde_json::json!({"id": id, "event": event}),
+                    serde_json::json!({"id": id, "event": "opened", "key": v.series_key, "rule": v.rule}),
+                );
+            }
+        }
+        for id in report
+            .resolved
+            .iter()
+            .filter(|_| crate::api::events::listening())
+        {
+            if let Some(v) = self.get_violation(id).await? {
+                crate::api::events::publish(
+                    "violation",
+                    serde_json::json!({"id": id, "event": "resolved", "key": v.series_key, "rule": v.rule}),
                 );
             }
         }

@@ -204,3 +204,49 @@ pub async fn push_all(
         assert!(ack.rejected.is_empty(), "{:?}", ack.rejected);
     }
 }
+
+/// Probe samples of one series (site `lab`, host `gpu-1`, provider `ollama`), one per second
+/// from `t0_ns`.
+pub fn series_samples(model: &str, values: &[f64], t0_ns: i64) -> Vec<v1::Sample> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v1::Sample {
+            id: uuid::Uuid::now_v7().to_string(),
+            ts_unix_nanos: t0_ns + i as i64 * 1_000_000_000,
+            site: "lab".into(),
+            host: "gpu-1".into(),
+            provider: "ollama".into(),
+            model: model.into(),
+            source: v1::Source::Probe as i32,
+            latency_ms: *v,
+            status: v1::CallStatus::Ok as i32,
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// One HTTP call: (status, JSON body or `Null`, raw body).
+pub async fn call(
+    method: reqwest::Method,
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value, String) {
+    let mut rb = reqwest::Client::new().request(method, format!("{base}{path}"));
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.expect("request");
+    let code = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        code,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        text,
+    )
+}
