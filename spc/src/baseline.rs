@@ -27,6 +27,9 @@ pub enum SigmaMethod {
     Median,
     /// Centre and sigma were given explicitly, not estimated.
     Given,
+    /// Centre and sigma of an X̄-S chart over subgroups ([`crate::charts::XbarSLimits`]),
+    /// not estimated from individual points.
+    XbarS,
 }
 
 impl SigmaMethod {
@@ -36,7 +39,20 @@ impl SigmaMethod {
             SigmaMethod::Mrbar => "mrbar",
             SigmaMethod::Median => "median",
             SigmaMethod::Given => "given",
+            SigmaMethod::XbarS => "xbar_s",
         }
+    }
+
+    /// Parses [`SigmaMethod::as_str`]'s form.
+    pub fn parse(s: &str) -> Option<SigmaMethod> {
+        [
+            SigmaMethod::Mrbar,
+            SigmaMethod::Median,
+            SigmaMethod::Given,
+            SigmaMethod::XbarS,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
     }
 }
 
@@ -58,6 +74,13 @@ impl Transform {
             Transform::None => "none",
             Transform::Log => "log",
         }
+    }
+
+    /// Parses [`Transform::as_str`]'s form.
+    pub fn parse(s: &str) -> Option<Transform> {
+        [Transform::None, Transform::Log]
+            .into_iter()
+            .find(|t| t.as_str() == s)
     }
 
     /// Applies the transform to the value at `index` (the index only feeds error messages).
@@ -138,7 +161,7 @@ impl Baseline {
         let center = ys.iter().sum::<f64>() / ys.len() as f64;
         let mut mrs: Vec<f64> = ys.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
         let sigma = match opts.method {
-            SigmaMethod::Mrbar | SigmaMethod::Given => {
+            SigmaMethod::Mrbar | SigmaMethod::Given | SigmaMethod::XbarS => {
                 mrs.iter().sum::<f64>() / mrs.len() as f64 / D2
             }
             SigmaMethod::Median => median(&mut mrs) / MEDIAN_MR_DIVISOR,
@@ -156,7 +179,7 @@ impl Baseline {
             center,
             sigma,
             k: opts.k,
-            method: if opts.method == SigmaMethod::Given {
+            method: if matches!(opts.method, SigmaMethod::Given | SigmaMethod::XbarS) {
                 SigmaMethod::Mrbar
             } else {
                 opts.method

@@ -1,0 +1,108 @@
+//! Warm-up: the first sight of a series in this process rebuilds its state from the
+//! database. Its last points up to the newest evaluated one are replayed silently (phase A)
+//! to rebuild rule and episode state; open violations are reconciled with the database;
+//! points committed later but never evaluated (a process died in between) are returned to be
+//! evaluated normally (phase B).
+
+use llmscope_model::SeriesId;
+use llmscope_spc::EpisodeEvent;
+use llmscope_store::StoreError;
+use llmscope_store::samples::PointSelector;
+use llmscope_store::violations::ViolationOp;
+
+use crate::engine::Engine;
+use crate::state::{OpenEp, Pt, SeriesState, merge_points};
+
+impl Engine {
+    /// Warms `key` (first seen with a point at `first_new`); returns the points committed
+    /// earlier but not yet evaluated, to evaluate before the new ones.
+    pub(crate) async fn warm(
+        &mut self,
+        key: &SeriesId,
+        first_new: i64,
+        ops: &mut Vec<ViolationOp>,
+    ) -> Result<Vec<Pt>, StoreError> {
+        let eff = self.effective(&key.site, &key.model);
+        let scope = eff.scope;
+        self.series
+            .insert(key.clone(), SeriesState::new(eff.clone(), self.settings_gen));
+        let Some(frozen) = self.frozen_for(key, scope).await? else {
+            return Ok(Vec::new());
+        };
+        let Some(mut st) = self.series.remove(key) else {
+            return Ok(Vec::new());
+        };
+        st.baseline_id = frozen.id;
+        st.baseline_values = (frozen.baseline.center, frozen.baseline.sigma);
+        let last_eval = self.store.counters(key).await?.last_evaluated;
+        let rows = self
+            .store
+            .sample_points(
+                &PointSelector::of(key),
+                frozen.window_to.saturating_add(1),
+                first_new.saturating_sub(1),
+                true,
+                self.cfg.warmup_points as i64 * 2,
+            )
+            .await?;
+        let mut pts: Vec<Pt> = rows
+            .iter()
+            .filter_map(|r| {
+                Some(Pt {
+                    id: r.id,
+                    ts: r.ts_us,
+                    value: r.value(key.metric)?,
+                })
+            })
+            .take(self.cfg.warmup_points)
+            .collect();
+        pts.reverse();
+        let cfg = eff.rules;
+        // phase A: silent replay of what was evaluated before
+        for p in pts.iter().filter(|p| p.ts <= last_eval) {
+            let Ok(z) = frozen.z(p.value) else {
+                continue;
+            };
+            let events = st.step(*p, z);
+            st.last_ts = p.ts;
+            for e in events {
+                match e {
+                    EpisodeEvent::Opened { rule, .. } => {
+                        let window = st.window(cfg.window_len(rule));
+                        st.open.push(OpenEp {
+                            rule: rule.number(),
+                            id: llmscope_model::violation_id(key, rule.number(), p.ts),
+                            written: window.len(),
+                            points: window,
+                        });
+                    }
+                    EpisodeEvent::Extended { rule, .. } => {
+                        let window = st.window(cfg.window_len(rule));
+                        if let Some(ep) = st.open.iter_mut().find(|e| e.rule == rule.number()) {
+                            merge_points(&mut ep.points, &window);
+                        }
+                    }
+                    EpisodeEvent::Resolved { rule, .. } => {
+                        st.open.retain(|e| e.rule != rule.number())
+                    }
+                }
+            }
+        }
+        // reconcile with what the database says is open
+        for v in self.store.open_violations(key).await? {
+            match st.open.iter_mut().find(|e| e.rule == v.rule) {
+                Some(ep) => ep.id = v.id.clone(),
+                None => ops.push(ViolationOp::Resolve {
+                    points: None,
+                    at: st.last_ts.max(v.last_point_at),
+                    id: v.id,
+                    series: v.series,
+                    rule: v.rule,
+                }),
+            }
+        }
+        self.series.insert(key.clone(), st);
+        // phase B: committed but never evaluated (a process died in between)
+        Ok(pts.into_iter().filter(|p| p.ts > last_eval).collect())
+    }
+}

@@ -1,0 +1,68 @@
+//! [`LiveEvent`]: what the live engine (and the API, for changes made by people) announces
+//! on a broadcast channel it is given. The collector turns them into server-sent events and
+//! `/metrics` gauges; the alert dispatcher wakes up on violation events. Receivers that lag
+//! miss events; nothing depends on receiving every one (the database is the record).
+
+use std::sync::Arc;
+
+use crate::series::SeriesId;
+use crate::violation::Violation;
+
+/// One series' newest evaluated point in a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluated {
+    /// The series.
+    pub series: SeriesId,
+    /// The newest judged value.
+    pub value: f64,
+    /// Centre line of the baseline that judged it (original units).
+    pub center: f64,
+    /// Upper control limit (original units).
+    pub ucl: f64,
+    /// Lower control limit (original units).
+    pub lcl: f64,
+}
+
+/// Something the dashboards, metrics or dispatcher may want to know at once.
+#[derive(Debug, Clone)]
+pub enum LiveEvent {
+    /// The engine evaluated a committed batch.
+    Evaluated {
+        /// Series with new points in the batch (judged or still learning).
+        series: Arc<Vec<SeriesId>>,
+        /// Series judged in the batch, with their newest value and limits.
+        judged: Arc<Vec<Evaluated>>,
+        /// Series the engine holds in memory.
+        tracked: usize,
+    },
+    /// A violation opened (this process won the insert).
+    ViolationOpened(Arc<Violation>),
+    /// A violation resolved (quiet for long enough, or by hand).
+    ViolationResolved {
+        /// Its id.
+        id: String,
+        /// Its series.
+        series: SeriesId,
+        /// Its rule.
+        rule: u8,
+    },
+    /// A violation was acknowledged.
+    ViolationAcknowledged {
+        /// Its id.
+        id: String,
+        /// Its series.
+        series: SeriesId,
+        /// Its rule.
+        rule: u8,
+    },
+}
+
+impl LiveEvent {
+    /// Whether the event creates work for the alert dispatcher (an outbox row).
+    pub fn wakes_dispatcher(&self) -> bool {
+        matches!(
+            self,
+            LiveEvent::ViolationOpened(_) | LiveEvent::ViolationResolved { .. }
+        )
+    }
+}

@@ -1,0 +1,365 @@
+//! Samples and telemetry: the group-commit write, point reads for the engine and the charts,
+//! host telemetry, exports and retention.
+
+use llmscope_model::{CallStatus, Metric, Sample, SeriesId, Source, Telemetry};
+use sqlx::Row;
+use uuid::Uuid;
+
+use crate::{Store, StoreError};
+
+/// Which samples a point query reads: one host, all hosts of a site, or every site.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PointSelector {
+    /// Site; empty = every site.
+    pub site: String,
+    /// Host; empty = every host.
+    pub host: String,
+    /// Provider.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+}
+
+impl PointSelector {
+    /// The samples of a series or pooled chart (its metric aside).
+    pub fn of(id: &SeriesId) -> PointSelector {
+        PointSelector {
+            site: id.site.clone(),
+            host: id.host.clone(),
+            provider: id.provider.clone(),
+            model: id.model.clone(),
+        }
+    }
+}
+
+/// One successful sample, with what the derived metrics need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PointRow {
+    /// Sample id.
+    pub id: Uuid,
+    /// Call start, Unix µs.
+    pub ts_us: i64,
+    /// Site.
+    pub site: String,
+    /// Host.
+    pub host: String,
+    /// Whole-call latency.
+    pub latency_ms: f64,
+    /// Time to first token.
+    pub ttft_ms: Option<f64>,
+    /// Completion tokens.
+    pub tokens_out: Option<i64>,
+}
+
+impl PointRow {
+    /// The value of `metric` for this call (see [`Metric::value`]).
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        metric.value(self.latency_ms, self.ttft_ms, self.tokens_out)
+    }
+}
+
+/// A host's telemetry snapshot as the API and violation context show it.
+pub type Snapshot = (i64, serde_json::Value);
+
+fn uuid_col<R: Row>(r: &R, col: &str) -> Result<Uuid, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    let s: String = r.try_get(col)?;
+    Uuid::parse_str(&s).map_err(|e| StoreError::decode("sample id", &s, e))
+}
+
+impl Store {
+    /// Writes samples and telemetry in one transaction, one statement per table.
+    pub async fn write_batch(
+        &self,
+        samples: &[Sample],
+        telemetry: &[Telemetry],
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.write_batch(samples, telemetry).await,
+            Store::Postgres(s) => s.write_batch(samples, telemetry).await,
+        }
+    }
+
+    fn id_text(&self) -> &'static str {
+        match self {
+            Store::Sqlite(_) => "id",
+            Store::Postgres(_) => "id::text",
+        }
+    }
+
+    /// Successful samples matching `sel` with `from_us <= ts <= to_us`, oldest first (or
+    /// newest first with `newest_first`), at most `limit`.
+    pub async fn sample_points(
+        &self,
+        sel: &PointSelector,
+        from_us: i64,
+        to_us: i64,
+        newest_first: bool,
+        limit: i64,
+    ) -> Result<Vec<PointRow>, StoreError> {
+        let order = if newest_first { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {} AS id, {} AS ts_us, site, host, latency_ms, ttft_ms, tokens_out FROM samples
+             WHERE status = 'ok' AND ($1 = '' OR site = $1) AND ($2 = '' OR host = $2) AND provider = $3 AND model = $4
+               AND ts >= {} AND ts <= {} ORDER BY ts {order}, id {order} LIMIT $7",
+            self.id_text(),
+            self.ts_us("ts"),
+            self.at_us("$5"),
+            self.at_us("$6"),
+        );
+        let rows = with_pool!(self, p => {
+            let rows = sqlx::query(&sql)
+                .bind(&sel.site).bind(&sel.host).bind(&sel.provider).bind(&sel.model)
+                .bind(from_us).bind(to_us).bind(limit)
+                .fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok(PointRow {
+                    id: uuid_col(r, "id")?,
+                    ts_us: r.try_get("ts_us")?,
+                    site: r.try_get("site")?,
+                    host: r.try_get("host")?,
+                    latency_ms: r.try_get("latency_ms")?,
+                    ttft_ms: r.try_get("ttft_ms")?,
+                    tokens_out: r.try_get("tokens_out")?,
+                }))
+                .collect::<Result<Vec<_>, StoreError>>()?
+        });
+        Ok(rows)
+    }
+
+    /// The host's telemetry snapshots (with their GPUs) in `[from_us, to_us]`, oldest first,
+    /// at most `limit`, as (ts, JSON). Two queries, whatever the number of snapshots.
+    pub async fn telemetry_range(
+        &self,
+        site: &str,
+        host: &str,
+        from_us: i64,
+        to_us: i64,
+        limit: i64,
+    ) -> Result<Vec<Snapshot>, StoreError> {
+        let (ts, lo, hi) = (self.ts_us("ts"), self.at_us("$3"), self.at_us("$4"));
+        let gpu_index = match self {
+            Store::Sqlite(_) => "gpu_index",
+            Store::Postgres(_) => "gpu_index::int8 AS gpu_index",
+        };
+        let snap = format!(
+            "SELECT {ts} AS ts_us, cpu_pct, mem_used_bytes, mem_total_bytes, load1 FROM telemetry WHERE site = $1 AND host = $2 AND ts >= {lo} AND ts <= {hi} ORDER BY ts LIMIT $5"
+        );
+        let gpus = format!(
+            "SELECT {ts} AS ts_us, {gpu_index}, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w FROM gpu_telemetry WHERE site = $1 AND host = $2 AND ts >= {lo} AND ts <= {hi} ORDER BY ts, gpu_index LIMIT $5"
+        );
+        let out = with_pool!(self, p => {
+            let snaps = sqlx::query(&snap).bind(site).bind(host).bind(from_us).bind(to_us).bind(limit).fetch_all(p).await?;
+            if snaps.is_empty() {
+                return Ok(Vec::new());
+            }
+            let g = sqlx::query(&gpus).bind(site).bind(host).bind(from_us).bind(to_us).bind(limit.saturating_mul(16)).fetch_all(p).await?;
+            let mut by_ts: std::collections::BTreeMap<i64, Vec<serde_json::Value>> = std::collections::BTreeMap::new();
+            for r in &g {
+                by_ts.entry(r.try_get("ts_us")?).or_default().push(serde_json::json!({
+                    "index": r.try_get::<i64, _>("gpu_index")?,
+                    "name": r.try_get::<String, _>("name")?,
+                    "util_pct": r.try_get::<f64, _>("util_pct")?,
+                    "mem_used_bytes": r.try_get::<i64, _>("mem_used_bytes")?,
+                    "mem_total_bytes": r.try_get::<i64, _>("mem_total_bytes")?,
+                    "temp_c": r.try_get::<f64, _>("temp_c")?,
+                    "power_w": r.try_get::<f64, _>("power_w")?,
+                }));
+            }
+            let mut v = Vec::with_capacity(snaps.len());
+            for r in &snaps {
+                let t: i64 = r.try_get("ts_us")?;
+                v.push((t, serde_json::json!({
+                    "ts_us": t,
+                    "cpu_pct": r.try_get::<f64, _>("cpu_pct")?,
+                    "mem_used_bytes": r.try_get::<i64, _>("mem_used_bytes")?,
+                    "mem_total_bytes": r.try_get::<i64, _>("mem_total_bytes")?,
+                    "load1": r.try_get::<f64, _>("load1")?,
+                    "gpus": by_ts.remove(&t).unwrap_or_default(),
+                })));
+            }
+            v
+        });
+        Ok(out)
+    }
+
+    /// Distinct (site, host, provider, model) with samples in `[from_us, to_us]`.
+    pub async fn series_in_range(
+        &self,
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
+        let sql = format!(
+            "SELECT DISTINCT site, host, provider, model FROM samples WHERE ts >= {} AND ts <= {} ORDER BY 1, 2, 3, 4",
+            self.at_us("$1"),
+            self.at_us("$2")
+        );
+        let rows = with_pool!(self, p => sqlx::query(&sql).bind(from_us).bind(to_us).fetch_all(p).await?.iter()
+            .map(|r| Ok((r.try_get("site")?, r.try_get("host")?, r.try_get("provider")?, r.try_get("model")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows)
+    }
+
+    /// Distinct (site, provider, model) with samples since `since_us`.
+    pub async fn active_models(
+        &self,
+        since_us: i64,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let sql = format!(
+            "SELECT DISTINCT site, provider, model FROM samples WHERE ts >= {}",
+            self.at_us("$1")
+        );
+        let rows = with_pool!(self, p => sqlx::query(&sql).bind(since_us).fetch_all(p).await?.iter()
+            .map(|r| Ok((r.try_get("site")?, r.try_get("provider")?, r.try_get("model")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows)
+    }
+
+    /// Samples for export: one row per sample, oldest first, at most `limit`.
+    pub async fn export_samples(
+        &self,
+        site: Option<&str>,
+        host: Option<&str>,
+        model: Option<&str>,
+        from: i64,
+        to: i64,
+        limit: i64,
+    ) -> Result<Vec<Sample>, StoreError> {
+        let sql = format!(
+            "{} WHERE ($1 = '' OR site = $1) AND ($2 = '' OR host = $2) AND ($3 = '' OR model = $3) AND ts >= {} AND ts <= {} ORDER BY ts LIMIT $6",
+            self.sample_select(),
+            self.at_us("$4"),
+            self.at_us("$5"),
+        );
+        let rows = with_pool!(self, p => {
+            let rows = sqlx::query(&sql)
+                .bind(site.unwrap_or("")).bind(host.unwrap_or("")).bind(model.unwrap_or("")).bind(from).bind(to).bind(limit)
+                .fetch_all(p).await?;
+            rows.iter().map(sample_from).collect::<Result<Vec<_>, StoreError>>()?
+        });
+        Ok(rows)
+    }
+
+    fn sample_select(&self) -> String {
+        let labels = match self {
+            Store::Sqlite(_) => "labels",
+            Store::Postgres(_) => "labels::text AS labels",
+        };
+        format!(
+            "SELECT {} AS id, {} AS ts_us, site, host, provider, model, source, latency_ms, ttft_ms, tokens_in, tokens_out, status, http_status, error, {labels} FROM samples",
+            self.id_text(),
+            self.ts_us("ts")
+        )
+    }
+
+    /// One sample by id.
+    pub async fn get_sample(&self, id: Uuid) -> Result<Option<Sample>, StoreError> {
+        let cond = match self {
+            Store::Sqlite(_) => "id = $1",
+            Store::Postgres(_) => "id = $1::uuid",
+        };
+        let sql = format!("{} WHERE {cond}", self.sample_select());
+        let row = with_pool!(self, p => sqlx::query(&sql).bind(id.hyphenated().to_string()).fetch_optional(p).await?
+            .as_ref().map(sample_from).transpose()?);
+        Ok(row)
+    }
+
+    /// Ids of every stored sample with how many rows each has (always 1: used by tests to
+    /// prove exactly-once storage).
+    pub async fn sample_id_counts(&self) -> Result<Vec<(Uuid, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT {} AS id, COUNT(*) AS n FROM samples GROUP BY id",
+            self.id_text()
+        );
+        let rows = with_pool!(self, p => sqlx::query(&sql).fetch_all(p).await?.iter()
+            .map(|r| Ok((uuid_col(r, "id")?, r.try_get("n")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?);
+        Ok(rows)
+    }
+
+    /// Number of stored samples.
+    pub async fn count_samples(&self) -> Result<i64, StoreError> {
+        self.count("SELECT COUNT(*) FROM samples").await
+    }
+
+    /// Number of stored telemetry snapshots.
+    pub async fn count_telemetry(&self) -> Result<i64, StoreError> {
+        self.count("SELECT COUNT(*) FROM telemetry").await
+    }
+
+    /// Number of stored per-GPU rows.
+    pub async fn count_gpu_rows(&self) -> Result<i64, StoreError> {
+        self.count("SELECT COUNT(*) FROM gpu_telemetry").await
+    }
+
+    async fn count(&self, sql: &'static str) -> Result<i64, StoreError> {
+        let n: i64 = with_pool!(self, p => sqlx::query_scalar(sql).fetch_one(p).await?);
+        Ok(n)
+    }
+
+    /// Deletes samples and telemetry older than `cutoff_us`, at most `batch` rows per
+    /// statement; returns the rows deleted.
+    pub async fn delete_older_than(&self, cutoff_us: i64, batch: i64) -> Result<u64, StoreError> {
+        let stmts: [&str; 3] = match self {
+            Store::Sqlite(_) => [
+                "DELETE FROM samples WHERE id IN (SELECT id FROM samples WHERE ts < $1 LIMIT $2)",
+                "DELETE FROM telemetry WHERE (site, host, ts) IN (SELECT site, host, ts FROM telemetry WHERE ts < $1 LIMIT $2)",
+                "DELETE FROM gpu_telemetry WHERE (site, host, ts, gpu_index) IN (SELECT site, host, ts, gpu_index FROM gpu_telemetry WHERE ts < $1 LIMIT $2)",
+            ],
+            Store::Postgres(_) => [
+                "DELETE FROM samples WHERE ctid = ANY(ARRAY(SELECT ctid FROM samples WHERE ts < 'epoch'::timestamptz + $1 * interval '1 microsecond' LIMIT $2))",
+                "DELETE FROM telemetry WHERE ctid = ANY(ARRAY(SELECT ctid FROM telemetry WHERE ts < 'epoch'::timestamptz + $1 * interval '1 microsecond' LIMIT $2))",
+                "DELETE FROM gpu_telemetry WHERE ctid = ANY(ARRAY(SELECT ctid FROM gpu_telemetry WHERE ts < 'epoch'::timestamptz + $1 * interval '1 microsecond' LIMIT $2))",
+            ],
+        };
+        let mut total = 0;
+        for sql in stmts {
+            loop {
+                let n = with_pool!(self, p => sqlx::query(sql).bind(cutoff_us).bind(batch).execute(p).await?.rows_affected());
+                total += n;
+                if n < batch.max(1) as u64 {
+                    break;
+                }
+            }
+        }
+        Ok(total)
+    }
+}
+
+fn sample_from<R: Row>(r: &R) -> Result<Sample, StoreError>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> f64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i32: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database>,
+    for<'a> Option<i32>: sqlx::Decode<'a, R::Database>,
+    for<'a> Option<f64>: sqlx::Decode<'a, R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database>,
+{
+    let text = |col: &str| r.try_get::<String, _>(col);
+    let source = text("source")?;
+    let status = text("status")?;
+    let labels = text("labels")?;
+    Ok(Sample {
+        id: uuid_col(r, "id")?,
+        ts_us: r.try_get("ts_us")?,
+        site: text("site")?,
+        host: text("host")?,
+        provider: text("provider")?,
+        model: text("model")?,
+        source: source.parse::<Source>().unwrap_or(Source::Client),
+        latency_ms: r.try_get("latency_ms")?,
+        ttft_ms: r.try_get("ttft_ms")?,
+        tokens_in: r.try_get("tokens_in")?,
+        tokens_out: r.try_get("tokens_out")?,
+        status: status.parse::<CallStatus>().unwrap_or(CallStatus::Error),
+        http_status: r.try_get("http_status")?,
+        error: r.try_get("error")?,
+        labels: serde_json::from_str(&labels).unwrap_or_default(),
+    })
+}
