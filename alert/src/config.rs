@@ -225,7 +225,6 @@ fn config_author() -> String {
     "config".into()
 }
 
-
 /// Parses a severity map (`{"1" = "critical", …}`): rule numbers 1..8 to severities.
 pub fn severity_map(v: &Value) -> Result<BTreeMap<u8, Severity>, String> {
     let Some(m) = v.as_object() else {

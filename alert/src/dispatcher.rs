@@ -181,11 +181,8 @@ impl Dispatcher {
                 let labels: routing::Labels = serde_json::from_str(&c.labels).unwrap_or_default();
                 silencer.silenced_by(&labels, now)
             };
-            let (muted, items): (Vec<_>, Vec<_>) = g
-                .items
-                .iter()
-                .cloned()
-                .partition(|c| silenced(c).is_some());
+            let (muted, items): (Vec<_>, Vec<_>) =
+                g.items.iter().cloned().partition(|c| silenced(c).is_some());
             if !muted.is_empty() {
                 let attempts: Vec<Attempt> = muted
                     .iter()
@@ -212,9 +209,7 @@ impl Dispatcher {
             }
             if let Some(gap) = channel::min_interval(&ch) {
                 if let Some(at) = limits.get(&ch.name).filter(|at| **at > now) {
-                    store
-                        .release_group(&g.channel, &g.group_key, *at)
-                        .await?;
+                    store.release_group(&g.channel, &g.group_key, *at).await?;
                     continue;
                 }
                 limits.insert(ch.name.clone(), now + us(gap));
@@ -251,7 +246,9 @@ impl Dispatcher {
         let reminders = repeat_us > 0 && kind.grouped();
         let idle = if reminders { now + repeat_us } else { NEVER };
         if g.items.is_empty() {
-            return self.send_reminder(ch, g, reminders, interval_us, idle).await;
+            return self
+                .send_reminder(ch, g, reminders, interval_us, idle)
+                .await;
         }
         let digest = Digest {
             group_key: g.group_key.clone(),

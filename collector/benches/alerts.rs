@@ -20,10 +20,13 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
-use llmscope_collector::alert::{AlertsConfig, ChannelConfig};
+use llmscope_alert::config::{AlertsConfig, ChannelConfig};
 use llmscope_collector::config::{Config, Secret};
-use llmscope_collector::store::live::{NewViolation, ViolationOp};
-use llmscope_collector::store::{Store, now_us};
+use llmscope_model::{
+    BaselineMode, FrozenBaseline, Metric, Point, Scope, SeriesId, Violation, now_us,
+};
+use llmscope_store::Store;
+use llmscope_store::violations::ViolationOp;
 
 type Seen = Arc<Mutex<HashMap<String, Instant>>>;
 
@@ -51,22 +54,18 @@ async fn receiver() -> (String, Seen) {
 
 fn op(i: usize) -> ViolationOp {
     let m = format!("model-{i}");
-    ViolationOp::Open(NewViolation {
-        id: format!("bench-{i}"),
-        series_key: format!("series|bench|gpu-1|vllm|{m}|latency_ms"),
-        scope: "series".into(),
-        site: "bench".into(),
-        host: "gpu-1".into(),
-        provider: "vllm".into(),
-        model: m,
-        metric: "latency_ms".into(),
-        rule: 1,
-        opened_at: 1,
-        last_point_at: 1,
-        points: r#"[{"ts":1,"value":250.0}]"#.into(),
-        baseline: r#"{"center":100.0,"sigma":10.0,"ucl":130.0,"lcl":70.0}"#.into(),
-        context: "{}".into(),
-    })
+    let series = SeriesId::series("bench", "gpu-1", "vllm", &m, Metric::LatencyMs);
+    let b = llmscope_spc::Baseline::given(100.0, 10.0, 3.0, llmscope_spc::Transform::None).unwrap();
+    let mut v = Violation::open(
+        series,
+        Scope::Series,
+        1,
+        1,
+        vec![Point::sample(uuid::Uuid::nil(), 1, 250.0)],
+        FrozenBaseline::new(0, Scope::Series, b, (0, 0), BaselineMode::Auto),
+    );
+    v.id = format!("bench-{i}");
+    ViolationOp::Open(v)
 }
 
 async fn start(url: &str, hook: &str) -> llmscope_collector::serve::Running {

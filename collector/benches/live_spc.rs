@@ -11,10 +11,10 @@
 use std::time::{Duration, Instant};
 
 use llmscope_collector::config::Config;
-use llmscope_collector::live::Engine;
-use llmscope_collector::live::engine::EngineConfig;
-use llmscope_collector::store::{CallStatus, SampleRow, Source, Store, now_us};
+use llmscope_live::{Engine, EngineConfig};
+use llmscope_model::{CallStatus, LiveEvent, Sample, SeriesId, Source, SystemClock, now_us};
 use llmscope_proto::v1;
+use llmscope_store::Store;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -27,8 +27,8 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-fn row(series: usize, i: i64, t0: i64, v: f64) -> SampleRow {
-    SampleRow {
+fn row(series: usize, i: i64, t0: i64, v: f64) -> Sample {
+    Sample {
         id: uuid::Uuid::now_v7(),
         ts_us: t0 + i * 1_000_000,
         site: format!("site-{}", series % 10),
@@ -52,12 +52,22 @@ async fn memory(n: usize) {
     let store = Store::connect(&format!("sqlite://{}/m.db", dir.path().display()), 4)
         .await
         .unwrap();
+    // a listener as in the collector (metrics, dispatcher): the engine builds its events
+    let (events, mut rx) = tokio::sync::broadcast::channel::<LiveEvent>(1024);
+    tokio::spawn(async move {
+        while !matches!(
+            rx.recv().await,
+            Err(tokio::sync::broadcast::error::RecvError::Closed)
+        ) {}
+    });
     let mut engine = Engine::new(
         store,
         EngineConfig {
             baseline_points: 5,
             ..EngineConfig::default()
         },
+        SystemClock::shared(),
+        events,
     );
     let t0 = now_us() - 3_600_000_000;
     // warm the allocator and the connection pool before the first reading
@@ -137,7 +147,9 @@ async fn latency(n: usize, url: &str) -> (f64, f64, f64) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut lat = Vec::with_capacity(n);
     for s in 0..n {
-        let key = format!("series|bench|gpu-{s}|vllm|llama|latency_ms");
+        let key: SeriesId = format!("series|bench|gpu-{s}|vllm|llama|latency_ms")
+            .parse()
+            .unwrap();
         client
             .push(v1::IngestRequest {
                 batch_seq: 1,

@@ -12,7 +12,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use llmscope_collector::config::Config;
-use llmscope_collector::store::now_us;
+use llmscope_model::now_us;
 
 /// Inserts `n` samples, one per second ending now, with a daily wave and noise.
 async fn fill(url: &str, backend: &str, n: i64) {

@@ -13,9 +13,13 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use tokio::sync::RwLock;
 use tonic::Status;
+
+use crate::error::ErrorCode;
 use tonic::metadata::MetadataMap;
 
-use crate::store::{Role, Store, StoreError, TokenRecord, now_us};
+use llmscope_model::now_us;
+use llmscope_store::tokens::{Role, TokenRecord};
+use llmscope_store::{Store, StoreError};
 
 /// How long a successful token lookup is reused before the database is asked again.
 pub const CACHE_TTL: Duration = Duration::from_secs(5);
@@ -84,35 +88,35 @@ impl Authenticator {
             });
         }
         let Some(value) = md.get("authorization") else {
-            return Err(Status::unauthenticated(
+            return Err(ErrorCode::Unauthenticated.status(
                 "missing `authorization: Bearer <token>` metadata; create a token with `llmscope-collector token create --site NAME`",
             ));
         };
-        let text = value
-            .to_str()
-            .map_err(|_| Status::unauthenticated("the authorization metadata is not ASCII"))?;
+        let text = value.to_str().map_err(|_| {
+            ErrorCode::Unauthenticated.status("the authorization metadata is not ASCII")
+        })?;
         let token = text
             .strip_prefix("Bearer ")
             .or_else(|| text.strip_prefix("bearer "))
             .ok_or_else(|| {
-                Status::unauthenticated("the authorization metadata must be `Bearer <token>`")
+                ErrorCode::Unauthenticated
+                    .status("the authorization metadata must be `Bearer <token>`")
             })?
             .trim();
         let record = self.lookup(token).await.map_err(|e| {
             tracing::warn!(error = %e, "token lookup failed");
-            Status::unavailable("cannot check the token right now: the database is unavailable")
+            ErrorCode::Unavailable
+                .status("cannot check the token right now: the database is unavailable")
         })?;
         let Some(record) = record else {
-            return Err(Status::unauthenticated("unknown token"));
+            return Err(ErrorCode::Unauthenticated.status("unknown token"));
         };
         if record.revoked_at_us.is_some() {
-            return Err(Status::unauthenticated(format!(
-                "token `{}` has been revoked",
-                record.id
-            )));
+            return Err(ErrorCode::Unauthenticated
+                .status(format!("token `{}` has been revoked", record.id)));
         }
         if record.role != Role::Ingest {
-            return Err(Status::permission_denied(format!(
+            return Err(ErrorCode::PermissionDenied.status(format!(
                 "token `{}` is an admin token; ingest needs a site token (`token create --site NAME`)",
                 record.id
             )));

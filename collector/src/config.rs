@@ -12,6 +12,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use llmscope_live::{BaselinePolicy, SpcConfig};
+pub use llmscope_model::Secret;
+pub use llmscope_store::redact_url;
+
 /// Default gRPC listen address.
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:7070";
 /// Default HTTP listen address.
@@ -46,7 +50,7 @@ pub struct Config {
     /// The live SPC engine.
     pub spc: SpcConfig,
     /// Alert delivery.
-    pub alerts: crate::alert::AlertsConfig,
+    pub alerts: llmscope_alert::AlertsConfig,
     /// The REST API's read model.
     pub api: ApiConfig,
     /// An admin token for the REST API besides those made with `token create --admin`
@@ -74,84 +78,6 @@ impl Default for ApiConfig {
         ApiConfig {
             rollup_interval: Duration::from_secs(5),
             rollup_lag: Duration::from_secs(5),
-        }
-    }
-}
-
-/// A secret string: read like a string, never shown by `Debug` (so never logged).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(pub String);
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-/// Live SPC settings (rule parameters live in the database: `llmscope-collector rules`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct SpcConfig {
-    /// Evaluate rules on ingest.
-    pub enabled: bool,
-    /// Phase I size: successful points that estimate a baseline.
-    pub baseline_points: usize,
-    /// `mrbar` or `median`.
-    pub sigma_method: llmscope_spc::SigmaMethod,
-    /// `none` or `log`.
-    pub transform: llmscope_spc::Transform,
-    /// Quiet points after which an episode resolves (overridable per model and site).
-    pub resolve_after: u32,
-    /// Points replayed when a series is first seen by a process.
-    pub warmup_points: usize,
-    /// Bucket width of the site and global X̄ charts.
-    #[serde(with = "humantime_serde")]
-    pub bucket: Duration,
-    /// Wait after a bucket ends before it is evaluated (late samples).
-    #[serde(with = "humantime_serde")]
-    pub bucket_grace: Duration,
-    /// Buckets that estimate a site or global chart's baseline.
-    pub bucket_baseline: usize,
-    /// How often the bucket job runs.
-    #[serde(with = "humantime_serde")]
-    pub bucket_interval: Duration,
-    /// `frozen` (default: Phase I, then fixed) or `rolling` (re-estimated on a schedule from
-    /// recent points of series without open violations).
-    pub baseline_mode: BaselineMode,
-    /// Rolling mode: points the re-estimate uses.
-    pub rolling_points: usize,
-    /// Rolling mode: how often.
-    #[serde(with = "humantime_serde")]
-    pub rolling_interval: Duration,
-}
-
-/// How baselines evolve after Phase I.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BaselineMode {
-    /// Fixed after Phase I until re-baselined.
-    Frozen,
-    /// Re-estimated on a schedule.
-    Rolling,
-}
-
-impl Default for SpcConfig {
-    fn default() -> Self {
-        SpcConfig {
-            enabled: true,
-            baseline_points: 50,
-            sigma_method: llmscope_spc::SigmaMethod::Mrbar,
-            transform: llmscope_spc::Transform::None,
-            resolve_after: 20,
-            warmup_points: 64,
-            bucket: Duration::from_secs(60),
-            bucket_grace: Duration::from_secs(15),
-            bucket_baseline: 20,
-            bucket_interval: Duration::from_secs(15),
-            baseline_mode: BaselineMode::Frozen,
-            rolling_points: 200,
-            rolling_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -202,7 +128,7 @@ impl Default for Config {
             ingest: IngestConfig::default(),
             tls: TlsConfig::default(),
             spc: SpcConfig::default(),
-            alerts: crate::alert::AlertsConfig::default(),
+            alerts: llmscope_alert::AlertsConfig::default(),
             api: ApiConfig::default(),
             admin_token: None,
             metrics_series_cap: crate::metrics::DEFAULT_SERIES_CAP,
@@ -422,22 +348,12 @@ impl Config {
         if self.retention < Duration::from_secs(3_600) {
             return bad("`retention` must be at least 1h".into());
         }
-        self.alerts.validate().map_err(ConfigError::Invalid)?;
-        if self.spc.baseline_points < 2 {
-            return bad("`spc.baseline_points` must be at least 2".into());
-        }
-        if self.spc.sigma_method == llmscope_spc::SigmaMethod::Given {
-            return bad("`spc.sigma_method` must be `mrbar` or `median`".into());
-        }
-        if self.spc.resolve_after == 0 || self.spc.bucket_baseline < 2 {
-            return bad(
-                "`spc.resolve_after` must be at least 1 and `spc.bucket_baseline` at least 2"
-                    .into(),
-            );
-        }
-        if self.spc.bucket < Duration::from_secs(1) {
-            return bad("`spc.bucket` must be at least 1s".into());
-        }
+        self.alerts
+            .validate(llmscope_model::now_us())
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.spc
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.database_max_connections == 0 {
             return bad("`database_max_connections` must be at least 1".into());
         }
@@ -483,17 +399,6 @@ fn file_error(text: &str, msg: &str) -> String {
         );
     }
     msg
-}
-
-/// The URL with any password replaced by `***`, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((userinfo, host)) = rest.split_once('@')
-        && let Some((user, _)) = userinfo.split_once(':')
-    {
-        return format!("{scheme}://{user}:***@{host}");
-    }
-    url.to_owned()
 }
 
 #[cfg(test)]
@@ -692,14 +597,5 @@ mod tests {
             c.alerts.silence_rows(0).unwrap()[0].ends_at,
             4_070_908_800_000_000
         );
-    }
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::ingest::Writer;
-use crate::store::Store;
+use llmscope_store::Store;
 
 /// What the HTTP handlers share.
 #[derive(Clone)]

@@ -1,7 +1,8 @@
 //! The collector's own metrics, exposed in Prometheus text format at `GET /metrics`.
 //!
-//! One process-wide registry ([`metrics()`]); the ingest path, the live SPC engine and the
-//! alert dispatcher record into it, and [`router`] serves it. Names (the Grafana dashboards
+//! One process-wide registry ([`metrics()`]); the ingest path records into it directly, the
+//! live SPC engine's [`LiveEvent`]s reach it through [`follow`], the alert dispatcher's
+//! outcomes through [`DeliveryMetrics`], and [`router`] serves it. Names (the Grafana dashboards
 //! in `deploy/grafana/dashboards` query exactly these):
 //!
 //! - `llmscope_ingest_items_total{kind,outcome}`: items acknowledged, `kind` = `sample`,
@@ -13,7 +14,7 @@
 //! - `llmscope_ingest_queue_depth`: batches waiting for a commit.
 //! - `llmscope_violations_total{site,model,metric,rule}`: violations opened by this process.
 //! - `llmscope_open_violations{site}`: open violations in the database (refreshed
-//!   periodically by the alert dispatcher, see [`refresh_from_store`]).
+//!   periodically, see [`refresh_from_store`]).
 //! - `llmscope_alert_deliveries_total{channel,outcome}`: notifications per delivery outcome
 //!   (`delivered`, `retry`, `dead`, `suppressed`, `repeated`, `repeat_failed`).
 //! - `llmscope_alert_outbox_depth`: outbox rows and notifications not yet sent.
@@ -44,8 +45,10 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
-use crate::store::alerts::Attempt;
-use crate::store::{Store, StoreError};
+use llmscope_alert::DeliveryObserver;
+use llmscope_model::{DeliveryOutcome, LiveEvent, SeriesId};
+use llmscope_store::{Store, StoreError};
+use tokio::sync::broadcast;
 
 /// Series exported as gauges unless `metrics_series_cap` says otherwise.
 pub const DEFAULT_SERIES_CAP: usize = 1000;
@@ -365,20 +368,14 @@ impl SeriesGauges {
 
 /// The gauges of a series, or `None` when the cap is reached (the series is then counted
 /// in `llmscope_series_gauges_dropped_total`). Ask once per series and keep the handles.
-pub fn series_gauges(
-    site: &str,
-    host: &str,
-    provider: &str,
-    model: &str,
-    metric: &str,
-) -> Option<SeriesGauges> {
+pub fn series_gauges(id: &SeriesId) -> Option<SeriesGauges> {
     let m = &*METRICS;
     let labels: Dynamic = vec![
-        ("site", site.to_owned()),
-        ("host", host.to_owned()),
-        ("provider", provider.to_owned()),
-        ("model", model.to_owned()),
-        ("metric", metric.to_owned()),
+        ("site", id.site.clone()),
+        ("host", id.host.clone()),
+        ("provider", id.provider.clone()),
+        ("model", id.model.clone()),
+        ("metric", id.metric.as_str().to_owned()),
     ];
     let cap = m.series_cap.load(Ordering::Relaxed);
     if !admit(&mut lock(&m.series_admitted), &labels, cap) {
@@ -413,7 +410,7 @@ pub fn set_series_tracked(n: usize) {
 }
 
 /// Counts a violation opened by this process.
-pub fn violation_opened(site: &str, model: &str, metric: &str, rule: i64) {
+pub fn violation_opened(site: &str, model: &str, metric: &str, rule: u8) {
     METRICS
         .violations
         .get_or_create(&vec![
@@ -427,22 +424,19 @@ pub fn violation_opened(site: &str, model: &str, metric: &str, rule: i64) {
 
 // ---- alerts ----
 
-/// Counts delivery attempts (one per notification) by channel and outcome.
-pub fn alert_attempts(log: &[Attempt]) {
-    for a in log {
-        alert_outcome(&a.channel, &a.outcome, 1);
-    }
-}
+/// Counts the alert dispatcher's delivery outcomes by channel.
+pub struct DeliveryMetrics;
 
-/// Counts `n` notifications of a channel with one outcome.
-pub fn alert_outcome(channel: &str, outcome: &str, n: u64) {
-    METRICS
-        .alert_deliveries
-        .get_or_create(&vec![
-            ("channel", channel.to_owned()),
-            ("outcome", outcome.to_owned()),
-        ])
-        .inc_by(n);
+impl DeliveryObserver for DeliveryMetrics {
+    fn outcome(&self, channel: &str, outcome: DeliveryOutcome, n: u64) {
+        METRICS
+            .alert_deliveries
+            .get_or_create(&vec![
+                ("channel", channel.to_owned()),
+                ("outcome", outcome.as_str().to_owned()),
+            ])
+            .inc_by(n);
+    }
 }
 
 /// How often the gauges read from the database are refreshed.
@@ -498,6 +492,52 @@ pub async fn refresh_from_store(store: &Store) -> Result<(), StoreError> {
         seen.insert(site);
     }
     Ok(())
+}
+
+/// Follows the live events of this process until the sender is gone: per-series gauges
+/// and the tracked-series gauge from `Evaluated`, the violations counter from
+/// `ViolationOpened`; refreshes the gauges read from the database every [`REFRESH_EVERY`]
+/// and soon after a violation changed.
+pub async fn follow(store: Store, mut events: broadcast::Receiver<LiveEvent>) {
+    // gauges per series (None: over the cap, counted once as dropped)
+    let mut gauges: std::collections::HashMap<SeriesId, Option<SeriesGauges>> =
+        std::collections::HashMap::new();
+    let mut schedule = RefreshSchedule::default();
+    let mut tick = tokio::time::interval(REFRESH_AFTER_CHANGE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let changed = tokio::select! {
+            _ = tick.tick() => false,
+            e = events.recv() => match e {
+                Ok(LiveEvent::Evaluated { judged, tracked, .. }) => {
+                    set_series_tracked(tracked);
+                    for j in judged.iter() {
+                        let g = gauges
+                            .entry(j.series.clone())
+                            .or_insert_with(|| series_gauges(&j.series));
+                        if let Some(g) = g {
+                            g.set(j.value, j.center, j.ucl, j.lcl);
+                        }
+                    }
+                    false
+                }
+                Ok(LiveEvent::ViolationOpened(v)) => {
+                    let s = &v.series;
+                    violation_opened(s.site_label(), &s.model, s.metric.as_str(), v.rule);
+                    true
+                }
+                Ok(LiveEvent::ViolationResolved { .. }) => true,
+                Ok(LiveEvent::ViolationAcknowledged { .. }) => false,
+                Err(broadcast::error::RecvError::Lagged(_)) => true,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        if schedule.due(changed)
+            && let Err(e) = refresh_from_store(&store).await
+        {
+            tracing::debug!(error = %e, "metrics: refreshing the gauges read from the database failed");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -565,7 +605,14 @@ mod tests {
 
     #[test]
     fn series_gauges_are_exported_with_their_labels() {
-        let g = series_gauges("gauge-test", "h", "p", "m", "latency_ms").unwrap();
+        let id = SeriesId::series(
+            "gauge-test",
+            "h",
+            "p",
+            "m",
+            llmscope_model::Metric::LatencyMs,
+        );
+        let g = series_gauges(&id).unwrap();
         g.set(1.0, 2.0, 3.0, 0.5);
         let text = render();
         assert!(

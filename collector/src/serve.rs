@@ -11,21 +11,28 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use std::sync::Arc;
+
+use llmscope_alert::Dispatcher;
+use llmscope_live::{BaselinePolicy, Engine, EngineConfig};
+use llmscope_model::{LiveEvent, SharedClock, SystemClock};
+use llmscope_store::{Store, StoreError};
+use tokio::sync::broadcast;
+
 use crate::auth::Authenticator;
 use crate::config::{Config, redact_url};
 use crate::http;
 use crate::ingest::service::IngestLimits;
 use crate::ingest::writer::{CommitHook, WriterTasks};
 use crate::ingest::{IngestServer, Writer, WriterConfig};
-use crate::live::Engine;
-use crate::live::engine::EngineConfig;
-use crate::store::{Store, StoreError, now_us};
 use crate::tls::{self, TlsError};
 
 /// How long shutdown waits for in-flight batches to commit.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// Rows per retention delete statement.
 const RETENTION_BATCH: i64 = 5_000;
+/// Live events buffered per receiver before a slow one starts missing them.
+const EVENTS_CAPACITY: usize = 1024;
 
 /// Why the collector could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +70,8 @@ pub struct Running {
     pub http_addr: SocketAddr,
     /// The store (tests and tools read it).
     pub store: Store,
+    /// The live events of this process (tests subscribe to them).
+    pub events: broadcast::Sender<LiveEvent>,
     shutdown: watch::Sender<bool>,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     http: JoinHandle<std::io::Result<()>>,
@@ -72,6 +81,7 @@ pub struct Running {
     buckets: Option<JoinHandle<()>>,
     dispatcher: JoinHandle<()>,
     rollup: JoinHandle<()>,
+    metrics: JoinHandle<()>,
 }
 
 impl Running {
@@ -81,6 +91,7 @@ impl Running {
         self.retention.abort();
         self.dispatcher.abort();
         self.rollup.abort();
+        self.metrics.abort();
         let grpc = tokio::time::timeout(SHUTDOWN_GRACE, self.grpc).await;
         let http = tokio::time::timeout(Duration::from_secs(5), self.http).await;
         self.writer_tasks.shutdown(SHUTDOWN_GRACE).await;
@@ -107,8 +118,14 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Opens the store and starts every listener; returns once they are bound.
+/// Opens the store and starts every listener on the system clock; returns once they are
+/// bound.
 pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
+    start_with_clock(cfg, SystemClock::shared()).await
+}
+
+/// [`start`] with a given clock.
+pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Running, ServeError> {
     tls::install_crypto_provider();
     let store = Store::connect(&cfg.database_url, cfg.database_max_connections).await?;
     tracing::info!(backend = store.backend(), url = %redact_url(&cfg.database_url), "database ready");
@@ -131,37 +148,49 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
         );
     }
     let grpc_tls = tls::grpc_config(&cfg.tls)?;
-    crate::alert::reconcile(&store, &cfg.alerts)
+    cfg.alerts
+        .reconcile(&store, clock.now_us())
         .await
-        .map_err(ServeError::Alerts)?;
+        .map_err(|e| ServeError::Alerts(e.to_string()))?;
     let http_client = reqwest::Client::builder()
         .build()
         .map_err(|e| ServeError::Tls(TlsError::Rustls(format!("http client: {e}"))))?;
-    let dispatcher = tokio::spawn(crate::alert::dispatcher(
+    // what the engine, the bucket charts and the API announce; the dispatcher, /metrics and
+    // the server-sent events follow it
+    let (events, _) = broadcast::channel::<LiveEvent>(EVENTS_CAPACITY);
+    let alerts = Arc::new(cfg.alerts.clone());
+    let dispatcher = Dispatcher::new(
         store.clone(),
-        cfg.alerts.clone(),
-        http_client.clone(),
-    ));
+        alerts.clone(),
+        http_client,
+        clock.clone(),
+        Arc::new(crate::metrics::DeliveryMetrics),
+    );
+    let dispatcher_task = tokio::spawn(dispatcher.clone().run(events.subscribe()));
+    let metrics = tokio::spawn(crate::metrics::follow(store.clone(), events.subscribe()));
     let (hook, engine, buckets): (Option<CommitHook>, _, _) = if cfg.spc.enabled {
-        let (tx, task) = Engine::spawn(
+        let (tx, task) = Engine::new(
             store.clone(),
-            EngineConfig {
-                baseline_points: cfg.spc.baseline_points,
-                sigma_method: cfg.spc.sigma_method,
-                transform: cfg.spc.transform,
-                resolve_after: cfg.spc.resolve_after,
-                warmup_points: cfg.spc.warmup_points,
-            },
-        );
-        let b = tokio::spawn(crate::live::buckets::job(store.clone(), cfg.spc.clone()));
-        if cfg.spc.baseline_mode == crate::config::BaselineMode::Rolling {
+            EngineConfig::from(&cfg.spc),
+            clock.clone(),
+            events.clone(),
+        )
+        .spawn();
+        let b = tokio::spawn(llmscope_live::buckets::job(
+            store.clone(),
+            cfg.spc.clone(),
+            clock.clone(),
+            events.clone(),
+        ));
+        if cfg.spc.baseline_mode == BaselinePolicy::Rolling {
             // lives as long as the process (it only takes a lease and re-estimates)
-            tokio::spawn(crate::live::rebaseline::rolling_job(
+            tokio::spawn(llmscope_live::rebaseline::rolling_job(
                 store.clone(),
                 cfg.spc.rolling_interval,
                 cfg.spc.rolling_points,
                 cfg.spc.sigma_method,
                 cfg.spc.transform,
+                clock.clone(),
             ));
         }
         (Some(tx), Some(task), Some(b))
@@ -244,14 +273,16 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
         writer: writer.clone(),
         api: crate::api::ApiState {
             store: store.clone(),
-            alerts: std::sync::Arc::new(cfg.alerts.clone()),
-            http: http_client,
+            alerts,
+            dispatcher,
             admin_hash: cfg
                 .admin_token
                 .as_ref()
                 .map(|t| crate::auth::hash_token(&t.0)),
-            spc: std::sync::Arc::new(cfg.spc.clone()),
+            spc: Arc::new(cfg.spc.clone()),
             grpc_addr: grpc_addr.to_string(),
+            events: events.clone(),
+            clock: clock.clone(),
             shutdown: shutdown_rx.clone(),
         },
     });
@@ -267,17 +298,20 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
         store.clone(),
         cfg.api.rollup_interval,
         cfg.api.rollup_lag,
+        clock.clone(),
     ));
     let retention = tokio::spawn(retention_job(
         store.clone(),
         cfg.retention,
         cfg.retention_interval,
+        clock.clone(),
     ));
     tracing::info!(%grpc_addr, %http_addr, tls = cfg.tls.cert.is_some(), mtls = cfg.tls.client_ca.is_some(), "collector listening");
     Ok(Running {
         grpc_addr,
         http_addr,
         store,
+        events,
         shutdown,
         grpc,
         http,
@@ -285,16 +319,17 @@ pub async fn start(cfg: &Config) -> Result<Running, ServeError> {
         writer_tasks,
         engine,
         buckets,
-        dispatcher,
+        dispatcher: dispatcher_task,
         rollup,
+        metrics,
     })
 }
 
-async fn retention_job(store: Store, retention: Duration, every: Duration) {
+async fn retention_job(store: Store, retention: Duration, every: Duration, clock: SharedClock) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let cutoff = now_us() - retention.as_micros() as i64;
+        let cutoff = clock.now_us() - retention.as_micros() as i64;
         // the API's minute rollups follow the same retention as the samples they summarise
         match store.prune_rollups(cutoff).await {
             Ok(0) => {}

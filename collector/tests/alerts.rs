@@ -19,10 +19,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use common::{BACKENDS, Backend, TestDb, config, start};
 use hmac::{Hmac, Mac};
-use llmscope_collector::alert::{AlertsConfig, ChannelConfig};
+use llmscope_alert::config::{AlertsConfig, ChannelConfig};
 use llmscope_collector::config::{Config, Secret};
-use llmscope_collector::store::live::{NewViolation, ViolationOp};
-use llmscope_collector::store::{Store, now_us};
+use llmscope_model::{BaselineMode, FrozenBaseline, Metric, Scope, SeriesId, Violation, now_us};
+use llmscope_store::Store;
+use llmscope_store::violations::ViolationOp;
 use sha2::Sha256;
 
 const SECRET: &str = "s3cret";
@@ -145,27 +146,42 @@ async fn open_violations(store: &Store, n: usize) {
     open_on(store, n, "lab", |_| "m".into(), 1).await;
 }
 
+fn series(site: &str, model: &str) -> SeriesId {
+    SeriesId::series(site, "gpu-1", "ollama", model, Metric::LatencyMs)
+}
+
+/// A baseline with centre 100.
+fn baseline() -> FrozenBaseline {
+    let b = llmscope_spc::Baseline::given(100.0, 1.0, 3.0, llmscope_spc::Transform::None).unwrap();
+    FrozenBaseline::new(0, Scope::Series, b, (0, 0), BaselineMode::Auto)
+}
+
+/// Resolves `v-lab-m-1-0` (the violation [`open_violations`] opens first).
+fn resolve_first(at: i64) -> ViolationOp {
+    ViolationOp::Resolve {
+        id: "v-lab-m-1-0".into(),
+        series: series("lab", "m"),
+        rule: 1,
+        at,
+        points: None,
+    }
+}
+
 /// Opens `n` violations v-0… on site `site`, model `model(i)`, rule `rule`.
-async fn open_on(store: &Store, n: usize, site: &str, model: impl Fn(usize) -> String, rule: i64) {
+async fn open_on(store: &Store, n: usize, site: &str, model: impl Fn(usize) -> String, rule: u8) {
     let ops: Vec<ViolationOp> = (0..n)
         .map(|i| {
             let m = model(i);
-            ViolationOp::Open(NewViolation {
-                id: format!("v-{site}-{m}-{rule}-{i}"),
-                series_key: format!("series|{site}|gpu-1|ollama|{m}|latency_ms"),
-                scope: "series".into(),
-                site: site.into(),
-                host: "gpu-1".into(),
-                provider: "ollama".into(),
-                model: m,
-                metric: "latency_ms".into(),
+            let mut v = Violation::open(
+                series(site, &m),
+                Scope::Series,
                 rule,
-                opened_at: i as i64 + 1,
-                last_point_at: i as i64 + 1,
-                points: "[]".into(),
-                baseline: r#"{"center":100.0}"#.into(),
-                context: "{}".into(),
-            })
+                i as i64 + 1,
+                vec![],
+                baseline(),
+            );
+            v.id = format!("v-{site}-{m}-{rule}-{i}");
+            ViolationOp::Open(v)
         })
         .collect();
     assert_eq!(
@@ -339,7 +355,7 @@ async fn receiver_down_across_a_restart_is_delivered_after() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let log = running.store.deliveries(100).await.unwrap();
-    assert!(!log.is_empty() && log.iter().all(|d| d.outcome == "retry"));
+    assert!(!log.is_empty() && log.iter().all(|d| d.outcome.as_str() == "retry"));
     running.stop().await.unwrap();
     let r = Receiver::default();
     receiver_on(
@@ -423,14 +439,7 @@ async fn pagerduty_trigger_and_resolve_share_the_dedup_key() {
     wait_states(&running.store, "delivered", 1).await;
     running
         .store
-        .apply_violations(
-            &[ViolationOp::Resolve {
-                id: "v-lab-m-1-0".into(),
-                at: 5,
-                points: None,
-            }],
-            now_us(),
-        )
+        .apply_violations(&[resolve_first(5)], now_us())
         .await
         .unwrap();
     wait_states(&running.store, "delivered", 2).await;
@@ -528,14 +537,7 @@ async fn open_violations_are_repeated_after_the_repeat_interval_until_resolved()
     assert!(got[1].2 - got[0].2 >= Duration::from_millis(950));
     running
         .store
-        .apply_violations(
-            &[ViolationOp::Resolve {
-                id: "v-lab-m-1-0".into(),
-                at: 5,
-                points: None,
-            }],
-            now_us(),
-        )
+        .apply_violations(&[resolve_first(5)], now_us())
         .await
         .unwrap();
     wait_for("the resolve", || {
@@ -550,7 +552,7 @@ async fn open_violations_are_repeated_after_the_repeat_interval_until_resolved()
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(r.got.lock().unwrap().len(), n, "no reminder once resolved");
     let log = running.store.deliveries(100).await.unwrap();
-    assert!(log.iter().any(|d| d.outcome == "repeated"));
+    assert!(log.iter().any(|d| d.outcome.as_str() == "repeated"));
     running.stop().await.unwrap();
 }
 
@@ -572,12 +574,12 @@ async fn routes_match_labels_in_order_with_continue_and_a_default() {
     }
     cfg.alerts.default_channels = Some(vec!["fallback".into()]);
     cfg.alerts.routes = vec![
-        llmscope_collector::alert::RouteConfig {
+        llmscope_alert::config::RouteConfig {
             matchers: [("severity".to_owned(), serde_json::json!("critical"))].into(),
             channels: vec!["pager".into()],
             continue_matching: true,
         },
-        llmscope_collector::alert::RouteConfig {
+        llmscope_alert::config::RouteConfig {
             matchers: [("site".to_owned(), serde_json::json!("eu"))].into(),
             channels: vec!["eu".into()],
             continue_matching: false,
@@ -681,7 +683,10 @@ async fn silences_from_the_api_suppress_and_record_then_expire() {
         wait_states(&running.store, "delivered", 1).await;
         assert_eq!(received_ids(&r), vec!["v-lab-other-1-0"]);
         let log = running.store.deliveries(100).await.unwrap();
-        let sup = log.iter().find(|d| d.outcome == "suppressed").unwrap();
+        let sup = log
+            .iter()
+            .find(|d| d.outcome.as_str() == "suppressed")
+            .unwrap();
         assert!(
             sup.error.as_deref().unwrap().contains(&sid)
                 && sup.error.as_deref().unwrap().contains("rollout of m v2")

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use common::{BACKENDS, Backend, TestDb, config, sample, start, telemetry};
 use llmscope_collector::auth::generate_token;
-use llmscope_collector::store::{Role, Store};
 use llmscope_proto::v1::{self, IngestRequest, ingest_service_client::IngestServiceClient};
+use llmscope_store::Store;
+use llmscope_store::tokens::Role;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 use tonic::{Code, Request};
 
@@ -215,7 +216,7 @@ async fn authentication_failures_are_explicit() {
     let (revoked, rec) = generate_token(Role::Ingest, Some("eu".into()), "old");
     store.insert_token(&rec).await.unwrap();
     store
-        .revoke_token(&rec.id, llmscope_collector::store::now_us())
+        .revoke_token(&rec.id, llmscope_model::now_us())
         .await
         .unwrap();
     let e = c

@@ -10,12 +10,19 @@ use std::time::Duration;
 use assert_cmd::Command;
 use common::{Backend, TestDb, config, now_ns, start};
 use llmscope_collector::auth::generate_token;
-use llmscope_collector::live::rebaseline::{self, Outcome, Selector};
-use llmscope_collector::store::{Role, Store, now_us};
+use llmscope_live::rebaseline::{self, Outcome, Request as Rebaseline, Selector};
+use llmscope_model::now_us;
+use llmscope_model::{SeriesId, ViolationStatus};
 use llmscope_proto::v1::{self, IngestRequest, ingest_service_client::IngestServiceClient};
+use llmscope_store::Store;
+use llmscope_store::tokens::Role;
 use tonic::Request;
 
 const KEY: &str = "series|lab|gpu-1|ollama|m|latency_ms";
+
+fn key() -> SeriesId {
+    KEY.parse().unwrap()
+}
 
 async fn push(addr: std::net::SocketAddr, store: &Store, values: &[f64], t0: i64) -> i64 {
     let (tok, rec) = generate_token(Role::Ingest, Some("lab".into()), "t");
@@ -33,7 +40,7 @@ async fn push(addr: std::net::SocketAddr, store: &Store, values: &[f64], t0: i64
     c.push(r).await.unwrap();
     let last = (t0 + (values.len() as i64 - 1) * 1_000_000_000) / 1000;
     for _ in 0..400 {
-        if store.counters(KEY).await.unwrap().3 >= last {
+        if store.counters(&key()).await.unwrap().last_evaluated >= last {
             return last;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -74,7 +81,6 @@ async fn rule_configuration_applies_live() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2_300)).await; // the engine refreshes every 2 s
     let t0 = now_ns() - 300 * 1_000_000_000;
     let mut v = phase1();
     v.extend([100.0, 150.0, 150.0]); // far beyond 3σ twice: rule 1 off, rule 5 on
@@ -85,7 +91,7 @@ async fn rule_configuration_applies_live() {
         .await
         .unwrap()
         .iter()
-        .map(|x| x.rule)
+        .map(|x| i64::from(x.rule))
         .collect();
     assert!(
         !rules.contains(&1),
@@ -114,18 +120,22 @@ async fn rebaseline_from_a_range_and_the_engine_follows() {
     assert!(before >= 1, "the shift is caught against the old baseline");
     // after the deploy the new level is normal: re-baseline from the shifted points
     let from = (t0 + 50 * 1_000_000_000) / 1000;
+    let sel = Selector {
+        model: Some("m".into()),
+        ..Default::default()
+    };
     let out = rebaseline::rebaseline(
         &running.store,
-        &Selector {
-            model: Some("m".into()),
-            ..Default::default()
+        &Rebaseline {
+            selector: &sel,
+            from_us: from,
+            to_us: last,
+            method: llmscope_spc::SigmaMethod::Mrbar,
+            transform: llmscope_spc::Transform::None,
+            reason: "deploy 1.2.3",
+            by: "test",
+            now_us: now_us(),
         },
-        from,
-        last,
-        llmscope_spc::SigmaMethod::Mrbar,
-        llmscope_spc::Transform::None,
-        "deploy 1.2.3",
-        "test",
     )
     .await
     .unwrap();
@@ -133,15 +143,17 @@ async fn rebaseline_from_a_range_and_the_engine_follows() {
         panic!("{out:?}")
     };
     let want = shifted.iter().sum::<f64>() / 30.0;
-    assert!((b.center - want).abs() < 1e-9, "{}", b.center);
-    assert_eq!((b.mode.as_str(), b.points), ("manual", 30));
+    let (center, points) = (b.frozen.baseline.center, b.frozen.baseline.points);
+    assert!((center - want).abs() < 1e-9, "{center}");
+    assert_eq!((b.frozen.mode.as_str(), points), ("manual", 30));
     let all = running.store.list_baselines(false).await.unwrap();
     assert_eq!(
-        all.iter().filter(|b| b.metric == "latency_ms").count(),
+        all.iter()
+            .filter(|b| b.key.metric == llmscope_model::Metric::LatencyMs)
+            .count(),
         2,
         "history kept"
     );
-    tokio::time::sleep(Duration::from_millis(2_300)).await;
     // the same level again, now normal: rule 1 stops firing and its episode resolves after
     // 20 quiet points (against the old baseline it would fire on every point)
     let more: Vec<f64> = n[30..55].iter().map(|x| x + 100.0).collect();
@@ -155,7 +167,7 @@ async fn rebaseline_from_a_range_and_the_engine_follows() {
     let after = running.store.list_violations(None, 100).await.unwrap();
     let r1: Vec<_> = after.iter().filter(|x| x.rule == 1).collect();
     assert_eq!(r1.len(), 1, "one rule 1 episode, from the shift");
-    assert_eq!(r1[0].status, "resolved");
+    assert_eq!(r1[0].status, ViolationStatus::Resolved);
     assert!(
         r1[0].last_point_at <= last,
         "rule 1 never fired against the new baseline"
@@ -263,7 +275,10 @@ async fn rules_baseline_and_violations_commands() {
         "--reason",
         "cli test",
     ]);
-    assert!(out.contains("set lab|gpu-1|ollama|m|latency_ms"), "{out}");
+    assert!(
+        out.contains("set series|lab|gpu-1|ollama|m|latency_ms"),
+        "{out}"
+    );
     let b: serde_json::Value =
         serde_json::from_str(&ok(&["baseline", "list", "--format", "json"])).unwrap();
     assert_eq!(b[0]["mode"], "manual");
@@ -316,7 +331,6 @@ async fn site_scope_judges_every_host_against_the_pooled_baseline() {
         .set_rule_config("site", "lab", r#"{"scope":"site"}"#, "test", now_us())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2_300)).await;
     let (tok, rec) = generate_token(Role::Ingest, Some("lab".into()), "t");
     running.store.insert_token(&rec).await.unwrap();
     let mut c = IngestServiceClient::connect(format!("http://{}", running.grpc_addr))
@@ -342,22 +356,33 @@ async fn site_scope_judges_every_host_against_the_pooled_baseline() {
     c.push(r).await.unwrap();
     let key_b = "series|lab|b|ollama|m|latency_ms";
     for _ in 0..400 {
-        if running.store.counters(key_b).await.unwrap().3 >= (t0 + 74 * 1_000_000_000) / 1000 {
+        if running
+            .store
+            .counters(&key_b.parse().unwrap())
+            .await
+            .unwrap()
+            .last_evaluated
+            >= (t0 + 74 * 1_000_000_000) / 1000
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    let b_key: SeriesId = key_b.parse().unwrap();
     let site = running
         .store
-        .current_baseline("site", "lab", "", "ollama", "m", "latency_ms")
+        .current_baseline(&b_key.pooled(llmscope_model::Scope::Site))
         .await
         .unwrap()
         .expect("a pooled site baseline");
-    assert_eq!(site.points, 50, "Phase I pooled over the hosts");
+    assert_eq!(
+        site.frozen.baseline.points, 50,
+        "Phase I pooled over the hosts"
+    );
     assert!(
         running
             .store
-            .current_baseline("series", "lab", "b", "ollama", "m", "latency_ms")
+            .current_baseline(&b_key)
             .await
             .unwrap()
             .is_none(),
@@ -366,20 +391,20 @@ async fn site_scope_judges_every_host_against_the_pooled_baseline() {
     let v = running.store.list_violations(None, 100).await.unwrap();
     let on_b: Vec<_> = v
         .iter()
-        .filter(|x| x.series_key == key_b && x.rule == 1)
+        .filter(|x| x.series == b_key && x.rule == 1)
         .collect();
     assert!(
         !on_b.is_empty(),
         "host b's jump is judged against the site baseline: {v:?}"
     );
-    assert_eq!(on_b[0].scope, "site");
-    assert_eq!(on_b[0].baseline["scope"], "site");
+    assert_eq!(on_b[0].scope, llmscope_model::Scope::Site);
+    assert_eq!(on_b[0].baseline.scope, llmscope_model::Scope::Site);
     running.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_baselines_follow_recent_points_unless_a_violation_is_open() {
-    use llmscope_collector::store::live::{NewViolation, ViolationOp};
+    use llmscope_store::violations::ViolationOp;
     let db = TestDb::new(Backend::Sqlite).await;
     let running = start(&config(db.url())).await;
     // no rule fires on its own here: the open violation below is the only one
@@ -398,29 +423,23 @@ async fn rolling_baselines_follow_recent_points_unless_a_violation_is_open() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(2_300)).await;
     let n = noise();
     let t0 = now_ns() - 900 * 1_000_000_000;
     let mut v = n[..50].to_vec();
     v.extend(n[..40].iter().map(|x| x + 1.0));
     push(running.grpc_addr, &running.store, &v, t0).await;
     let store = &running.store;
-    let open = ViolationOp::Open(NewViolation {
-        id: "v-test".into(),
-        series_key: KEY.into(),
-        scope: "series".into(),
-        site: "lab".into(),
-        host: "gpu-1".into(),
-        provider: "ollama".into(),
-        model: "m".into(),
-        metric: "latency_ms".into(),
-        rule: 2,
-        opened_at: 1,
-        last_point_at: 1,
-        points: "[]".into(),
-        baseline: "{}".into(),
-        context: "{}".into(),
-    });
+    let current = store.current_baseline(&key()).await.unwrap().unwrap();
+    let mut v = llmscope_model::Violation::open(
+        key(),
+        llmscope_model::Scope::Series,
+        2,
+        1,
+        vec![],
+        current.frozen,
+    );
+    v.id = "v-test".into();
+    let open = ViolationOp::Open(v);
     store.apply_violations(&[open], now_us()).await.unwrap();
     let roll = || {
         rebaseline::roll_once(
@@ -428,6 +447,7 @@ async fn rolling_baselines_follow_recent_points_unless_a_violation_is_open() {
             40,
             llmscope_spc::SigmaMethod::Mrbar,
             llmscope_spc::Transform::None,
+            now_us(),
         )
     };
     assert_eq!(
@@ -435,16 +455,14 @@ async fn rolling_baselines_follow_recent_points_unless_a_violation_is_open() {
         0,
         "a series with an open violation keeps its baseline"
     );
-    let current = store
-        .current_baseline("series", "lab", "gpu-1", "ollama", "m", "latency_ms")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(current.mode, "auto");
+    let current = store.current_baseline(&key()).await.unwrap().unwrap();
+    assert_eq!(current.frozen.mode, llmscope_model::BaselineMode::Auto);
     store
         .apply_violations(
             &[ViolationOp::Resolve {
                 id: "v-test".into(),
+                series: key(),
+                rule: 2,
                 at: 2,
                 points: None,
             }],
@@ -453,17 +471,13 @@ async fn rolling_baselines_follow_recent_points_unless_a_violation_is_open() {
         .await
         .unwrap();
     assert_eq!(roll().await.unwrap(), 1);
-    let current = store
-        .current_baseline("series", "lab", "gpu-1", "ollama", "m", "latency_ms")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((current.mode.as_str(), current.points), ("rolling", 40));
-    let want = n[..40].iter().map(|x| x + 1.0).sum::<f64>() / 40.0;
-    assert!(
-        (current.center - want).abs() < 1e-9,
-        "{} vs {want}",
-        current.center
+    let current = store.current_baseline(&key()).await.unwrap().unwrap();
+    let (center, points) = (
+        current.frozen.baseline.center,
+        current.frozen.baseline.points,
     );
+    assert_eq!((current.frozen.mode.as_str(), points), ("rolling", 40));
+    let want = n[..40].iter().map(|x| x + 1.0).sum::<f64>() / 40.0;
+    assert!((center - want).abs() < 1e-9, "{center} vs {want}");
     running.stop().await.unwrap();
 }

@@ -14,13 +14,17 @@ use std::time::Duration;
 use common::{
     BACKENDS, Backend, TestDb, config, ingest_token, now_ns, push_all, series_samples, start,
 };
-use llmscope_collector::live::buckets;
-use llmscope_collector::store::Store;
-use llmscope_collector::store::live::ViolationRow;
+use llmscope_live::buckets;
+use llmscope_model::{Scope, SeriesId, Violation, ViolationStatus};
 use llmscope_proto::v1;
 use llmscope_spc::{Baseline, BaselineOptions, NelsonConfig, episode, nelson};
+use llmscope_store::Store;
 
 const KEY: &str = "series|lab|gpu-1|ollama|llama3.1:8b|latency_ms";
+
+fn key() -> SeriesId {
+    KEY.parse().unwrap()
+}
 
 fn vector_values() -> Vec<f64> {
     let doc: serde_json::Value =
@@ -35,8 +39,9 @@ fn vector_values() -> Vec<f64> {
 
 /// Waits until the engine has evaluated up to `ts_us` on the series.
 async fn evaluated(store: &Store, key: &str, ts_us: i64) {
+    let key: SeriesId = key.parse().unwrap();
     for _ in 0..400 {
-        if store.counters(key).await.unwrap().3 >= ts_us {
+        if store.counters(&key).await.unwrap().last_evaluated >= ts_us {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -44,10 +49,10 @@ async fn evaluated(store: &Store, key: &str, ts_us: i64) {
     panic!("engine did not evaluate up to {ts_us}");
 }
 
-fn series_violations(all: &[ViolationRow]) -> BTreeSet<(i64, i64)> {
+fn series_violations(all: &[Violation]) -> BTreeSet<(i64, i64)> {
     all.iter()
-        .filter(|v| v.series_key == KEY)
-        .map(|v| (v.rule, v.opened_at))
+        .filter(|v| v.series == key())
+        .map(|v| (i64::from(v.rule), v.opened_at))
         .collect()
 }
 
@@ -94,26 +99,21 @@ async fn violations_match_what_the_spc_crate_predicts() {
         assert_eq!(series_violations(&got), want, "{backend:?}");
         let stored = running
             .store
-            .current_baseline(
-                "series",
-                "lab",
-                "gpu-1",
-                "ollama",
-                "llama3.1:8b",
-                "latency_ms",
-            )
+            .current_baseline(&key())
             .await
             .unwrap()
-            .unwrap();
-        assert!((stored.center - b.center).abs() < 1e-9 && (stored.sigma - b.sigma).abs() < 1e-9);
+            .unwrap()
+            .frozen;
+        let sb = stored.baseline;
+        assert!((sb.center - b.center).abs() < 1e-9 && (sb.sigma - b.sigma).abs() < 1e-9);
         assert_eq!(
-            (stored.points, stored.method.as_str(), stored.mode.as_str()),
+            (sb.points, sb.method.as_str(), stored.mode.as_str()),
             (50, "mrbar", "auto")
         );
-        for v in got.iter().filter(|v| v.series_key == KEY) {
+        for v in got.iter().filter(|v| v.series == key()) {
             let e = eps
                 .iter()
-                .find(|e| ts(50 + e.start as usize) == v.opened_at && i64::from(e.rule) == v.rule)
+                .find(|e| ts(50 + e.start as usize) == v.opened_at && e.rule == v.rule)
                 .unwrap();
             assert_eq!(
                 v.last_point_at,
@@ -124,29 +124,34 @@ async fn violations_match_what_the_spc_crate_predicts() {
             let resolved = (e.end as usize) + 20 < flags.len();
             assert_eq!(
                 v.status,
-                if resolved { "resolved" } else { "open" },
+                if resolved {
+                    ViolationStatus::Resolved
+                } else {
+                    ViolationStatus::Open
+                },
                 "rule {} at {}",
                 v.rule,
                 v.opened_at
             );
-            let pts = v.points.as_array().unwrap();
             // points are rewritten every 32 new points and at resolution
-            let last_pt = pts.last().unwrap()["ts"].as_i64().unwrap();
-            if v.status == "resolved" {
+            let last_pt = v.points.last().unwrap().ts;
+            if v.status == ViolationStatus::Resolved {
                 assert_eq!(last_pt, v.last_point_at);
             } else {
                 assert!(last_pt <= v.last_point_at);
             }
-            assert!((v.baseline["center"].as_f64().unwrap() - stored.center).abs() < 1e-9);
-            let before = v.context["before"].as_array().unwrap();
+            assert!((v.baseline.baseline.center - sb.center).abs() < 1e-9);
+            let before = &v.context;
             assert!(!before.is_empty() && before.len() <= 11);
             assert_eq!(
-                before.last().unwrap()["ts"],
+                before.last().unwrap().point.ts,
                 v.opened_at,
                 "context ends at the trigger"
             );
             assert!(
-                before.iter().all(|p| p["telemetry"]["cpu_pct"] == 55.0),
+                before
+                    .iter()
+                    .all(|p| p.telemetry.as_ref().is_some_and(|t| t["cpu_pct"] == 55.0)),
                 "nearest telemetry attached"
             );
         }
@@ -157,7 +162,9 @@ async fn violations_match_what_the_spc_crate_predicts() {
         assert_eq!(opened, got.len());
         assert_eq!(
             resolved,
-            got.iter().filter(|v| v.status == "resolved").count()
+            got.iter()
+                .filter(|v| v.status == ViolationStatus::Resolved)
+                .count()
         );
 
         // acknowledge
@@ -172,8 +179,8 @@ async fn violations_match_what_the_spc_crate_predicts() {
         assert!(
             acked
                 .iter()
-                .any(|v| v.acked_by.as_deref() == Some("oncall@example.com")
-                    && v.ack_note.as_deref() == Some("looking"))
+                .filter_map(|v| v.ack.as_ref())
+                .any(|a| a.by == "oncall@example.com" && a.note == "looking")
         );
         running.stop().await.unwrap();
         db.drop_db().await;
@@ -240,13 +247,13 @@ async fn late_points_are_stored_and_not_evaluated() {
     late[0].id = uuid::Uuid::now_v7().to_string();
     push_all(running.grpc_addr, &tok, late.clone(), vec![]).await;
     for _ in 0..200 {
-        if running.store.counters(KEY).await.unwrap().0 == 1 {
+        if running.store.counters(&key()).await.unwrap().late_points == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(
-        running.store.counters(KEY).await.unwrap().0,
+        running.store.counters(&key()).await.unwrap().late_points,
         1,
         "counted as late"
     );
@@ -289,8 +296,8 @@ async fn two_collectors_on_one_postgres_write_each_episode_once() {
     evaluated(&a.store, KEY, last).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got = a.store.list_violations(None, 1000).await.unwrap();
-    let keys: Vec<(i64, i64)> = got.iter().map(|v| (v.rule, v.opened_at)).collect();
-    let unique: BTreeSet<(i64, i64)> = keys.iter().copied().collect();
+    let keys: Vec<(u8, i64)> = got.iter().map(|v| (v.rule, v.opened_at)).collect();
+    let unique: BTreeSet<(u8, i64)> = keys.iter().copied().collect();
     assert_eq!(keys.len(), unique.len(), "one row per episode");
     assert!(unique.len() >= 5);
     let outbox = a.store.outbox_events().await.unwrap();
@@ -309,7 +316,9 @@ async fn two_collectors_on_one_postgres_write_each_episode_once() {
     let resolved = outbox.iter().filter(|(_, e)| e == "resolved").count();
     assert_eq!(
         resolved,
-        got.iter().filter(|v| v.status == "resolved").count(),
+        got.iter()
+            .filter(|v| v.status == ViolationStatus::Resolved)
+            .count(),
         "one resolved notification per resolution"
     );
     a.stop().await.unwrap();
@@ -329,7 +338,7 @@ async fn site_and_global_bucket_charts_on_two_sites_with_three_hosts() {
         let db = TestDb::new(backend).await;
         let store = db.store().await;
         let minute = 60_000_000i64;
-        let now = llmscope_collector::store::now_us();
+        let now = llmscope_model::now_us();
         let start_min = (now / minute) * minute - 40 * minute;
         let mut rows = Vec::new();
         let mut k = 0u64;
@@ -339,19 +348,19 @@ async fn site_and_global_bucket_charts_on_two_sites_with_three_hosts() {
                     for j in 0..6i64 {
                         k += 1;
                         let shift = if site == "us" && m >= 28 { 30.0 } else { 0.0 };
-                        rows.push(llmscope_collector::store::SampleRow {
+                        rows.push(llmscope_model::Sample {
                             id: uuid::Uuid::now_v7(),
                             ts_us: start_min + m * minute + j * 10_000_000,
                             site: site.into(),
                             host: host.into(),
                             provider: "vllm".into(),
                             model: "llama".into(),
-                            source: llmscope_collector::store::Source::Probe,
+                            source: llmscope_model::Source::Probe,
                             latency_ms: 100.0 + 10.0 * noise(k) + shift,
                             ttft_ms: None,
                             tokens_in: None,
                             tokens_out: None,
-                            status: llmscope_collector::store::CallStatus::Ok,
+                            status: llmscope_model::CallStatus::Ok,
                             http_status: None,
                             error: None,
                             labels: Default::default(),
@@ -362,41 +371,59 @@ async fn site_and_global_bucket_charts_on_two_sites_with_three_hosts() {
         }
         store.write_batch(&rows, &[]).await.unwrap();
         let cfg = llmscope_collector::config::SpcConfig::default();
-        let n = buckets::run_once(&store, &cfg, now).await.unwrap();
-        assert_eq!(n, 35 * 3, "35 closed buckets on eu, us and global");
+        let out = buckets::run_once(&store, &cfg, now).await.unwrap();
         assert_eq!(
-            buckets::run_once(&store, &cfg, now).await.unwrap(),
+            out.buckets,
+            35 * 3,
+            "35 closed buckets on eu, us and global"
+        );
+        assert_eq!(
+            buckets::run_once(&store, &cfg, now).await.unwrap().buckets,
             0,
             "nothing evaluated twice"
         );
+        let opened = out
+            .events
+            .iter()
+            .filter(|e| matches!(e, llmscope_model::LiveEvent::ViolationOpened(_)))
+            .count();
         let baselines = store.list_baselines(true).await.unwrap();
-        for (scope, site) in [("site", "eu"), ("site", "us"), ("global", "")] {
+        for (scope, site) in [
+            (Scope::Site, "eu"),
+            (Scope::Site, "us"),
+            (Scope::Global, ""),
+        ] {
             let b = baselines
                 .iter()
-                .find(|b| b.scope == scope && b.site == site && b.metric == "latency_ms")
+                .find(|b| {
+                    b.key.scope == scope
+                        && b.key.site == site
+                        && b.key.metric == llmscope_model::Metric::LatencyMs
+                })
                 .unwrap();
-            assert_eq!(b.method, "xbar_s");
-            assert!(
-                (b.center - 100.0).abs() < 3.0,
-                "{scope} {site}: {}",
-                b.center
-            );
+            let c = b.frozen.baseline.center;
+            assert_eq!(b.frozen.baseline.method.as_str(), "xbar_s");
+            assert!((c - 100.0).abs() < 3.0, "{scope} {site}: {c}");
         }
         let v = store.list_violations(None, 100).await.unwrap();
-        let at = |scope: &str, site: &str| {
+        assert_eq!(opened, v.len(), "every opened violation announced");
+        let at = |scope: Scope, site: &str| {
             v.iter()
-                .filter(|x| x.scope == scope && x.site == site)
+                .filter(|x| x.scope == scope && x.series.site_label() == site)
                 .count()
         };
-        assert!(at("site", "us") >= 1, "the shifted site is caught: {v:?}");
-        assert_eq!(at("site", "eu"), 0, "the stable site is not");
         assert!(
-            at("global", "*") >= 1,
+            at(Scope::Site, "us") >= 1,
+            "the shifted site is caught: {v:?}"
+        );
+        assert_eq!(at(Scope::Site, "eu"), 0, "the stable site is not");
+        assert!(
+            at(Scope::Global, "*") >= 1,
             "the global chart sees half the fleet shift"
         );
         assert!(
             v.iter()
-                .filter(|x| x.scope == "site")
+                .filter(|x| x.scope == Scope::Site)
                 .all(|x| x.opened_at >= start_min + 28 * minute)
         );
         // one holder at a time

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use common::{Backend, TestDb, config, start};
 use llmscope_collector::auth::generate_token;
-use llmscope_collector::store::Role;
+use llmscope_store::tokens::Role;
 use serde_json::Value;
 
 fn run_client(args: &[&str]) -> Value {

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 
 use common::{BACKENDS, Backend, TestDb};
 use llmscope_collector::auth::{generate_token, hash_token};
-use llmscope_collector::store::{
-    CallStatus, GpuRow, Role, SampleRow, Source, Store, TelemetryRow, now_us,
-};
+use llmscope_model::{CallStatus, Gpu, Sample, Source, Telemetry, now_us};
+use llmscope_store::Store;
+use llmscope_store::tokens::Role;
 use uuid::Uuid;
 
-fn row(i: i64) -> SampleRow {
-    SampleRow {
+fn row(i: i64) -> Sample {
+    Sample {
         id: Uuid::now_v7(),
         ts_us: now_us() - 1_000_000 + i,
         site: "eu-west".into(),
@@ -33,8 +33,8 @@ fn row(i: i64) -> SampleRow {
     }
 }
 
-fn tele(ts_us: i64, gpus: i32) -> TelemetryRow {
-    TelemetryRow {
+fn tele(ts_us: i64, gpus: i32) -> Telemetry {
+    Telemetry {
         ts_us,
         site: "eu-west".into(),
         host: "gpu-1".into(),
@@ -43,7 +43,7 @@ fn tele(ts_us: i64, gpus: i32) -> TelemetryRow {
         mem_total_bytes: 1 << 36,
         load1: 0.75,
         gpus: (0..gpus)
-            .map(|i| GpuRow {
+            .map(|i| Gpu {
                 index: i,
                 uuid: format!("GPU-{i}"),
                 name: "H100".into(),
@@ -110,7 +110,7 @@ async fn batches_round_trip_every_field() {
 #[tokio::test]
 async fn writes_are_idempotent_within_and_across_batches() {
     each_backend(|store, backend| async move {
-        let rows: Vec<SampleRow> = (0..500).map(row).collect();
+        let rows: Vec<Sample> = (0..500).map(row).collect();
         let t = tele(now_us(), 1);
         store
             .write_batch(&rows, std::slice::from_ref(&t))
@@ -136,7 +136,7 @@ async fn writes_are_idempotent_within_and_across_batches() {
 #[tokio::test]
 async fn large_batches_are_one_statement() {
     each_backend(|store, _| async move {
-        let rows: Vec<SampleRow> = (0..20_000).map(row).collect();
+        let rows: Vec<Sample> = (0..20_000).map(row).collect();
         store.write_batch(&rows, &[]).await.unwrap();
         assert_eq!(store.count_samples().await.unwrap(), 20_000);
     })
@@ -202,7 +202,7 @@ async fn retention_deletes_only_old_rows_in_batches() {
             r.ts_us = now - 40 * 86_400_000_000 + i; // 40 days old
             rows.push(r);
         }
-        let fresh: Vec<SampleRow> = (0..5).map(row).collect();
+        let fresh: Vec<Sample> = (0..5).map(row).collect();
         rows.extend(fresh.iter().cloned());
         store
             .write_batch(&rows, &[tele(now - 40 * 86_400_000_000, 1), tele(now, 1)])
@@ -212,12 +212,12 @@ async fn retention_deletes_only_old_rows_in_batches() {
         // the API's minute rollups follow the same retention
         store.rollup_once(now_us() + 1_000_000).await.unwrap();
         let key = store
-            .catalog(None, None, None, Some("latency_ms"))
+            .catalog(None, None, None, Some(llmscope_model::Metric::LatencyMs))
             .await
             .unwrap()[0]
             .key
             .clone();
-        let all = |s: &llmscope_collector::store::Store| {
+        let all = |s: &llmscope_store::Store| {
             let (s, key) = (s.clone(), key.clone());
             async move {
                 s.rollup_buckets(

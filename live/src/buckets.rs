@@ -12,8 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use llmscope_model::{
-    BaselineRecord, FrozenBaseline, LiveEvent, Metric, Point, SeriesId,
-    SharedClock, Violation,
+    BaselineRecord, FrozenBaseline, LiveEvent, Metric, Point, SeriesId, SharedClock, Violation,
 };
 use llmscope_spc::charts::{Subgroup, XbarSLimits};
 use llmscope_spc::{EpisodeEvent, EpisodeTracker, NelsonConfig, NelsonState};
@@ -56,16 +55,14 @@ pub async fn job(
         let now = clock.now_us();
         let ttl = (cfg.bucket_interval * 3).as_micros() as i64;
         match store.try_lease(LEASE, &holder, now, now + ttl).await {
-            Ok(true) => {
-                match run_once(&store, &cfg, now).await {
-                    Ok(out) => {
-                        for e in out.events {
-                            let _ = events.send(e);
-                        }
+            Ok(true) => match run_once(&store, &cfg, now).await {
+                Ok(out) => {
+                    for e in out.events {
+                        let _ = events.send(e);
                     }
-                    Err(e) => tracing::warn!(error = %e, "bucket charts: run failed; will retry"),
                 }
-            }
+                Err(e) => tracing::warn!(error = %e, "bucket charts: run failed; will retry"),
+            },
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "bucket charts: lease check failed"),
         }
@@ -104,7 +101,16 @@ pub async fn run_once(store: &Store, cfg: &SpcConfig, now: i64) -> Result<RunOut
             } else {
                 SeriesId::site_chart(site, provider, model, *metric)
             };
-            out.buckets += chart(store, cfg, &key, closed_until, horizon, now, &mut out.events).await?;
+            out.buckets += chart(
+                store,
+                cfg,
+                &key,
+                closed_until,
+                horizon,
+                now,
+                &mut out.events,
+            )
+            .await?;
         }
     }
     Ok(out)
@@ -245,11 +251,16 @@ async fn chart(
                 events.push(LiveEvent::ViolationOpened(std::sync::Arc::new(v.clone())));
             }
         }
-        events.extend(report.resolved.into_iter().map(|r| LiveEvent::ViolationResolved {
-            id: r.id,
-            series: r.series,
-            rule: r.rule,
-        }));
+        events.extend(
+            report
+                .resolved
+                .into_iter()
+                .map(|r| LiveEvent::ViolationResolved {
+                    id: r.id,
+                    series: r.series,
+                    rule: r.rule,
+                }),
+        );
     }
     store
         .put_bucket_state(&key, &serde_json::to_string(&st).unwrap_or_default(), now)

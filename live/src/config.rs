@@ -122,7 +122,12 @@ mod tests {
             baseline_points: 1,
             ..SpcConfig::default()
         };
-        assert!(c.validate().unwrap_err().0.contains("`spc.baseline_points`"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .0
+                .contains("`spc.baseline_points`")
+        );
         let c = SpcConfig {
             sigma_method: SigmaMethod::Given,
             ..SpcConfig::default()

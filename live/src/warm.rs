@@ -24,8 +24,10 @@ impl Engine {
     ) -> Result<Vec<Pt>, StoreError> {
         let eff = self.effective(&key.site, &key.model);
         let scope = eff.scope;
-        self.series
-            .insert(key.clone(), SeriesState::new(eff.clone(), self.settings_gen));
+        self.series.insert(
+            key.clone(),
+            SeriesState::new(eff.clone(), self.settings_gen),
+        );
         let Some(frozen) = self.frozen_for(key, scope).await? else {
             return Ok(Vec::new());
         };

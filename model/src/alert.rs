@@ -149,7 +149,10 @@ mod tests {
 
     #[test]
     fn kinds_and_severities_have_one_text_each() {
-        assert_eq!("pagerduty".parse::<ChannelKind>(), Ok(ChannelKind::PagerDuty));
+        assert_eq!(
+            "pagerduty".parse::<ChannelKind>(),
+            Ok(ChannelKind::PagerDuty)
+        );
         assert_eq!(ChannelKind::names(), "webhook, slack, pagerduty, email");
         assert_eq!(Severity::default_for_rule(1), Severity::Critical);
         assert_eq!(Severity::default_for_rule(7), Severity::Info);

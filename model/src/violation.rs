@@ -232,10 +232,7 @@ impl serde::Serialize for Violation {
         m.serialize_entry("ack_note", &self.ack.as_ref().map(|a| &a.note))?;
         m.serialize_entry("points", &self.points)?;
         m.serialize_entry("baseline", &self.baseline)?;
-        m.serialize_entry(
-            "context",
-            &serde_json::json!({ "before": self.context }),
-        )?;
+        m.serialize_entry("context", &serde_json::json!({ "before": self.context }))?;
         m.end()
     }
 }

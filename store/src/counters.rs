@@ -49,7 +49,9 @@ impl Store {
             Store::Sqlite(s) => {
                 let rows: Vec<serde_json::Value> = merged
                     .iter()
-                    .map(|(k, c)| serde_json::json!([k, c.late_points, c.errors, c.ok, c.last_evaluated]))
+                    .map(|(k, c)| {
+                        serde_json::json!([k, c.late_points, c.errors, c.ok, c.last_evaluated])
+                    })
                     .collect();
                 let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated)
                     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each($1) WHERE true{UPDATE}");

@@ -135,7 +135,10 @@ impl StoredPoint {
 
     fn point(&self) -> Point {
         Point {
-            id: self.id.as_deref().and_then(|s| uuid::Uuid::parse_str(s).ok()),
+            id: self
+                .id
+                .as_deref()
+                .and_then(|s| uuid::Uuid::parse_str(s).ok()),
             ts: self.ts,
             value: self.value,
             n: self.n,
@@ -300,7 +303,9 @@ where
         (Some(by), Some(at)) => Some(Ack {
             by,
             at,
-            note: r.try_get::<Option<String>, _>("ack_note")?.unwrap_or_default(),
+            note: r
+                .try_get::<Option<String>, _>("ack_note")?
+                .unwrap_or_default(),
         }),
         _ => None,
     };
@@ -617,7 +622,8 @@ async fn apply_pg(
         .collect();
     let mut tx = pool.begin().await?;
     if !opens.is_empty() {
-        let col = |f: for<'e> fn(&'e Encoded<'e>) -> &'e str| opens.iter().map(f).collect::<Vec<&str>>();
+        let col =
+            |f: for<'e> fn(&'e Encoded<'e>) -> &'e str| opens.iter().map(f).collect::<Vec<&str>>();
         let num = |f: fn(&Encoded<'_>) -> i64| opens.iter().map(f).collect::<Vec<i64>>();
         let won: Vec<String> = sqlx::query_scalar(OPEN)
             .bind(col(|e| &e.v.id))
@@ -739,7 +745,10 @@ mod tests {
         .unwrap();
         assert_eq!(f.ucl(), 16.0);
         assert_eq!(f.bucket_us, Some(60_000_000));
-        assert_eq!(decode_baseline(&encode_baseline(&f), Scope::Site).unwrap(), f);
+        assert_eq!(
+            decode_baseline(&encode_baseline(&f), Scope::Site).unwrap(),
+            f
+        );
         let s = SeriesId::series("a", "b", "c", "d", Metric::LatencyMs);
         assert_eq!(s.to_string().parse::<SeriesId>().unwrap(), s);
     }

@@ -7,9 +7,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use llmscope_collector::store::Store;
 use llmscope_e2e::fake::{FakeServer, Script};
 use llmscope_e2e::{Agent, Collector, collector_cmd, free_port, wait_until};
+use llmscope_store::Store;
 
 fn agent_config(
     dir: &Path,

@@ -7,9 +7,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use llmscope_collector::store::Store;
 use llmscope_e2e::{Collector, collector_cmd};
 use llmscope_proto::v1::{self, IngestRequest, ingest_service_client::IngestServiceClient};
+use llmscope_store::Store;
 use tonic::Request;
 
 fn now_ns() -> i64 {

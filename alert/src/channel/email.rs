@@ -3,12 +3,12 @@
 //! password, and a multipart message with a text and an HTML body. The status recorded for
 //! an attempt is the SMTP reply code (250 = accepted).
 
+use futures::future::BoxFuture;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use futures::future::BoxFuture;
 use llmscope_model::{ChannelKind, rule_text};
 use llmscope_store::alerts::ChannelRow;
 use serde_json::{Value, json};
@@ -94,8 +94,7 @@ fn validate(config: &Value, has_secret: bool) -> Result<Value, String> {
     }
     let ca_file = s("ca_file");
     if !ca_file.is_empty() {
-        std::fs::read(&ca_file)
-            .map_err(|e| format!("`ca_file` {ca_file} cannot be read: {e}"))?;
+        std::fs::read(&ca_file).map_err(|e| format!("`ca_file` {ca_file} cannot be read: {e}"))?;
     }
     Ok(
         json!({"host": host, "port": port, "tls": tls, "username": username,

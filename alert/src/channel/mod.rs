@@ -78,10 +78,17 @@ pub fn of(kind: ChannelKind) -> &'static dyn Channel {
 }
 
 /// Validates a channel configuration of any kind given as text (the API's `kind` field).
-pub fn validate(kind: &str, config: &Value, has_secret: bool) -> Result<(ChannelKind, Value), String> {
-    let k: ChannelKind = kind
-        .parse()
-        .map_err(|_| format!("`kind` `{kind}` is not supported; use {}", ChannelKind::names()))?;
+pub fn validate(
+    kind: &str,
+    config: &Value,
+    has_secret: bool,
+) -> Result<(ChannelKind, Value), String> {
+    let k: ChannelKind = kind.parse().map_err(|_| {
+        format!(
+            "`kind` `{kind}` is not supported; use {}",
+            ChannelKind::names()
+        )
+    })?;
     Ok((k, of(k).validate(config, has_secret)?))
 }
 
@@ -142,7 +149,13 @@ pub fn min_interval(ch: &ChannelRow) -> Option<Duration> {
 /// The digest of a test notification: a made-up open violation of rule 1 on
 /// `test-site / test-host / test-model / latency_ms`, value 1234.5 against centre 800.
 pub fn test_digest(ch: &ChannelRow, now_us: i64) -> Digest {
-    let series = SeriesId::series("test-site", "test-host", "test", "test-model", Metric::LatencyMs);
+    let series = SeriesId::series(
+        "test-site",
+        "test-host",
+        "test",
+        "test-model",
+        Metric::LatencyMs,
+    );
     let baseline = llmscope_spc::Baseline::given(800.0, 100.0, 3.0, llmscope_spc::Transform::None)
         .map(|b| FrozenBaseline::new(0, Scope::Series, b, (now_us, now_us), BaselineMode::Manual))
         .ok();
@@ -170,8 +183,9 @@ pub fn test_digest(ch: &ChannelRow, now_us: i64) -> Digest {
             attempts: 0,
             event: AlertEvent::Test,
             violation_id: id,
-            labels: json!({"site": "test-site", "model": "test-model", "severity": "info", "rule": "1"})
-                .to_string(),
+            labels:
+                json!({"site": "test-site", "model": "test-model", "severity": "info", "rule": "1"})
+                    .to_string(),
             violation,
         }],
     }

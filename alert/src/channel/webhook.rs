@@ -35,7 +35,11 @@ impl Channel for Webhook {
         ChannelKind::Webhook
     }
 
-    fn validate(&self, config: &serde_json::Value, _has_secret: bool) -> Result<serde_json::Value, String> {
+    fn validate(
+        &self,
+        config: &serde_json::Value,
+        _has_secret: bool,
+    ) -> Result<serde_json::Value, String> {
         super::http_config(config, None, None)
     }
 

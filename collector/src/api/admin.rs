@@ -2,16 +2,18 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, ApiState, ms, parse_body, require_admin, time_json};
-use crate::live::Metric;
-use crate::live::settings::SettingsDoc;
-use crate::store::{Role, now_us};
+use llmscope_live::rebaseline::{self, Outcome, Request, Selector};
+use llmscope_live::settings::SettingsDoc;
+use llmscope_model::SeriesId;
+use llmscope_store::tokens::Role;
+
+use super::{ApiError, ApiQuery, ApiResult, ApiState, ms, parse_body, require_admin, time_json};
 
 #[derive(Deserialize)]
 struct BaselineQuery {
@@ -21,25 +23,17 @@ struct BaselineQuery {
 
 async fn baselines(
     State(st): State<ApiState>,
-    Query(q): Query<BaselineQuery>,
+    ApiQuery(q): ApiQuery<BaselineQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let key = match q.key.as_deref().filter(|k| !k.is_empty()) {
         Some(k) => Some(super::read::parse_key(k)?),
         None => None,
     };
     let rows = st.store.list_baselines(!q.history.unwrap_or(false)).await?;
-    let out: Vec<Value> = rows
-        .iter()
-        .filter(|b| {
-            key.as_ref().is_none_or(|k| {
-                b.site == k.site
-                    && b.host == k.host
-                    && b.provider == k.provider
-                    && b.model == k.model
-                    && b.metric == k.metric.as_str()
-            })
-        })
-        .map(super::read::baseline_json)
+    // a series' own baselines (the pooled ones judging it have keys of their own)
+    let out: Vec<llmscope_model::BaselineRecord> = rows
+        .into_iter()
+        .filter(|b| key.as_ref().is_none_or(|k: &SeriesId| b.key == *k))
         .collect();
     Ok(Json(out))
 }
@@ -79,15 +73,10 @@ async fn rebaseline(
     }
     let metric = match b.metric.as_deref().filter(|m| !m.is_empty()) {
         None => None,
-        Some(m) => Some(Metric::parse(m).ok_or_else(|| {
-            ApiError::bad(
-                "metric",
-                format!("unknown metric `{m}`; use latency_ms, ttft_ms, tpot_ms or tokens_per_s"),
-            )
-        })?),
+        Some(m) => Some(super::read::parse_metric("metric", m)?),
     };
     let o = |s: Option<String>| s.filter(|s| !s.is_empty());
-    let sel = crate::live::rebaseline::Selector {
+    let sel = Selector {
         site: o(b.site),
         host: o(b.host),
         provider: o(b.provider),
@@ -95,26 +84,26 @@ async fn rebaseline(
         metric,
     };
     let by = if b.by.trim().is_empty() { who } else { b.by };
-    let out = crate::live::rebaseline::rebaseline(
+    let out = rebaseline::rebaseline(
         &st.store,
-        &sel,
-        from,
-        to,
-        st.spc.sigma_method,
-        st.spc.transform,
-        &b.reason,
-        &by,
+        &Request {
+            selector: &sel,
+            from_us: from,
+            to_us: to,
+            method: st.spc.sigma_method,
+            transform: st.spc.transform,
+            reason: &b.reason,
+            by: &by,
+            now_us: st.now(),
+        },
     )
     .await?;
-    let created = out
-        .iter()
-        .filter(|o| matches!(o, crate::live::rebaseline::Outcome::Set(_)))
-        .count();
+    let created = out.iter().filter(|o| matches!(o, Outcome::Set(_))).count();
     let skipped: Vec<Value> = out
         .iter()
         .filter_map(|o| match o {
-            crate::live::rebaseline::Outcome::Set(_) => None,
-            crate::live::rebaseline::Outcome::Skipped { series, reason } => {
+            Outcome::Set(_) => None,
+            Outcome::Skipped { series, reason } => {
                 Some(json!({"series": series, "reason": reason}))
             }
         })
@@ -224,7 +213,7 @@ async fn put_rules(
         value
     };
     st.store
-        .set_rule_config(&kind, &scope_value, &text, &who, now_us())
+        .set_rule_config(&kind, &scope_value, &text, &who, st.now())
         .await?;
     Ok(Json(
         json!({"scope_kind": kind, "scope_value": scope_value, "settings": settings_json(&text)}),
@@ -295,7 +284,7 @@ async fn create_token(
     let (token, record) = crate::auth::generate_token(role, site.clone(), &b.name);
     st.store.insert_token(&record).await?;
     if let Some(s) = &site {
-        st.store.insert_site(s, now_us()).await?;
+        st.store.insert_site(s, st.now()).await?;
     }
     tracing::info!(token = %record.id, role = role.as_str(), "token created through the api");
     Ok((
@@ -313,7 +302,7 @@ async fn revoke_token(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     require_admin(&st, &headers).await?;
-    if !st.store.revoke_token(&id, now_us()).await? {
+    if !st.store.revoke_token(&id, st.now()).await? {
         return Err(ApiError::not_found(format!("no active token `{id}`")));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -341,7 +330,7 @@ async fn create_site(
             ),
         ));
     }
-    if !st.store.insert_site(&b.name, now_us()).await? {
+    if !st.store.insert_site(&b.name, st.now()).await? {
         return Err(ApiError::conflict(format!(
             "site `{}` exists already",
             b.name

@@ -3,18 +3,19 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, ApiState, ms, parse_body, require_admin, time_json};
-use crate::alert::routing::{Matchers, ROUTE_LABELS, SILENCE_LABELS};
-use crate::alert::{KINDS, test_send, validate_channel};
-use crate::store::alerts::{ChannelRow, RouteRow, SilenceRow};
-use crate::store::now_us;
+use llmscope_alert::channel;
+use llmscope_alert::routing::{Matchers, ROUTE_LABELS, SILENCE_LABELS};
+use llmscope_model::ChannelKind;
+use llmscope_store::alerts::{ChannelRow, RouteRow, SilenceRow};
+
+use super::{ApiError, ApiQuery, ApiResult, ApiState, ms, parse_body, require_admin, time_json};
 
 /// The alert routes of the API router.
 pub fn routes() -> axum::Router<ApiState> {
@@ -35,7 +36,7 @@ pub fn routes() -> axum::Router<ApiState> {
 fn channel_json(c: &ChannelRow) -> Value {
     let config: Value = serde_json::from_str(&c.config).unwrap_or(json!({}));
     // a Slack webhook URL is itself a credential: show only its origin
-    let config = if c.kind == "slack" {
+    let config = if c.kind == ChannelKind::Slack {
         let mut v = config;
         if let Some(u) = v["url"].as_str() {
             let shown = u.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
@@ -99,12 +100,12 @@ async fn save_channel(
             "`name` must be 1..100 characters without `/`",
         ));
     }
-    if !KINDS.contains(&b.kind.as_str()) {
-        return Err(ApiError::bad(
+    let kind: ChannelKind = b.kind.parse().map_err(|_| {
+        ApiError::bad(
             "kind",
-            format!("`kind` must be one of {}", KINDS.join(", ")),
-        ));
-    }
+            format!("`kind` must be one of {}", ChannelKind::names()),
+        )
+    })?;
     if existing.is_some_and(|e| e.source == "config") {
         return Err(ApiError::conflict(format!(
             "channel `{name}` is declared in the config file; change it there"
@@ -116,7 +117,8 @@ async fn save_channel(
         .clone()
         .or_else(|| existing.map(|e| e.secret.clone()))
         .unwrap_or_default();
-    let config = validate_channel(&b.kind, &b.config, !secret.is_empty())
+    let config = channel::of(kind)
+        .validate(&b.config, !secret.is_empty())
         .map_err(|e| ApiError::bad("config", e))?;
     let max_attempts = b.max_attempts.unwrap_or(8);
     if !(1..=100).contains(&max_attempts) {
@@ -127,13 +129,13 @@ async fn save_channel(
     }
     let row = ChannelRow {
         name: name.to_owned(),
-        kind: b.kind,
+        kind,
         config: config.to_string(),
         secret,
         max_attempts,
         source: "api".into(),
     };
-    st.store.upsert_channel(&row, keep_secret, now_us()).await?;
+    st.store.upsert_channel(&row, keep_secret, st.now()).await?;
     tracing::info!(channel = %row.name, kind = %row.kind, "channel saved through the api");
     Ok(row)
 }
@@ -199,7 +201,7 @@ async fn test_channel(
 ) -> ApiResult<impl IntoResponse> {
     require_admin(&st, &headers).await?;
     let c = find_channel(&st, &name).await?;
-    let r = test_send(&st.http, &st.alerts, &c).await;
+    let r = st.dispatcher.test_send(&c).await;
     tracing::info!(channel = %name, ok = r.ok(), status = ?r.status, "test notification sent");
     Ok(Json(json!({
         "ok": r.ok(), "status": r.status, "response": r.response, "error": r.error,
@@ -284,7 +286,7 @@ async fn create_route(
         continue_matching: b.continue_matching,
         source: "api".into(),
     };
-    row.id = st.store.insert_route(&row, now_us()).await?;
+    row.id = st.store.insert_route(&row, st.now()).await?;
     Ok((StatusCode::CREATED, Json(route_json(&row))))
 }
 
@@ -333,9 +335,9 @@ struct SilenceQuery {
 
 async fn list_silences(
     State(st): State<ApiState>,
-    Query(q): Query<SilenceQuery>,
+    ApiQuery(q): ApiQuery<SilenceQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let now = now_us();
+    let now = st.now();
     let want = q.state.unwrap_or_else(|| "all".into());
     if !matches!(want.as_str(), "all" | "active" | "expired" | "pending") {
         return Err(ApiError::bad(
@@ -379,7 +381,7 @@ async fn create_silence(
             "`matchers` must have at least one label (an empty silence would mute everything)",
         ));
     }
-    let now = now_us();
+    let now = st.now();
     let starts_at = match &b.starts_at {
         Some(v) => time_json("starts_at", v)?,
         None => now,
@@ -424,7 +426,7 @@ async fn expire_silence(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     require_admin(&st, &headers).await?;
-    let now = now_us();
+    let now = st.now();
     if !st.store.expire_silence(&id, now).await? {
         return Err(ApiError::not_found(format!("no silence with id `{id}`")));
     }
@@ -446,7 +448,7 @@ struct LimitQuery {
 
 async fn list_deliveries(
     State(st): State<ApiState>,
-    Query(q): Query<LimitQuery>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {

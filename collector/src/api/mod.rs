@@ -1,5 +1,7 @@
 //! The REST API under `/api/v1` (see `docs/api.md`). Reading is open; every change needs an
-//! admin token as `Authorization: Bearer …`. Errors are JSON `{"error", "field"?}`.
+//! admin token as `Authorization: Bearer …`. Every error — the handlers' and the HTTP
+//! stack's own (a malformed query, a body over the limit, an unknown route) — is JSON
+//! `{"error": "...", "field": "..."?}` with the status of its [`ErrorCode`].
 
 pub mod admin;
 pub mod alerts;
@@ -12,12 +14,25 @@ pub mod web;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use llmscope_alert::{AlertsConfig, Dispatcher};
+use llmscope_model::{LiveEvent, SharedClock};
+use llmscope_store::tokens::Role;
+use llmscope_store::{Store, StoreError};
 use serde_json::json;
+use tokio::sync::broadcast;
 
-use crate::alert::AlertsConfig;
-use crate::store::{Role, Store, StoreError};
+pub use llmscope_model::time::ms;
+
+use crate::config::SpcConfig;
+use crate::error::ErrorCode;
+
+/// Largest request body the API reads.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// What the API handlers share.
 #[derive(Clone)]
@@ -26,16 +41,33 @@ pub struct ApiState {
     pub store: Store,
     /// Alerting settings (timeouts, public URL, default route).
     pub alerts: Arc<AlertsConfig>,
-    /// HTTP client for channel test sends.
-    pub http: reqwest::Client,
+    /// The alert dispatcher (channel test sends).
+    pub dispatcher: Dispatcher,
     /// SHA-256 of the admin token from the config, if one is set.
     pub admin_hash: Option<String>,
     /// SPC settings (re-baselining, rule defaults).
-    pub spc: Arc<crate::config::SpcConfig>,
+    pub spc: Arc<SpcConfig>,
     /// The gRPC address agents connect to (for the setup wizard).
     pub grpc_addr: String,
+    /// Live events of this process (server-sent events; changes made through the API are
+    /// announced here too).
+    pub events: broadcast::Sender<LiveEvent>,
+    /// Where "now" comes from.
+    pub clock: SharedClock,
     /// Turns true when the collector shuts down (ends event streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+}
+
+impl ApiState {
+    /// Now, Unix µs.
+    pub fn now(&self) -> i64 {
+        self.clock.now_us()
+    }
+
+    /// Announces a live event (nobody listening is fine).
+    pub fn announce(&self, e: LiveEvent) {
+        let _ = self.events.send(e);
+    }
 }
 
 /// Every API route plus the dashboard fallback.
@@ -52,17 +84,24 @@ pub fn router(state: ApiState) -> axum::Router {
             get(|| async { Json(openapi::document()) }),
         )
         .fallback(web::serve)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(json_errors))
         .with_state(state)
 }
 
 /// Leader-elected job keeping the minute rollups and the series catalogue current.
-pub async fn rollup_job(store: Store, interval: std::time::Duration, lag: std::time::Duration) {
+pub async fn rollup_job(
+    store: Store,
+    interval: std::time::Duration,
+    lag: std::time::Duration,
+    clock: SharedClock,
+) {
     let holder = uuid::Uuid::new_v4().to_string();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let now = crate::store::now_us();
+        let now = clock.now_us();
         let lease = (interval.as_micros() as i64) * 4 + 5_000_000;
         match store.try_lease("rollup", &holder, now, now + lease).await {
             Ok(true) => {
@@ -76,11 +115,11 @@ pub async fn rollup_job(store: Store, interval: std::time::Duration, lag: std::t
     }
 }
 
-/// An API error: status plus a message saying what is wrong (and where).
+/// An API error: a code, a message saying what is wrong, and where.
 #[derive(Debug)]
 pub struct ApiError {
-    /// HTTP status.
-    pub status: StatusCode,
+    /// What kind of failure (gives the HTTP status).
+    pub code: ErrorCode,
     /// What is wrong.
     pub message: String,
     /// The parameter or body path at fault.
@@ -88,42 +127,47 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error of `code` without a field.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
     /// 400 naming the field.
     pub fn bad(field: &str, message: impl Into<String>) -> ApiError {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
             field: Some(field.to_owned()),
+            ..ApiError::new(ErrorCode::InvalidArgument, message)
         }
     }
 
     /// 404.
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: message.into(),
-            field: None,
-        }
+        ApiError::new(ErrorCode::NotFound, message)
     }
 
     /// 409.
     pub fn conflict(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: StatusCode::CONFLICT,
-            message: message.into(),
-            field: None,
-        }
+        ApiError::new(ErrorCode::Conflict, message)
+    }
+
+    /// This error naming `field`.
+    pub fn at(mut self, field: &str) -> ApiError {
+        self.field = Some(field.to_owned());
+        self
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         tracing::warn!(error = %e, "api: store error");
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            message: format!("the database is unavailable: {e}"),
-            field: None,
-        }
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("the database is unavailable: {e}"),
+        )
     }
 }
 
@@ -133,20 +177,86 @@ impl IntoResponse for ApiError {
             Some(f) => json!({"error": self.message, "field": f}),
             None => json!({"error": self.message}),
         };
-        (self.status, Json(body)).into_response()
+        (self.code.http(), Json(body)).into_response()
     }
 }
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Turns the HTTP stack's own error responses under `/api/` (axum's rejections: a query
+/// that does not parse, a body over [`MAX_BODY_BYTES`], a wrong method) from plain text
+/// into the API's JSON error, keeping the status.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !api || !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let text = axum::body::to_bytes(resp.into_body(), 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_lowercase()
+    } else {
+        text
+    };
+    let mut e = ApiError::new(ErrorCode::from_http(status), message);
+    if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        e = ApiError::new(
+            ErrorCode::TooLarge,
+            format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        )
+        .at("body");
+    }
+    let mut r = e.into_response();
+    *r.status_mut() = status;
+    r
+}
+
+/// `Query<T>` whose rejection is the API's JSON error naming the parameter at fault.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let q = parts.uri.query().unwrap_or("");
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(q));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let field = if field == "." {
+                    "query".to_owned()
+                } else {
+                    field
+                };
+                ApiError::bad(&field, format!("`{field}`: {}", e.inner()))
+            })
+    }
+}
+
+fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
+    form_urlencoded::parse(q.as_bytes())
+}
+
 /// Checks the admin token; returns the token id (or `config`) for audit fields.
 pub async fn require_admin(st: &ApiState, headers: &HeaderMap) -> ApiResult<String> {
-    let unauthorized = |m: &str| ApiError {
-        status: StatusCode::UNAUTHORIZED,
-        message: m.to_owned(),
-        field: Some("authorization".into()),
-    };
+    let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthenticated, m).at("authorization");
     let text = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -167,11 +277,11 @@ pub async fn require_admin(st: &ApiState, headers: &HeaderMap) -> ApiResult<Stri
     match st.store.find_token(&hash).await? {
         Some(t) if t.revoked_at_us.is_some() => Err(unauthorized("this token has been revoked")),
         Some(t) if t.role == Role::Admin => Ok(t.id),
-        Some(_) => Err(ApiError {
-            status: StatusCode::FORBIDDEN,
-            message: "this is an ingest token; changes need an admin token".into(),
-            field: Some("authorization".into()),
-        }),
+        Some(_) => Err(ApiError::new(
+            ErrorCode::PermissionDenied,
+            "this is an ingest token; changes need an admin token",
+        )
+        .at("authorization")),
         None => Err(unauthorized("unknown token")),
     }
 }
@@ -191,22 +301,15 @@ pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
 /// A time in a JSON body (Unix milliseconds or an RFC 3339 string) → Unix µs; the error
 /// names the field.
 pub fn time_json(field: &str, v: &serde_json::Value) -> ApiResult<i64> {
-    match v {
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .map(|x| x.saturating_mul(1000))
-            .ok_or_else(|| ApiError::bad(field, format!("`{field}` must be Unix milliseconds"))),
-        serde_json::Value::String(s) => {
-            crate::alert::parse_time(s).map_err(|e| ApiError::bad(field, e))
+    let text = match v {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        _ => {
+            return Err(ApiError::bad(
+                field,
+                format!("`{field}` must be Unix milliseconds or an RFC 3339 time"),
+            ));
         }
-        _ => Err(ApiError::bad(
-            field,
-            format!("`{field}` must be Unix milliseconds or an RFC 3339 time"),
-        )),
-    }
-}
-
-/// Unix µs → ms for responses.
-pub fn ms(us: i64) -> i64 {
-    us.div_euclid(1000)
+    };
+    llmscope_model::time::parse_time(&text).map_err(|e| ApiError::bad(field, e))
 }

@@ -4,78 +4,65 @@
 use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
+use llmscope_model::time::{MAX_US, MIN_US, parse_time};
+use llmscope_model::{BaselineRecord, Metric, Scope, SeriesId};
+use llmscope_store::read::{Bucket, CatalogRow};
+use llmscope_store::samples::{PointRow, PointSelector};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, ApiState, ms};
-use crate::live::Metric;
-use crate::live::engine::SeriesKey;
-use crate::store::api::{Bucket, CatalogRow};
-use crate::store::live::{BaselineRow, PointSelector};
-use crate::store::now_us;
+use super::{ApiError, ApiQuery, ApiResult, ApiState, ms};
 
-/// Parses a time parameter: Unix milliseconds or RFC 3339 → µs.
+/// Parses a time parameter: Unix milliseconds or RFC 3339 → µs (1970 to 9999).
 pub fn time_param(field: &str, v: Option<&str>, default: i64) -> ApiResult<i64> {
     match v.map(str::trim).filter(|s| !s.is_empty()) {
         None => Ok(default),
-        Some(s) => crate::alert::parse_time(s).map_err(|e| ApiError::bad(field, e)),
+        Some(s) => parse_time(s).map_err(|e| ApiError::bad(field, e)),
     }
 }
 
-/// `from`/`to` as µs (defaults: the last hour), validated.
-pub fn range(from: Option<&str>, to: Option<&str>) -> ApiResult<(i64, i64)> {
-    let to = time_param("to", to, now_us())?;
-    let from = time_param("from", from, to - 3_600_000_000)?;
+/// `from`/`to` as µs (defaults: the hour before `now`), validated.
+pub fn range(from: Option<&str>, to: Option<&str>, now: i64) -> ApiResult<(i64, i64)> {
+    let to = time_param("to", to, now.clamp(MIN_US, MAX_US))?;
+    let from = time_param("from", from, to.saturating_sub(3_600_000_000).max(MIN_US))?;
     if from >= to {
         return Err(ApiError::bad("from", "`from` must be before `to`"));
     }
     Ok((from, to))
 }
 
-/// Parses a series key parameter; the error says what a key looks like.
-pub fn parse_key(s: &str) -> ApiResult<SeriesKey> {
-    SeriesKey::parse(s).ok_or_else(|| {
-        ApiError::bad(
+/// Parses a series key parameter (one host's series); the error says what a key looks like.
+pub fn parse_key(s: &str) -> ApiResult<SeriesId> {
+    let id: SeriesId = s
+        .parse()
+        .map_err(|e| ApiError::bad("key", format!("{e}")))?;
+    if id.scope != Scope::Series {
+        return Err(ApiError::bad(
             "key",
             format!(
-                "`{s}` is not a series key: series|site|host|provider|model|metric, the metric one of latency_ms, ttft_ms, tpot_ms, tokens_per_s"
+                "`{s}` is a pooled chart; points are read per series: series|site|host|provider|model|metric"
             ),
+        ));
+    }
+    Ok(id)
+}
+
+/// A metric filter parameter.
+pub fn parse_metric(field: &str, m: &str) -> ApiResult<Metric> {
+    m.parse().map_err(|_| {
+        ApiError::bad(
+            field,
+            format!("unknown metric `{m}`; use {}", Metric::names()),
         )
     })
 }
 
-/// Baseline JSON with limits in original units (centre and sigma on the transformed scale).
-pub fn baseline_json(b: &BaselineRow) -> Value {
-    let (lcl, ucl, center_orig) = if b.transform == "log" {
-        (
-            (b.center - b.k * b.sigma).exp(),
-            (b.center + b.k * b.sigma).exp(),
-            b.center.exp(),
-        )
-    } else {
-        (b.center - b.k * b.sigma, b.center + b.k * b.sigma, b.center)
-    };
-    json!({"id": b.id, "scope": b.scope, "center": b.center, "center_original": center_orig, "sigma": b.sigma, "k": b.k,
-        "ucl": ucl, "lcl": lcl, "transform": b.transform, "method": b.method, "points": b.points, "mode": b.mode,
-        "window_from": ms(b.window_from), "window_to": ms(b.window_to), "valid_from": ms(b.valid_from),
-        "valid_to": b.valid_to.map(ms), "reason": b.reason, "created_by": b.created_by,
-        "site": b.site, "host": b.host, "provider": b.provider, "model": b.model, "metric": b.metric})
-}
-
-fn baselines_by_key(rows: &[BaselineRow]) -> HashMap<String, &BaselineRow> {
+fn baselines_by_key(rows: &[BaselineRecord]) -> HashMap<&SeriesId, &BaselineRecord> {
     rows.iter()
-        .filter(|b| b.scope == "series")
-        .map(|b| {
-            (
-                format!(
-                    "series|{}|{}|{}|{}|{}",
-                    b.site, b.host, b.provider, b.model, b.metric
-                ),
-                b,
-            )
-        })
+        .filter(|b| b.key.scope == Scope::Series)
+        .map(|b| (&b.key, b))
         .collect()
 }
 
@@ -106,13 +93,13 @@ async fn sites(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
         out.entry(name).or_default();
     }
     for c in &catalog {
-        let e = out.entry(c.site.clone()).or_default();
-        e.0.insert(c.host.clone());
-        e.1.insert(format!("{}/{}", c.provider, c.model));
+        let e = out.entry(c.key.site.clone()).or_default();
+        e.0.insert(c.key.host.clone());
+        e.1.insert(format!("{}/{}", c.key.provider, c.key.model));
     }
     for (key, n) in open {
-        if let Some(site) = key.split('|').nth(1) {
-            out.entry(site.to_owned()).or_default().2 += n;
+        if key.scope != Scope::Global {
+            out.entry(key.site).or_default().2 += n;
         }
     }
     Ok(Json(
@@ -124,11 +111,11 @@ async fn sites(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
 
 async fn hosts(
     State(st): State<ApiState>,
-    Query(f): Query<Filters>,
+    ApiQuery(f): ApiQuery<Filters>,
 ) -> ApiResult<impl IntoResponse> {
     let mut last: BTreeMap<(String, String), i64> = BTreeMap::new();
     for c in st.store.catalog(opt(&f.site), None, None, None).await? {
-        let e = last.entry((c.site, c.host)).or_insert(0);
+        let e = last.entry((c.key.site, c.key.host)).or_insert(0);
         *e = (*e).max(c.last_ts);
     }
     Ok(Json(
@@ -140,11 +127,11 @@ async fn hosts(
 
 async fn models(
     State(st): State<ApiState>,
-    Query(f): Query<Filters>,
+    ApiQuery(f): ApiQuery<Filters>,
 ) -> ApiResult<impl IntoResponse> {
     let mut set = std::collections::BTreeSet::new();
     for c in st.store.catalog(opt(&f.site), None, None, None).await? {
-        set.insert((c.site, c.provider, c.model));
+        set.insert((c.key.site, c.key.provider, c.key.model));
     }
     Ok(Json(
         set.into_iter()
@@ -164,21 +151,16 @@ fn status(open: i64, has_baseline: bool) -> &'static str {
 }
 
 async fn series_rows(st: &ApiState, f: &Filters) -> ApiResult<Vec<Value>> {
-    if let Some(m) = opt(&f.metric)
-        && Metric::parse(m).is_none()
-    {
-        return Err(ApiError::bad(
-            "metric",
-            format!("unknown metric `{m}`; use latency_ms, ttft_ms, tpot_ms or tokens_per_s"),
-        ));
-    }
+    let metric = opt(&f.metric)
+        .map(|m| parse_metric("metric", m))
+        .transpose()?;
     let catalog = st
         .store
-        .catalog(opt(&f.site), opt(&f.host), opt(&f.model), opt(&f.metric))
+        .catalog(opt(&f.site), opt(&f.host), opt(&f.model), metric)
         .await?;
     let baselines = st.store.list_baselines(true).await?;
     let by_key = baselines_by_key(&baselines);
-    let open: HashMap<String, i64> = st.store.open_counts().await?.into_iter().collect();
+    let open: HashMap<SeriesId, i64> = st.store.open_counts().await?.into_iter().collect();
     let mut sparks: HashMap<String, Vec<f64>> = HashMap::new();
     for (k, _, v) in st.store.sparks(3_600_000_000).await? {
         sparks.entry(k).or_default().push(v);
@@ -186,25 +168,27 @@ async fn series_rows(st: &ApiState, f: &Filters) -> ApiResult<Vec<Value>> {
     Ok(catalog
         .iter()
         .map(|c: &CatalogRow| {
-            let n = open.get(&c.key).copied().unwrap_or(0);
-            let b = by_key.get(&c.key);
-            json!({"key": c.key, "site": c.site, "host": c.host, "provider": c.provider, "model": c.model, "metric": c.metric,
+            let k = &c.key;
+            let n = open.get(k).copied().unwrap_or(0);
+            let b = by_key.get(k);
+            let spark = sparks.get(&k.to_string()).cloned().unwrap_or_default();
+            json!({"key": k, "site": k.site, "host": k.host, "provider": k.provider, "model": k.model, "metric": k.metric,
                 "status": status(n, b.is_some()), "open_violations": n, "last_value": c.last_value, "last_ts": ms(c.last_ts),
-                "first_ts": ms(c.first_ts), "baseline": b.map(|b| baseline_json(b)), "spark": sparks.get(&c.key).cloned().unwrap_or_default()})
+                "first_ts": ms(c.first_ts), "baseline": b, "spark": spark})
         })
         .collect())
 }
 
 async fn series(
     State(st): State<ApiState>,
-    Query(f): Query<Filters>,
+    ApiQuery(f): ApiQuery<Filters>,
 ) -> ApiResult<impl IntoResponse> {
     Ok(Json(series_rows(&st, &f).await?))
 }
 
 async fn overview(
     State(st): State<ApiState>,
-    Query(f): Query<Filters>,
+    ApiQuery(f): ApiQuery<Filters>,
 ) -> ApiResult<impl IntoResponse> {
     let rows = series_rows(
         &st,
@@ -264,36 +248,15 @@ pub async fn points_of(
     max_points: usize,
 ) -> ApiResult<Value> {
     let k = parse_key(key)?;
-    let sel = PointSelector {
-        site: k.site.clone(),
-        host: k.host.clone(),
-        provider: k.provider.clone(),
-        model: k.model.clone(),
-    };
-    let baseline = st
-        .store
-        .current_baseline(
-            "series",
-            &k.site,
-            &k.host,
-            &k.provider,
-            &k.model,
-            k.metric.as_str(),
-        )
-        .await?;
+    let sel = PointSelector::of(&k);
+    let baseline = st.store.current_baseline(&k).await?;
     // flagged points: the qualifying points of violations overlapping the range
-    let mut flagged: BTreeMap<i64, (f64, Vec<i64>, String)> = BTreeMap::new();
-    for v in st.store.violations_overlapping(key, from, to).await? {
-        for p in v.points.as_array().into_iter().flatten() {
-            let (Some(ts), Some(val)) = (p["ts"].as_i64(), p["value"].as_f64()) else {
-                continue;
-            };
-            if ts < from || ts > to {
-                continue;
-            }
+    let mut flagged: BTreeMap<i64, (f64, Vec<u8>, String)> = BTreeMap::new();
+    for v in st.store.violations_overlapping(&k, from, to).await? {
+        for p in v.points.iter().filter(|p| p.ts >= from && p.ts <= to) {
             let e = flagged
-                .entry(ts)
-                .or_insert_with(|| (val, Vec::new(), v.id.clone()));
+                .entry(p.ts)
+                .or_insert_with(|| (p.value, Vec::new(), v.id.clone()));
             if !e.1.contains(&v.rule) {
                 e.1.push(v.rule);
             }
@@ -303,8 +266,7 @@ pub async fn points_of(
         .store
         .sample_points(&sel, from, to, false, max_points as i64 + 1)
         .await?;
-    let value =
-        |p: &crate::store::live::PointRow| k.metric.value(p.latency_ms, p.ttft_ms, p.tokens_out);
+    let value = |p: &PointRow| p.value(k.metric);
     let (points, buckets, downsampled) = if raw.len() <= max_points {
         let pts: Vec<Value> = raw
             .iter()
@@ -322,7 +284,7 @@ pub async fn points_of(
         let width = ((to - from) / max_points as i64).max(1);
         let buckets: Vec<Bucket> = if width >= 60_000_000 {
             // minute rollups, plus what the rollup job has not reached yet
-            st.store.rollup_buckets(&k.text(), from, to, width).await?
+            st.store.rollup_buckets(&k, from, to, width).await?
         } else {
             st.store
                 .raw_buckets(&sel, k.metric, from, to, width)
@@ -340,7 +302,7 @@ pub async fn points_of(
         .collect();
     Ok(
         json!({"key": key, "metric": k.metric.as_str(), "from": ms(from), "to": ms(to),
-        "baseline": baseline.as_ref().map(baseline_json), "downsampled": downsampled,
+        "baseline": baseline, "downsampled": downsampled,
         "points": points, "buckets": buckets, "flagged": flagged}),
     )
 }
@@ -358,12 +320,12 @@ fn max_points(v: Option<usize>) -> ApiResult<usize> {
 
 async fn points(
     State(st): State<ApiState>,
-    Query(q): Query<PointsQuery>,
+    ApiQuery(q): ApiQuery<PointsQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let key = q
         .key
         .ok_or_else(|| ApiError::bad("key", "`key` (the series key) is required"))?;
-    let (from, to) = range(q.from.as_deref(), q.to.as_deref())?;
+    let (from, to) = range(q.from.as_deref(), q.to.as_deref(), st.now())?;
     Ok(Json(
         points_of(&st, &key, from, to, max_points(q.max_points)?).await?,
     ))
@@ -384,8 +346,16 @@ async fn compare(
     if keys.is_empty() || keys.len() > 12 {
         return Err(ApiError::bad("key", "give 1 to 12 `key` parameters"));
     }
-    let (from, to) = range(get("from"), get("to"))?;
-    let mp = max_points(get("max_points").and_then(|s| s.parse().ok()))?;
+    let (from, to) = range(get("from"), get("to"), st.now())?;
+    let mp = match get("max_points") {
+        None => max_points(None)?,
+        Some(s) => max_points(Some(s.parse().map_err(|_| {
+            ApiError::bad(
+                "max_points",
+                "`max_points` must be a whole number from 10 to 10000",
+            )
+        })?))?,
+    };
     let mut out = Vec::new();
     for k in keys {
         out.push(points_of(&st, k, from, to, mp).await?);
@@ -477,7 +447,7 @@ pub async fn telemetry_of(
 
 async fn telemetry(
     State(st): State<ApiState>,
-    Query(q): Query<TelemetryQuery>,
+    ApiQuery(q): ApiQuery<TelemetryQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let site = q
         .site
@@ -485,7 +455,7 @@ async fn telemetry(
     let host = q
         .host
         .ok_or_else(|| ApiError::bad("host", "`host` is required"))?;
-    let (from, to) = range(q.from.as_deref(), q.to.as_deref())?;
+    let (from, to) = range(q.from.as_deref(), q.to.as_deref(), st.now())?;
     Ok(Json(
         telemetry_of(&st, &site, &host, from, to, max_points(q.max_points)?).await?,
     ))

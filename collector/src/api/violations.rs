@@ -3,98 +3,42 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
-use llmscope_spc::{NelsonConfig, Rule};
+use llmscope_model::{LiveEvent, Scope, Violation, ViolationStatus, rule_title};
+use llmscope_store::samples::PointSelector;
+use llmscope_store::violations::ViolationFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiResult, ApiState, ms, parse_body, require_admin};
-use crate::store::api::ViolationFilter;
-use crate::store::live::ViolationRow;
-use crate::store::now_us;
+use super::{ApiError, ApiQuery, ApiResult, ApiState, ms, parse_body, require_admin};
 
-/// Short rule names.
-pub fn rule_name(rule: i64) -> &'static str {
-    match rule {
-        1 => "Beyond 3σ",
-        2 => "Shift (same side)",
-        3 => "Trend",
-        4 => "Oscillation",
-        5 => "2 of 3 beyond 2σ",
-        6 => "4 of 5 beyond 1σ",
-        7 => "Hugging the centre",
-        8 => "Avoiding the centre",
-        _ => "Unknown rule",
-    }
-}
-
-/// A violation for the API (times in ms, rule explained in plain words).
-pub fn violation_json(v: &ViolationRow, detail: bool) -> Value {
-    let text = u8::try_from(v.rule)
-        .ok()
-        .and_then(Rule::from_number)
-        .map(|r| r.explain(&NelsonConfig::default()))
-        .unwrap_or_default();
-    let status = if v.status == "open" && v.acked_at.is_some() {
-        "acknowledged"
-    } else {
-        v.status.as_str()
-    };
-    let mut o = json!({"id": v.id, "key": v.series_key, "scope": v.scope, "site": v.site, "host": v.host,
-        "provider": v.provider, "model": v.model, "metric": v.metric, "rule": v.rule,
-        "rule_name": rule_name(v.rule), "rule_text": text, "opened_at": ms(v.opened_at),
-        "last_point_at": ms(v.last_point_at), "resolved_at": v.resolved_at.map(ms), "status": status,
-        "acked_by": v.acked_by, "acked_at": v.acked_at.map(ms), "ack_note": v.ack_note});
-    if detail {
-        let pts = |a: &Value| -> Value {
-            Value::Array(
-                a.as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|p| {
-                        let mut p = p.clone();
-                        if let Some(t) = p["ts"].as_i64() {
-                            p["ts"] = json!(ms(t));
-                        }
-                        p
-                    })
-                    .collect(),
-            )
-        };
-        o["points"] = pts(&v.points);
-        let mut b = v.baseline.clone();
-        if b.is_object()
-            && b.get("ucl").is_none()
-            && let (Some(c), Some(s)) = (b["center"].as_f64(), b["sigma"].as_f64())
-        {
-            let k = b["k"].as_f64().unwrap_or(3.0);
-            let log = b["transform"] == "log";
-            let f = |x: f64| if log { x.exp() } else { x };
-            b["ucl"] = json!(f(c + k * s));
-            b["lcl"] = json!(f(c - k * s));
+/// A violation with its detail: the wire shape plus the ±10-point window around the
+/// trigger (`context.points`: the points before, the qualifying points and the 10 after,
+/// by time, once each) and the host's telemetry around it.
+fn detail(v: &Violation, after: &[Value]) -> Value {
+    let mut o = serde_json::to_value(v).unwrap_or_default();
+    let before: Vec<Value> = v
+        .context
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap_or_default())
+        .collect();
+    let mut window: std::collections::BTreeMap<i64, Value> = std::collections::BTreeMap::new();
+    let points: Vec<Value> = v
+        .points
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap_or_default())
+        .collect();
+    for p in before.iter().chain(points.iter()).chain(after.iter()) {
+        if let (Some(t), Some(val)) = (p["ts"].as_i64(), p["value"].as_f64()) {
+            window
+                .entry(t)
+                .or_insert_with(|| json!({"ts": t, "value": val}));
         }
-        o["baseline"] = b;
-        // the ±10-point window: before, the qualifying points, after (by time, once each)
-        let mut window: std::collections::BTreeMap<i64, Value> = std::collections::BTreeMap::new();
-        for part in [
-            &v.context["before"],
-            &v.points,
-            &v.context["after"],
-            &v.context["points"],
-        ] {
-            for p in part.as_array().into_iter().flatten() {
-                if let (Some(t), Some(val)) = (p["ts"].as_i64(), p["value"].as_f64()) {
-                    window
-                        .entry(t)
-                        .or_insert_with(|| json!({"ts": ms(t), "value": val}));
-                }
-            }
-        }
-        o["context"] = json!({"points": window.into_values().collect::<Vec<_>>(),
-            "before": pts(&v.context["before"]), "after": pts(&v.context["after"])});
     }
+    o["context"] = json!({"points": window.into_values().collect::<Vec<_>>(),
+        "before": before, "after": after});
     o
 }
 
@@ -142,22 +86,33 @@ fn filter(q: &ListQuery) -> ApiResult<ViolationFilter> {
         Some(t) => Some(super::read::time_param("to", Some(&t), 0)?),
         None => None,
     };
+    let metric = match o(&q.metric) {
+        Some(m) => Some(super::read::parse_metric("metric", &m)?.as_str().to_owned()),
+        None => None,
+    };
+    let key = match o(&q.key) {
+        Some(k) => Some(
+            k.parse()
+                .map_err(|e| ApiError::bad("key", format!("{e}")))?,
+        ),
+        None => None,
+    };
     Ok(ViolationFilter {
         site: o(&q.site),
         host: o(&q.host),
         model: o(&q.model),
-        metric: o(&q.metric),
+        metric,
         rule,
         status,
         from,
         to,
-        key: o(&q.key),
+        key,
     })
 }
 
 async fn list(
     State(st): State<ApiState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let f = filter(&q)?;
     let limit = q.limit.unwrap_or(100);
@@ -182,7 +137,7 @@ async fn list(
         None
     };
     Ok(Json(json!({
-        "items": rows.iter().map(|v| violation_json(v, false)).collect::<Vec<_>>(),
+        "items": rows.iter().map(Violation::summary).collect::<Vec<_>>(),
         "next_cursor": next,
     })))
 }
@@ -191,7 +146,7 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("no violation with id `{id}`"))
 }
 
-async fn find(st: &ApiState, id: &str) -> ApiResult<ViolationRow> {
+async fn find(st: &ApiState, id: &str) -> ApiResult<Violation> {
     st.store
         .get_violation(id)
         .await?
@@ -200,63 +155,44 @@ async fn find(st: &ApiState, id: &str) -> ApiResult<ViolationRow> {
 
 async fn one(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
     let v = find(&st, &id).await?;
-    let mut o = violation_json(&v, true);
     // the engine stores the 10 points before the trigger; the 10 after it come from the samples
-    if v.scope == "series"
-        && let Some(metric) = crate::live::Metric::parse(&v.metric)
-    {
-        let sel = crate::store::live::PointSelector {
-            site: v.site.clone(),
-            host: v.host.clone(),
-            provider: v.provider.clone(),
-            model: v.model.clone(),
-        };
+    let mut after = Vec::new();
+    if v.scope == Scope::Series && v.series.scope == Scope::Series {
         let rows = st
             .store
-            .sample_points(&sel, v.opened_at + 1, now_us() + 86_400_000_000, false, 40)
+            .sample_points(
+                &PointSelector::of(&v.series),
+                v.opened_at.saturating_add(1),
+                st.now().saturating_add(86_400_000_000),
+                false,
+                40,
+            )
             .await?;
-        let after: Vec<Value> = rows
+        after = rows
             .iter()
             .filter_map(|r| {
-                let value = metric.value(r.latency_ms, r.ttft_ms, r.tokens_out)?;
+                let value = r.value(v.series.metric)?;
                 Some(json!({"ts": ms(r.ts_us), "value": value}))
             })
             .take(10)
             .collect();
-        let mut window: std::collections::BTreeMap<i64, Value> = std::collections::BTreeMap::new();
-        for p in o["context"]["points"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .chain(after.iter())
-        {
-            if let Some(t) = p["ts"].as_i64() {
-                window.entry(t).or_insert_with(|| p.clone());
-            }
-        }
-        o["context"]["points"] = Value::Array(window.into_values().collect());
-        if o["context"]["after"]
-            .as_array()
-            .is_none_or(|a| a.is_empty())
-        {
-            o["context"]["after"] = Value::Array(after);
-        }
     }
+    let mut o = detail(&v, &after);
     // telemetry of the host around the violation (±5 minutes)
     let t = super::read::telemetry_of(
         &st,
-        &v.site,
-        &v.host,
-        v.opened_at - 300_000_000,
-        v.last_point_at + 300_000_000,
+        &v.series.site,
+        &v.series.host,
+        v.opened_at.saturating_sub(300_000_000),
+        v.last_point_at.saturating_add(300_000_000),
         60,
     )
     .await?;
-    if t["host"].as_array().is_some_and(|a| !a.is_empty()) {
-        o["context"]["telemetry"] = t;
-    } else if o["context"].get("telemetry").is_none() {
-        o["context"]["telemetry"] = Value::Null;
-    }
+    o["context"]["telemetry"] = if t["host"].as_array().is_some_and(|a| !a.is_empty()) {
+        t
+    } else {
+        Value::Null
+    };
     Ok(Json(o))
 }
 
@@ -281,17 +217,18 @@ async fn ack(
     }
     if !st
         .store
-        .ack_violation(&id, &b.by, b.note.as_deref().unwrap_or(""), now_us())
+        .ack_violation(&id, &b.by, b.note.as_deref().unwrap_or(""), st.now())
         .await?
     {
         return Err(not_found(&id));
     }
     let v = find(&st, &id).await?;
-    super::events::publish(
-        "violation",
-        json!({"id": id, "event": "acknowledged", "key": v.series_key, "rule": v.rule}),
-    );
-    Ok(Json(violation_json(&v, false)))
+    st.announce(LiveEvent::ViolationAcknowledged {
+        id: v.id.clone(),
+        series: v.series.clone(),
+        rule: v.rule,
+    });
+    Ok(Json(v.summary()))
 }
 
 async fn resolve(
@@ -306,16 +243,24 @@ async fn resolve(
         return Err(ApiError::bad("by", "`by` must name who resolves"));
     }
     let v = find(&st, &id).await?;
-    if v.status != "open" {
+    if v.status != ViolationStatus::Open {
         return Err(ApiError::conflict(format!(
             "violation `{id}` is already resolved"
         )));
     }
-    st.store
-        .resolve_violation(&id, &b.by, b.note.as_deref().unwrap_or(""), now_us())
-        .await?;
-    // the store publishes the `resolved` event with the outbox row
-    Ok(Json(violation_json(&find(&st, &id).await?, false)))
+    if st
+        .store
+        .resolve_violation(&v, &b.by, b.note.as_deref().unwrap_or(""), st.now())
+        .await?
+    {
+        // wakes the dispatcher: the `resolved` outbox row is waiting
+        st.announce(LiveEvent::ViolationResolved {
+            id: v.id.clone(),
+            series: v.series.clone(),
+            rule: v.rule,
+        });
+    }
+    Ok(Json(find(&st, &id).await?.summary()))
 }
 
 /// A CSV cell: quoted when needed, and neutralised against formula injection (a leading
@@ -366,7 +311,7 @@ fn rfc3339(us: i64) -> String {
 
 async fn export(
     State(st): State<ApiState>,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let f = filter(&q)?;
     let rows = st.store.search_violations(&f, None, 100_000).await?;
@@ -389,23 +334,24 @@ async fn export(
             "ack_note",
         ],
         rows.iter().map(|v| {
-            let j = violation_json(v, false);
+            let s = &v.series;
+            let ack = v.ack.as_ref();
             vec![
                 v.id.clone(),
-                j["status"].as_str().unwrap_or("").to_owned(),
-                v.site.clone(),
-                v.host.clone(),
-                v.provider.clone(),
-                v.model.clone(),
-                v.metric.clone(),
+                v.display_status().to_owned(),
+                s.site_label().to_owned(),
+                s.host_label().to_owned(),
+                s.provider.clone(),
+                s.model.clone(),
+                s.metric.to_string(),
                 v.rule.to_string(),
-                rule_name(v.rule).to_owned(),
+                rule_title(v.rule).to_owned(),
                 rfc3339(v.opened_at),
                 rfc3339(v.last_point_at),
                 v.resolved_at.map(rfc3339).unwrap_or_default(),
-                v.acked_by.clone().unwrap_or_default(),
-                v.acked_at.map(rfc3339).unwrap_or_default(),
-                v.ack_note.clone().unwrap_or_default(),
+                ack.map(|a| a.by.clone()).unwrap_or_default(),
+                ack.map(|a| rfc3339(a.at)).unwrap_or_default(),
+                ack.map(|a| a.note.clone()).unwrap_or_default(),
             ]
         }),
     );
@@ -423,9 +369,9 @@ struct SamplesQuery {
 
 async fn samples_csv(
     State(st): State<ApiState>,
-    Query(q): Query<SamplesQuery>,
+    ApiQuery(q): ApiQuery<SamplesQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let (from, to) = super::read::range(q.from.as_deref(), q.to.as_deref())?;
+    let (from, to) = super::read::range(q.from.as_deref(), q.to.as_deref(), st.now())?;
     let o = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
     let rows = st
         .store
@@ -455,11 +401,24 @@ async fn samples_csv(
             "http_status",
             "error",
         ],
-        rows.into_iter().map(|mut r| {
-            if let Some(t) = r.get(1).and_then(|t| t.parse::<i64>().ok()) {
-                r[1] = rfc3339(t);
-            }
-            r
+        rows.into_iter().map(|r| {
+            let opt = |v: Option<String>| v.unwrap_or_default();
+            vec![
+                r.id.to_string(),
+                rfc3339(r.ts_us),
+                r.site,
+                r.host,
+                r.provider,
+                r.model,
+                r.source.to_string(),
+                r.latency_ms.to_string(),
+                opt(r.ttft_ms.map(|x| x.to_string())),
+                opt(r.tokens_in.map(|x| x.to_string())),
+                opt(r.tokens_out.map(|x| x.to_string())),
+                r.status.to_string(),
+                opt(r.http_status.map(|x| x.to_string())),
+                opt(r.error),
+            ]
         }),
     );
     Ok(csv_response("samples.csv", body))

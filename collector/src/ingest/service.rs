@@ -15,12 +15,14 @@ use llmscope_proto::wire::{IngestAck, IngestRequest, ingest_service_server::Inge
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::ErrorCode;
 use tracing::Instrument;
 
 use super::validate::{self, Bounds};
 use super::writer::{WriteError, Writer};
 use crate::auth::{Authenticator, Principal};
-use crate::store::now_us;
+use llmscope_model::now_us;
 
 /// Request limits and windows.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +67,7 @@ impl IngestServer {
     fn check_limits(&self, req: &IngestRequest) -> Result<(), Status> {
         let items = req.samples.len() + req.telemetry.len();
         if items > self.limits.max_items {
-            return Err(Status::resource_exhausted(format!(
+            return Err(ErrorCode::TooLarge.status(format!(
                 "batch {} has {items} items (samples + telemetry); the limit is {} per request (ingest.max_items_per_batch): split it",
                 req.batch_seq, self.limits.max_items
             )));
@@ -132,9 +134,9 @@ impl IngestServer {
 fn write_status(e: WriteError) -> Status {
     match e {
         WriteError::Closed => {
-            Status::unavailable("the collector is shutting down; resend unacked batches")
+            ErrorCode::Unavailable.status("the collector is shutting down; resend unacked batches")
         }
-        WriteError::Failed(m) => Status::internal(format!("batch not stored: {m}")),
+        WriteError::Failed(m) => ErrorCode::Internal.status(format!("batch not stored: {m}")),
     }
 }
 
@@ -200,7 +202,7 @@ impl IngestService for IngestServer {
                     _ = shutdown.changed(), if reading => {
                         if *shutdown.borrow() {
                             reading = false;
-                            end_status = Some(Status::unavailable("the collector is shutting down; reconnect and resend unacked batches"));
+                            end_status = Some(ErrorCode::Unavailable.status("the collector is shutting down; reconnect and resend unacked batches"));
                         }
                     }
                     msg = inbound.message(), if reading && inflight.len() < window => {

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use llmscope_proto::wire::{self, ItemKind, Rejection};
 use uuid::Uuid;
 
+use llmscope_model::{CallStatus, Gpu, Sample, SeriesId, Source, Telemetry};
+
 use crate::auth::Principal;
-use crate::store::{CallStatus, GpuRow, SampleRow, Source, TelemetryRow};
 
 /// Most labels one sample may carry.
 pub const MAX_LABELS: usize = 16;
@@ -41,9 +42,9 @@ pub struct Bounds {
 #[derive(Debug, Default)]
 pub struct Validated {
     /// Samples to store.
-    pub samples: Vec<SampleRow>,
+    pub samples: Vec<Sample>,
     /// Telemetry to store.
-    pub telemetry: Vec<TelemetryRow>,
+    pub telemetry: Vec<Telemetry>,
     /// Items refused, with reasons.
     pub rejected: Vec<Rejection>,
     /// GPU readings inside refused telemetry snapshots.
@@ -86,8 +87,15 @@ fn text(field: &str, bytes: Vec<u8>, max: usize, required: bool) -> Result<Strin
     Ok(s)
 }
 
+/// A name that becomes part of a series id (site, host, provider, model).
+fn name(field: &str, bytes: Vec<u8>, max: usize, required: bool) -> Result<String, Fail> {
+    let s = text(field, bytes, max, required)?;
+    SeriesId::check_part(&s).map_err(|e| fail(field, format!("{field} {e}")))?;
+    Ok(s)
+}
+
 fn site(field: &str, raw: Vec<u8>, who: &Principal) -> Result<String, Fail> {
-    let s = text(field, raw, MAX_NAME, false)?;
+    let s = name(field, raw, MAX_NAME, false)?;
     match (&who.site, s.is_empty()) {
         (Some(own), true) => Ok(own.clone()),
         (Some(own), false) if &s != own => Err(fail(
@@ -150,7 +158,7 @@ fn non_negative(field: &str, x: f64) -> Result<f64, Fail> {
     }
 }
 
-fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<SampleRow, Fail> {
+fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<Sample, Fail> {
     let id_text = text("id", s.id, 64, false)?;
     if id_text.is_empty() {
         return Err(fail(
@@ -161,9 +169,9 @@ fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<SampleRow, Fai
     let id = Uuid::parse_str(&id_text)
         .map_err(|_| fail("id", format!("id `{id_text}` is not a UUID")))?;
     let site = site("site", s.site, who)?;
-    let host = text("host", s.host, MAX_NAME, true)?;
-    let provider = text("provider", s.provider, MAX_PROVIDER, true)?;
-    let model = text("model", s.model, MAX_NAME, true)?;
+    let host = name("host", s.host, MAX_NAME, true)?;
+    let provider = name("provider", s.provider, MAX_PROVIDER, true)?;
+    let model = name("model", s.model, MAX_NAME, true)?;
     let ts_us = timestamp("ts_unix_nanos", s.ts_unix_nanos, b)?;
     let source = match wire::Source::try_from(s.source) {
         Ok(wire::Source::Probe) => Source::Probe,
@@ -242,7 +250,7 @@ fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<SampleRow, Fai
         }
         labels.insert(key, value);
     }
-    Ok(SampleRow {
+    Ok(Sample {
         id,
         ts_us,
         site,
@@ -275,9 +283,9 @@ fn bytes_i64(field: &str, x: u64) -> Result<i64, Fail> {
     i64::try_from(x).map_err(|_| fail(field, format!("{field} is too large ({x})")))
 }
 
-fn telemetry(t: wire::Telemetry, who: &Principal, b: &Bounds) -> Result<TelemetryRow, Fail> {
+fn telemetry(t: wire::Telemetry, who: &Principal, b: &Bounds) -> Result<Telemetry, Fail> {
     let site = site("site", t.site, who)?;
-    let host = text("host", t.host, MAX_NAME, true)?;
+    let host = name("host", t.host, MAX_NAME, true)?;
     let ts_us = timestamp("ts_unix_nanos", t.ts_unix_nanos, b)?;
     let cpu_pct = pct("cpu_pct", t.cpu_pct)?;
     let load1 = non_negative("load1", t.load1)?;
@@ -297,7 +305,7 @@ fn telemetry(t: wire::Telemetry, who: &Principal, b: &Bounds) -> Result<Telemetr
                 format!("GPU index {} appears twice", g.index),
             ));
         }
-        gpus.push(GpuRow {
+        gpus.push(Gpu {
             index: i32::try_from(g.index)
                 .map_err(|_| fail(&f("index"), "GPU index is too large"))?,
             uuid: text(&f("uuid"), g.uuid, MAX_NAME, false)?,
@@ -312,7 +320,7 @@ fn telemetry(t: wire::Telemetry, who: &Principal, b: &Bounds) -> Result<Telemetr
             throttle_reasons: g.throttle_reasons as i64,
         });
     }
-    Ok(TelemetryRow {
+    Ok(Telemetry {
         ts_us,
         site,
         host,
@@ -539,6 +547,26 @@ mod tests {
                 "between 100 and 599",
             ),
             (Box::new(|s| s.status = 9), "status", "not a known value"),
+            (
+                Box::new(|s| s.host = b"hc|p1".to_vec()),
+                "host",
+                "host must not contain `|`",
+            ),
+            (
+                Box::new(|s| s.provider = b"p1|p2".to_vec()),
+                "provider",
+                "must not contain `|`",
+            ),
+            (
+                Box::new(|s| s.model = b"m\nx".to_vec()),
+                "model",
+                "must not contain control characters",
+            ),
+            (
+                Box::new(|s| s.site = b"eu|x".to_vec()),
+                "site",
+                "must not contain `|`",
+            ),
         ];
         for (m, field, text) in cases {
             let (f, r) = reason(m);

@@ -22,11 +22,13 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::store::{SampleRow, Store, TelemetryRow};
+use llmscope_model::{Sample, Telemetry};
+use llmscope_store::Store;
 
-/// Receives the samples of each commit, after the batches are acked (the live SPC engine).
-/// Sending waits when the receiver lags, which slows ingest rather than skipping evaluation.
-pub type CommitHook = tokio::sync::mpsc::Sender<Vec<SampleRow>>;
+/// Receives the samples of each commit, after the batches are acked: the live SPC engine's
+/// [`llmscope_live::EngineHandle`]. Sending waits when the receiver lags, which slows ingest
+/// rather than skipping evaluation.
+pub use llmscope_live::EngineHandle as CommitHook;
 
 /// Writer tuning.
 #[derive(Debug, Clone, Copy)]
@@ -51,8 +53,8 @@ pub enum WriteError {
 }
 
 struct Job {
-    samples: Vec<SampleRow>,
-    telemetry: Vec<TelemetryRow>,
+    samples: Vec<Sample>,
+    telemetry: Vec<Telemetry>,
     done: oneshot::Sender<Result<(), WriteError>>,
 }
 
@@ -146,8 +148,8 @@ impl Writer {
     /// resolves once it is committed.
     pub async fn submit(
         &self,
-        samples: Vec<SampleRow>,
-        telemetry: Vec<TelemetryRow>,
+        samples: Vec<Sample>,
+        telemetry: Vec<Telemetry>,
     ) -> Result<oneshot::Receiver<Result<(), WriteError>>, WriteError> {
         let (done, rx) = oneshot::channel();
         if self.abort.load(Ordering::Relaxed) {
@@ -168,8 +170,8 @@ impl Writer {
     /// Queues a batch and waits for its commit.
     pub async fn write(
         &self,
-        samples: Vec<SampleRow>,
-        telemetry: Vec<TelemetryRow>,
+        samples: Vec<Sample>,
+        telemetry: Vec<Telemetry>,
     ) -> Result<(), WriteError> {
         let rx = self.submit(samples, telemetry).await?;
         rx.await.unwrap_or(Err(WriteError::Closed))
@@ -265,8 +267,8 @@ async fn run_worker(
 async fn commit(
     worker: usize,
     store: &Store,
-    samples: &[SampleRow],
-    telemetry: &[TelemetryRow],
+    samples: &[Sample],
+    telemetry: &[Telemetry],
     stats: &WriterStats,
     abort: &AtomicBool,
 ) -> Result<(), WriteError> {

@@ -6,8 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use llmscope_collector::config::Config;
 use llmscope_collector::serve::{self, Running};
-use llmscope_collector::store::Store;
 use llmscope_proto::v1;
+use llmscope_store::Store;
 
 /// PostgreSQL the tests use; each test creates and drops its own database in it.
 pub fn pg_admin_url() -> String {
@@ -94,14 +94,18 @@ impl ConnectUrl for sqlx::postgres::PgConnection {
     }
 }
 
-/// A collector config on random local ports.
+/// A collector config on random local ports. The engine reads rule configuration and
+/// baselines before every batch (`spc.refresh_interval = 0s`), so a test that changes them
+/// need not wait for a refresh.
 pub fn config(url: &str) -> Config {
-    Config {
+    let mut c = Config {
         database_url: url.to_owned(),
         grpc_listen: "127.0.0.1:0".parse().expect("addr"),
         http_listen: "127.0.0.1:0".parse().expect("addr"),
         ..Default::default()
-    }
+    };
+    c.spc.refresh_interval = std::time::Duration::ZERO;
+    c
 }
 
 pub async fn start(cfg: &Config) -> Running {
@@ -171,7 +175,7 @@ pub fn telemetry(site: &str, host: &str, gpus: u32) -> v1::Telemetry {
 /// Creates an ingest token for `site` and returns it.
 pub async fn ingest_token(store: &Store, site: &str) -> String {
     let (t, rec) = llmscope_collector::auth::generate_token(
-        llmscope_collector::store::Role::Ingest,
+        llmscope_store::tokens::Role::Ingest,
         Some(site.into()),
         "test",
     );

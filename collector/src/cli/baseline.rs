@@ -1,0 +1,177 @@
+//! `llmscope-collector baseline list|set`.
+
+use clap::Subcommand;
+use llmscope_collector::analyze;
+use llmscope_live::rebaseline::{self, Outcome, Request, Selector};
+use llmscope_model::Metric;
+
+use super::{ConfigArgs, ListFormat, fmt_us, open_store, parse_time};
+
+/// `baseline` commands.
+#[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
+pub enum BaselineCmd {
+    /// List baselines (current ones; --all for the history).
+    List {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Include replaced baselines.
+        #[arg(long)]
+        all: bool,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Re-baseline every series matching the filters from the samples in [--from, --to].
+    Set {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Only this site.
+        #[arg(long)]
+        site: Option<String>,
+        /// Only this host.
+        #[arg(long)]
+        host: Option<String>,
+        /// Only this provider.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Only this model.
+        #[arg(long)]
+        model: Option<String>,
+        /// Only this metric: latency_ms, ttft_ms, tpot_ms, tokens_per_s.
+        #[arg(long)]
+        metric: Option<String>,
+        /// Window start: RFC 3339 (2026-11-29T14:00:00Z) or relative (-2h, -30m).
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        /// Window end: RFC 3339, relative, or `now`.
+        #[arg(long, allow_hyphen_values = true, default_value = "now")]
+        to: String,
+        /// Sigma estimator.
+        #[arg(long, value_enum, default_value_t = analyze::SigmaArg::Mrbar)]
+        sigma_method: analyze::SigmaArg,
+        /// Why (stored with the baseline).
+        #[arg(long, default_value = "manual re-baseline")]
+        reason: String,
+        /// Who (stored with the baseline).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+}
+
+/// Runs a `baseline` command.
+pub async fn run(cmd: BaselineCmd) -> anyhow::Result<()> {
+    match cmd {
+        BaselineCmd::List { cfg, all, format } => {
+            let store = open_store(&cfg).await?;
+            let rows = store.list_baselines(!all).await?;
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string(&rows)?),
+                ListFormat::Table => {
+                    println!(
+                        "{:<7} {:<12} {:<14} {:<22} {:<13} {:>12} {:>10} {:<8} {:<7} VALID FROM",
+                        "SCOPE",
+                        "SITE",
+                        "HOST",
+                        "MODEL",
+                        "METRIC",
+                        "CENTER",
+                        "SIGMA",
+                        "METHOD",
+                        "MODE"
+                    );
+                    for b in rows {
+                        let (k, f) = (&b.key, &b.frozen);
+                        println!(
+                            "{:<7} {:<12} {:<14} {:<22} {:<13} {:>12.3} {:>10.3} {:<8} {:<7} {}{}",
+                            k.scope.as_str(),
+                            k.site,
+                            k.host,
+                            k.model,
+                            k.metric.as_str(),
+                            f.baseline.center,
+                            f.baseline.sigma,
+                            f.baseline.method.as_str(),
+                            f.mode.as_str(),
+                            fmt_us(b.valid_from),
+                            if b.valid_to.is_some() {
+                                " (replaced)"
+                            } else {
+                                ""
+                            }
+                        );
+                    }
+                }
+            }
+        }
+        BaselineCmd::Set {
+            cfg,
+            site,
+            host,
+            provider,
+            model,
+            metric,
+            from,
+            to,
+            sigma_method,
+            reason,
+            by,
+        } => {
+            let (from_us, to_us) = (parse_time(&from)?, parse_time(&to)?);
+            if from_us >= to_us {
+                anyhow::bail!("--from ({from}) must be before --to ({to})");
+            }
+            let metric = match metric {
+                Some(m) => Some(
+                    m.parse::<Metric>()
+                        .map_err(|_| anyhow::anyhow!("--metric `{m}`: use {}", Metric::names()))?,
+                ),
+                None => None,
+            };
+            let store = open_store(&cfg).await?;
+            let method = match sigma_method {
+                analyze::SigmaArg::Mrbar => llmscope_spc::SigmaMethod::Mrbar,
+                analyze::SigmaArg::Median => llmscope_spc::SigmaMethod::Median,
+            };
+            let sel = Selector {
+                site,
+                host,
+                provider,
+                model,
+                metric,
+            };
+            let out = rebaseline::rebaseline(
+                &store,
+                &Request {
+                    selector: &sel,
+                    from_us,
+                    to_us,
+                    method,
+                    transform: llmscope_spc::Transform::None,
+                    reason: &reason,
+                    by: &by,
+                    now_us: llmscope_model::now_us(),
+                },
+            )
+            .await?;
+            if out.is_empty() {
+                anyhow::bail!("no series has samples in that range with those filters");
+            }
+            for o in out {
+                match o {
+                    Outcome::Set(b) => println!(
+                        "set {}: center {:.3} sigma {:.3} from {} points",
+                        b.key,
+                        b.frozen.baseline.center,
+                        b.frozen.baseline.sigma,
+                        b.frozen.baseline.points
+                    ),
+                    Outcome::Skipped { series, reason } => {
+                        eprintln!("skipped {series}: {reason}")
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! `llmscope-collector violations list|ack`.
+
+use clap::Subcommand;
+use llmscope_model::{ViolationStatus, now_us};
+
+use super::{ConfigArgs, ListFormat, fmt_us, open_store};
+
+/// `violations` commands.
+#[derive(Debug, Subcommand)]
+pub enum ViolationsCmd {
+    /// List violations, newest first.
+    List {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// open or resolved.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// Acknowledge a violation.
+    Ack {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Violation id.
+        id: String,
+        /// Who acknowledges.
+        #[arg(long)]
+        by: String,
+        /// A note.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+/// Runs a `violations` command.
+pub async fn run(cmd: ViolationsCmd) -> anyhow::Result<()> {
+    match cmd {
+        ViolationsCmd::List {
+            cfg,
+            status,
+            limit,
+            format,
+        } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some(s) => Some(s.parse::<ViolationStatus>().map_err(|_| {
+                    anyhow::anyhow!("--status `{s}`: use {}", ViolationStatus::names())
+                })?),
+            };
+            let store = open_store(&cfg).await?;
+            let rows = store.list_violations(status, limit).await?;
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string(&rows)?),
+                ListFormat::Table => {
+                    println!(
+                        "{:<36} {:<8} {:<4} {:<20} {:<9} SERIES",
+                        "ID", "STATUS", "RULE", "OPENED (UTC)", "ACKED"
+                    );
+                    for v in rows {
+                        println!(
+                            "{:<36} {:<8} {:<4} {:<20} {:<9} {}",
+                            v.id,
+                            v.status.as_str(),
+                            v.rule,
+                            fmt_us(v.opened_at),
+                            v.ack.as_ref().map_or("-", |a| a.by.as_str()),
+                            v.series
+                        );
+                    }
+                }
+            }
+        }
+        ViolationsCmd::Ack { cfg, id, by, note } => {
+            if by.trim().is_empty() {
+                anyhow::bail!("--by must name who acknowledges");
+            }
+            let store = open_store(&cfg).await?;
+            if !store.ack_violation(&id, &by, &note, now_us()).await? {
+                anyhow::bail!(
+                    "no violation with id `{id}` (see `llmscope-collector violations list`)"
+                );
+            }
+            eprintln!("acknowledged {id}");
+        }
+    }
+    Ok(())
+}
