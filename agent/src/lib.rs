@@ -1,6 +1,13 @@
 //! The LLMscope agent: runs on every inference host and is the only part that touches the
 //! model servers.
 //!
+//! **Owns** probing, the timing proxy, host telemetry, the disk buffer and shipping to the
+//! collector over the public gRPC contract (`llmscope-proto`).
+//!
+//! **Must not depend on** any server crate (`llmscope-model`, `-store`, `-live`, `-alert`,
+//! the collector): it speaks to the collector only through the wire contract, as any custom
+//! client does.
+//!
 //! # Layout
 //! - [`config`]: the configuration (TOML file, environment, flags).
 //! - [`probe`]: canary probes, one module per provider wire format, and the stream observer

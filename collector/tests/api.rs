@@ -127,6 +127,25 @@ async fn rest_api_end_to_end() {
             series.as_array().unwrap().iter().any(|s| s["model"] == XSS),
             "labels come back verbatim"
         );
+        // `last_value` is the value of the newest point (once the rollup has reached it)
+        let last_ms = (t0 + 59_000_000_000) / 1_000_000;
+        let mut s = s.clone();
+        for _ in 0..200 {
+            if s["last_ts"] == last_ms {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            s = get(&base, "/api/v1/series?site=lab")
+                .await
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["key"] == key)
+                .unwrap()
+                .clone();
+        }
+        assert_eq!(s["last_ts"], last_ms, "{s}");
+        assert_eq!(s["last_value"], values[59], "{s}");
 
         // inventory
         let sites = get(&base, "/api/v1/sites").await;
@@ -259,6 +278,40 @@ async fn rest_api_end_to_end() {
             ("/api/v1/violations?status=sleeping", "status"),
             ("/api/v1/violations?cursor=zzz", "cursor"),
             ("/api/v1/series?metric=speed", "metric"),
+            // times are bounded, arithmetic on them cannot overflow
+            ("/api/v1/samples.csv?to=-9223372036854775808", "to"),
+            ("/api/v1/samples.csv?from=9223372036854775807", "from"),
+            (
+                "/api/v1/telemetry?site=lab&host=gpu-1&from=4700000000000000",
+                "from",
+            ),
+            (
+                "/api/v1/telemetry?site=lab&host=gpu-1&to=-4700000000000000",
+                "to",
+            ),
+            (
+                "/api/v1/series/points?key=series|lab|gpu-1|ollama|llama3|latency_ms&from=-4700000000000000",
+                "from",
+            ),
+            (
+                "/api/v1/series/points?key=series|lab|gpu-1|ollama|llama3|latency_ms&to=4700000000000000",
+                "to",
+            ),
+            ("/api/v1/violations?from=4700000000000000", "from"),
+            // axum's own rejections answer in the API's JSON too
+            (
+                "/api/v1/series/points?key=series|lab|gpu-1|ollama|llama3|latency_ms&max_points=-1",
+                "max_points",
+            ),
+            (
+                "/api/v1/compare?key=series|lab|gpu-1|ollama|llama3|latency_ms&max_points=x",
+                "max_points",
+            ),
+            // a key with more parts than a series has (a name with `|`) is not a series
+            (
+                "/api/v1/series/points?key=series|lab|hc|p1|p2|m|latency_ms",
+                "key",
+            ),
         ] {
             let (code, v, text) = call(Method::GET, &base, path, None, None).await;
             assert_eq!(
@@ -271,6 +324,29 @@ async fn rest_api_end_to_end() {
         let (code, v, _) = call(Method::GET, &base, "/api/v1/violations/nope", None, None).await;
         assert_eq!(code, 404);
         assert!(v["error"].as_str().unwrap().contains("nope"));
+        // a body over the limit: 413, in JSON, naming the body
+        let r = reqwest::Client::new()
+            .post(format!("{base}/api/v1/sites"))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(vec![b' '; 3 << 20])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 413);
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["field"], "body", "{v}");
+        assert!(v["error"].as_str().unwrap().contains("larger than"), "{v}");
+        // a wrong method on an API route: JSON as well
+        let (code, v, text) = call(Method::DELETE, &base, "/api/v1/series", None, None).await;
+        assert_eq!(code, 405, "{text}");
+        assert!(v["error"].is_string(), "{text}");
 
         // violations: list, pagination, detail
         let list = get(&base, "/api/v1/violations?site=lab").await;

@@ -145,6 +145,48 @@ async fn bad_items_are_rejected_one_by_one_and_the_rest_is_stored() {
 }
 
 #[tokio::test]
+async fn names_that_would_make_series_keys_ambiguous_are_rejected() {
+    // host `hc|p1` + provider `p2` and host `hc` + provider `p1|p2` would be one series
+    let db = TestDb::new(Backend::Sqlite).await;
+    let running = start(&config(db.url())).await;
+    let tok = token(&running.store, "eu-west").await;
+    let mut c = client(running.grpc_addr).await;
+    let mut req = batch(8, 5, "eu-west");
+    req.telemetry.clear();
+    req.samples[0].host = "hc|p1".into();
+    req.samples[0].provider = "p2".into();
+    req.samples[1].host = "hc".into();
+    req.samples[1].provider = "p1|p2".into();
+    req.samples[2].model = "llama\n3".into();
+    req.samples[3].host = "hc".into();
+    req.samples[3].provider = "p1".into();
+    let ack = c.push(authed(req, &tok)).await.unwrap().into_inner();
+    let got: Vec<(u32, String)> = ack
+        .rejected
+        .iter()
+        .map(|r| (r.index, r.field.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (0, "host".into()),
+            (1, "provider".into()),
+            (2, "model".into())
+        ]
+    );
+    assert!(
+        ack.rejected[0]
+            .reason
+            .contains("host must not contain `|` (it separates the parts of a series key)"),
+        "{:?}",
+        ack.rejected[0]
+    );
+    assert!(ack.rejected[2].reason.contains("control characters"));
+    assert_eq!(ack.accepted_samples, 2, "the rest of the batch is stored");
+    running.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn invalid_utf8_rejects_only_that_item() {
     use prost::Message;
     let db = TestDb::new(Backend::Sqlite).await;

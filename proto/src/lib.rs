@@ -1,5 +1,8 @@
 //! The public LLMscope ingest contract.
 //!
+//! **Owns** the protobuf messages and services agents and custom clients speak. **Must not
+//! depend on** any other LLMscope crate: it is the contract the others build on.
+//!
 //! - [`v1`]: types, client and server generated from `proto/llmscope/v1/ingest.proto` — what
 //!   agents and Rust clients use.
 //! - [`wire`]: the collector's decoding variant of the same messages, with text fields as

@@ -1,6 +1,8 @@
 //! Pure statistical process control for LLMscope.
 //!
-//! No I/O, no async, no clock: time is whatever index or timestamp the caller passes.
+//! **Owns** the mathematics: baselines, the Nelson rules, episodes and the other chart
+//! families. **Must not depend on** any other LLMscope crate, and does no I/O, no async and
+//! reads no clock: time is whatever index or timestamp the caller passes.
 //!
 //! # Layout
 //! - [`baseline`]: Phase I estimation for individuals charts (centre = mean, sigma = MR̄/d2 or

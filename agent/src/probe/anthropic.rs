@@ -4,8 +4,7 @@
 
 use serde_json::{Value, json};
 
-use super::stream::{error_text, u32_at};
-use super::{Observed, Target};
+use super::{Observed, Target, error_text, u32_at};
 
 /// The API version header value.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";

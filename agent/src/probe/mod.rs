@@ -16,6 +16,8 @@ pub mod stream;
 
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::config::{Provider, TargetConfig};
 pub use stream::{Format, Observed, Observer};
 
@@ -83,6 +85,25 @@ pub fn short(reason: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &one_line[..end])
+}
+
+/// A JSON number as u32.
+pub fn u32_at(v: &Value, ptr: &str) -> Option<u32> {
+    v.pointer(ptr)
+        .and_then(Value::as_u64)
+        .map(|n| n.min(u64::from(u32::MAX)) as u32)
+}
+
+/// An error message from a JSON error object or string.
+pub fn error_text(v: &Value) -> Option<String> {
+    let e = v.get("error")?;
+    Some(short(
+        e.get("message")
+            .and_then(Value::as_str)
+            .or(e.as_str())
+            .unwrap_or("error event in the stream"),
+        200,
+    ))
 }
 
 fn wire_format(p: Provider) -> Format {

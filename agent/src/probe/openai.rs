@@ -3,8 +3,7 @@
 
 use serde_json::{Value, json};
 
-use super::stream::{error_text, u32_at};
-use super::{Observed, Target};
+use super::{Observed, Target, error_text, u32_at};
 
 /// Builds the streaming canary request.
 pub fn request(client: &reqwest::Client, t: &Target) -> reqwest::RequestBuilder {

@@ -198,25 +198,6 @@ impl Observer {
     }
 }
 
-/// A JSON number as u32.
-pub(crate) fn u32_at(v: &Value, ptr: &str) -> Option<u32> {
-    v.pointer(ptr)
-        .and_then(Value::as_u64)
-        .map(|n| n.min(u64::from(u32::MAX)) as u32)
-}
-
-/// An error message from a JSON error object or string.
-pub(crate) fn error_text(v: &Value) -> Option<String> {
-    let e = v.get("error")?;
-    Some(super::short(
-        e.get("message")
-            .and_then(Value::as_str)
-            .or(e.as_str())
-            .unwrap_or("error event in the stream"),
-        200,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

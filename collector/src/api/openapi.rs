@@ -81,7 +81,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ep!(
         "get",
         "/api/v1/series",
-        "Series with status, baseline, last value and sparkline",
+        "Series with status, baseline, the newest point (last_value, last_ts) and sparkline",
         false,
         &[
             ("site", "site"),
@@ -395,6 +395,7 @@ pub fn document() -> Value {
         if e.body {
             op["requestBody"] =
                 json!({"required": true, "content": {J: {"schema": {"type": "object"}}}});
+            op["responses"]["413"] = json!({"description": "Body larger than 2 MiB", "content": {J: {"schema": {"$ref": "#/components/schemas/Error"}}}});
         }
         paths
             .entry(e.path.to_owned())
@@ -405,7 +406,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "LLMscope collector API", "version": env!("CARGO_PKG_VERSION"),
-            "description": "Statistical process control for LLM inference. Times are Unix milliseconds. Reading is open; changes need an admin token."},
+            "description": "Statistical process control for LLM inference. Times are Unix milliseconds (from/to between 1970 and 9999). Every error is JSON {error, field}. Reading is open; changes need an admin token. In /api/v1/series, last_value is the newest point's value as of the last rollup."},
         "paths": paths,
         "components": {
             "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},

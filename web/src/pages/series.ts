@@ -16,11 +16,14 @@ export interface KeyParts {
   metric: string;
 }
 
-/** `series|site|host|provider|model|metric` → parts (a model name may itself hold `|`). */
+/**
+ * `series|site|host|provider|model|metric` → parts. The collector's `SeriesId` (crate
+ * `llmscope-model`) defines this text; no part may contain `|`, so a key has exactly six.
+ */
 export function parseKey(key: string): KeyParts | null {
   const p = key.split('|');
-  if (p.length < 6 || p[0] !== 'series') return null;
-  return { site: p[1]!, host: p[2]!, provider: p[3]!, model: p.slice(4, -1).join('|'), metric: p[p.length - 1]! };
+  if (p.length !== 6 || p[0] !== 'series' || p.some((x) => x === '')) return null;
+  return { site: p[1]!, host: p[2]!, provider: p[3]!, model: p[4]!, metric: p[5]! };
 }
 
 export function makeKey(k: KeyParts): string {

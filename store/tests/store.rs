@@ -2,15 +2,13 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 
-use common::{BACKENDS, Backend, TestDb};
-use llmscope_collector::auth::{generate_token, hash_token};
 use llmscope_model::{CallStatus, Gpu, Sample, Source, Telemetry, now_us};
 use llmscope_store::Store;
-use llmscope_store::tokens::Role;
+use support::{BACKENDS, Backend, TestDb, each_backend};
 use uuid::Uuid;
 
 fn row(i: i64) -> Sample {
@@ -56,27 +54,6 @@ fn tele(ts_us: i64, gpus: i32) -> Telemetry {
                 throttle_reasons: 4,
             })
             .collect(),
-    }
-}
-
-async fn each_backend<F, Fut>(f: F)
-where
-    F: Fn(Store, Backend) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    for backend in BACKENDS {
-        let db = TestDb::new(backend).await;
-        let store = db.store().await;
-        assert_eq!(
-            store.backend(),
-            if backend == Backend::Sqlite {
-                "sqlite"
-            } else {
-                "postgres"
-            }
-        );
-        f(store, backend).await;
-        db.drop_db().await;
     }
 }
 
@@ -139,55 +116,6 @@ async fn large_batches_are_one_statement() {
         let rows: Vec<Sample> = (0..20_000).map(row).collect();
         store.write_batch(&rows, &[]).await.unwrap();
         assert_eq!(store.count_samples().await.unwrap(), 20_000);
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn tokens_store_only_hashes_and_revoke() {
-    each_backend(|store, backend| async move {
-        let (secret, rec) = generate_token(Role::Ingest, Some("eu-west".into()), "ci");
-        store.insert_token(&rec).await.unwrap();
-        let (_, admin) = generate_token(Role::Admin, None, "ops");
-        store.insert_token(&admin).await.unwrap();
-        let found = store
-            .find_token(&hash_token(&secret))
-            .await
-            .unwrap()
-            .expect("found");
-        assert_eq!(found.id, rec.id);
-        assert_eq!(found.site.as_deref(), Some("eu-west"));
-        assert_eq!(found.role, Role::Ingest);
-        assert!(found.revoked_at_us.is_none());
-        assert!(
-            (found.created_at_us - rec.created_at_us).abs() <= 1,
-            "{backend:?}"
-        );
-        let list = store.list_tokens().await.unwrap();
-        assert_eq!(list.len(), 2);
-        assert!(
-            list.iter()
-                .all(|t| !t.hash.contains(&secret) && t.hash != secret)
-        );
-        assert!(store.revoke_token(&rec.id, now_us()).await.unwrap());
-        assert!(
-            !store.revoke_token(&rec.id, now_us()).await.unwrap(),
-            "already revoked"
-        );
-        assert!(!store.revoke_token("nope", now_us()).await.unwrap());
-        let found = store
-            .find_token(&hash_token(&secret))
-            .await
-            .unwrap()
-            .expect("still listed");
-        assert!(found.revoked_at_us.is_some());
-        assert!(
-            store
-                .find_token(&hash_token("llms_x_y"))
-                .await
-                .unwrap()
-                .is_none()
-        );
     })
     .await;
 }
