@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use llmscope_model::{CallStatus, Gpu, Sample, Source, Telemetry, now_us};
 use llmscope_store::Store;
-use support::{BACKENDS, Backend, TestDb, each_backend};
+use support::{BACKENDS, TestDb, each_backend};
 use uuid::Uuid;
 
 fn row(i: i64) -> Sample {
