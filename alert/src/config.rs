@@ -284,9 +284,7 @@ impl AlertsConfig {
                 "host": c.host, "port": c.port, "tls": c.tls, "username": c.username,
                 "from": c.from, "to": c.to, "ca_file": c.ca_file,
             });
-            let config = channel::of(kind)
-                .validate(&raw, !secret.is_empty())
-                .map_err(err)?;
+            let config = channel::validate(kind, &raw, !secret.is_empty()).map_err(err)?;
             out.push(ChannelRow {
                 name: c.name.clone(),
                 kind,

@@ -208,11 +208,13 @@ impl Dispatcher {
                 }
             }
             if let Some(gap) = channel::min_interval(&ch) {
-                if let Some(at) = limits.get(&ch.name).filter(|at| **at > now) {
+                // the time of this decision, not of the run's start: the send follows at once
+                let t = self.clock.now_us();
+                if let Some(at) = limits.get(&ch.name).filter(|at| **at > t) {
                     store.release_group(&g.channel, &g.group_key, *at).await?;
                     continue;
                 }
-                limits.insert(ch.name.clone(), now + us(gap));
+                limits.insert(ch.name.clone(), t + us(gap));
             }
             let group = ClaimedGroup { items, ..g };
             let this = self.clone();
@@ -235,15 +237,11 @@ impl Dispatcher {
     #[tracing::instrument(name = "alert_delivery", skip_all, fields(channel = %ch.name, kind = %ch.kind, group = %g.group_key, notifications = g.items.len(), outcome = tracing::field::Empty))]
     async fn send_group(&self, ch: &ChannelRow, g: ClaimedGroup) -> Result<bool, StoreError> {
         let (store, cfg) = (&self.store, &*self.cfg);
-        let kind = channel::of(ch.kind);
+        let grouped = channel::grouped(ch.kind);
         let now = self.clock.now_us();
         let repeat_us = us(cfg.repeat_interval);
-        let interval_us = if kind.grouped() {
-            us(cfg.group_interval)
-        } else {
-            0
-        };
-        let reminders = repeat_us > 0 && kind.grouped();
+        let interval_us = if grouped { us(cfg.group_interval) } else { 0 };
+        let reminders = repeat_us > 0 && grouped;
         let idle = if reminders { now + repeat_us } else { NEVER };
         if g.items.is_empty() {
             return self
@@ -255,7 +253,7 @@ impl Dispatcher {
             items: g.items,
         };
         let start = Instant::now();
-        let result = kind.send(self.ctx(), ch, &digest).await;
+        let result = channel::send(self.ctx(), ch, &digest).await;
         let ms = start.elapsed().as_secs_f64() * 1e3;
         let ok = result.ok();
         // a receiver's Retry-After wins over our backoff (bounded to an hour)
@@ -357,7 +355,7 @@ impl Dispatcher {
             items: open,
         };
         let start = Instant::now();
-        let r = channel::of(ch.kind).send(self.ctx(), ch, &digest).await;
+        let r = channel::send(self.ctx(), ch, &digest).await;
         let ms = start.elapsed().as_secs_f64() * 1e3;
         let ok = r.ok();
         let outcome = if ok {
@@ -401,7 +399,7 @@ impl Dispatcher {
     pub async fn test_send(&self, ch: &ChannelRow) -> SendResult {
         let ctx = self.ctx();
         let d = channel::test_digest(ch, ctx.now_us);
-        channel::of(ch.kind).test(ctx, ch, &d).await
+        channel::test(ctx, ch, &d).await
     }
 }
 
@@ -442,7 +440,7 @@ fn plan(
         .into_iter()
         .filter_map(|name| {
             let ch = channels.iter().find(|c| c.name == name)?;
-            let grouped = channel::of(ch.kind).grouped();
+            let grouped = channel::grouped(ch.kind);
             Some(Planned {
                 group_key: if grouped {
                     routing::group_key(&cfg.group_by, &labels)

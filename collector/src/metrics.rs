@@ -114,6 +114,13 @@ fn batch_buckets() -> impl Iterator<Item = f64> {
     .into_iter()
 }
 
+/// Registers each `name, help => metric;` in the registry `$r`.
+macro_rules! register {
+    ($r:expr, $($name:literal, $help:literal => $metric:expr;)*) => {
+        $($r.register($name, $help, $metric);)*
+    };
+}
+
 impl CollectorMetrics {
     fn new() -> CollectorMetrics {
         let mut r = Registry::default();
@@ -137,80 +144,23 @@ impl CollectorMetrics {
             series_admitted: Mutex::new(HashSet::new()),
             open_sites: Mutex::new(HashSet::new()),
         };
-        r.register(
-            "llmscope_build",
-            "Build information",
-            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
-        );
-        r.register(
-            "llmscope_ingest_items",
-            "Ingested items by kind (sample, telemetry, gpu) and outcome (accepted, rejected)",
-            Listed(m.ingest_items.clone()),
-        );
-        r.register(
-            "llmscope_ingest_rejected_items",
-            "Rejected items by the field that failed validation",
-            Listed(m.ingest_rejected.clone()),
-        );
-        r.register(
-            "llmscope_ingest_batch_duration_seconds",
-            "Ingest batch latency: request received to rows committed",
-            m.ingest_batch_duration.clone(),
-        );
-        r.register(
-            "llmscope_ingest_queue_depth",
-            "Batches waiting for a commit",
-            m.ingest_queue_depth.clone(),
-        );
-        r.register(
-            "llmscope_violations",
-            "Violations opened by this process, by site, model, metric and rule",
-            Listed(m.violations.clone()),
-        );
-        r.register(
-            "llmscope_open_violations",
-            "Open violations per site (refreshed from the database)",
-            Listed(m.open_violations.clone()),
-        );
-        r.register(
-            "llmscope_alert_deliveries",
-            "Notifications by channel and delivery outcome",
-            Listed(m.alert_deliveries.clone()),
-        );
-        r.register(
-            "llmscope_alert_outbox_depth",
-            "Outbox rows and notifications not yet sent (refreshed from the database)",
-            m.alert_outbox_depth.clone(),
-        );
-        r.register(
-            "llmscope_series_value",
-            "Last evaluated value of a series",
-            Listed(m.series_value.clone()),
-        );
-        r.register(
-            "llmscope_series_center",
-            "Centre line of the baseline judging a series",
-            Listed(m.series_center.clone()),
-        );
-        r.register(
-            "llmscope_series_ucl",
-            "Upper control limit of the baseline judging a series",
-            Listed(m.series_ucl.clone()),
-        );
-        r.register(
-            "llmscope_series_lcl",
-            "Lower control limit of the baseline judging a series",
-            Listed(m.series_lcl.clone()),
-        );
-        r.register(
-            "llmscope_series_gauges_dropped",
-            "Series not exported as gauges because of metrics_series_cap",
-            m.series_dropped.clone(),
-        );
-        r.register(
-            "llmscope_series_tracked",
-            "Series the live SPC engine holds in memory",
-            m.series_tracked.clone(),
+        // name, help => metric: every name the Grafana dashboards query
+        register!(r,
+            "llmscope_build", "Build information" => Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]);
+            "llmscope_ingest_items", "Ingested items by kind (sample, telemetry, gpu) and outcome (accepted, rejected)" => Listed(m.ingest_items.clone());
+            "llmscope_ingest_rejected_items", "Rejected items by the field that failed validation" => Listed(m.ingest_rejected.clone());
+            "llmscope_ingest_batch_duration_seconds", "Ingest batch latency: request received to rows committed" => m.ingest_batch_duration.clone();
+            "llmscope_ingest_queue_depth", "Batches waiting for a commit" => m.ingest_queue_depth.clone();
+            "llmscope_violations", "Violations opened by this process, by site, model, metric and rule" => Listed(m.violations.clone());
+            "llmscope_open_violations", "Open violations per site (refreshed from the database)" => Listed(m.open_violations.clone());
+            "llmscope_alert_deliveries", "Notifications by channel and delivery outcome" => Listed(m.alert_deliveries.clone());
+            "llmscope_alert_outbox_depth", "Outbox rows and notifications not yet sent (refreshed from the database)" => m.alert_outbox_depth.clone();
+            "llmscope_series_value", "Last evaluated value of a series" => Listed(m.series_value.clone());
+            "llmscope_series_center", "Centre line of the baseline judging a series" => Listed(m.series_center.clone());
+            "llmscope_series_ucl", "Upper control limit of the baseline judging a series" => Listed(m.series_ucl.clone());
+            "llmscope_series_lcl", "Lower control limit of the baseline judging a series" => Listed(m.series_lcl.clone());
+            "llmscope_series_gauges_dropped", "Series not exported as gauges because of metrics_series_cap" => m.series_dropped.clone();
+            "llmscope_series_tracked", "Series the live SPC engine holds in memory" => m.series_tracked.clone();
         );
         CollectorMetrics { registry: r, ..m }
     }

@@ -156,11 +156,14 @@ pub fn init(service: &str, traces: bool) -> Telemetry {
         Some(Err(e)) => (None, Some(e)),
         None => (None, None),
     };
-    // spans of this crate only: never the exporter's own gRPC calls
+    // spans of LLMscope's crates only: never the exporter's own gRPC calls
+    let targets = SPAN_TARGETS
+        .iter()
+        .fold(Targets::new(), |t, name| t.with_target(*name, Level::INFO));
     let spans = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(service.to_owned()))
-            .with_filter(Targets::new().with_target(module_root(), Level::INFO))
+            .with_filter(targets)
     });
     tracing_subscriber::registry().with(logs).with(spans).init();
     if let Some(w) = warning {
@@ -174,7 +177,18 @@ pub fn init(service: &str, traces: bool) -> Telemetry {
     Telemetry { provider }
 }
 
+/// The tracing targets whose spans are exported: this crate (`ingest_batch`,
+/// `ingest_commit`), the live engine (`rule_evaluation`), the alert dispatcher
+/// (`alert_delivery`) and the store.
+pub const SPAN_TARGETS: &[&str] = &[
+    "llmscope_collector",
+    "llmscope_live",
+    "llmscope_alert",
+    "llmscope_store",
+];
+
 /// The crate's tracing target root (`llmscope_collector`).
+#[cfg(test)]
 fn module_root() -> &'static str {
     let path = module_path!();
     path.split("::").next().unwrap_or(path)
@@ -235,5 +249,6 @@ mod tests {
     #[test]
     fn the_target_root_is_the_crate() {
         assert_eq!(module_root(), "llmscope_collector");
+        assert!(SPAN_TARGETS.contains(&module_root()));
     }
 }

@@ -626,6 +626,16 @@ async fn api(
     (code, json)
 }
 
+/// [`api`] with the admin token.
+async fn admin(
+    addr: std::net::SocketAddr,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    api(method, addr, path, Some(ADMIN), body).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silences_from_the_api_suppress_and_record_then_expire() {
     for backend in BACKENDS {
@@ -650,25 +660,22 @@ async fn silences_from_the_api_suppress_and_record_then_expire() {
         .await;
         assert_eq!(code, 401, "{body}");
         assert!(body["error"].as_str().unwrap().contains("admin token"));
-        let (code, body) = api(reqwest::Method::POST, addr, "/api/v1/silences", Some(ADMIN),
-            Some(serde_json::json!({"matchers": {"colour": "red"}, "ends_at": ends, "comment": "x", "created_by": "y"}))).await;
+        let (code, body) = admin(addr, reqwest::Method::POST, "/api/v1/silences", Some(serde_json::json!({"matchers": {"colour": "red"}, "ends_at": ends, "comment": "x", "created_by": "y"}))).await;
         assert_eq!(
             (code, body["field"].as_str()),
             (400, Some("matchers")),
             "{body}"
         );
-        let (code, body) = api(reqwest::Method::POST, addr, "/api/v1/silences", Some(ADMIN),
-            Some(serde_json::json!({"matchers": {"model": "m"}, "ends_at": "yesterday", "comment": "x", "created_by": "y"}))).await;
+        let (code, body) = admin(addr, reqwest::Method::POST, "/api/v1/silences", Some(serde_json::json!({"matchers": {"model": "m"}, "ends_at": "yesterday", "comment": "x", "created_by": "y"}))).await;
         assert_eq!(
             (code, body["field"].as_str()),
             (400, Some("ends_at")),
             "{body}"
         );
-        let (code, body) = api(
-            reqwest::Method::POST,
+        let (code, body) = admin(
             addr,
+            reqwest::Method::POST,
             "/api/v1/silences",
-            Some(ADMIN),
             Some(silence),
         )
         .await;
@@ -702,11 +709,10 @@ async fn silences_from_the_api_suppress_and_record_then_expire() {
         assert_eq!(list.as_array().unwrap().len(), 1);
         assert_eq!(list[0]["created_by"], "deploy-pipeline");
         // expire: the next violation goes out
-        let (code, body) = api(
-            reqwest::Method::DELETE,
+        let (code, body) = admin(
             addr,
+            reqwest::Method::DELETE,
             &format!("/api/v1/silences/{sid}"),
-            Some(ADMIN),
             None,
         )
         .await;
@@ -721,8 +727,7 @@ async fn silences_from_the_api_suppress_and_record_then_expire() {
         })
         .await;
         // a silence created while a group waits mutes what is pending
-        let (code, _) = api(reqwest::Method::POST, addr, "/api/v1/silences", Some(ADMIN),
-            Some(serde_json::json!({"matchers": {"model": "late"}, "ends_at": ends, "comment": "late", "created_by": "ci"}))).await;
+        let (code, _) = admin(addr, reqwest::Method::POST, "/api/v1/silences", Some(serde_json::json!({"matchers": {"model": "late"}, "ends_at": ends, "comment": "late", "created_by": "ci"}))).await;
         assert_eq!(code, 201);
         let (_, all) = api(
             reqwest::Method::GET,
@@ -769,8 +774,7 @@ async fn channels_api_validates_hides_secrets_and_test_sends() {
         let url = receiver(r.clone()).await;
         let running = start(&with_channel(db.url(), &url, 5)).await;
         let addr = running.http_addr;
-        let (code, body) = api(reqwest::Method::POST, addr, "/api/v1/channels", Some(ADMIN),
-            Some(serde_json::json!({"name": "hook2", "kind": "webhook", "config": {"url": "ftp://x"}}))).await;
+        let (code, body) = admin(addr, reqwest::Method::POST, "/api/v1/channels", Some(serde_json::json!({"name": "hook2", "kind": "webhook", "config": {"url": "ftp://x"}}))).await;
         assert_eq!(
             (code, body["field"].as_str()),
             (400, Some("config")),
@@ -782,12 +786,10 @@ async fn channels_api_validates_hides_secrets_and_test_sends() {
                 .unwrap()
                 .contains("http:// or https://")
         );
-        let (code, body) = api(reqwest::Method::POST, addr, "/api/v1/channels", Some(ADMIN),
-            Some(serde_json::json!({"name": "hook2", "kind": "webhook", "config": {"url": url}, "secret": "hunter2", "colour": 1}))).await;
+        let (code, body) = admin(addr, reqwest::Method::POST, "/api/v1/channels", Some(serde_json::json!({"name": "hook2", "kind": "webhook", "config": {"url": url}, "secret": "hunter2", "colour": 1}))).await;
         assert_eq!(code, 400, "{body}");
         assert!(body["error"].as_str().unwrap().contains("colour"), "{body}");
-        let (code, body) = api(reqwest::Method::POST, addr, "/api/v1/channels", Some(ADMIN),
-            Some(serde_json::json!({"name": "hook2", "kind": "webhook", "config": {"url": url}, "secret": "hunter2"}))).await;
+        let (code, body) = admin(addr, reqwest::Method::POST, "/api/v1/channels", Some(serde_json::json!({"name": "hook2", "kind": "webhook", "config": {"url": url}, "secret": "hunter2"}))).await;
         assert_eq!(code, 201, "{body}");
         assert_eq!(body["has_secret"], true);
         let (_, list) = api(reqwest::Method::GET, addr, "/api/v1/channels", None, None).await;
@@ -798,22 +800,14 @@ async fn channels_api_validates_hides_secrets_and_test_sends() {
         );
         assert_eq!(list.as_array().unwrap().len(), 2);
         // config channels are read-only through the API
-        let (code, _) = api(
-            reqwest::Method::DELETE,
-            addr,
-            "/api/v1/channels/ops",
-            Some(ADMIN),
-            None,
-        )
-        .await;
+        let (code, _) = admin(addr, reqwest::Method::DELETE, "/api/v1/channels/ops", None).await;
         assert_eq!(code, 409);
         // test send returns the receiver's real answer
         *r.script.lock().unwrap() = vec![(503, None)];
-        let (code, body) = api(
-            reqwest::Method::POST,
+        let (code, body) = admin(
             addr,
+            reqwest::Method::POST,
             "/api/v1/channels/hook2/test",
-            Some(ADMIN),
             None,
         )
         .await;
@@ -824,11 +818,10 @@ async fn channels_api_validates_hides_secrets_and_test_sends() {
             "{body}"
         );
         assert_eq!(body["response"], "scripted failure");
-        let (_, body) = api(
-            reqwest::Method::POST,
+        let (_, body) = admin(
             addr,
+            reqwest::Method::POST,
             "/api/v1/channels/hook2/test",
-            Some(ADMIN),
             None,
         )
         .await;
@@ -843,11 +836,10 @@ async fn channels_api_validates_hides_secrets_and_test_sends() {
         // signed with the API channel's own secret: the receiver's SECRET check fails
         assert!(!last.3);
         // routes must name existing channels
-        let (code, body) = api(
-            reqwest::Method::POST,
+        let (code, body) = admin(
             addr,
+            reqwest::Method::POST,
             "/api/v1/routes",
-            Some(ADMIN),
             Some(serde_json::json!({"matchers": {"site": "eu"}, "channels": ["nope"]})),
         )
         .await;
@@ -856,30 +848,27 @@ async fn channels_api_validates_hides_secrets_and_test_sends() {
             (400, Some("channels[0]")),
             "{body}"
         );
-        let (code, body) = api(
-            reqwest::Method::POST,
+        let (code, body) = admin(
             addr,
+            reqwest::Method::POST,
             "/api/v1/routes",
-            Some(ADMIN),
             Some(serde_json::json!({"matchers": {"site": "eu"}, "channels": ["hook2"]})),
         )
         .await;
         assert_eq!(code, 201, "{body}");
         let id = body["id"].as_i64().unwrap();
-        let (code, _) = api(
-            reqwest::Method::DELETE,
+        let (code, _) = admin(
             addr,
+            reqwest::Method::DELETE,
             &format!("/api/v1/routes/{id}"),
-            Some(ADMIN),
             None,
         )
         .await;
         assert_eq!(code, 204);
-        let (code, _) = api(
-            reqwest::Method::DELETE,
+        let (code, _) = admin(
             addr,
+            reqwest::Method::DELETE,
             "/api/v1/channels/hook2",
-            Some(ADMIN),
             None,
         )
         .await;

@@ -17,7 +17,7 @@ use llmscope_store::violations::ViolationOp;
 use llmscope_store::{Store, StoreError};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::config::{DEFAULT_REFRESH_INTERVAL, SpcConfig};
+use crate::config::SpcConfig;
 use crate::learn::Learner;
 use crate::settings::{Effective, Scope, Settings};
 use crate::state::{
@@ -42,15 +42,9 @@ pub struct EngineConfig {
 }
 
 impl Default for EngineConfig {
+    /// The defaults of `[spc]`.
     fn default() -> Self {
-        EngineConfig {
-            baseline_points: 50,
-            sigma_method: SigmaMethod::Mrbar,
-            transform: Transform::None,
-            resolve_after: 20,
-            warmup_points: 64,
-            refresh_interval: DEFAULT_REFRESH_INTERVAL,
-        }
+        EngineConfig::from(&SpcConfig::default())
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use llmscope_model::{FrozenBaseline, Point, SeriesId, Violation};
-use llmscope_spc::{EpisodeEvent, EpisodeTracker, NelsonState};
+use llmscope_spc::{EpisodeEvent, EpisodeTracker, NelsonState, Rule};
 use llmscope_store::violations::ViolationOp;
 use uuid::Uuid;
 
@@ -124,6 +124,35 @@ impl SeriesState {
         events
     }
 
+    /// Opens the episode of `rule` (replacing one still held) with its qualifying window as
+    /// the first points; returns the window.
+    pub fn open_episode(&mut self, rule: Rule, id: String) -> Vec<Pt> {
+        let window = self.window(self.eff.rules.window_len(rule));
+        let n = rule.number();
+        self.open.retain(|e| e.rule != n);
+        self.open.push(OpenEp {
+            rule: n,
+            id,
+            written: window.len(),
+            points: window.clone(),
+        });
+        window
+    }
+
+    /// Adds the newest qualifying window to the open episode of `rule`; returns the episode.
+    pub fn extend_episode(&mut self, rule: Rule) -> Option<&mut OpenEp> {
+        let window = self.window(self.eff.rules.window_len(rule));
+        let ep = self.open.iter_mut().find(|e| e.rule == rule.number())?;
+        merge_points(&mut ep.points, &window);
+        Some(ep)
+    }
+
+    /// Closes the open episode of `rule`; returns it.
+    pub fn close_episode(&mut self, rule: Rule) -> Option<OpenEp> {
+        let pos = self.open.iter().position(|e| e.rule == rule.number())?;
+        Some(self.open.swap_remove(pos))
+    }
+
     /// The last `len` points (a rule's qualifying window).
     pub fn window(&self, len: u32) -> Vec<Pt> {
         let n = (len as usize).min(self.recent.len());
@@ -171,21 +200,19 @@ pub fn judge(
     if events.is_empty() {
         return;
     }
-    let cfg = st.eff.rules;
     for e in events {
         match e {
             EpisodeEvent::Opened { rule, .. } => {
-                let n = rule.number();
-                let window = st.window(cfg.window_len(rule));
+                let id = llmscope_model::violation_id(key, rule.number(), p.ts);
+                let window = st.open_episode(rule, id);
                 let v = Violation::open(
                     key.clone(),
                     st.eff.scope,
-                    n,
+                    rule.number(),
                     p.ts,
                     points(&window),
                     frozen.clone(),
                 );
-                let id = v.id.clone();
                 ops.push(ViolationOp::Open(v));
                 contexts.push(PendingContext {
                     op: ops.len() - 1,
@@ -193,18 +220,9 @@ pub fn judge(
                     host: key.host.clone(),
                     points: st.recent.iter().rev().take(11).rev().copied().collect(),
                 });
-                st.open.retain(|e| e.rule != n);
-                st.open.push(OpenEp {
-                    rule: n,
-                    id,
-                    written: window.len(),
-                    points: window,
-                });
             }
             EpisodeEvent::Extended { rule, .. } => {
-                let window = st.window(cfg.window_len(rule));
-                if let Some(ep) = st.open.iter_mut().find(|e| e.rule == rule.number()) {
-                    merge_points(&mut ep.points, &window);
+                if let Some(ep) = st.extend_episode(rule) {
                     let rewrite = ep.points.len() >= ep.written + POINTS_REWRITE_EVERY;
                     if rewrite {
                         ep.written = ep.points.len();
@@ -217,8 +235,7 @@ pub fn judge(
                 }
             }
             EpisodeEvent::Resolved { rule, .. } => {
-                if let Some(pos) = st.open.iter().position(|e| e.rule == rule.number()) {
-                    let ep = st.open.swap_remove(pos);
+                if let Some(ep) = st.close_episode(rule) {
                     ops.push(ViolationOp::Resolve {
                         points: (ep.points.len() != ep.written).then(|| points(&ep.points)),
                         id: ep.id,

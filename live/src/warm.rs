@@ -11,7 +11,7 @@ use llmscope_store::samples::PointSelector;
 use llmscope_store::violations::ViolationOp;
 
 use crate::engine::Engine;
-use crate::state::{OpenEp, Pt, SeriesState, merge_points};
+use crate::state::{Pt, SeriesState};
 
 impl Engine {
     /// Warms `key` (first seen with a point at `first_new`); returns the points committed
@@ -59,7 +59,6 @@ impl Engine {
             .take(self.cfg.warmup_points)
             .collect();
         pts.reverse();
-        let cfg = eff.rules;
         // phase A: silent replay of what was evaluated before
         for p in pts.iter().filter(|p| p.ts <= last_eval) {
             let Ok(z) = frozen.z(p.value) else {
@@ -70,22 +69,14 @@ impl Engine {
             for e in events {
                 match e {
                     EpisodeEvent::Opened { rule, .. } => {
-                        let window = st.window(cfg.window_len(rule));
-                        st.open.push(OpenEp {
-                            rule: rule.number(),
-                            id: llmscope_model::violation_id(key, rule.number(), p.ts),
-                            written: window.len(),
-                            points: window,
-                        });
+                        let id = llmscope_model::violation_id(key, rule.number(), p.ts);
+                        st.open_episode(rule, id);
                     }
                     EpisodeEvent::Extended { rule, .. } => {
-                        let window = st.window(cfg.window_len(rule));
-                        if let Some(ep) = st.open.iter_mut().find(|e| e.rule == rule.number()) {
-                            merge_points(&mut ep.points, &window);
-                        }
+                        st.extend_episode(rule);
                     }
                     EpisodeEvent::Resolved { rule, .. } => {
-                        st.open.retain(|e| e.rule != rule.number())
+                        st.close_episode(rule);
                     }
                 }
             }

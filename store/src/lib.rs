@@ -31,6 +31,7 @@
 //! - [`leases`]: leader leases and the saved state of bucket charts.
 //! - [`alerts`]: channels, notifications, groups, routes, silences, the delivery log.
 //! - [`read`]: the API's read model (minute rollups, series catalogue).
+//! - `testing` (feature `testing`): throwaway databases on both backends for tests.
 
 /// Runs `$body` with `$p` bound to the pool of whichever backend `$store` is; each arm is
 /// type-checked on its own, so one SQL text and one body serve both backends.
@@ -57,6 +58,8 @@ pub mod postgres;
 pub mod read;
 pub mod samples;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 pub mod violations;
 

@@ -4,11 +4,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use llmscope_model::{CallStatus, Metric, Sample, SeriesId, Source, now_us};
 use llmscope_store::samples::PointSelector;
-use support::each_backend;
+use llmscope_store::testing::each_backend;
 use uuid::Uuid;
 
 const MINUTE: i64 = 60_000_000;

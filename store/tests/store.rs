@@ -2,13 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use std::collections::BTreeMap;
 
 use llmscope_model::{CallStatus, Gpu, Sample, Source, Telemetry, now_us};
 use llmscope_store::Store;
-use support::{BACKENDS, TestDb, each_backend};
+use llmscope_store::testing::{BACKENDS, TestDb, each_backend};
 use uuid::Uuid;
 
 fn row(i: i64) -> Sample {

@@ -4,14 +4,12 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod support;
-
 use llmscope_model::{
     BaselineMode, ContextPoint, FrozenBaseline, Metric, Point, Scope, SeriesId, Violation,
     ViolationStatus,
 };
+use llmscope_store::testing::each_backend;
 use llmscope_store::violations::{Resolved, ViolationOp};
-use support::each_backend;
 use uuid::Uuid;
 
 fn violation() -> Violation {

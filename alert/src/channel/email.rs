@@ -3,13 +3,12 @@
 //! password, and a multipart message with a text and an HTML body. The status recorded for
 //! an attempt is the SMTP reply code (250 = accepted).
 
-use futures::future::BoxFuture;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use llmscope_model::{ChannelKind, rule_text};
+use llmscope_model::rule_text;
 use llmscope_store::alerts::ChannelRow;
 use serde_json::{Value, json};
 
@@ -22,21 +21,12 @@ use crate::transport::SendResult;
 pub struct Email;
 
 impl Channel for Email {
-    fn kind(&self) -> ChannelKind {
-        ChannelKind::Email
-    }
-
     fn validate(&self, config: &Value, has_secret: bool) -> Result<Value, String> {
         validate(config, has_secret)
     }
 
-    fn send<'a>(
-        &'a self,
-        ctx: SendContext<'a>,
-        ch: &'a ChannelRow,
-        d: &'a Digest,
-    ) -> BoxFuture<'a, SendResult> {
-        Box::pin(send(ctx.cfg, ch, d))
+    async fn send(&self, ctx: SendContext<'_>, ch: &ChannelRow, d: &Digest) -> SendResult {
+        send(ctx.cfg, ch, d).await
     }
 }
 

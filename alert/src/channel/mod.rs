@@ -1,6 +1,6 @@
 //! Alert channels: one file per kind, each implementing [`Channel`] — how its configuration
 //! is validated, whether its notifications are grouped, how a digest is sent and how a test
-//! notification goes out. Adding a kind means one file here and one arm in [`of`].
+//! notification goes out. Adding a kind means one file here and one arm in `on_kind!`.
 
 pub mod email;
 pub mod pagerduty;
@@ -9,7 +9,6 @@ pub mod webhook;
 
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use llmscope_model::{
     AlertEvent, BaselineMode, ChannelKind, FrozenBaseline, Metric, Point, Scope, SeriesId,
     Violation,
@@ -33,10 +32,7 @@ pub struct SendContext<'a> {
 }
 
 /// One kind of alert channel.
-pub trait Channel: Send + Sync {
-    /// Its kind.
-    fn kind(&self) -> ChannelKind;
-
+pub trait Channel {
     /// Validates a channel's JSON configuration and returns the normalized form that is
     /// stored (never the secret). Errors say which key is wrong.
     fn validate(&self, config: &Value, has_secret: bool) -> Result<Value, String>;
@@ -49,47 +45,66 @@ pub trait Channel: Send + Sync {
     }
 
     /// Sends one digest.
-    fn send<'a>(
-        &'a self,
-        ctx: SendContext<'a>,
-        ch: &'a ChannelRow,
-        d: &'a Digest,
-    ) -> BoxFuture<'a, SendResult>;
+    fn send(
+        &self,
+        ctx: SendContext<'_>,
+        ch: &ChannelRow,
+        d: &Digest,
+    ) -> impl Future<Output = SendResult> + Send;
 
     /// Sends a test notification and returns the receiver's real answer.
-    fn test<'a>(
-        &'a self,
-        ctx: SendContext<'a>,
-        ch: &'a ChannelRow,
-        d: &'a Digest,
-    ) -> BoxFuture<'a, SendResult> {
+    fn test(
+        &self,
+        ctx: SendContext<'_>,
+        ch: &ChannelRow,
+        d: &Digest,
+    ) -> impl Future<Output = SendResult> + Send {
         self.send(ctx, ch, d)
     }
 }
 
-/// The channel implementation of a kind.
-pub fn of(kind: ChannelKind) -> &'static dyn Channel {
-    match kind {
-        ChannelKind::Webhook => &webhook::Webhook,
-        ChannelKind::Slack => &slack::Slack,
-        ChannelKind::PagerDuty => &pagerduty::PagerDuty,
-        ChannelKind::Email => &email::Email,
-    }
+/// Runs `$body` with `$c` bound to the channel implementation of `$kind`.
+macro_rules! on_kind {
+    ($kind:expr, $c:ident => $body:expr) => {
+        match $kind {
+            ChannelKind::Webhook => {
+                let $c = webhook::Webhook;
+                $body
+            }
+            ChannelKind::Slack => {
+                let $c = slack::Slack;
+                $body
+            }
+            ChannelKind::PagerDuty => {
+                let $c = pagerduty::PagerDuty;
+                $body
+            }
+            ChannelKind::Email => {
+                let $c = email::Email;
+                $body
+            }
+        }
+    };
 }
 
-/// Validates a channel configuration of any kind given as text (the API's `kind` field).
-pub fn validate(
-    kind: &str,
-    config: &Value,
-    has_secret: bool,
-) -> Result<(ChannelKind, Value), String> {
-    let k: ChannelKind = kind.parse().map_err(|_| {
-        format!(
-            "`kind` `{kind}` is not supported; use {}",
-            ChannelKind::names()
-        )
-    })?;
-    Ok((k, of(k).validate(config, has_secret)?))
+/// Validates a configuration for its kind (see [`Channel::validate`]).
+pub fn validate(kind: ChannelKind, config: &Value, has_secret: bool) -> Result<Value, String> {
+    on_kind!(kind, c => c.validate(config, has_secret))
+}
+
+/// Whether a kind's notifications are grouped (see [`Channel::grouped`]).
+pub fn grouped(kind: ChannelKind) -> bool {
+    on_kind!(kind, c => c.grouped())
+}
+
+/// Sends a digest through the channel (see [`Channel::send`]).
+pub async fn send(ctx: SendContext<'_>, ch: &ChannelRow, d: &Digest) -> SendResult {
+    on_kind!(ch.kind, c => c.send(ctx, ch, d).await)
+}
+
+/// Sends a test notification through the channel (see [`Channel::test`]).
+pub async fn test(ctx: SendContext<'_>, ch: &ChannelRow, d: &Digest) -> SendResult {
+    on_kind!(ch.kind, c => c.test(ctx, ch, d).await)
 }
 
 /// `min_interval_ms` of a configuration: absent, or a non-negative integer.

@@ -3,8 +3,7 @@
 //! channel secret; the endpoint is configurable (EU region, tests). Not grouped: one event
 //! per violation change, no reminders (PagerDuty keeps the incident open itself).
 
-use futures::future::BoxFuture;
-use llmscope_model::{AlertEvent, ChannelKind, Severity};
+use llmscope_model::{AlertEvent, Severity};
 use llmscope_store::alerts::{ChannelRow, Claimed};
 use serde_json::{Value, json};
 
@@ -20,10 +19,6 @@ pub const DEFAULT_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 pub struct PagerDuty;
 
 impl Channel for PagerDuty {
-    fn kind(&self) -> ChannelKind {
-        ChannelKind::PagerDuty
-    }
-
     fn validate(&self, config: &Value, has_secret: bool) -> Result<Value, String> {
         let out = super::http_config(config, Some(DEFAULT_URL), None)?;
         if !has_secret {
@@ -37,43 +32,29 @@ impl Channel for PagerDuty {
     }
 
     /// PagerDuty takes one event per request, so each notification is its own event.
-    fn send<'a>(
-        &'a self,
-        ctx: SendContext<'a>,
-        ch: &'a ChannelRow,
-        d: &'a Digest,
-    ) -> BoxFuture<'a, SendResult> {
-        Box::pin(async move {
-            let mut last = SendResult::default();
-            for c in d.items.iter().filter(|c| c.event != AlertEvent::Repeat) {
-                let body = event(ctx.cfg, ch, c).to_string();
-                last = post_json(ctx.client, ctx.cfg.timeout, ch, body, &[]).await;
-                if !last.ok() {
-                    return last;
-                }
+    async fn send(&self, ctx: SendContext<'_>, ch: &ChannelRow, d: &Digest) -> SendResult {
+        let mut last = SendResult::default();
+        for c in d.items.iter().filter(|c| c.event != AlertEvent::Repeat) {
+            let body = event(ctx.cfg, ch, c).to_string();
+            last = post_json(ctx.client, ctx.cfg.timeout, ch, body, &[]).await;
+            if !last.ok() {
+                return last;
             }
-            last
-        })
+        }
+        last
     }
 
     /// A `trigger` followed by a `resolve` of the same test incident.
-    fn test<'a>(
-        &'a self,
-        ctx: SendContext<'a>,
-        ch: &'a ChannelRow,
-        d: &'a Digest,
-    ) -> BoxFuture<'a, SendResult> {
-        Box::pin(async move {
-            let r = self.send(ctx, ch, d).await;
-            if r.ok() {
-                let mut resolve = d.clone();
-                for c in &mut resolve.items {
-                    c.event = AlertEvent::Resolved;
-                }
-                let _ = self.send(ctx, ch, &resolve).await;
+    async fn test(&self, ctx: SendContext<'_>, ch: &ChannelRow, d: &Digest) -> SendResult {
+        let r = self.send(ctx, ch, d).await;
+        if r.ok() {
+            let mut resolve = d.clone();
+            for c in &mut resolve.items {
+                c.event = AlertEvent::Resolved;
             }
-            r
-        })
+            let _ = self.send(ctx, ch, &resolve).await;
+        }
+        r
     }
 }
 

@@ -3,8 +3,7 @@
 //! per webhook; a Slack channel's `min_interval` is at least one second and a 429 is retried
 //! after its `Retry-After`. Grouped notifications go out as one message.
 
-use futures::future::BoxFuture;
-use llmscope_model::{AlertEvent, ChannelKind, rule_text};
+use llmscope_model::{AlertEvent, rule_text};
 use llmscope_store::alerts::{ChannelRow, Claimed};
 use serde_json::{Value, json};
 
@@ -20,24 +19,13 @@ pub const MIN_INTERVAL_MS: u64 = 1000;
 pub struct Slack;
 
 impl Channel for Slack {
-    fn kind(&self) -> ChannelKind {
-        ChannelKind::Slack
-    }
-
-    fn validate(&self, config: &Value, _has_secret: bool) -> Result<Value, String> {
+    fn validate(&self, config: &Value, _: bool) -> Result<Value, String> {
         super::http_config(config, None, Some(MIN_INTERVAL_MS))
     }
 
-    fn send<'a>(
-        &'a self,
-        ctx: SendContext<'a>,
-        ch: &'a ChannelRow,
-        d: &'a Digest,
-    ) -> BoxFuture<'a, SendResult> {
-        Box::pin(async move {
-            let body = message(ctx.cfg, d).to_string();
-            post_json(ctx.client, ctx.cfg.timeout, ch, body, &[]).await
-        })
+    async fn send(&self, ctx: SendContext<'_>, ch: &ChannelRow, d: &Digest) -> SendResult {
+        let body = message(ctx.cfg, d).to_string();
+        post_json(ctx.client, ctx.cfg.timeout, ch, body, &[]).await
     }
 }
 

@@ -16,9 +16,7 @@
 //! `opened_at`, `last_point_at`, `resolved_at`, its points' and baseline window's `ts` — in
 //! Unix milliseconds, as the REST API does; version 1 gave the violation's times in µs.
 
-use futures::future::BoxFuture;
 use hmac::{Hmac, Mac};
-use llmscope_model::ChannelKind;
 use llmscope_store::alerts::ChannelRow;
 use sha2::Sha256;
 
@@ -31,25 +29,12 @@ use crate::transport::{SendResult, post_json};
 pub struct Webhook;
 
 impl Channel for Webhook {
-    fn kind(&self) -> ChannelKind {
-        ChannelKind::Webhook
-    }
-
-    fn validate(
-        &self,
-        config: &serde_json::Value,
-        _has_secret: bool,
-    ) -> Result<serde_json::Value, String> {
+    fn validate(&self, config: &serde_json::Value, _: bool) -> Result<serde_json::Value, String> {
         super::http_config(config, None, None)
     }
 
-    fn send<'a>(
-        &'a self,
-        ctx: SendContext<'a>,
-        ch: &'a ChannelRow,
-        d: &'a Digest,
-    ) -> BoxFuture<'a, SendResult> {
-        Box::pin(send(ctx, ch, d))
+    async fn send(&self, ctx: SendContext<'_>, ch: &ChannelRow, d: &Digest) -> SendResult {
+        send(ctx, ch, d).await
     }
 }
 

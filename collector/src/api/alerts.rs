@@ -117,8 +117,7 @@ async fn save_channel(
         .clone()
         .or_else(|| existing.map(|e| e.secret.clone()))
         .unwrap_or_default();
-    let config = channel::of(kind)
-        .validate(&b.config, !secret.is_empty())
+    let config = channel::validate(kind, &b.config, !secret.is_empty())
         .map_err(|e| ApiError::bad("config", e))?;
     let max_attempts = b.max_attempts.unwrap_or(8);
     if !(1..=100).contains(&max_attempts) {

@@ -204,17 +204,29 @@ struct AckBody {
     note: Option<String>,
 }
 
+/// An admin's change to a violation: checks the token and reads who (`by`, required) and
+/// why (`note`); `verb` names the change in the error.
+async fn change_body(
+    st: &ApiState,
+    headers: &HeaderMap,
+    body: &[u8],
+    verb: &str,
+) -> ApiResult<AckBody> {
+    require_admin(st, headers).await?;
+    let b: AckBody = parse_body(body)?;
+    if b.by.trim().is_empty() {
+        return Err(ApiError::bad("by", format!("`by` must name who {verb}")));
+    }
+    Ok(b)
+}
+
 async fn ack(
     State(st): State<ApiState>,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
-    let b: AckBody = parse_body(&body)?;
-    if b.by.trim().is_empty() {
-        return Err(ApiError::bad("by", "`by` must name who acknowledges"));
-    }
+    let b = change_body(&st, &headers, &body, "acknowledges").await?;
     if !st
         .store
         .ack_violation(&id, &b.by, b.note.as_deref().unwrap_or(""), st.now())
@@ -237,11 +249,7 @@ async fn resolve(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
-    let b: AckBody = parse_body(&body)?;
-    if b.by.trim().is_empty() {
-        return Err(ApiError::bad("by", "`by` must name who resolves"));
-    }
+    let b = change_body(&st, &headers, &body, "resolves").await?;
     let v = find(&st, &id).await?;
     if v.status != ViolationStatus::Open {
         return Err(ApiError::conflict(format!(

@@ -5,7 +5,7 @@ use llmscope_collector::analyze;
 use llmscope_live::rebaseline::{self, Outcome, Request, Selector};
 use llmscope_model::Metric;
 
-use super::{ConfigArgs, ListFormat, fmt_us, open_store, parse_time};
+use super::{ConfigArgs, ListFormat, fmt_us, open_store, parse_time, print_list};
 
 /// `baseline` commands.
 #[derive(Debug, Subcommand)]
@@ -65,44 +65,38 @@ pub async fn run(cmd: BaselineCmd) -> anyhow::Result<()> {
         BaselineCmd::List { cfg, all, format } => {
             let store = open_store(&cfg).await?;
             let rows = store.list_baselines(!all).await?;
-            match format {
-                ListFormat::Json => println!("{}", serde_json::to_string(&rows)?),
-                ListFormat::Table => {
-                    println!(
-                        "{:<7} {:<12} {:<14} {:<22} {:<13} {:>12} {:>10} {:<8} {:<7} VALID FROM",
-                        "SCOPE",
-                        "SITE",
-                        "HOST",
-                        "MODEL",
-                        "METRIC",
-                        "CENTER",
-                        "SIGMA",
-                        "METHOD",
-                        "MODE"
-                    );
-                    for b in rows {
-                        let (k, f) = (&b.key, &b.frozen);
-                        println!(
-                            "{:<7} {:<12} {:<14} {:<22} {:<13} {:>12.3} {:>10.3} {:<8} {:<7} {}{}",
-                            k.scope.as_str(),
-                            k.site,
-                            k.host,
-                            k.model,
-                            k.metric.as_str(),
-                            f.baseline.center,
-                            f.baseline.sigma,
-                            f.baseline.method.as_str(),
-                            f.mode.as_str(),
-                            fmt_us(b.valid_from),
-                            if b.valid_to.is_some() {
-                                " (replaced)"
-                            } else {
-                                ""
-                            }
-                        );
-                    }
-                }
-            }
+            let columns = [
+                ("SCOPE", 7),
+                ("SITE", 12),
+                ("HOST", 14),
+                ("MODEL", 22),
+                ("METRIC", 13),
+                ("CENTER", -12),
+                ("SIGMA", -10),
+                ("METHOD", 8),
+                ("MODE", 7),
+                ("VALID FROM", 0),
+            ];
+            print_list(format, &rows, &columns, |b| {
+                let (k, f) = (&b.key, &b.frozen);
+                let replaced = if b.valid_to.is_some() {
+                    " (replaced)"
+                } else {
+                    ""
+                };
+                vec![
+                    k.scope.to_string(),
+                    k.site.clone(),
+                    k.host.clone(),
+                    k.model.clone(),
+                    k.metric.to_string(),
+                    format!("{:.3}", f.baseline.center),
+                    format!("{:.3}", f.baseline.sigma),
+                    f.baseline.method.as_str().into(),
+                    f.mode.to_string(),
+                    format!("{}{replaced}", fmt_us(b.valid_from)),
+                ]
+            })?;
         }
         BaselineCmd::Set {
             cfg,

@@ -114,3 +114,38 @@ pub fn fmt_us(us: i64) -> String {
     .trim_end_matches('Z')
     .to_owned()
 }
+
+/// Prints `items` as JSON, or as a table whose `columns` are (header, width): a negative
+/// width right-aligns, 0 leaves the (last) column unpadded; `row` gives an item's cells.
+pub fn print_list<T: serde::Serialize>(
+    format: ListFormat,
+    items: &[T],
+    columns: &[(&str, isize)],
+    row: impl Fn(&T) -> Vec<String>,
+) -> anyhow::Result<()> {
+    match format {
+        ListFormat::Json => println!("{}", serde_json::to_string(items)?),
+        ListFormat::Table => {
+            let line = |cells: Vec<String>| {
+                cells
+                    .iter()
+                    .zip(columns)
+                    .map(|(c, (_, w))| match *w {
+                        0 => c.clone(),
+                        w if w < 0 => format!("{c:>width$}", width = w.unsigned_abs()),
+                        w => format!("{c:<width$}", width = w.unsigned_abs()),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            println!(
+                "{}",
+                line(columns.iter().map(|(h, _)| h.to_string()).collect())
+            );
+            for item in items {
+                println!("{}", line(row(item)));
+            }
+        }
+    }
+    Ok(())
+}

@@ -5,7 +5,7 @@ use llmscope_collector::auth::generate_token;
 use llmscope_model::now_us;
 use llmscope_store::tokens::Role;
 
-use super::{ConfigArgs, ListFormat, fmt_us, open_store};
+use super::{ConfigArgs, ListFormat, fmt_us, open_store, print_list};
 
 /// `token` commands.
 #[derive(Debug, Subcommand)]
@@ -76,30 +76,29 @@ pub async fn run(cmd: TokenCmd) -> anyhow::Result<()> {
         TokenCmd::List { cfg, format } => {
             let store = open_store(&cfg).await?;
             let tokens = store.list_tokens().await?;
-            match format {
-                ListFormat::Json => println!("{}", serde_json::to_string(&tokens)?),
-                ListFormat::Table => {
-                    println!(
-                        "{:<10} {:<8} {:<20} {:<20} {:<10} NAME",
-                        "ID", "ROLE", "SITE", "CREATED (UTC)", "STATUS"
-                    );
-                    for t in tokens {
-                        println!(
-                            "{:<10} {:<8} {:<20} {:<20} {:<10} {}",
-                            t.id,
-                            t.role.as_str(),
-                            t.site.as_deref().unwrap_or("-"),
-                            fmt_us(t.created_at_us),
-                            if t.revoked_at_us.is_some() {
-                                "revoked"
-                            } else {
-                                "active"
-                            },
-                            t.name
-                        );
-                    }
-                }
-            }
+            let columns = [
+                ("ID", 10),
+                ("ROLE", 8),
+                ("SITE", 20),
+                ("CREATED (UTC)", 20),
+                ("STATUS", 10),
+                ("NAME", 0),
+            ];
+            print_list(format, &tokens, &columns, |t| {
+                let status = if t.revoked_at_us.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                vec![
+                    t.id.clone(),
+                    t.role.as_str().into(),
+                    t.site.clone().unwrap_or_else(|| "-".into()),
+                    fmt_us(t.created_at_us),
+                    status.into(),
+                    t.name.clone(),
+                ]
+            })?;
         }
         TokenCmd::Revoke { cfg, id } => {
             let store = open_store(&cfg).await?;

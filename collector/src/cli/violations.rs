@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use llmscope_model::{ViolationStatus, now_us};
 
-use super::{ConfigArgs, ListFormat, fmt_us, open_store};
+use super::{ConfigArgs, ListFormat, fmt_us, open_store, print_list};
 
 /// `violations` commands.
 #[derive(Debug, Subcommand)]
@@ -54,26 +54,24 @@ pub async fn run(cmd: ViolationsCmd) -> anyhow::Result<()> {
             };
             let store = open_store(&cfg).await?;
             let rows = store.list_violations(status, limit).await?;
-            match format {
-                ListFormat::Json => println!("{}", serde_json::to_string(&rows)?),
-                ListFormat::Table => {
-                    println!(
-                        "{:<36} {:<8} {:<4} {:<20} {:<9} SERIES",
-                        "ID", "STATUS", "RULE", "OPENED (UTC)", "ACKED"
-                    );
-                    for v in rows {
-                        println!(
-                            "{:<36} {:<8} {:<4} {:<20} {:<9} {}",
-                            v.id,
-                            v.status.as_str(),
-                            v.rule,
-                            fmt_us(v.opened_at),
-                            v.ack.as_ref().map_or("-", |a| a.by.as_str()),
-                            v.series
-                        );
-                    }
-                }
-            }
+            let columns = [
+                ("ID", 36),
+                ("STATUS", 8),
+                ("RULE", 4),
+                ("OPENED (UTC)", 20),
+                ("ACKED", 9),
+                ("SERIES", 0),
+            ];
+            print_list(format, &rows, &columns, |v| {
+                vec![
+                    v.id.clone(),
+                    v.status.to_string(),
+                    v.rule.to_string(),
+                    fmt_us(v.opened_at),
+                    v.ack.as_ref().map_or("-".into(), |a| a.by.clone()),
+                    v.series.to_string(),
+                ]
+            })?;
         }
         ViolationsCmd::Ack { cfg, id, by, note } => {
             if by.trim().is_empty() {

@@ -1,6 +1,6 @@
 //! Shared test support: one database per test on each backend, in-process collectors, and
 //! sample builders.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,90 +9,7 @@ use llmscope_collector::serve::{self, Running};
 use llmscope_proto::v1;
 use llmscope_store::Store;
 
-/// PostgreSQL the tests use; each test creates and drops its own database in it.
-pub fn pg_admin_url() -> String {
-    std::env::var("LLMSCOPE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
-}
-
-/// A throwaway database.
-pub enum TestDb {
-    /// A SQLite file in a temporary folder.
-    Sqlite(tempfile::TempDir, String),
-    /// A fresh PostgreSQL database.
-    Postgres { name: String, url: String },
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
-
-pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
-
-impl TestDb {
-    pub async fn new(backend: Backend) -> TestDb {
-        match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().expect("tempdir");
-                let url = format!("sqlite://{}/llmscope.db", dir.path().display());
-                TestDb::Sqlite(dir, url)
-            }
-            Backend::Postgres => {
-                let admin = pg_admin_url();
-                let name = format!("llmscope_test_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::postgres::PgConnection::connect_with_url(&admin).await;
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap_or_else(|e| panic!("PostgreSQL at {admin} is needed for the tests (run scripts/ensure-postgres.sh): {e}"));
-                let base = admin
-                    .rsplit_once('/')
-                    .map(|(b, _)| b.to_owned())
-                    .unwrap_or(admin.clone());
-                TestDb::Postgres {
-                    url: format!("{base}/{name}"),
-                    name,
-                }
-            }
-        }
-    }
-
-    pub fn url(&self) -> &str {
-        match self {
-            TestDb::Sqlite(_, url) => url,
-            TestDb::Postgres { url, .. } => url,
-        }
-    }
-
-    pub async fn store(&self) -> Store {
-        Store::connect(self.url(), 8).await.expect("connect store")
-    }
-
-    /// Drops the PostgreSQL database (SQLite files go with the temp folder).
-    pub async fn drop_db(self) {
-        if let TestDb::Postgres { name, .. } = self {
-            let mut conn = sqlx::postgres::PgConnection::connect_with_url(&pg_admin_url()).await;
-            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await;
-        }
-    }
-}
-
-trait ConnectUrl: Sized {
-    async fn connect_with_url(url: &str) -> Self;
-}
-
-impl ConnectUrl for sqlx::postgres::PgConnection {
-    async fn connect_with_url(url: &str) -> Self {
-        use sqlx::Connection;
-        sqlx::postgres::PgConnection::connect(url)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {url} is needed for the tests (run scripts/ensure-postgres.sh): {e}"))
-    }
-}
+pub use llmscope_store::testing::{BACKENDS, Backend, TestDb};
 
 /// A collector config on random local ports. The engine reads rule configuration and
 /// baselines before every batch (`spc.refresh_interval = 0s`), so a test that changes them

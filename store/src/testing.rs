@@ -1,18 +1,21 @@
-//! One throwaway database per test on each backend: a SQLite file in a temporary folder, or
-//! a fresh PostgreSQL database on `LLMSCOPE_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`).
-#![allow(dead_code)]
+//! For tests (feature `testing`): one throwaway database per test on each backend — a SQLite
+//! file in a temporary folder, or a fresh PostgreSQL database on
+//! `LLMSCOPE_TEST_DATABASE_URL` (default `postgres://postgres@127.0.0.1:5432/postgres`).
 
-use llmscope_store::Store;
 use sqlx::Connection;
+
+use crate::Store;
 
 /// The two backends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// Embedded SQLite.
     Sqlite,
+    /// PostgreSQL.
     Postgres,
 }
 
+/// Both backends, SQLite first.
 pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 
 /// PostgreSQL the tests use; each test creates and drops its own database in it.
@@ -33,10 +36,16 @@ pub enum TestDb {
     /// A SQLite file in a temporary folder.
     Sqlite(tempfile::TempDir, String),
     /// A fresh PostgreSQL database.
-    Postgres { name: String, url: String },
+    Postgres {
+        /// Database name.
+        name: String,
+        /// Its URL.
+        url: String,
+    },
 }
 
 impl TestDb {
+    /// A new empty database (panics when PostgreSQL cannot be reached).
     pub async fn new(backend: Backend) -> TestDb {
         match backend {
             Backend::Sqlite => {
@@ -64,6 +73,7 @@ impl TestDb {
         }
     }
 
+    /// Its URL.
     pub fn url(&self) -> &str {
         match self {
             TestDb::Sqlite(_, url) => url,
@@ -71,6 +81,7 @@ impl TestDb {
         }
     }
 
+    /// A connected, migrated store on it.
     pub async fn store(&self) -> Store {
         Store::connect(self.url(), 8).await.expect("connect store")
     }
