@@ -14,7 +14,7 @@ WORK="$(mktemp -d /tmp/llmscope-bench.XXXXXX)"
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 scripts/ensure-postgres.sh
 cargo build --release -q -p llmscope-collector -p llmscope-e2e
-BIN=target/release
+BIN="${CARGO_TARGET_DIR:-target}/release"
 
 start_collector() { # url -> sets CPID, GRPC
   "$BIN/llmscope-collector" serve --database-url "$1" --grpc-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 \
@@ -29,7 +29,7 @@ fresh_db() { psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)"
 
 echo "== PostgreSQL COPY, 2 parallel streams, $N rows" >&2
 fresh_db llmscope_bench_copy
-psql -q "$PG/llmscope_bench_copy" -f collector/migrations/postgres/0001_ingest.sql >/dev/null
+psql -q "$PG/llmscope_bench_copy" -f store/migrations/postgres/0001_ingest.sql >/dev/null
 "$BIN/llmscope-loadgen" --emit-csv "$WORK/rows.csv" --samples "$N"
 split -n l/2 "$WORK/rows.csv" "$WORK/part."
 COLS="(id, ts, site, host, provider, model, source, latency_ms, ttft_ms, tokens_in, tokens_out, status, http_status, error, labels)"

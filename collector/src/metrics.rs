@@ -449,23 +449,31 @@ pub async fn refresh_from_store(store: &Store) -> Result<(), StoreError> {
 /// `ViolationOpened`; refreshes the gauges read from the database every [`REFRESH_EVERY`]
 /// and soon after a violation changed.
 pub async fn follow(store: Store, mut events: broadcast::Receiver<LiveEvent>) {
-    // gauges per series (None: over the cap, counted once as dropped)
-    let mut gauges: std::collections::HashMap<SeriesId, Option<SeriesGauges>> =
+    // gauges of the admitted series (at most the cap); a series is admitted or counted as
+    // dropped on its first judged point
+    let mut gauges: std::collections::HashMap<SeriesId, SeriesGauges> =
         std::collections::HashMap::new();
     let mut schedule = RefreshSchedule::default();
+    // after missing events, series whose first point was missed are admitted while there is room
+    let mut lagged = false;
     let mut tick = tokio::time::interval(REFRESH_AFTER_CHANGE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let changed = tokio::select! {
             _ = tick.tick() => false,
             e = events.recv() => match e {
-                Ok(LiveEvent::Evaluated { judged, tracked, .. }) => {
+                Ok(LiveEvent::Evaluated { series, tracked }) => {
                     set_series_tracked(tracked);
-                    for j in judged.iter() {
-                        let g = gauges
-                            .entry(j.series.clone())
-                            .or_insert_with(|| series_gauges(&j.series));
-                        if let Some(g) = g {
+                    for e in series.iter() {
+                        let Some(j) = e.judged else { continue };
+                        let room = gauges.len() < METRICS.series_cap.load(Ordering::Relaxed);
+                        if (j.first || (lagged && room))
+                            && !gauges.contains_key(&e.series)
+                            && let Some(g) = series_gauges(&e.series)
+                        {
+                            gauges.insert(e.series.clone(), g);
+                        }
+                        if let Some(g) = gauges.get(&e.series) {
                             g.set(j.value, j.center, j.ucl, j.lcl);
                         }
                     }
@@ -478,7 +486,10 @@ pub async fn follow(store: Store, mut events: broadcast::Receiver<LiveEvent>) {
                 }
                 Ok(LiveEvent::ViolationResolved { .. }) => true,
                 Ok(LiveEvent::ViolationAcknowledged { .. }) => false,
-                Err(broadcast::error::RecvError::Lagged(_)) => true,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    lagged = true;
+                    true
+                }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };

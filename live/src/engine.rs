@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use llmscope_model::{
-    CallStatus, Evaluated, FrozenBaseline, LiveEvent, Metric, Sample, SeriesId, SharedClock,
+    CallStatus, Evaluated, FrozenBaseline, Judged, LiveEvent, Metric, Sample, SeriesId, SharedClock,
 };
 use llmscope_spc::{SigmaMethod, Transform};
 use llmscope_store::counters::Counters;
@@ -259,7 +259,7 @@ impl Engine {
         let mut ops = Vec::new();
         let mut contexts = Vec::new();
         let mut counters: Vec<(SeriesId, Counters)> = Vec::with_capacity(per.len());
-        let mut judged = Vec::new();
+        let mut judged: Vec<Option<Judged>> = Vec::with_capacity(per.len());
         for (key, mut pts) in per {
             pts.sort_by(|a, b| a.ts.cmp(&b.ts).then(a.id.cmp(&b.id)));
             let first = pts[0].ts;
@@ -272,9 +272,7 @@ impl Engine {
             let fed = self
                 .feed_series(&key, &feed, &mut ops, &mut contexts)
                 .await?;
-            if let Some(e) = fed.judged {
-                judged.push(e);
-            }
+            judged.push(fed.judged);
             counters.push((
                 key,
                 Counters {
@@ -324,14 +322,15 @@ impl Engine {
         self.store.bump_counters(&counters).await?;
         // nobody listening is fine: events are for dashboards, metrics and the dispatcher
         if self.events.receiver_count() > 0 {
-            let series: Vec<SeriesId> = counters
+            // the keys move from the counters (the error-only entries come last, unjudged)
+            let series: Vec<Evaluated> = counters
                 .into_iter()
-                .filter(|(_, c)| c.ok > 0)
-                .map(|(k, _)| k)
+                .zip(judged.into_iter().chain(std::iter::repeat(None)))
+                .filter(|((_, c), _)| c.ok > 0)
+                .map(|((series, _), judged)| Evaluated { series, judged })
                 .collect();
             let _ = self.events.send(LiveEvent::Evaluated {
                 series: Arc::new(series),
-                judged: Arc::new(judged),
                 tracked: self.series.len(),
             });
             for e in announce {
@@ -408,12 +407,12 @@ impl Engine {
                     }
                     flush_episode_points(st, ops);
                     if let Some(value) = last {
-                        fed.judged = Some(Evaluated {
-                            series: key.clone(),
+                        fed.judged = Some(Judged {
                             value,
                             center: f.center_original(),
                             ucl: f.ucl(),
                             lcl: f.lcl(),
+                            first: !std::mem::replace(&mut st.announced, true),
                         });
                     }
                 }
@@ -431,5 +430,5 @@ struct Fed {
     /// Newest evaluated point, Unix µs.
     newest: i64,
     /// The newest judged value with its limits, if any point was judged.
-    judged: Option<Evaluated>,
+    judged: Option<Judged>,
 }

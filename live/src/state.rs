@@ -81,6 +81,8 @@ pub struct SeriesState {
     pub recent: VecDeque<Pt>,
     /// Open episodes.
     pub open: Vec<OpenEp>,
+    /// Whether a judged point of this series was announced.
+    pub announced: bool,
 }
 
 impl SeriesState {
@@ -99,6 +101,7 @@ impl SeriesState {
             frozen_gen: i64::MIN,
             recent: VecDeque::new(),
             open: Vec::new(),
+            announced: false,
         }
     }
 

@@ -8,12 +8,19 @@ use std::sync::Arc;
 use crate::series::SeriesId;
 use crate::violation::Violation;
 
-/// One series' newest evaluated point in a batch.
+/// A series with new points in a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluated {
     /// The series.
     pub series: SeriesId,
-    /// The newest judged value.
+    /// Its newest judged point, when a point was judged (not while learning).
+    pub judged: Option<Judged>,
+}
+
+/// A series' newest judged value and the limits it was judged against.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Judged {
+    /// The value.
     pub value: f64,
     /// Centre line of the baseline that judged it (original units).
     pub center: f64,
@@ -21,6 +28,10 @@ pub struct Evaluated {
     pub ucl: f64,
     /// Lower control limit (original units).
     pub lcl: f64,
+    /// Whether this is the first judged point of the series in this engine's memory (a
+    /// receiver keeping per-series state sets it up then, and need not remember series it
+    /// chose not to track).
+    pub first: bool,
 }
 
 /// Something the dashboards, metrics or dispatcher may want to know at once.
@@ -29,9 +40,7 @@ pub enum LiveEvent {
     /// The engine evaluated a committed batch.
     Evaluated {
         /// Series with new points in the batch (judged or still learning).
-        series: Arc<Vec<SeriesId>>,
-        /// Series judged in the batch, with their newest value and limits.
-        judged: Arc<Vec<Evaluated>>,
+        series: Arc<Vec<Evaluated>>,
         /// Series the engine holds in memory.
         tracked: usize,
     },

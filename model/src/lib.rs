@@ -36,7 +36,7 @@ pub mod violation;
 pub use alert::{AlertEvent, ChannelKind, DeliveryOutcome, NotificationState, Severity};
 pub use baseline::{BaselineMode, BaselineRecord, FrozenBaseline, Scope};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, now_us};
-pub use event::{Evaluated, LiveEvent};
+pub use event::{Evaluated, Judged, LiveEvent};
 pub use metric::{Dialect, Metric};
 pub use sample::{CallStatus, Gpu, Sample, Source, Telemetry};
 pub use secret::Secret;

@@ -21,7 +21,8 @@ pub fn sse_of(e: &LiveEvent, now_ms: i64) -> Option<(&'static str, Value)> {
     let violation = |id: &str, event: &str, key: &llmscope_model::SeriesId, rule: u8| json!({"id": id, "event": event, "key": key, "rule": rule});
     match e {
         LiveEvent::Evaluated { series, .. } if !series.is_empty() => {
-            let keys: Vec<&llmscope_model::SeriesId> = series.iter().take(MAX_KEYS).collect();
+            let keys: Vec<&llmscope_model::SeriesId> =
+                series.iter().take(MAX_KEYS).map(|e| &e.series).collect();
             Some(("points", json!({"keys": keys, "ts": now_ms})))
         }
         LiveEvent::Evaluated { .. } => None,
