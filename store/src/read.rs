@@ -77,16 +77,23 @@ impl Store {
              ON CONFLICT (series_key, minute) DO UPDATE SET n = rollup_1m.n + excluded.n, sum = rollup_1m.sum + excluded.sum,
                min = {lo}(rollup_1m.min, excluded.min), max = {hi}(rollup_1m.max, excluded.max)"
         );
-        // the last point's value rides along: a late sample (older than the newest one
-        // already catalogued) does not replace it
         let catalog = format!(
-            "INSERT INTO series_catalog (series_key, site, host, provider, model, metric, first_ts, last_ts, last_value)
-             SELECT k, site, host, provider, model, metric, MIN(t), MAX(t), MAX(lv) FROM (
-               SELECT k, site, host, provider, model, metric, t, FIRST_VALUE(v) OVER (PARTITION BY k ORDER BY t DESC, v DESC) AS lv FROM ({values}) y
-             ) z GROUP BY k, site, host, provider, model, metric
+            "INSERT INTO series_catalog (series_key, site, host, provider, model, metric, first_ts, last_ts, last_value, touched)
+             SELECT k, site, host, provider, model, metric, MIN(t), MAX(t), 0, $2 FROM ({values}) y GROUP BY k, site, host, provider, model, metric
              ON CONFLICT (series_key) DO UPDATE SET first_ts = {lo}(series_catalog.first_ts, excluded.first_ts),
-               last_value = CASE WHEN excluded.last_ts >= series_catalog.last_ts THEN excluded.last_value ELSE series_catalog.last_value END,
-               last_ts = {hi}(series_catalog.last_ts, excluded.last_ts)"
+               last_ts = {hi}(series_catalog.last_ts, excluded.last_ts), touched = excluded.touched"
+        );
+        // the value of the newest point of each series this run touched: one index seek per
+        // series (samples (site, host, provider, model, ts)), not a sort of the run's samples
+        let last = format!(
+            "UPDATE series_catalog SET last_value = COALESCE((SELECT v FROM (
+               SELECT {value} AS v FROM samples s
+               WHERE s.site = series_catalog.site AND s.host = series_catalog.host AND s.provider = series_catalog.provider
+                 AND s.model = series_catalog.model AND s.status = 'ok' AND s.ts = {at}) x
+               WHERE v IS NOT NULL LIMIT 1), last_value)
+             WHERE touched = $1",
+            value = Metric::sql_by_name("series_catalog.metric", self.dialect()),
+            at = self.at_us("series_catalog.last_ts"),
         );
         let wm = with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -97,6 +104,7 @@ impl Store {
             if upper > wm {
                 sqlx::query(&rollup).bind(wm).bind(upper).execute(&mut *tx).await?;
                 sqlx::query(&catalog).bind(wm).bind(upper).execute(&mut *tx).await?;
+                sqlx::query(&last).bind(upper).execute(&mut *tx).await?;
                 sqlx::query(SET_WM).bind(upper).execute(&mut *tx).await?;
             }
             tx.commit().await?;
