@@ -108,6 +108,11 @@ impl Dispatcher {
                     }
                 },
             }
+            // one run serves every change announced so far: wake-ups coalesce
+            while !matches!(
+                events.try_recv(),
+                Err(broadcast::error::TryRecvError::Empty | broadcast::error::TryRecvError::Closed)
+            ) {}
             // a full batch means more is due: go again without waiting for the tick
             loop {
                 match self.run_once(&mut limits).await {
