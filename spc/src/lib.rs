@@ -12,6 +12,8 @@
 //!   batch function ([`nelson::evaluate`]) and a deliberately naive window-rescanning
 //!   implementation ([`nelson::reference`]) used as an oracle by tests and benchmarks.
 //! - [`episode`]: consecutive flags of one rule grouped into episodes.
+//! - [`detect`]: paging detectors with a designed false-alarm rate (robust Phase I with AR(1),
+//!   CUSUM designed for a guaranteed ARL0, outage and error-rate detectors).
 //! - [`charts`]: the other chart families (X̄-S over subgroups, p-chart, EWMA, CUSUM). Every
 //!   chart reduces a point to a z-score against its own limits, so the Nelson evaluator and the
 //!   episode tracker work unchanged on top of any of them.
@@ -27,6 +29,7 @@
 
 pub mod baseline;
 pub mod charts;
+pub mod detect;
 pub mod episode;
 mod error;
 pub mod nelson;
