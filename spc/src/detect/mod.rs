@@ -13,17 +13,22 @@
 //!   a bounded number of in-control points once the change is over.
 //! - [`errors`]: outage and error-rate detectors on the call outcomes — consecutive failures
 //!   and a Bernoulli CUSUM of the failure rate.
+//! - [`monitor`]: a series' transform, Phase I and shift detector together, and the
+//!   defaults; [`sim`]: the detection benchmark's simulations.
 //!
 //! Like the rest of the crate: no I/O, no clock, deterministic (the design's Monte Carlo
 //! uses a fixed seed).
 
 pub mod design;
 pub mod errors;
+pub mod monitor;
 pub mod phase1;
 pub mod rng;
 pub mod shift;
+pub mod sim;
 
 pub use design::{CusumDesign, cusum_arl, design_cusum, siegmund_arl};
 pub use errors::{ErrorRate, ErrorRateDesign, Outage, design_error_rate};
+pub use monitor::{Designer, Monitor, defaults, effective_phase1};
 pub use phase1::Phase1;
 pub use shift::{ShiftDetector, ShiftStep, Side};

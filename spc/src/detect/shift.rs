@@ -14,7 +14,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::design::CusumDesign;
 use super::phase1::Phase1;
 
 /// Residuals are clipped to ±CLIP before they enter the sums.
@@ -73,15 +72,15 @@ impl ShiftDetector {
         }
     }
 
-    /// Judges one (transformed) value.
-    pub fn push(&mut self, y: f64, p: &Phase1, d: &CusumDesign) -> ShiftStep {
+    /// Judges one (transformed) value with reference `k` and decision interval `h`.
+    pub fn push(&mut self, y: f64, p: &Phase1, k: f64, h: f64) -> ShiftStep {
         let dev = y - p.mean;
         let prev = self.prev.unwrap_or(0.0);
         self.prev = Some(dev);
         let scale = p.sd * (1.0 - p.phi * p.phi).sqrt();
         let e = ((dev - p.phi * prev) / scale).clamp(-CLIP, CLIP);
-        self.hi = (self.hi + e - d.k).max(0.0);
-        self.lo = (self.lo - e - d.k).max(0.0);
+        self.hi = (self.hi + e - k).max(0.0);
+        self.lo = (self.lo - e - k).max(0.0);
         let mut step = ShiftStep {
             residual: e,
             ..ShiftStep::default()
@@ -90,12 +89,12 @@ impl ShiftDetector {
             (&mut self.hi, &mut self.up, Side::Up),
             (&mut self.lo, &mut self.down, Side::Down),
         ] {
-            if !*on && *sum > d.h {
+            if !*on && *sum > h {
                 *on = true;
                 step.opened = Some(side);
             }
             if *on {
-                *sum = sum.min(2.0 * d.h);
+                *sum = sum.min(2.0 * h);
                 if *sum == 0.0 {
                     *on = false;
                     step.closed = Some(side);
@@ -130,13 +129,16 @@ mod tests {
         let d = design_cusum(0.5, 100_000.0, 200).unwrap();
         let p = known();
         let mut s = ShiftDetector::new();
-        assert!(s.push(50.0, &p, &d).opened.is_none(), "one wild value");
+        assert!(
+            s.push(50.0, &p, d.k, d.h).opened.is_none(),
+            "one wild value"
+        );
         for _ in 0..30 {
-            s.push(0.0, &p, &d);
+            s.push(0.0, &p, d.k, d.h);
         }
-        let first = (0..100).find(|_| s.push(1.0, &p, &d).opened == Some(Side::Up));
+        let first = (0..100).find(|_| s.push(1.0, &p, d.k, d.h).opened == Some(Side::Up));
         assert!(first.is_some_and(|i| i < 30), "{first:?} (h = {})", d.h);
-        let cleared = (0..200).find(|_| s.push(0.0, &p, &d).closed == Some(Side::Up));
+        let cleared = (0..200).find(|_| s.push(0.0, &p, d.k, d.h).closed == Some(Side::Up));
         assert!(
             cleared.is_some_and(|i| i as f64 <= 2.0 * d.h / d.k + 1.0),
             "{cleared:?}"
@@ -162,7 +164,7 @@ mod tests {
         let count = |p: &Phase1| {
             let mut s = ShiftDetector::new();
             xs.iter()
-                .filter(|x| s.push(**x, p, &d).opened.is_some())
+                .filter(|x| s.push(**x, p, d.k, d.h).opened.is_some())
                 .count() as f64
         };
         // with known parameters the expected count is n / ARL0(h); ignoring φ gives far more
