@@ -13,7 +13,7 @@ use super::monitor::{Designer, Monitor, defaults};
 use super::rng::Rng;
 use crate::{
     Baseline, BaselineOptions, EpisodeEvent, EpisodeTracker, NelsonConfig, NelsonState, Rule,
-    RuleSet, Transform,
+    Transform,
 };
 
 /// In-control data families.

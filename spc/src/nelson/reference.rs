@@ -48,6 +48,9 @@ pub fn flags_at(zs: &[f64], i: usize, cfg: &NelsonConfig) -> RuleFlags {
         }
     }
     for (rule, p) in [(Rule::R5, cfg.rule5), (Rule::R6, cfg.rule6)] {
+        if i + 1 < p.window as usize {
+            continue; // a signal needs the full window
+        }
         let start = (i + 1).saturating_sub(p.window as usize);
         let w = &zs[start..=i];
         let above = w.iter().filter(|&&v| v > p.k).count() as u32;

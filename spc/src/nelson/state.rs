@@ -29,6 +29,8 @@ pub struct NelsonState {
     age_pos: u32,
     /// Points since the latest z < 0.
     age_neg: u32,
+    /// Points seen (saturating): rules 5 and 6 need a full window.
+    seen: u32,
 }
 
 impl Default for NelsonState {
@@ -62,6 +64,7 @@ impl NelsonState {
             r8_run: 0,
             age_pos: u32::MAX,
             age_neg: u32::MAX,
+            seen: 0,
         }
     }
 
@@ -112,20 +115,25 @@ impl NelsonState {
         self.prev_z = z;
         self.has_prev = true;
 
-        // rules 5 and 6: shift registers, popcount = points beyond within the window
+        // rules 5 and 6: shift registers, popcount = points beyond within the window; a
+        // signal needs the whole window (3 points for rule 5, 5 for rule 6)
+        self.seen = self.seen.saturating_add(1);
+        let (full5, full6) = (self.seen >= rules.r5_window, self.seen >= rules.r6_window);
         let (a5, b5) = (z > rules.r5_k, z < -rules.r5_k);
         self.r5_above = ((self.r5_above << 1) | u64::from(a5)) & rules.r5_mask;
         self.r5_below = ((self.r5_below << 1) | u64::from(b5)) & rules.r5_mask;
         fired |= u8::from(
-            (a5 && self.r5_above.count_ones() >= rules.r5_count)
-                || (b5 && self.r5_below.count_ones() >= rules.r5_count),
+            full5
+                && ((a5 && self.r5_above.count_ones() >= rules.r5_count)
+                    || (b5 && self.r5_below.count_ones() >= rules.r5_count)),
         ) << 4;
         let (a6, b6) = (z > rules.r6_k, z < -rules.r6_k);
         self.r6_above = ((self.r6_above << 1) | u64::from(a6)) & rules.r6_mask;
         self.r6_below = ((self.r6_below << 1) | u64::from(b6)) & rules.r6_mask;
         fired |= u8::from(
-            (a6 && self.r6_above.count_ones() >= rules.r6_count)
-                || (b6 && self.r6_below.count_ones() >= rules.r6_count),
+            full6
+                && ((a6 && self.r6_above.count_ones() >= rules.r6_count)
+                    || (b6 && self.r6_below.count_ones() >= rules.r6_count)),
         ) << 5;
 
         // rules 7 and 8, with the optional "both sides" requirement
@@ -233,12 +241,17 @@ mod tests {
         assert!(fired(&[2.5, -2.5, 0.0], &d(), Rule::R5).is_empty());
         // exactly 2 sigma is not beyond
         assert!(fired(&[2.0, 2.0, 2.0], &d(), Rule::R5).is_empty());
-        // partial window at the start
-        assert_eq!(fired(&[2.5, 2.5], &d(), Rule::R5), vec![1]);
+        // a signal needs the full window: not at the second point of a series
+        assert!(fired(&[2.5, 2.5], &d(), Rule::R5).is_empty());
+        assert_eq!(fired(&[2.5, 2.5, 2.5], &d(), Rule::R5), vec![2]);
     }
 
     #[test]
     fn rule6_four_of_five() {
+        assert!(
+            fired(&[1.5, 1.5, 1.5, 1.5], &d(), Rule::R6).is_empty(),
+            "needs 5 points"
+        );
         assert_eq!(fired(&[1.5, 1.2, 0.0, 1.1, 1.3], &d(), Rule::R6), vec![4]);
         assert!(fired(&[1.5, 1.2, 0.0, 1.0, 1.3], &d(), Rule::R6).is_empty());
     }
