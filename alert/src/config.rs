@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use llmscope_model::{ChannelKind, Secret, Severity};
+use llmscope_model::{ChannelKind, Secret, SeverityMap};
 use llmscope_store::alerts::{ChannelRow, RouteRow, SilenceRow};
 use llmscope_store::{Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -75,8 +75,10 @@ pub struct AlertsConfig {
     /// Re-announce a group's still-open violations after this long (0s: never).
     #[serde(with = "humantime_serde")]
     pub repeat_interval: Duration,
-    /// Severity per rule number (`{ "1" = "critical", … }`); unlisted rules use the default
-    /// (1 critical; 2, 5, 6 error; 3, 8 warning; 4, 7 info).
+    /// Severity per Nelson rule number or detector (`{ "1" = "error", "cusum" = "critical" }`);
+    /// unlisted ones keep their default: rules 1, 2, 5, 6 `warning` and 3, 4, 7, 8 `info`
+    /// (chart markers); `down` `critical`; `cusum`, `error_rate`, `silent`, `agent_silent`
+    /// `error`. Only `critical` and `error` open an incident and notify.
     pub severity: BTreeMap<String, String>,
     /// Channels of the default route (used when no route matches); unset: every channel.
     pub default_channels: Option<Vec<String>>,
@@ -122,7 +124,8 @@ pub struct ChannelConfig {
     /// default the public one).
     #[serde(default)]
     pub url: String,
-    /// PagerDuty: severity per rule number, e.g. `{ "1" = "critical", "7" = "warning" }`.
+    /// PagerDuty: the event severity per rule number or detector, e.g.
+    /// `{ "cusum" = "warning", "down" = "critical" }` (default: the notification's).
     #[serde(default)]
     pub severity: BTreeMap<String, String>,
     /// Webhook signing secret, PagerDuty routing key or SMTP password (prefer `secret_env`).
@@ -225,24 +228,20 @@ fn config_author() -> String {
     "config".into()
 }
 
-/// Parses a severity map (`{"1" = "critical", …}`): rule numbers 1..8 to severities.
-pub fn severity_map(v: &Value) -> Result<BTreeMap<u8, Severity>, String> {
+/// Parses a severity map (`{"1" = "critical", "down" = "error", …}`): Nelson rule numbers
+/// 1..8 and detector names to severities.
+pub fn severity_map(v: &Value) -> Result<SeverityMap, String> {
     let Some(m) = v.as_object() else {
-        return Err("`severity` must be a table of rule number = severity".into());
+        return Err("`severity` must be a table of rule number or detector = severity".into());
     };
-    let mut out = BTreeMap::new();
-    for (rule, sev) in m {
-        let parsed = llmscope_model::alert::rule_number(rule)
-            .zip(sev.as_str().and_then(|s| s.parse::<Severity>().ok()));
-        let Some((r, s)) = parsed else {
-            return Err(format!(
-                "`severity` maps rule numbers 1..8 to {}; got `{rule}` = {sev}",
-                Severity::names().replace(", info", " or info")
-            ));
+    let mut pairs = Vec::with_capacity(m.len());
+    for (k, sev) in m {
+        let Some(sev) = sev.as_str() else {
+            return Err(format!("`severity`: `{k}` must be a string"));
         };
-        out.insert(r, s);
+        pairs.push((k.as_str(), sev));
     }
-    Ok(out)
+    SeverityMap::parse(pairs).map_err(|e| format!("`severity`: {e}"))
 }
 
 impl AlertsConfig {
@@ -313,7 +312,7 @@ impl AlertsConfig {
         }
         let sev = serde_json::to_value(&self.severity).unwrap_or_default();
         severity_map(&sev).map_err(|e| {
-            AlertConfigError::at("alerts.severity", e.trim_start_matches("`severity` "))
+            AlertConfigError::at("alerts.severity", e.trim_start_matches("`severity`: "))
         })?;
         self.route_rows()?;
         self.silence_rows(now_us)?;
@@ -409,12 +408,11 @@ impl AlertsConfig {
             .collect()
     }
 
-    /// Severity of a rule: `[alerts] severity`, else [`Severity::default_for_rule`].
-    pub fn severity_for(&self, rule: u8) -> Severity {
-        self.severity
-            .get(&rule.to_string())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| Severity::default_for_rule(rule))
+    /// The severity map of `[alerts] severity` (validated at start; an invalid map would
+    /// have stopped the process, so it falls back to the defaults here).
+    pub fn severities(&self) -> SeverityMap {
+        SeverityMap::parse(self.severity.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .unwrap_or_default()
     }
 
     /// Writes the config file's channels, routes and silences to the store

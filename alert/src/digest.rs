@@ -1,7 +1,8 @@
-//! One message per claimed group: its notifications (each with its violation as stored
-//! now), a one-line title, and the JSON item each HTTP channel builds on.
+//! One message per claimed group: its notifications (each with its violation — an incident's
+//! lead — and the incident's other members as stored now), a one-line title, and the JSON
+//! item each HTTP channel builds on.
 
-use llmscope_model::{AlertEvent, Violation};
+use llmscope_model::{AlertEvent, Detector, Violation, rule_text};
 use llmscope_store::alerts::Claimed;
 use serde_json::{Value, json};
 
@@ -45,6 +46,35 @@ pub fn series_text(v: Option<&Violation>, with_provider: bool) -> String {
     }
 }
 
+/// What found a violation, in words: (`"rule 2"`, the rule's text) or (`"cusum"`, the
+/// detector's text).
+pub fn finding(v: Option<&Violation>) -> (String, String) {
+    match v {
+        None => ("?".into(), String::new()),
+        Some(v) if v.detector == Detector::Nelson => {
+            (format!("rule {}", v.rule), rule_text(v.rule))
+        }
+        Some(v) => (v.detector.to_string(), v.detector.text().to_owned()),
+    }
+}
+
+/// The other members of the incident a notification leads, one line each:
+/// `"rule 2 on eu / gpu-1 / m / ttft_ms (warning, open)"`.
+pub fn members_text(c: &Claimed) -> Vec<String> {
+    c.members
+        .iter()
+        .map(|m| {
+            format!(
+                "{} on {} ({}, {})",
+                finding(Some(m)).0,
+                series_text(Some(m), false),
+                m.severity,
+                m.display_status()
+            )
+        })
+        .collect()
+}
+
 /// A number for people: one decimal, `?` when missing.
 pub fn num(x: Option<f64>) -> String {
     x.map(|x| format!("{x:.1}")).unwrap_or_else(|| "?".into())
@@ -72,9 +102,14 @@ impl Digest {
                     "labels": labels,
                     "series": series,
                     "rule": v.map(|v| v.rule),
+                    "detector": v.map(|v| v.detector),
                     "baseline": v.map(|v| &v.baseline),
                     "points": v.map(|v| &v.points),
                     "violation": v,
+                    "incident": v.and_then(|v| v.incident.as_ref()).map(|id| json!({
+                        "id": id,
+                        "members": c.members.iter().map(Violation::summary).collect::<Vec<_>>(),
+                    })),
                     "dashboard_url": cfg.link(&c.violation_id),
                 })
             })
@@ -92,15 +127,22 @@ impl Digest {
                 AlertEvent::Opened => "out of control",
             };
             return match &c.violation {
-                Some(v) => format!(
-                    "{} {} on {}/{} {what} (Nelson rule {})",
-                    v.series.model,
-                    v.series.metric,
-                    v.series.site_label(),
-                    v.series.host_label(),
-                    v.rule
-                ),
-                None => format!("? ? on ?/? {what} (Nelson rule 0)"),
+                Some(v) => {
+                    let more = if c.members.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", +{} in the incident", c.members.len())
+                    };
+                    format!(
+                        "{} {} on {}/{} {what} ({}{more})",
+                        v.series.model,
+                        v.series.metric,
+                        v.series.site_label(),
+                        v.series.host_label(),
+                        v.title()
+                    )
+                }
+                None => format!("? ? on ?/? {what}"),
             };
         }
         let mut parts = Vec::new();

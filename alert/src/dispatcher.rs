@@ -437,7 +437,7 @@ fn plan(
     item: &OutboxItem,
     now: i64,
 ) -> Vec<Planned> {
-    let labels = routing::labels(item, cfg.severity_for(item.rule));
+    let labels = routing::labels(item);
     let silenced_by = silencer.silenced_by(&labels, now);
     let labels_json = serde_json::to_string(&labels).unwrap_or_default();
     router

@@ -1,7 +1,8 @@
 //! Label matchers, routes and silences.
 //!
-//! Every notification carries labels: `site`, `host`, `provider`, `model`, `metric`, `rule`
-//! (the number as text) and `severity` (from `[alerts] severity`). A matcher set is a JSON
+//! Every notification carries labels: `site`, `host`, `provider`, `model`, `metric`,
+//! `source`, `rule` (the number as text, 0 for detectors), `detector` and `severity` (fixed
+//! when the violation opened, from `[alerts] severity`). A matcher set is a JSON
 //! object `{label: value}`; a value matches exactly, or, written `~regex`, when the anchored
 //! regular expression matches. All matchers of a set must match (an empty set matches
 //! everything).
@@ -11,29 +12,32 @@ use std::collections::BTreeMap;
 use regex::Regex;
 use serde_json::Value;
 
-use llmscope_model::Severity;
 use llmscope_store::alerts::{OutboxItem, RouteRow, SilenceRow};
 
 /// Labels routes may match on.
-pub const ROUTE_LABELS: &[&str] = &["site", "model", "metric", "rule", "severity", "provider"];
+pub const ROUTE_LABELS: &[&str] = &[
+    "site", "model", "metric", "rule", "severity", "provider", "detector", "source",
+];
 /// Labels silences may match on.
 pub const SILENCE_LABELS: &[&str] = &[
-    "site", "host", "provider", "model", "metric", "rule", "severity",
+    "site", "host", "provider", "model", "metric", "rule", "severity", "detector", "source",
 ];
 
 /// A notification's labels.
 pub type Labels = BTreeMap<String, String>;
 
 /// The labels of an outbox row.
-pub fn labels(item: &OutboxItem, severity: Severity) -> Labels {
+pub fn labels(item: &OutboxItem) -> Labels {
     [
         ("site", item.site.clone()),
         ("host", item.host.clone()),
         ("provider", item.provider.clone()),
         ("model", item.model.clone()),
         ("metric", item.metric.clone()),
+        ("source", item.source.clone()),
         ("rule", item.rule.to_string()),
-        ("severity", severity.to_string()),
+        ("detector", item.detector.to_string()),
+        ("severity", item.severity.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -207,12 +211,14 @@ mod tests {
                 provider: "p".into(),
                 model: model.into(),
                 metric: "latency_ms".into(),
+                source: "probe".into(),
                 rule,
-            },
-            if rule == 1 {
-                Severity::Critical
-            } else {
-                Severity::Warning
+                detector: llmscope_model::Detector::Nelson,
+                severity: if rule == 1 {
+                    llmscope_model::Severity::Critical
+                } else {
+                    llmscope_model::Severity::Warning
+                },
             },
         )
     }

@@ -2,22 +2,29 @@
 //!
 //! Reads a CSV with a header (one column picked) or a JSON array of numbers, from a file or
 //! stdin; estimates a Phase I baseline from the first N points (or takes a given centre and
-//! sigma); evaluates the eight Nelson rules on every point; prints a table or one JSON object.
-//! Every input error names the file, the line and the column.
+//! sigma) the way the live engine does by default (robust σ, ln transform for positive
+//! values, 300 points); evaluates the eight Nelson rules on every point (the chart's markers)
+//! and the paging CUSUM on every point after Phase I, designed as the live engine designs it;
+//! groups the CUSUM's episodes and the rule episodes inside them into incidents; prints a
+//! table or one JSON object. Every input error names the file, the line and the column.
 
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+use llmscope_spc::detect::{CusumDesign, Designer, Monitor, Side, defaults};
 use llmscope_spc::{
     Baseline, BaselineOptions, NelsonConfig, Rule, RuleFlags, SigmaMethod, SpcError, Transform,
     episode, nelson,
 };
 use serde_json::json;
 
-/// Default number of points the baseline is estimated from.
-pub const DEFAULT_BASELINE_POINTS: usize = 50;
+/// Default number of points the baseline is estimated from (the live engine's).
+pub const DEFAULT_BASELINE_POINTS: usize = defaults::PHASE1;
+/// Default designed in-control run length of the CUSUM, per series: the live engine's
+/// 100 000 points per model and host shared by a probe's two paging series.
+pub const DEFAULT_SERIES_ARL0: f64 = 2.0 * defaults::ARL0_MODEL_HOST;
 /// Below this many baseline points the estimate is shaky and a warning is printed.
 pub const MIN_RELIABLE_BASELINE_POINTS: usize = 20;
 
@@ -35,15 +42,24 @@ pub struct AnalyzeArgs {
     /// Known sigma (on the transformed scale); needs --center.
     #[arg(long, requires = "center")]
     pub sigma: Option<f64>,
-    /// Estimate the baseline from the first N points [default: 50, or all if fewer].
+    /// Estimate the baseline from the first N points [default: 300, or all if fewer].
     #[arg(long, conflicts_with = "center")]
     pub baseline_points: Option<usize>,
-    /// How sigma is estimated from the moving ranges.
-    #[arg(long, value_enum, default_value_t = SigmaArg::Mrbar)]
+    /// How sigma is estimated (robust: outliers set aside, the process standard deviation and
+    /// the lag-1 autocorrelation; mrbar / median: from moving ranges).
+    #[arg(long, value_enum, default_value_t = SigmaArg::Robust)]
     pub sigma_method: SigmaArg,
-    /// Transform applied before everything (log: for right-skewed latency; values must be > 0).
-    #[arg(long, value_enum, default_value_t = TransformArg::None)]
+    /// Transform applied before everything (auto: log when every value is > 0 and no
+    /// --center/--sigma is given, as the live engine does for time metrics; log: values must
+    /// be > 0).
+    #[arg(long, value_enum, default_value_t = TransformArg::Auto)]
     pub transform: TransformArg,
+    /// The CUSUM's designed in-control run length, in points of this series.
+    #[arg(long, default_value_t = DEFAULT_SERIES_ARL0)]
+    pub arl0: f64,
+    /// The CUSUM's reference value in sigmas.
+    #[arg(long, default_value_t = defaults::K)]
+    pub cusum_k: f64,
     /// Rules to evaluate, e.g. `1,2,5` [default: all eight].
     #[arg(long, value_delimiter = ',')]
     pub rules: Option<Vec<u8>>,
@@ -62,19 +78,44 @@ pub struct AnalyzeArgs {
 /// `--sigma-method` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SigmaArg {
+    /// Outliers set aside, then the standard deviation and lag-1 autocorrelation.
+    Robust,
     /// mean moving range / d2.
     Mrbar,
     /// median moving range / 0.954.
     Median,
 }
 
+impl SigmaArg {
+    /// The estimator.
+    pub fn method(self) -> SigmaMethod {
+        match self {
+            SigmaArg::Robust => SigmaMethod::Robust,
+            SigmaArg::Mrbar => SigmaMethod::Mrbar,
+            SigmaArg::Median => SigmaMethod::Median,
+        }
+    }
+}
+
 /// `--transform` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TransformArg {
+    /// Log when every value is > 0 and no centre is given, else none.
+    Auto,
     /// Use values as they are.
     None,
     /// Natural logarithm.
     Log,
+}
+
+impl TransformArg {
+    /// The transform (`auto` counts as `log`, as the live engine's time metrics).
+    pub fn transform(self) -> Transform {
+        match self {
+            TransformArg::None => Transform::None,
+            TransformArg::Auto | TransformArg::Log => Transform::Log,
+        }
+    }
 }
 
 /// `--format` values.
@@ -162,6 +203,10 @@ pub fn run(
     let transform = match args.transform {
         TransformArg::None => Transform::None,
         TransformArg::Log => Transform::Log,
+        TransformArg::Auto if args.center.is_none() && input.values.iter().all(|v| v.x > 0.0) => {
+            Transform::Log
+        }
+        TransformArg::Auto => Transform::None,
     };
     let at = |v: &Value, msg: String| AnalyzeError::At {
         file: file.clone(),
@@ -199,10 +244,7 @@ pub fn run(
                 )?;
             }
             let opts = BaselineOptions {
-                method: match args.sigma_method {
-                    SigmaArg::Mrbar => SigmaMethod::Mrbar,
-                    SigmaArg::Median => SigmaMethod::Median,
-                },
+                method: args.sigma_method.method(),
                 transform: Transform::None, // ys are already transformed
                 k,
             };
@@ -218,6 +260,13 @@ pub fn run(
     let zs: Vec<f64> = ys.iter().map(|&y| limits.z(y)).collect();
     let flags = nelson::evaluate(&zs, &cfg).map_err(|e| AnalyzeError::Usage(e.to_string()))?;
     let episodes = episode::episodes(&flags, &cfg, args.resolve_after);
+    let judged_from = if baseline.method == SigmaMethod::Given {
+        0
+    } else {
+        baseline.points
+    };
+    let (design, shifts) = cusum(args, &baseline, &ys, judged_from)?;
+    let incidents = incidents(&shifts, &episodes);
     let report = Report {
         file: &file,
         input: &input,
@@ -226,6 +275,9 @@ pub fn run(
         zs: &zs,
         flags: &flags,
         episodes: &episodes,
+        design: &design,
+        shifts: &shifts,
+        incidents: &incidents,
     };
     match args.format {
         Format::Json => {
@@ -235,6 +287,89 @@ pub fn run(
         Format::Table => out.write_all(report.table().as_bytes())?,
     }
     Ok(())
+}
+
+/// One episode of the paging CUSUM (indices of the input, 0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShiftEpisode {
+    /// The point at which it signalled.
+    pub start: usize,
+    /// The point at which the sum was back at 0 (`None`: still in alarm at the end).
+    pub end: Option<usize>,
+    /// Which way the process moved (on the transformed scale).
+    pub side: Side,
+}
+
+/// An incident: a CUSUM episode with the rule episodes that overlap it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incident {
+    /// The CUSUM episode that opened it.
+    pub lead: ShiftEpisode,
+    /// Rule episodes overlapping it: (rule, start, end).
+    pub members: Vec<(u8, usize, usize)>,
+}
+
+/// Runs the paging CUSUM, designed as the live engine designs it for this baseline, over the
+/// points from `from` on.
+fn cusum(
+    args: &AnalyzeArgs,
+    baseline: &Baseline,
+    ys: &[f64],
+    from: usize,
+) -> Result<(CusumDesign, Vec<ShiftEpisode>), AnalyzeError> {
+    let phase1 = baseline.phase1();
+    let design = Designer::with_k(args.cusum_k)
+        .design_or_nearest(args.arl0, &phase1)
+        .map_err(|e| {
+            AnalyzeError::Usage(format!(
+                "--arl0 {} / --cusum-k {} with a Phase I of {} points: {e}",
+                args.arl0, args.cusum_k, baseline.points
+            ))
+        })?;
+    // the values are already transformed
+    let mut m = Monitor::from_design(phase1, Transform::None, &design);
+    let mut out: Vec<ShiftEpisode> = Vec::new();
+    for (i, y) in ys.iter().enumerate().skip(from) {
+        let Some(step) = m.push(*y) else {
+            continue;
+        };
+        if let Some(side) = step.opened {
+            out.push(ShiftEpisode {
+                start: i,
+                end: None,
+                side,
+            });
+        } else if step.closed.is_some()
+            && let Some(e) = out.last_mut()
+        {
+            e.end = Some(i);
+        }
+    }
+    Ok((design, out))
+}
+
+/// Groups the rule episodes into the CUSUM episodes they overlap.
+fn incidents(shifts: &[ShiftEpisode], episodes: &[llmscope_spc::Episode]) -> Vec<Incident> {
+    shifts
+        .iter()
+        .map(|s| Incident {
+            lead: *s,
+            members: episodes
+                .iter()
+                .filter(|e| {
+                    (e.end as usize) >= s.start && s.end.is_none_or(|end| (e.start as usize) <= end)
+                })
+                .map(|e| (e.rule, e.start as usize, e.end as usize))
+                .collect(),
+        })
+        .collect()
+}
+
+fn side_text(s: Side) -> &'static str {
+    match s {
+        Side::Up => "up",
+        Side::Down => "down",
+    }
 }
 
 fn rule_config(args: &AnalyzeArgs) -> Result<NelsonConfig, AnalyzeError> {
@@ -490,9 +625,16 @@ struct Report<'a> {
     zs: &'a [f64],
     flags: &'a [RuleFlags],
     episodes: &'a [llmscope_spc::Episode],
+    design: &'a CusumDesign,
+    shifts: &'a [ShiftEpisode],
+    incidents: &'a [Incident],
 }
 
 impl Report<'_> {
+    fn shift_json(e: &ShiftEpisode) -> serde_json::Value {
+        json!({"start": e.start, "end": e.end, "side": side_text(e.side), "open": e.end.is_none()})
+    }
+
     fn json(&self) -> serde_json::Value {
         let by_rule = nelson::flags_by_rule(self.flags);
         let flags: serde_json::Map<String, serde_json::Value> = Rule::ALL
@@ -515,9 +657,31 @@ impl Report<'_> {
                 "points": b.points,
                 "k": b.k,
                 "transform": b.transform.as_str(),
+                "phi": b.phi,
             },
             "flags": flags,
             "episodes": self.episodes,
+            "detectors": {
+                "cusum": self.shifts.iter().map(Self::shift_json).collect::<Vec<_>>(),
+            },
+            "design": {
+                "cusum": {
+                    "k": self.design.k,
+                    "h": self.design.h,
+                    "arl0": self.design.arl0,
+                    "phase1_effective": self.design.phase1,
+                    "p_target": self.design.p_target,
+                    "arl_1sigma": self.design.arl(1.0),
+                    "arl_2sigma": self.design.arl(2.0),
+                },
+            },
+            "incidents": self.incidents.iter().map(|i| json!({
+                "start": i.lead.start,
+                "end": i.lead.end,
+                "severity": "error",
+                "lead": {"detector": "cusum", "side": side_text(i.lead.side), "start": i.lead.start},
+                "members": i.members.iter().map(|(r, a, b)| json!({"detector": "nelson", "rule": r, "start": a, "end": b})).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
         })
     }
 
@@ -550,6 +714,38 @@ impl Report<'_> {
         );
         let enabled: Vec<String> = self.cfg.enabled().iter().map(|r| r.to_string()).collect();
         let _ = writeln!(s, "rules evaluated: {}", enabled.join(", "));
+        let d = self.design;
+        let _ = writeln!(
+            s,
+            "paging cusum: k {} h {} (one false alarm per {} points; a 1σ shift is caught in ~{} points, 2σ in ~{})",
+            g(d.k),
+            g(d.h),
+            g(d.arl0),
+            g(d.arl(1.0).round()),
+            g(d.arl(2.0).round())
+        );
+        if self.incidents.is_empty() {
+            let _ = writeln!(s, "incidents: none (no sustained shift)");
+        } else {
+            let _ = writeln!(s, "\nincidents (pages):");
+            for i in self.incidents {
+                let end = i
+                    .lead
+                    .end
+                    .map_or("still open".to_owned(), |e| format!("back at index {e}"));
+                let _ = writeln!(
+                    s,
+                    "  shift {} from index {} ({end}); rule episodes inside: {}",
+                    side_text(i.lead.side),
+                    i.lead.start,
+                    i.members
+                        .iter()
+                        .map(|(r, a, b)| format!("rule {r} {a}–{b}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+        }
         let flagged: Vec<usize> = (0..self.flags.len())
             .filter(|&i| !self.flags[i].is_empty())
             .collect();

@@ -169,9 +169,13 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     let dispatcher_task = tokio::spawn(dispatcher.clone().run(events.subscribe()));
     let metrics = tokio::spawn(crate::metrics::follow(store.clone(), events.subscribe()));
     let (hook, engine, buckets): (Option<CommitHook>, _, _) = if cfg.spc.enabled {
+        let engine_cfg = EngineConfig {
+            severity: cfg.alerts.severities(),
+            ..EngineConfig::from(&cfg.spc)
+        };
         let (tx, task) = Engine::new(
             store.clone(),
-            EngineConfig::from(&cfg.spc),
+            engine_cfg,
             clock.clone(),
             events.clone(),
         )

@@ -1,27 +1,34 @@
-//! The engine task: receives the samples of each commit, groups them by series, warms series
-//! it has not seen, feeds their points through [`crate::state`] (or Phase I learning),
-//! attaches contexts, applies the violation operations in one transaction, bumps counters and
-//! announces what happened as [`LiveEvent`]s. A failed batch is retried with backoff after
-//! the in-memory series are dropped (they are rebuilt from the database).
+//! The engine task: receives the samples of each commit, groups them by series (site, host,
+//! provider, model, source and metric; only the metrics judged for the source), warms series
+//! it has not seen, feeds their points through [`crate::state`] (or Phase I learning) and
+//! every call's outcome through [`crate::calls`], attaches contexts, assigns incidents
+//! ([`crate::incidents`]), applies the violation operations in one transaction, bumps
+//! counters and announces what happened as [`LiveEvent`]s. Between batches it checks for
+//! silence ([`crate::silence`]). A failed batch is retried with backoff after the in-memory
+//! series are dropped (they are rebuilt from the database).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use llmscope_model::{
-    CallStatus, Evaluated, FrozenBaseline, Judged, LiveEvent, Metric, Sample, SeriesId, SharedClock,
+    CallStatus, Evaluated, FrozenBaseline, Judged, LiveEvent, Metric, Sample, SeriesId,
+    SeverityMap, SharedClock, Source,
 };
+use llmscope_spc::detect::{Designer, ErrorRateDesign, design_error_rate};
 use llmscope_spc::{SigmaMethod, Transform};
 use llmscope_store::counters::Counters;
 use llmscope_store::violations::ViolationOp;
 use llmscope_store::{Store, StoreError};
 use tokio::sync::{broadcast, mpsc};
 
+use crate::calls::{Call, CallState};
 use crate::config::SpcConfig;
+use crate::incidents::HostKey;
 use crate::learn::Learner;
 use crate::settings::{Effective, Scope, Settings};
 use crate::state::{
-    PendingContext, Pt, SeriesState, coalesce_extends, flush_episode_points, judge,
+    JudgeCtx, PendingContext, Pt, SeriesState, coalesce_extends, flush_episode_points, judge,
 };
 
 /// Engine settings.
@@ -39,6 +46,24 @@ pub struct EngineConfig {
     pub warmup_points: usize,
     /// How often rule configuration and baseline changes are picked up (0: every batch).
     pub refresh_interval: Duration,
+    /// Designed in-control run length of the paging CUSUM per model and host, in points.
+    pub arl0: f64,
+    /// The CUSUM's reference value.
+    pub cusum_k: f64,
+    /// Consecutive failed calls that page `down`.
+    pub down_after: u32,
+    /// In-control failure rate, the rate to detect and the chart's in-control run length.
+    pub error_rate: (f64, f64, f64),
+    /// `silent` after this many median intervals …
+    pub silent_factor: u32,
+    /// … and at least this long.
+    pub silent_min: Duration,
+    /// `agent_silent` after this long without telemetry.
+    pub agent_silent_after: Duration,
+    /// How often silence is checked.
+    pub silence_interval: Duration,
+    /// Severity per Nelson rule and detector (`[alerts] severity`).
+    pub severity: SeverityMap,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +82,19 @@ impl From<&SpcConfig> for EngineConfig {
             resolve_after: c.resolve_after,
             warmup_points: c.warmup_points,
             refresh_interval: c.refresh_interval,
+            arl0: c.arl0,
+            cusum_k: c.cusum_k,
+            down_after: c.down_after,
+            error_rate: (
+                c.error_rate_p0,
+                c.error_rate_p0 * c.error_rate_factor,
+                c.error_rate_arl0,
+            ),
+            silent_factor: c.silent_factor,
+            silent_min: c.silent_min,
+            agent_silent_after: c.agent_silent_after,
+            silence_interval: c.silence_interval,
+            severity: SeverityMap::default(),
         }
     }
 }
@@ -84,6 +122,14 @@ pub struct Engine {
     baseline_gen: i64,
     /// When settings and baselines were last read, Unix µs.
     refreshed: Option<i64>,
+    /// Designs of the paging CUSUM (shared by all series).
+    pub(crate) designer: Designer,
+    /// The error-rate chart's design.
+    pub(crate) error_design: ErrorRateDesign,
+    /// Call-level state per model, host and source (keyed by its latency series).
+    pub(crate) calls: HashMap<SeriesId, CallState>,
+    /// Open incidents: their lead violation per model and host.
+    pub(crate) incidents: HashMap<HostKey, String>,
 }
 
 impl Engine {
@@ -95,7 +141,22 @@ impl Engine {
         events: broadcast::Sender<LiveEvent>,
     ) -> Engine {
         let settings = Settings::from_rows(&[], cfg.resolve_after);
+        let (p0, p1, arl0) = cfg.error_rate;
+        // validated with the config; the fallback keeps a hand-built config usable
+        let error_design = design_error_rate(p0, p1, arl0)
+            .or_else(|_| design_error_rate(0.01, 0.1, 100_000.0))
+            .unwrap_or(ErrorRateDesign {
+                p0: 0.01,
+                p1: 0.1,
+                h: 5.0,
+                arl0: 0.0,
+                arl1: 0.0,
+            });
         Engine {
+            designer: Designer::with_k(cfg.cusum_k),
+            error_design,
+            calls: HashMap::new(),
+            incidents: HashMap::new(),
             store,
             cfg,
             clock,
@@ -119,7 +180,21 @@ impl Engine {
         let (tx, mut rx) = mpsc::channel::<Vec<Sample>>(256);
         let mut engine = self;
         let task = tokio::spawn(async move {
-            while let Some(batch) = rx.recv().await {
+            let mut silence = tokio::time::interval(engine.cfg.silence_interval);
+            silence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                let batch = tokio::select! {
+                    b = rx.recv() => match b {
+                        Some(b) => b,
+                        None => break,
+                    },
+                    _ = silence.tick() => {
+                        if let Err(e) = engine.check_silence().await {
+                            tracing::warn!(error = %e, "live spc: silence check failed; will retry");
+                        }
+                        continue;
+                    }
+                };
                 let mut backoff = Duration::from_millis(100);
                 loop {
                     match engine.process(&batch).await {
@@ -128,6 +203,7 @@ impl Engine {
                             tracing::warn!(error = %e, "live spc: evaluation failed; retrying the batch");
                             // a failure may leave partial in-memory state: rebuild from the database
                             engine.series.clear();
+                            engine.calls.clear();
                             tokio::time::sleep(backoff).await;
                             backoff = (backoff * 2).min(Duration::from_secs(5));
                         }
@@ -163,7 +239,7 @@ impl Engine {
             self.baseline_gen += 1;
             self.baselines.clear();
         }
-        Ok(())
+        self.reload_incidents().await
     }
 
     pub(crate) fn effective(&mut self, site: &str, model: &str) -> Arc<Effective> {
@@ -222,21 +298,26 @@ impl Engine {
     pub async fn process(&mut self, samples: &[Sample]) -> Result<(), StoreError> {
         self.refresh().await?;
         // group by borrowed identity first: owned keys are built once per series per batch
-        type Ident<'a> = (&'a str, &'a str, &'a str, &'a str);
-        let mut grouped: HashMap<Ident<'_>, [Vec<Pt>; 4]> = HashMap::new();
-        let mut errors: BTreeMap<SeriesId, i64> = BTreeMap::new();
+        type Ident<'a> = (&'a str, &'a str, &'a str, &'a str, Source);
+        let mut grouped: HashMap<Ident<'_>, ([Vec<Pt>; 4], Vec<Call>)> = HashMap::new();
         for s in samples {
-            if s.status != CallStatus::Ok {
-                *errors.entry(s.series(Metric::LatencyMs)).or_default() += 1;
+            // one lookup per sample, then the metrics judged for its source
+            let slot = grouped
+                .entry((&s.site, &s.host, &s.provider, &s.model, s.source))
+                .or_default();
+            let failed = s.status != CallStatus::Ok;
+            slot.1.push(Call {
+                id: s.id,
+                ts: s.ts_us,
+                failed,
+                latency_ms: s.latency_ms,
+            });
+            if failed {
                 continue;
             }
-            // one lookup per sample, then the four metrics
-            let slot = grouped
-                .entry((&s.site, &s.host, &s.provider, &s.model))
-                .or_default();
-            for (k, m) in Metric::ALL.iter().enumerate() {
+            for m in s.source.judged() {
                 if let Some(v) = m.value(s.latency_ms, s.ttft_ms, s.tokens_out) {
-                    slot[k].push(Pt {
+                    slot.0[metric_index(*m)].push(Pt {
                         id: s.id,
                         ts: s.ts_us,
                         value: v,
@@ -244,21 +325,24 @@ impl Engine {
                 }
             }
         }
-        let mut per: Vec<(SeriesId, Vec<Pt>)> = grouped
-            .into_iter()
-            .flat_map(|((site, host, provider, model), by_metric)| {
-                Metric::ALL
-                    .iter()
-                    .zip(by_metric)
-                    .filter(|(_, pts)| !pts.is_empty())
-                    .map(move |(m, pts)| (SeriesId::series(site, host, provider, model, *m), pts))
-            })
-            .collect();
+        let mut per: Vec<(SeriesId, Vec<Pt>)> = Vec::new();
+        let mut calls: Vec<(SeriesId, Vec<Call>)> = Vec::new();
+        for ((site, host, provider, model, source), (by_metric, c)) in grouped {
+            let base = SeriesId::series(site, host, provider, model, Metric::LatencyMs)
+                .with_source(source);
+            for (m, pts) in Metric::ALL.iter().zip(by_metric) {
+                if !pts.is_empty() {
+                    per.push((base.with_metric(*m), pts));
+                }
+            }
+            calls.push((base, c));
+        }
         per.sort_by(|a, b| a.0.cmp(&b.0)); // a stable processing order
+        calls.sort_by(|a, b| a.0.cmp(&b.0));
         tracing::Span::current().record("series", per.len());
         let mut ops = Vec::new();
         let mut contexts = Vec::new();
-        let mut counters: Vec<(SeriesId, Counters)> = Vec::with_capacity(per.len());
+        let mut counters: Vec<(SeriesId, Counters)> = Vec::with_capacity(per.len() + calls.len());
         let mut judged: Vec<Option<Judged>> = Vec::with_capacity(per.len());
         for (key, mut pts) in per {
             pts.sort_by(|a, b| a.ts.cmp(&b.ts).then(a.id.cmp(&b.id)));
@@ -277,55 +361,39 @@ impl Engine {
                 key,
                 Counters {
                     late_points: fed.late,
-                    errors: 0,
                     ok: ok - fed.late,
                     last_evaluated: fed.newest,
+                    ..Counters::default()
                 },
             ));
         }
-        for (k, n) in errors {
+        let evaluated = counters.len();
+        for (key, mut c) in calls {
+            c.sort_by(|a, b| a.ts.cmp(&b.ts).then(a.id.cmp(&b.id)));
+            let errors = c.iter().filter(|c| c.failed).count() as i64;
+            let (last_seen, interval_us) = self.feed_calls(&key, &c, &mut ops).await?;
             counters.push((
-                k,
+                key,
                 Counters {
-                    errors: n,
+                    errors,
+                    last_seen,
+                    interval_us,
                     ..Counters::default()
                 },
             ));
         }
         crate::context::attach(&self.store, contexts, &mut ops).await?;
-        // after the contexts: they point at op positions
-        coalesce_extends(&mut ops);
-        let mut announce = Vec::new();
-        if !ops.is_empty() {
-            let report = self
-                .store
-                .apply_violations(&ops, self.clock.now_us())
-                .await?;
-            for id in &report.opened {
-                tracing::info!(violation = %id, "violation opened");
-                if let Some(v) = ops.iter().find_map(|op| match op {
-                    ViolationOp::Open(v) if &v.id == id => Some(v),
-                    _ => None,
-                }) {
-                    announce.push(LiveEvent::ViolationOpened(Arc::new(v.clone())));
-                }
-            }
-            for r in report.resolved {
-                announce.push(LiveEvent::ViolationResolved {
-                    id: r.id,
-                    series: r.series,
-                    rule: r.rule,
-                });
-            }
-            tracing::Span::current().record("opened", report.opened.len());
-        }
+        // after the contexts (they point at op positions), before coalescing
+        self.assign_incidents(&mut ops).await?;
+        let announce = self.apply(ops).await?;
         self.store.bump_counters(&counters).await?;
         // nobody listening is fine: events are for dashboards, metrics and the dispatcher
         if self.events.receiver_count() > 0 {
-            // the keys move from the counters (the error-only entries come last, unjudged)
+            // the keys move from the counters (the call-level entries come last, unjudged)
             let series: Vec<Evaluated> = counters
                 .into_iter()
-                .zip(judged.into_iter().chain(std::iter::repeat(None)))
+                .take(evaluated)
+                .zip(judged)
                 .filter(|((_, c), _)| c.ok > 0)
                 .map(|((series, _), judged)| Evaluated { series, judged })
                 .collect();
@@ -333,6 +401,50 @@ impl Engine {
                 series: Arc::new(series),
                 tracked: self.series.len(),
             });
+            for e in announce {
+                let _ = self.events.send(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies violation operations (coalesced) in one transaction; returns the events to
+    /// announce and forgets the incidents that ended.
+    async fn apply(&mut self, mut ops: Vec<ViolationOp>) -> Result<Vec<LiveEvent>, StoreError> {
+        coalesce_extends(&mut ops);
+        let mut announce = Vec::new();
+        if ops.is_empty() {
+            return Ok(announce);
+        }
+        let report = self
+            .store
+            .apply_violations(&ops, self.clock.now_us())
+            .await?;
+        for id in &report.opened {
+            if let Some(v) = ops.iter().find_map(|op| match op {
+                ViolationOp::Open(v) if &v.id == id => Some(v),
+                _ => None,
+            }) {
+                tracing::info!(violation = %id, detector = v.detector.as_str(), severity = v.severity.as_str(), incident = v.incident.as_deref().unwrap_or(""), "violation opened");
+                announce.push(LiveEvent::ViolationOpened(Arc::new(v.clone())));
+            }
+        }
+        self.incidents_closed(report.resolved.iter().filter(|r| r.lead).map(|r| r.id.as_str()));
+        for r in report.resolved {
+            announce.push(LiveEvent::ViolationResolved {
+                id: r.id,
+                series: r.series,
+                rule: r.rule,
+            });
+        }
+        tracing::Span::current().record("opened", report.opened.len());
+        Ok(announce)
+    }
+
+    /// Applies operations outside a batch (the silence check) and announces them.
+    pub(crate) async fn commit(&mut self, ops: Vec<ViolationOp>) -> Result<(), StoreError> {
+        let announce = self.apply(ops).await?;
+        if self.events.receiver_count() > 0 {
             for e in announce {
                 let _ = self.events.send(e);
             }
@@ -393,6 +505,10 @@ impl Engine {
                     let Some(st) = self.series.get_mut(key) else {
                         break;
                     };
+                    let cx = JudgeCtx {
+                        designer: &self.designer,
+                        severity: &self.cfg.severity,
+                    };
                     let mut last = None;
                     while i < pts.len() {
                         let p = pts[i];
@@ -402,7 +518,7 @@ impl Engine {
                             continue;
                         }
                         fed.newest = fed.newest.max(p.ts);
-                        judge(st, key, &f, p, ops, contexts);
+                        judge(st, key, &f, p, cx, ops, contexts);
                         last = Some(p.value);
                     }
                     flush_episode_points(st, ops);
@@ -420,6 +536,11 @@ impl Engine {
         }
         Ok(fed)
     }
+}
+
+/// The position of a metric in [`Metric::ALL`].
+fn metric_index(m: Metric) -> usize {
+    Metric::ALL.iter().position(|x| *x == m).unwrap_or(0)
 }
 
 /// What feeding one series' points did.

@@ -27,12 +27,15 @@
 //! - Time comes from the [`llmscope_model::Clock`] the engine is given.
 
 pub mod buckets;
+pub mod calls;
 pub mod config;
 pub mod context;
 pub mod engine;
+pub mod incidents;
 pub mod learn;
 pub mod rebaseline;
 pub mod settings;
+pub mod silence;
 pub mod state;
 pub mod warm;
 

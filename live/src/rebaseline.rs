@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use llmscope_model::{BaselineMode, BaselineRecord, FrozenBaseline, Metric, Scope, SeriesId};
+use llmscope_model::{
+    BaselineMode, BaselineRecord, FrozenBaseline, Metric, Scope, SeriesId, Source,
+};
 use llmscope_spc::{Baseline, BaselineOptions, SigmaMethod, Transform};
 use llmscope_store::samples::PointSelector;
 use llmscope_store::{Store, StoreError};
@@ -27,6 +29,8 @@ pub struct Selector {
     pub model: Option<String>,
     /// Metric.
     pub metric: Option<Metric>,
+    /// Source (probe, proxy, client, otlp).
+    pub source: Option<Source>,
 }
 
 /// Outcome per series.
@@ -69,12 +73,13 @@ pub struct Request<'a> {
 pub async fn rebaseline(store: &Store, req: &Request<'_>) -> Result<Vec<Outcome>, StoreError> {
     let (sel, from_us, to_us) = (req.selector, req.from_us, req.to_us);
     let mut out = Vec::new();
-    for (site, host, provider, model) in store.series_in_range(from_us, to_us).await? {
+    for (site, host, provider, model, source) in store.series_in_range(from_us, to_us).await? {
         let matches = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         if !(matches(&sel.site, &site)
             && matches(&sel.host, &host)
             && matches(&sel.provider, &provider)
-            && matches(&sel.model, &model))
+            && matches(&sel.model, &model)
+            && sel.source.is_none_or(|s| s == source))
         {
             continue;
         }
@@ -85,6 +90,7 @@ pub async fn rebaseline(store: &Store, req: &Request<'_>) -> Result<Vec<Outcome>
                     host: host.clone(),
                     provider: provider.clone(),
                     model: model.clone(),
+                    source,
                 },
                 from_us,
                 to_us,
@@ -92,11 +98,12 @@ pub async fn rebaseline(store: &Store, req: &Request<'_>) -> Result<Vec<Outcome>
                 100_000,
             )
             .await?;
-        for metric in Metric::ALL.iter().copied() {
+        for metric in source.judged().iter().copied() {
             if sel.metric.is_some_and(|m| m != metric) {
                 continue;
             }
-            let series = SeriesId::series(&site, &host, &provider, &model, metric);
+            let series =
+                SeriesId::series(&site, &host, &provider, &model, metric).with_source(source);
             let values: Vec<f64> = points.iter().filter_map(|p| p.value(metric)).collect();
             if values.is_empty() {
                 continue;

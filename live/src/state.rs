@@ -1,10 +1,12 @@
 //! One series' state and the judging of a point: Nelson rule state, the episode tracker, the
-//! last points (for the qualifying windows of a violation) and the open episodes.
+//! paging monitor (the designed CUSUM) when the series pages, the last points (for the
+//! qualifying windows of a violation) and the open episodes.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use llmscope_model::{FrozenBaseline, Point, SeriesId, Violation};
+use llmscope_model::{Detector, FrozenBaseline, Point, SeriesId, SeverityMap, Violation};
+use llmscope_spc::detect::{Designer, Monitor};
 use llmscope_spc::{EpisodeEvent, EpisodeTracker, NelsonState, Rule};
 use llmscope_store::violations::ViolationOp;
 use uuid::Uuid;
@@ -83,6 +85,22 @@ pub struct SeriesState {
     pub open: Vec<OpenEp>,
     /// Whether a judged point of this series was announced.
     pub announced: bool,
+    /// The per-series in-control run length its paging CUSUM is designed for (`None`: the
+    /// metric does not page for its source).
+    pub paging_arl0: Option<f64>,
+    /// The paging monitor, built from the baseline it follows.
+    pub monitor: Option<Monitor>,
+    /// The open CUSUM episode.
+    pub cusum: Option<OpenEp>,
+}
+
+/// What judging needs besides the series: the CUSUM designs and the severities.
+#[derive(Clone, Copy)]
+pub struct JudgeCtx<'a> {
+    /// Designs of the paging CUSUM.
+    pub designer: &'a Designer,
+    /// Severity per rule and detector.
+    pub severity: &'a SeverityMap,
 }
 
 impl SeriesState {
@@ -102,15 +120,22 @@ impl SeriesState {
             recent: VecDeque::new(),
             open: Vec::new(),
             announced: false,
+            paging_arl0: None,
+            monitor: None,
+            cusum: None,
         }
     }
 
     /// Follows `frozen`: a different baseline changes what z-scores mean, so the rule state
-    /// starts over (unless it has the same centre and sigma).
-    pub fn follow(&mut self, frozen: &FrozenBaseline) {
+    /// and the CUSUM start over (unless it has the same centre and sigma).
+    pub fn follow(&mut self, frozen: &FrozenBaseline, designer: &Designer) {
         if self.baseline_id != frozen.id {
-            if self.baseline_values != (frozen.baseline.center, frozen.baseline.sigma) {
+            let same = self.baseline_values == (frozen.baseline.center, frozen.baseline.sigma);
+            if !same {
                 self.nelson = NelsonState::new();
+            }
+            if !same || self.monitor.is_none() {
+                self.monitor = self.paging_arl0.and_then(|arl0| monitor_for(frozen, arl0, designer));
             }
             self.baseline_id = frozen.id;
             self.baseline_values = (frozen.baseline.center, frozen.baseline.sigma);
@@ -167,6 +192,23 @@ impl SeriesState {
     }
 }
 
+/// The paging monitor of a series judged against `frozen`, designed for `arl0` (`None` for
+/// an X̄ chart's limits, which are not a Phase I of individual points).
+pub fn monitor_for(frozen: &FrozenBaseline, arl0: f64, designer: &Designer) -> Option<Monitor> {
+    let b = &frozen.baseline;
+    if frozen.bucket_us.is_some() {
+        return None;
+    }
+    let phase1 = b.phase1();
+    match designer.design_or_nearest(arl0, &phase1) {
+        Ok(d) => Some(Monitor::from_design(phase1, b.transform, &d)),
+        Err(e) => {
+            tracing::warn!(error = %e, points = b.points, phi = b.phi, "no paging cusum for this baseline");
+            None
+        }
+    }
+}
+
 /// What judging a point asks for besides violation operations: a context to attach to the
 /// violation it opened.
 pub struct PendingContext {
@@ -181,17 +223,19 @@ pub struct PendingContext {
 }
 
 /// Evaluates one point of a series that has a baseline; pushes the violation operations it
-/// causes (and the contexts to attach) for the batch.
+/// causes (and the contexts to attach) for the batch: Nelson rule episodes (chart markers by
+/// default) and the paging CUSUM's episodes.
 pub fn judge(
     st: &mut SeriesState,
     key: &SeriesId,
     frozen: &FrozenBaseline,
     p: Pt,
+    cx: JudgeCtx<'_>,
     ops: &mut Vec<ViolationOp>,
     contexts: &mut Vec<PendingContext>,
 ) {
     st.last_ts = p.ts;
-    st.follow(frozen);
+    st.follow(frozen, cx.designer);
     if frozen.covers(p.ts) {
         // a Phase I point of its own baseline is never judged by it
         return;
@@ -200,15 +244,12 @@ pub fn judge(
         return;
     };
     let events = st.step(p, z);
-    if events.is_empty() {
-        return;
-    }
     for e in events {
         match e {
             EpisodeEvent::Opened { rule, .. } => {
                 let id = llmscope_model::violation_id(key, rule.number(), p.ts);
                 let window = st.open_episode(rule, id);
-                let v = Violation::open(
+                let mut v = Violation::open(
                     key.clone(),
                     st.eff.scope,
                     rule.number(),
@@ -216,46 +257,104 @@ pub fn judge(
                     points(&window),
                     frozen.clone(),
                 );
-                ops.push(ViolationOp::Open(v));
-                contexts.push(PendingContext {
-                    op: ops.len() - 1,
-                    site: key.site.clone(),
-                    host: key.host.clone(),
-                    points: st.recent.iter().rev().take(11).rev().copied().collect(),
-                });
+                v.severity = cx.severity.severity(Detector::Nelson, rule.number());
+                push_open(st, key, v, ops, contexts);
             }
             EpisodeEvent::Extended { rule, .. } => {
                 if let Some(ep) = st.extend_episode(rule) {
-                    let rewrite = ep.points.len() >= ep.written + POINTS_REWRITE_EVERY;
-                    if rewrite {
-                        ep.written = ep.points.len();
-                    }
-                    ops.push(ViolationOp::Extend {
-                        id: ep.id.clone(),
-                        last_point_at: p.ts,
-                        points: rewrite.then(|| points(&ep.points)),
-                    });
+                    push_extend(ep, p.ts, ops);
                 }
             }
             EpisodeEvent::Resolved { rule, .. } => {
                 if let Some(ep) = st.close_episode(rule) {
-                    ops.push(ViolationOp::Resolve {
-                        points: (ep.points.len() != ep.written).then(|| points(&ep.points)),
-                        id: ep.id,
-                        series: key.clone(),
-                        rule: ep.rule,
-                        at: p.ts,
-                    });
+                    push_resolve(ep, key, p.ts, ops);
                 }
             }
         }
     }
+    let Some(step) = st.monitor.as_mut().and_then(|m| m.push(p.value)) else {
+        return;
+    };
+    if step.opened.is_some() && st.cusum.is_none() {
+        let id = llmscope_model::finding_id(key, Detector::Cusum, 0, p.ts);
+        let window = st.window(RECENT as u32);
+        let mut v = Violation::finding(
+            key.clone(),
+            st.eff.scope,
+            Detector::Cusum,
+            0,
+            p.ts,
+            points(&window),
+            frozen.clone(),
+        );
+        v.severity = cx.severity.severity(Detector::Cusum, 0);
+        st.cusum = Some(OpenEp {
+            rule: 0,
+            id,
+            written: window.len(),
+            points: window,
+        });
+        push_open(st, key, v, ops, contexts);
+    } else if step.closed.is_some() {
+        if let Some(mut ep) = st.cusum.take() {
+            merge_points(&mut ep.points, &[p]);
+            push_resolve(ep, key, p.ts, ops);
+        }
+    } else if step.alarm
+        && let Some(ep) = st.cusum.as_mut()
+    {
+        merge_points(&mut ep.points, &[p]);
+        push_extend(ep, p.ts, ops);
+    }
+}
+
+fn push_open(
+    st: &SeriesState,
+    key: &SeriesId,
+    v: Violation,
+    ops: &mut Vec<ViolationOp>,
+    contexts: &mut Vec<PendingContext>,
+) {
+    ops.push(ViolationOp::Open(v));
+    contexts.push(PendingContext {
+        op: ops.len() - 1,
+        site: key.site.clone(),
+        host: key.host.clone(),
+        points: st.recent.iter().rev().take(11).rev().copied().collect(),
+    });
+}
+
+fn push_extend(ep: &mut OpenEp, ts: i64, ops: &mut Vec<ViolationOp>) {
+    let rewrite = ep.points.len() >= ep.written + POINTS_REWRITE_EVERY;
+    if rewrite {
+        ep.written = ep.points.len();
+    }
+    ops.push(ViolationOp::Extend {
+        id: ep.id.clone(),
+        last_point_at: ts,
+        points: rewrite.then(|| points(&ep.points)),
+    });
+}
+
+fn push_resolve(ep: OpenEp, key: &SeriesId, ts: i64, ops: &mut Vec<ViolationOp>) {
+    ops.push(ViolationOp::Resolve {
+        points: (ep.points.len() != ep.written).then(|| points(&ep.points)),
+        id: ep.id,
+        series: key.clone(),
+        rule: ep.rule,
+        at: ts,
+    });
 }
 
 /// Once per batch, an open episode's new points ride on its last extend, so charts show every
 /// flagged point while an incident goes on.
 pub fn flush_episode_points(st: &mut SeriesState, ops: &mut [ViolationOp]) {
-    for ep in st.open.iter_mut().filter(|e| e.points.len() != e.written) {
+    for ep in st
+        .open
+        .iter_mut()
+        .chain(st.cusum.as_mut())
+        .filter(|e| e.points.len() != e.written)
+    {
         let last_extend = ops.iter_mut().rev().find_map(|o| match o {
             ViolationOp::Extend { id, points, .. } if *id == ep.id => Some(points),
             _ => None,

@@ -4,7 +4,7 @@
 //! points committed later but never evaluated (a process died in between) are returned to be
 //! evaluated normally (phase B).
 
-use llmscope_model::SeriesId;
+use llmscope_model::{Detector, SeriesId};
 use llmscope_spc::EpisodeEvent;
 use llmscope_store::StoreError;
 use llmscope_store::samples::PointSelector;
@@ -24,18 +24,19 @@ impl Engine {
     ) -> Result<Vec<Pt>, StoreError> {
         let eff = self.effective(&key.site, &key.model);
         let scope = eff.scope;
-        self.series.insert(
-            key.clone(),
-            SeriesState::new(eff.clone(), self.settings_gen),
-        );
+        let mut fresh = SeriesState::new(eff.clone(), self.settings_gen);
+        let paging = key.source.paging();
+        if paging.contains(&key.metric) {
+            fresh.paging_arl0 = Some(self.cfg.arl0 * paging.len() as f64);
+        }
+        self.series.insert(key.clone(), fresh);
         let Some(frozen) = self.frozen_for(key, scope).await? else {
             return Ok(Vec::new());
         };
         let Some(mut st) = self.series.remove(key) else {
             return Ok(Vec::new());
         };
-        st.baseline_id = frozen.id;
-        st.baseline_values = (frozen.baseline.center, frozen.baseline.sigma);
+        st.follow(&frozen, &self.designer);
         let last_eval = self.store.counters(key).await?.last_evaluated;
         let rows = self
             .store
@@ -66,6 +67,19 @@ impl Engine {
             };
             let events = st.step(*p, z);
             st.last_ts = p.ts;
+            if let Some(step) = st.monitor.as_mut().and_then(|m| m.push(p.value)) {
+                if step.opened.is_some() {
+                    let id = llmscope_model::finding_id(key, Detector::Cusum, 0, p.ts);
+                    st.cusum = Some(crate::state::OpenEp {
+                        rule: 0,
+                        id,
+                        points: vec![*p],
+                        written: 1,
+                    });
+                } else if step.closed.is_some() {
+                    st.cusum = None;
+                }
+            }
             for e in events {
                 match e {
                     EpisodeEvent::Opened { rule, .. } => {
@@ -83,7 +97,12 @@ impl Engine {
         }
         // reconcile with what the database says is open
         for v in self.store.open_violations(key).await? {
-            match st.open.iter_mut().find(|e| e.rule == v.rule) {
+            let held = match v.detector {
+                Detector::Nelson => st.open.iter_mut().find(|e| e.rule == v.rule),
+                Detector::Cusum => st.cusum.as_mut(),
+                _ => continue, // call-level detectors: crate::calls
+            };
+            match held {
                 Some(ep) => ep.id = v.id.clone(),
                 None => ops.push(ViolationOp::Resolve {
                     points: None,

@@ -1,6 +1,6 @@
 //! The vocabulary of alerting: what happened to a violation ([`AlertEvent`]), what became of
 //! a delivery ([`DeliveryOutcome`], [`NotificationState`]), the [`ChannelKind`]s and the
-//! [`Severity`] of a rule.
+//! [`Severity`] of a finding (defaults in [`crate::detector`]).
 
 /// What a notification announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,19 +125,6 @@ crate::text_enum!(Severity, "severity", {
     Info => "info",
 });
 
-impl Severity {
-    /// The default severity of a Nelson rule: 1 critical; 2, 5, 6 error; 3, 8 warning;
-    /// 4, 7 info.
-    pub fn default_for_rule(rule: u8) -> Severity {
-        match rule {
-            1 => Severity::Critical,
-            2 | 5 | 6 => Severity::Error,
-            3 | 8 => Severity::Warning,
-            _ => Severity::Info,
-        }
-    }
-}
-
 /// Parses a rule number given as text (`"1"`..`"8"`), as severity maps key them.
 pub fn rule_number(s: &str) -> Option<u8> {
     s.parse::<u8>().ok().filter(|r| (1..=8).contains(r))
@@ -154,8 +141,6 @@ mod tests {
             Ok(ChannelKind::PagerDuty)
         );
         assert_eq!(ChannelKind::names(), "webhook, slack, pagerduty, email");
-        assert_eq!(Severity::default_for_rule(1), Severity::Critical);
-        assert_eq!(Severity::default_for_rule(7), Severity::Info);
         assert_eq!(rule_number("8"), Some(8));
         assert_eq!(rule_number("9"), None);
         assert_eq!(

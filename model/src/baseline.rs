@@ -89,6 +89,7 @@ impl FrozenBaseline {
             method: SigmaMethod::XbarS,
             transform: Transform::None,
             points: 0,
+            phi: 0.0,
         };
         FrozenBaseline {
             bucket_us: Some(bucket_us),
@@ -140,6 +141,7 @@ impl serde::Serialize for FrozenBaseline {
         m.serialize_entry("method", b.method.as_str())?;
         m.serialize_entry("transform", b.transform.as_str())?;
         m.serialize_entry("points", &b.points)?;
+        m.serialize_entry("phi", &b.phi)?;
         m.serialize_entry("mode", &self.mode)?;
         m.serialize_entry("window_from", &ms(self.window_from))?;
         m.serialize_entry("window_to", &ms(self.window_to))?;

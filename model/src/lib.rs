@@ -17,6 +17,8 @@
 //! - [`baseline`]: [`Scope`], [`BaselineMode`] and [`FrozenBaseline`].
 //! - [`violation`]: [`Violation`], its points, context and acknowledgement, [`violation_id`].
 //! - [`alert`]: alert events, delivery outcomes, channel kinds, severities.
+//! - [`detector`]: what judges a series, default severities and the severity map, the
+//!   metrics judged per source.
 //! - [`event`]: [`LiveEvent`], what the engine and the API announce on a broadcast channel.
 //! - [`clock`]: [`Clock`], with a system clock and a manual one for tests.
 //! - [`time`]: parsing and bounds of times (Unix µs inside, ms on the wire).
@@ -25,6 +27,7 @@
 pub mod alert;
 pub mod baseline;
 pub mod clock;
+pub mod detector;
 pub mod event;
 pub mod metric;
 pub mod sample;
@@ -36,13 +39,15 @@ pub mod violation;
 pub use alert::{AlertEvent, ChannelKind, DeliveryOutcome, NotificationState, Severity};
 pub use baseline::{BaselineMode, BaselineRecord, FrozenBaseline, Scope};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock, now_us};
+pub use detector::{Detector, SeverityMap};
 pub use event::{Evaluated, Judged, LiveEvent};
 pub use metric::{Dialect, Metric};
 pub use sample::{CallStatus, Gpu, Sample, Source, Telemetry};
 pub use secret::Secret;
 pub use series::{NameError, SeriesId};
 pub use violation::{
-    Ack, ContextPoint, Point, Violation, ViolationStatus, rule_text, rule_title, violation_id,
+    Ack, ContextPoint, Point, Violation, ViolationStatus, finding_id, finding_title, rule_text,
+    rule_title, violation_id,
 };
 
 /// An enum's text form did not match any variant.

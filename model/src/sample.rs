@@ -16,9 +16,11 @@ pub enum Source {
     Proxy,
     /// Pushed by a custom client.
     Client,
+    /// Received as OpenTelemetry spans.
+    Otlp,
 }
 
-crate::text_enum!(Source, "source", { Probe => "probe", Proxy => "proxy", Client => "client" });
+crate::text_enum!(Source, "source", { Probe => "probe", Proxy => "proxy", Client => "client", Otlp => "otlp" });
 
 /// Outcome of a model call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,6 +88,7 @@ impl Sample {
     /// The id of this call's series for `metric`.
     pub fn series(&self, metric: Metric) -> SeriesId {
         SeriesId::series(&self.site, &self.host, &self.provider, &self.model, metric)
+            .with_source(self.source)
     }
 }
 
@@ -147,7 +150,7 @@ mod tests {
         let e = "carrier".parse::<Source>().unwrap_err().to_string();
         assert_eq!(
             e,
-            "`carrier` is not a valid source; use one of probe, proxy, client"
+            "`carrier` is not a valid source; use one of probe, proxy, client, otlp"
         );
         assert_eq!(
             serde_json::to_string(&CallStatus::Timeout).unwrap(),

@@ -6,6 +6,10 @@
 //! - `site|SITE|PROVIDER|MODEL|METRIC`: pooled over a site's hosts;
 //! - `global|PROVIDER|MODEL|METRIC`: pooled over every site.
 //!
+//! The source is part of the identity (canary probes and real traffic never share a
+//! baseline): probe series keep the forms above, other sources append `|SOURCE`
+//! (`series|eu|gpu-1|ollama|llama3|ttft_ms|proxy`).
+//!
 //! The form is unambiguous because no part may contain `|` or a control character: ingest
 //! rejects such names with a reason naming the field ([`SeriesId::check_part`]).
 
@@ -14,6 +18,7 @@ use std::str::FromStr;
 
 use crate::baseline::Scope;
 use crate::metric::Metric;
+use crate::sample::Source;
 
 /// A name that cannot be part of a series id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,7 +34,7 @@ pub enum NameError {
 /// Why a text is not a series id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{0}` is not a series key: series|site|host|provider|model|metric (or site|site|provider|model|metric, global|provider|model|metric), the metric one of latency_ms, ttft_ms, tpot_ms, tokens_per_s"
+    "`{0}` is not a series key: series|site|host|provider|model|metric (or site|site|provider|model|metric, global|provider|model|metric), the metric one of latency_ms, ttft_ms, tpot_ms, tokens_per_s, optionally followed by |proxy, |client or |otlp"
 )]
 pub struct SeriesIdError(pub String);
 
@@ -52,13 +57,21 @@ pub struct SeriesId {
     pub model: String,
     /// Metric.
     pub metric: Metric,
+    /// Where the samples come from (probe series keep the legacy text form).
+    pub source: Source,
 }
 
 impl SeriesId {
     /// SQL building the text of a `series` id from the columns `site`, `host`, `provider`,
-    /// `model` and a metric-name expression substituted for `{metric}` (both backends).
-    pub const SQL_SERIES_KEY: &'static str =
-        "'series|' || site || '|' || host || '|' || provider || '|' || model || '|' || {metric}";
+    /// `model`, `source` and a metric-name expression substituted for `{metric}` (both
+    /// backends).
+    pub const SQL_SERIES_KEY: &'static str = "'series|' || site || '|' || host || '|' || provider || '|' || model || '|' || {metric} || CASE WHEN source = 'probe' THEN '' ELSE '|' || source END";
+
+    /// The same id for samples of `source`.
+    pub fn with_source(mut self, source: Source) -> SeriesId {
+        self.source = source;
+        self
+    }
 
     /// One host's series.
     pub fn series(site: &str, host: &str, provider: &str, model: &str, metric: Metric) -> Self {
@@ -69,6 +82,7 @@ impl SeriesId {
             provider: provider.to_owned(),
             model: model.to_owned(),
             metric,
+            source: Source::Probe,
         }
     }
 
@@ -81,6 +95,7 @@ impl SeriesId {
             provider: provider.to_owned(),
             model: model.to_owned(),
             metric,
+            source: Source::Probe,
         }
     }
 
@@ -93,6 +108,7 @@ impl SeriesId {
             provider: provider.to_owned(),
             model: model.to_owned(),
             metric,
+            source: Source::Probe,
         }
     }
 
@@ -114,6 +130,7 @@ impl SeriesId {
             provider: self.provider.clone(),
             model: self.model.clone(),
             metric: self.metric,
+            source: self.source,
         }
     }
 
@@ -159,10 +176,14 @@ impl fmt::Display for SeriesId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (p, m, metric) = (&self.provider, &self.model, self.metric.as_str());
         match self.scope {
-            Scope::Series => write!(f, "series|{}|{}|{p}|{m}|{metric}", self.site, self.host),
-            Scope::Site => write!(f, "site|{}|{p}|{m}|{metric}", self.site),
-            Scope::Global => write!(f, "global|{p}|{m}|{metric}"),
+            Scope::Series => write!(f, "series|{}|{}|{p}|{m}|{metric}", self.site, self.host)?,
+            Scope::Site => write!(f, "site|{}|{p}|{m}|{metric}", self.site)?,
+            Scope::Global => write!(f, "global|{p}|{m}|{metric}")?,
         }
+        if self.source != Source::Probe {
+            write!(f, "|{}", self.source)?;
+        }
+        Ok(())
     }
 }
 
@@ -171,8 +192,20 @@ impl FromStr for SeriesId {
 
     fn from_str(s: &str) -> Result<SeriesId, SeriesIdError> {
         let bad = || SeriesIdError(s.to_owned());
-        let parts: Vec<&str> = s.split('|').collect();
+        let mut parts: Vec<&str> = s.split('|').collect();
         let metric = |m: &str| m.parse::<Metric>().map_err(|_| bad());
+        let want = match parts.first() {
+            Some(&"series") => 6,
+            Some(&"site") => 5,
+            _ => 4,
+        };
+        let mut source = Source::Probe;
+        if parts.len() == want + 1 {
+            source = match parts.pop().map(str::parse::<Source>) {
+                Some(Ok(s)) if s != Source::Probe => s,
+                _ => return Err(bad()),
+            };
+        }
         let id = match parts.as_slice() {
             ["series", site, host, provider, model, m] => {
                 SeriesId::series(site, host, provider, model, metric(m)?)
@@ -189,7 +222,7 @@ impl FromStr for SeriesId {
         {
             return Err(bad());
         }
-        Ok(id)
+        Ok(id.with_source(source))
     }
 }
 
@@ -227,6 +260,19 @@ mod tests {
             assert_eq!(id.to_string().parse::<SeriesId>(), Ok(id.clone()));
         }
         assert_eq!(s.pooled(Scope::Global).site_label(), "*");
+        let proxy = s.clone().with_source(Source::Proxy);
+        assert_eq!(
+            proxy.to_string(),
+            "series|eu|gpu-1|ollama|llama3.1:8b|ttft_ms|proxy"
+        );
+        assert_eq!(
+            proxy.pooled(Scope::Site).to_string(),
+            "site|eu|ollama|llama3.1:8b|ttft_ms|proxy"
+        );
+        for id in [proxy.clone(), proxy.pooled(Scope::Site), proxy.pooled(Scope::Global)] {
+            assert_eq!(id.to_string().parse::<SeriesId>(), Ok(id.clone()));
+        }
+        assert_ne!(proxy, s);
         assert_eq!(s.pooled(Scope::Site).host_label(), "*");
     }
 
@@ -238,6 +284,9 @@ mod tests {
             "series|eu||ollama|m|latency_ms",
             "series|eu|hc|p1|p2|m|latency_ms",
             "chart|eu|ollama|m|latency_ms",
+            "series|eu|gpu|ollama|m|latency_ms|probe",
+            "series|eu|gpu|ollama|m|latency_ms|robot",
+            "global|ollama|m|latency_ms|proxy|x",
             "",
         ] {
             assert!(bad.parse::<SeriesId>().is_err(), "{bad}");
@@ -252,8 +301,10 @@ mod tests {
         fn text_round_trips_for_every_valid_name(
             site in "[^|\\p{Cc}]{1,12}", host in "[^|\\p{Cc}]{1,12}",
             provider in "[^|\\p{Cc}]{1,12}", model in "[^|\\p{Cc}]{1,12}", m in 0usize..4,
+            src in 0usize..4,
         ) {
-            let id = SeriesId::series(&site, &host, &provider, &model, Metric::ALL[m]);
+            let id = SeriesId::series(&site, &host, &provider, &model, Metric::ALL[m])
+                .with_source(Source::ALL[src]);
             prop_assert_eq!(id.to_string().parse::<SeriesId>(), Ok(id));
         }
     }

@@ -1,4 +1,5 @@
-//! A violation: one episode of one rule on one series (ARCHITECTURE §3), typed. The
+//! A violation: one episode of one detector (or Nelson rule) on one series (ARCHITECTURE
+//! §3), typed, with its severity and the incident it belongs to. The
 //! database keeps it in its own encoding (see `llmscope-store`); everything else — the REST
 //! API, the webhook, Slack, PagerDuty, email — reads this type, and its one wire shape is
 //! [`Violation`]'s `Serialize` (times in Unix milliseconds).
@@ -7,7 +8,9 @@ use llmscope_spc::{NelsonConfig, Rule};
 use serde::ser::SerializeMap;
 use uuid::Uuid;
 
+use crate::alert::Severity;
 use crate::baseline::{FrozenBaseline, Scope};
+use crate::detector::Detector;
 use crate::series::SeriesId;
 use crate::time::ms;
 
@@ -95,17 +98,24 @@ pub struct Ack {
     pub note: String,
 }
 
-/// One episode of one rule on one series.
+/// One episode of one detector (or Nelson rule) on one series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Violation {
-    /// Deterministic id ([`violation_id`] of the series, rule and first point).
+    /// Deterministic id ([`violation_id`] of the series, detector or rule and first point).
     pub id: String,
     /// The series (or pooled chart) it happened on.
     pub series: SeriesId,
     /// The scope of the baseline that judged it.
     pub scope: Scope,
-    /// Nelson rule number, 1..=8.
+    /// What found it.
+    pub detector: Detector,
+    /// Nelson rule number, 1..=8 (0 for the other detectors).
     pub rule: u8,
+    /// How loud it is (fixed when it opens, from `[alerts] severity`).
+    pub severity: Severity,
+    /// The incident it belongs to: the id of the incident's lead violation (its own id when
+    /// it leads one).
+    pub incident: Option<String>,
     /// First flagged point, Unix µs.
     pub opened_at: i64,
     /// Last flagged point, Unix µs.
@@ -124,14 +134,34 @@ pub struct Violation {
     pub ack: Option<Ack>,
 }
 
-/// The violation id: the same on every replica for the same episode (UUIDv5 of the series,
-/// the rule and the first flagged point).
+/// The violation id of a Nelson rule's episode: the same on every replica for the same
+/// episode (UUIDv5 of the series, the rule and the first flagged point).
 pub fn violation_id(series: &SeriesId, rule: u8, opened_at: i64) -> String {
     Uuid::new_v5(
         &Uuid::NAMESPACE_OID,
         format!("{series}|{rule}|{opened_at}").as_bytes(),
     )
     .to_string()
+}
+
+/// The violation id of any detector's episode (Nelson's: [`violation_id`]).
+pub fn finding_id(series: &SeriesId, detector: Detector, rule: u8, opened_at: i64) -> String {
+    if detector == Detector::Nelson {
+        return violation_id(series, rule, opened_at);
+    }
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_OID,
+        format!("{series}|{detector}|{opened_at}").as_bytes(),
+    )
+    .to_string()
+}
+
+/// A finding's short title: the rule's for Nelson, else the detector's.
+pub fn finding_title(detector: Detector, rule: u8) -> &'static str {
+    match detector {
+        Detector::Nelson => rule_title(rule),
+        d => d.title(),
+    }
 }
 
 /// A rule's short title for lists and notifications.
@@ -157,7 +187,8 @@ pub fn rule_text(rule: u8) -> String {
 }
 
 impl Violation {
-    /// A new open violation opened at `ts` by `rule` on `series`.
+    /// A new open violation opened at `ts` by Nelson rule `rule` on `series` (default
+    /// severity, no incident).
     pub fn open(
         series: SeriesId,
         scope: Scope,
@@ -166,11 +197,28 @@ impl Violation {
         points: Vec<Point>,
         baseline: FrozenBaseline,
     ) -> Violation {
+        Violation::finding(series, scope, Detector::Nelson, rule, ts, points, baseline)
+    }
+
+    /// A new open violation of `detector` (`rule` for Nelson's rules, else 0) at `ts`, with
+    /// the detector's default severity and no incident.
+    pub fn finding(
+        series: SeriesId,
+        scope: Scope,
+        detector: Detector,
+        rule: u8,
+        ts: i64,
+        points: Vec<Point>,
+        baseline: FrozenBaseline,
+    ) -> Violation {
         Violation {
-            id: violation_id(&series, rule, ts),
+            id: finding_id(&series, detector, rule, ts),
             series,
             scope,
+            detector,
             rule,
+            severity: Severity::default_for(detector, rule),
+            incident: None,
             opened_at: ts,
             last_point_at: ts,
             resolved_at: None,
@@ -188,6 +236,16 @@ impl Violation {
             (ViolationStatus::Open, Some(_)) => "acknowledged",
             (s, _) => s.as_str(),
         }
+    }
+
+    /// Whether it leads its incident (its notifications are the incident's).
+    pub fn leads(&self) -> bool {
+        self.incident.as_deref() == Some(self.id.as_str())
+    }
+
+    /// Its title: the Nelson rule's or the detector's.
+    pub fn title(&self) -> &'static str {
+        finding_title(self.detector, self.rule)
     }
 
     /// The triggering point's value (the last qualifying point).
@@ -220,9 +278,17 @@ impl serde::Serialize for Violation {
         m.serialize_entry("provider", &k.provider)?;
         m.serialize_entry("model", &k.model)?;
         m.serialize_entry("metric", &k.metric)?;
+        m.serialize_entry("source", &k.source)?;
+        m.serialize_entry("detector", &self.detector)?;
         m.serialize_entry("rule", &self.rule)?;
-        m.serialize_entry("rule_name", rule_title(self.rule))?;
-        m.serialize_entry("rule_text", &rule_text(self.rule))?;
+        m.serialize_entry("rule_name", self.title())?;
+        match self.detector {
+            Detector::Nelson => m.serialize_entry("rule_text", &rule_text(self.rule))?,
+            d => m.serialize_entry("rule_text", d.text())?,
+        }
+        m.serialize_entry("severity", &self.severity)?;
+        m.serialize_entry("page", &self.severity.is_page())?;
+        m.serialize_entry("incident_id", &self.incident)?;
         m.serialize_entry("status", self.display_status())?;
         m.serialize_entry("opened_at", &ms(self.opened_at))?;
         m.serialize_entry("last_point_at", &ms(self.last_point_at))?;
@@ -268,6 +334,10 @@ mod tests {
         assert_eq!(j["baseline"]["ucl"], 130.0);
         assert_eq!(j["status"], "open");
         assert_eq!(j["rule_name"], "Beyond 3σ");
+        assert_eq!(j["detector"], "nelson");
+        assert_eq!(j["severity"], "warning");
+        assert_eq!(j["page"], false);
+        assert_eq!(j["source"], "probe");
         x.ack = Some(Ack {
             by: "ops".into(),
             at: 3_000_000,
@@ -285,5 +355,13 @@ mod tests {
         assert_eq!(violation_id(&s, 1, 5), violation_id(&s, 1, 5));
         assert_ne!(violation_id(&s, 1, 5), violation_id(&s, 2, 5));
         assert_ne!(violation_id(&s, 1, 5), violation_id(&s, 1, 6));
+        assert_eq!(
+            finding_id(&s, Detector::Nelson, 1, 5),
+            violation_id(&s, 1, 5)
+        );
+        assert_ne!(
+            finding_id(&s, Detector::Cusum, 0, 5),
+            finding_id(&s, Detector::Down, 0, 5)
+        );
     }
 }

@@ -25,6 +25,10 @@ pub enum SigmaMethod {
     Mrbar,
     /// sigma = median(MR) / 0.954, robust to a few wild points in the window.
     Median,
+    /// The paging detectors' Phase I ([`crate::detect::Phase1`]): points beyond 3.5 robust
+    /// sigmas set aside, then the mean, the standard deviation (the process sigma, not the
+    /// short-term one of moving ranges) and the lag-1 autocorrelation of the rest.
+    Robust,
     /// Centre and sigma were given explicitly, not estimated.
     Given,
     /// Centre and sigma of an X̄-S chart over subgroups ([`crate::charts::XbarSLimits`]),
@@ -38,6 +42,7 @@ impl SigmaMethod {
         match self {
             SigmaMethod::Mrbar => "mrbar",
             SigmaMethod::Median => "median",
+            SigmaMethod::Robust => "robust",
             SigmaMethod::Given => "given",
             SigmaMethod::XbarS => "xbar_s",
         }
@@ -48,6 +53,7 @@ impl SigmaMethod {
         [
             SigmaMethod::Mrbar,
             SigmaMethod::Median,
+            SigmaMethod::Robust,
             SigmaMethod::Given,
             SigmaMethod::XbarS,
         ]
@@ -141,6 +147,10 @@ pub struct Baseline {
     pub transform: Transform,
     /// Number of points the baseline was estimated from (0 when given).
     pub points: usize,
+    /// Lag-1 autocorrelation of the Phase I points on the transformed scale (the `robust`
+    /// method; 0 otherwise), which the paging detector's residuals account for.
+    #[serde(default)]
+    pub phi: f64,
 }
 
 impl Baseline {
@@ -158,10 +168,22 @@ impl Baseline {
             .enumerate()
             .map(|(i, &x)| opts.transform.apply(i, x))
             .collect::<Result<Vec<f64>, _>>()?;
+        if opts.method == SigmaMethod::Robust {
+            let p = crate::detect::Phase1::estimate(&ys)?;
+            return Ok(Baseline {
+                center: p.mean,
+                sigma: p.sd,
+                k: opts.k,
+                method: SigmaMethod::Robust,
+                transform: opts.transform,
+                points: values.len(),
+                phi: p.phi,
+            });
+        }
         let center = ys.iter().sum::<f64>() / ys.len() as f64;
         let mut mrs: Vec<f64> = ys.windows(2).map(|w| (w[1] - w[0]).abs()).collect();
         let sigma = match opts.method {
-            SigmaMethod::Mrbar | SigmaMethod::Given | SigmaMethod::XbarS => {
+            SigmaMethod::Mrbar | SigmaMethod::Given | SigmaMethod::XbarS | SigmaMethod::Robust => {
                 mrs.iter().sum::<f64>() / mrs.len() as f64 / D2
             }
             SigmaMethod::Median => median(&mut mrs) / MEDIAN_MR_DIVISOR,
@@ -186,6 +208,7 @@ impl Baseline {
             },
             transform: opts.transform,
             points: values.len(),
+            phi: 0.0,
         })
     }
 
@@ -213,7 +236,25 @@ impl Baseline {
             method: SigmaMethod::Given,
             transform,
             points: 0,
+            phi: 0.0,
         })
+    }
+
+    /// The Phase I estimate the paging detector reads (centre, sigma and φ on the
+    /// transformed scale; a given baseline counts as a Phase I of its `points`, at least
+    /// 300, since it is taken as known).
+    pub fn phase1(&self) -> crate::detect::Phase1 {
+        crate::detect::Phase1 {
+            mean: self.center,
+            sd: self.sigma,
+            phi: self.phi,
+            used: if self.method == SigmaMethod::Given {
+                self.points.max(crate::detect::defaults::PHASE1)
+            } else {
+                self.points
+            },
+            rejected: 0,
+        }
     }
 
     /// The limits on the transformed scale.

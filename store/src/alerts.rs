@@ -2,7 +2,9 @@
 //! and the delivery log. Times are Unix microseconds; one SQL text serves both backends except
 //! the claim, which uses `FOR UPDATE SKIP LOCKED` on PostgreSQL (SQLite has one writer).
 
-use llmscope_model::{AlertEvent, ChannelKind, DeliveryOutcome, NotificationState, Violation};
+use llmscope_model::{
+    AlertEvent, ChannelKind, DeliveryOutcome, Detector, NotificationState, Severity, Violation,
+};
 use sqlx::Row;
 
 use crate::{Store, StoreError};
@@ -57,10 +59,30 @@ pub struct Claimed {
     pub event: AlertEvent,
     /// The violation.
     pub violation_id: String,
-    /// Routing labels (JSON object: site, host, provider, model, metric, rule, severity).
+    /// Routing labels (JSON object: site, host, provider, model, metric, source, rule,
+    /// detector, severity).
     pub labels: String,
     /// The violation as stored now (`None` if it was deleted).
     pub violation: Option<Violation>,
+    /// The other violations of the incident it leads, as stored now (oldest first).
+    pub members: Vec<Violation>,
+}
+
+impl Claimed {
+    /// Loads the violation and its incident's members as stored now.
+    async fn load(&mut self, store: &Store) -> Result<(), StoreError> {
+        self.violation = store.get_violation(&self.violation_id).await?;
+        self.members = match &self.violation {
+            Some(v) if v.leads() => store
+                .incident_members(&v.id)
+                .await?
+                .into_iter()
+                .filter(|m| m.id != v.id)
+                .collect(),
+            _ => Vec::new(),
+        };
+        Ok(())
+    }
 }
 
 /// A group claimed for delivery: everything pending in it goes out as one message.
@@ -118,8 +140,14 @@ pub struct OutboxItem {
     pub model: String,
     /// Metric.
     pub metric: String,
-    /// Rule number.
+    /// Source.
+    pub source: String,
+    /// Rule number (0 unless a Nelson rule).
     pub rule: u8,
+    /// What found it.
+    pub detector: Detector,
+    /// Its severity (fixed when it opened).
+    pub severity: Severity,
 }
 
 /// Where routing sends one outbox row.
@@ -272,7 +300,7 @@ impl Store {
     ) -> Result<u64, StoreError> {
         let lock = self.skip_locked();
         let pick = format!(
-            "SELECT o.id, o.violation_id, o.event, v.site, v.host, v.provider, v.model, v.metric, v.rule
+            "SELECT o.id, o.violation_id, o.event, v.site, v.host, v.provider, v.model, v.metric, v.source, v.rule, v.detector, v.severity
              FROM outbox o JOIN violations v ON v.id = o.violation_id
              WHERE o.state = 'pending' ORDER BY o.id LIMIT $1{}",
             if lock.is_empty() { "" } else { " FOR UPDATE OF o SKIP LOCKED" }
@@ -307,7 +335,19 @@ impl Store {
                     provider: r.try_get("provider")?,
                     model: r.try_get("model")?,
                     metric: r.try_get("metric")?,
+                    source: r.try_get("source")?,
                     rule: u8::try_from(r.try_get::<i64, _>("rule")?).unwrap_or(0),
+                    detector: parse_col("violation detector", r.try_get("detector")?)?,
+                    severity: Severity::Info,
+                };
+                let sev: String = r.try_get("severity")?;
+                let item = OutboxItem {
+                    severity: if sev.is_empty() {
+                        Severity::default_for(item.detector, item.rule)
+                    } else {
+                        parse_col("violation severity", sev)?
+                    },
+                    ..item
                 };
                 for pl in plan(&item) {
                     let state = if pl.silenced_by.is_some() { NotificationState::Suppressed } else { NotificationState::Pending }.as_str();
@@ -365,6 +405,7 @@ impl Store {
                         violation_id: i.try_get("violation_id")?,
                         labels: i.try_get("labels")?,
                         violation: None,
+                        members: Vec::new(),
                     })).collect::<Result<Vec<_>, StoreError>>()?;
                 out.push(ClaimedGroup { channel, group_key, last_sent_at: r.try_get("last_sent_at")?, attempts: r.try_get("attempts")?, items });
             }
@@ -373,7 +414,7 @@ impl Store {
         });
         for g in &mut groups {
             for it in &mut g.items {
-                it.violation = self.get_violation(&it.violation_id).await?;
+                it.load(self).await?;
             }
         }
         Ok(groups)
@@ -397,11 +438,12 @@ impl Store {
                 violation_id: i.try_get("violation_id")?,
                 labels: i.try_get("labels")?,
                 violation: None,
+                members: Vec::new(),
             }))
             .collect::<Result<Vec<_>, sqlx::Error>>()?);
         let mut out = Vec::with_capacity(rows.len());
         for mut c in rows {
-            c.violation = self.get_violation(&c.violation_id).await?;
+            c.load(self).await?;
             out.push(c);
         }
         Ok(out)

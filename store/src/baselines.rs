@@ -1,7 +1,7 @@
 //! Baselines (history kept: a new one closes the one it replaces) and rule configuration.
 //!
 //! A baseline row's key columns are its [`SeriesId`]'s: `scope`, `site` ("" for global),
-//! `host` ("" for pooled baselines), `provider`, `model`, `metric`. The X̄-S limits of the
+//! `host` ("" for pooled baselines), `provider`, `model`, `metric`, `source`. The X̄-S limits of the
 //! bucket charts are stored with host `*` so they never stand in for the pooled individuals
 //! baseline of the same scope.
 
@@ -28,10 +28,10 @@ impl Store {
         &self,
         key: &SeriesId,
     ) -> Result<Option<BaselineRecord>, StoreError> {
-        const SQL: &str = "SELECT * FROM baselines WHERE scope = $1 AND site = $2 AND host = $3 AND provider = $4 AND model = $5 AND metric = $6 AND valid_to IS NULL ORDER BY id DESC LIMIT 1";
+        const SQL: &str = "SELECT * FROM baselines WHERE scope = $1 AND site = $2 AND host = $3 AND provider = $4 AND model = $5 AND metric = $6 AND source = $7 AND valid_to IS NULL ORDER BY id DESC LIMIT 1";
         let row = with_pool!(self, p => {
             let r = sqlx::query(SQL).bind(key.scope.as_str()).bind(&key.site).bind(&key.host)
-                .bind(&key.provider).bind(&key.model).bind(key.metric.as_str()).fetch_optional(p).await?;
+                .bind(&key.provider).bind(&key.model).bind(key.metric.as_str()).bind(key.source.as_str()).fetch_optional(p).await?;
             r.map(|r| baseline_from(&r)).transpose()?
         });
         Ok(row)
@@ -39,19 +39,20 @@ impl Store {
 
     /// Stores a new baseline, closing the one it replaces (history is kept); returns its id.
     pub async fn insert_baseline(&self, b: &BaselineRecord) -> Result<i64, StoreError> {
-        const CLOSE: &str = "UPDATE baselines SET valid_to = $1 WHERE scope = $2 AND site = $3 AND host = $4 AND provider = $5 AND model = $6 AND metric = $7 AND valid_to IS NULL";
-        const INSERT: &str = "INSERT INTO baselines (scope, site, host, provider, model, metric, center, sigma, k, method, transform, points, window_from, window_to, mode, reason, created_by, valid_from)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id";
+        const CLOSE: &str = "UPDATE baselines SET valid_to = $1 WHERE scope = $2 AND site = $3 AND host = $4 AND provider = $5 AND model = $6 AND metric = $7 AND source = $8 AND valid_to IS NULL";
+        const INSERT: &str = "INSERT INTO baselines (scope, site, host, provider, model, metric, center, sigma, k, method, transform, points, window_from, window_to, mode, reason, created_by, valid_from, source, phi)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id";
         let (k, f, sb) = (&b.key, &b.frozen, &b.frozen.baseline);
         let host = host_column(b);
         let points = i64::try_from(sb.points).unwrap_or(i64::MAX);
         let id = with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            sqlx::query(CLOSE).bind(b.valid_from).bind(k.scope.as_str()).bind(&k.site).bind(host).bind(&k.provider).bind(&k.model).bind(k.metric.as_str()).execute(&mut *tx).await?;
+            sqlx::query(CLOSE).bind(b.valid_from).bind(k.scope.as_str()).bind(&k.site).bind(host).bind(&k.provider).bind(&k.model).bind(k.metric.as_str()).bind(k.source.as_str()).execute(&mut *tx).await?;
             let id: i64 = sqlx::query_scalar(INSERT)
                 .bind(k.scope.as_str()).bind(&k.site).bind(host).bind(&k.provider).bind(&k.model).bind(k.metric.as_str())
                 .bind(sb.center).bind(sb.sigma).bind(sb.k).bind(sb.method.as_str()).bind(sb.transform.as_str()).bind(points)
                 .bind(f.window_from).bind(f.window_to).bind(f.mode.as_str()).bind(&b.reason).bind(&b.created_by).bind(b.valid_from)
+                .bind(k.source.as_str()).bind(sb.phi)
                 .fetch_one(&mut *tx).await?;
             tx.commit().await?;
             id
@@ -120,12 +121,13 @@ where
     for<'a> Option<i64>: sqlx::Decode<'a, R::Database>,
 {
     let text = |c: &str| r.try_get::<String, _>(c);
-    let (scope, metric, method, transform, mode) = (
+    let (scope, metric, method, transform, mode, source) = (
         text("scope")?,
         text("metric")?,
         text("method")?,
         text("transform")?,
         text("mode")?,
+        text("source")?,
     );
     let scope: Scope = scope
         .parse()
@@ -144,6 +146,9 @@ where
         provider: text("provider")?,
         model: text("model")?,
         metric,
+        source: source
+            .parse()
+            .map_err(|e| StoreError::decode("baseline source", &source, e))?,
     };
     let b = Baseline {
         center: r.try_get("center")?,
@@ -152,6 +157,7 @@ where
         method: SigmaMethod::parse(&method).unwrap_or(SigmaMethod::Mrbar),
         transform: Transform::parse(&transform).unwrap_or(Transform::None),
         points: usize::try_from(r.try_get::<i64, _>("points")?).unwrap_or(0),
+        phi: r.try_get("phi")?,
     };
     let frozen = FrozenBaseline::new(
         r.try_get("id")?,

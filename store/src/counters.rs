@@ -1,5 +1,7 @@
 //! Per-series counters: late points, failed calls, judged points and the newest evaluated
-//! point (which warm-up uses to tell replayed points from never-evaluated ones).
+//! point (which warm-up uses to tell replayed points from never-evaluated ones); on a
+//! model's latency series also its liveness (newest call of any outcome and the median gap
+//! between calls), which the `silent` detector reads.
 
 use std::collections::BTreeMap;
 
@@ -19,6 +21,10 @@ pub struct Counters {
     pub ok: i64,
     /// Newest evaluated point, Unix µs (0: none).
     pub last_evaluated: i64,
+    /// Newest call of any outcome, Unix µs (0: not tracked on this series).
+    pub last_seen: i64,
+    /// Median gap between calls, µs, as last estimated (0: unknown).
+    pub interval_us: i64,
 }
 
 impl Counters {
@@ -28,6 +34,10 @@ impl Counters {
         self.errors += d.errors;
         self.ok += d.ok;
         self.last_evaluated = self.last_evaluated.max(d.last_evaluated);
+        self.last_seen = self.last_seen.max(d.last_seen);
+        if d.interval_us > 0 {
+            self.interval_us = d.interval_us;
+        }
     }
 }
 
@@ -37,7 +47,9 @@ impl Store {
     pub async fn bump_counters(&self, deltas: &[(SeriesId, Counters)]) -> Result<(), StoreError> {
         const UPDATE: &str = " ON CONFLICT (series_key) DO UPDATE SET late_points = series_counters.late_points + excluded.late_points,
               errors = series_counters.errors + excluded.errors, ok = series_counters.ok + excluded.ok,
-              last_evaluated = CASE WHEN excluded.last_evaluated > series_counters.last_evaluated THEN excluded.last_evaluated ELSE series_counters.last_evaluated END";
+              last_evaluated = CASE WHEN excluded.last_evaluated > series_counters.last_evaluated THEN excluded.last_evaluated ELSE series_counters.last_evaluated END,
+              last_seen = CASE WHEN excluded.last_seen > series_counters.last_seen THEN excluded.last_seen ELSE series_counters.last_seen END,
+              interval_us = CASE WHEN excluded.interval_us > 0 THEN excluded.interval_us ELSE series_counters.interval_us END";
         if deltas.is_empty() {
             return Ok(());
         }
@@ -50,11 +62,19 @@ impl Store {
                 let rows: Vec<serde_json::Value> = merged
                     .iter()
                     .map(|(k, c)| {
-                        serde_json::json!([k, c.late_points, c.errors, c.ok, c.last_evaluated])
+                        serde_json::json!([
+                            k,
+                            c.late_points,
+                            c.errors,
+                            c.ok,
+                            c.last_evaluated,
+                            c.last_seen,
+                            c.interval_us
+                        ])
                     })
                     .collect();
-                let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated)
-                    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 FROM json_each($1) WHERE true{UPDATE}");
+                let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us)
+                    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each($1) WHERE true{UPDATE}");
                 sqlx::query(&sql)
                     .bind(serde_json::Value::Array(rows).to_string())
                     .execute(s.pool())
@@ -63,14 +83,16 @@ impl Store {
             Store::Postgres(p) => {
                 let keys: Vec<&str> = merged.keys().map(String::as_str).collect();
                 let col = |f: fn(&Counters) -> i64| merged.values().map(f).collect::<Vec<i64>>();
-                let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated)
-                    SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[]){UPDATE}");
+                let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us)
+                    SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]){UPDATE}");
                 sqlx::query(&sql)
                     .bind(keys)
                     .bind(col(|c| c.late_points))
                     .bind(col(|c| c.errors))
                     .bind(col(|c| c.ok))
                     .bind(col(|c| c.last_evaluated))
+                    .bind(col(|c| c.last_seen))
+                    .bind(col(|c| c.interval_us))
                     .execute(p.pool())
                     .await?;
             }
@@ -80,7 +102,7 @@ impl Store {
 
     /// A series' counters (zero when it has none).
     pub async fn counters(&self, series: &SeriesId) -> Result<Counters, StoreError> {
-        const SQL: &str = "SELECT late_points, errors, ok, last_evaluated FROM series_counters WHERE series_key = $1";
+        const SQL: &str = "SELECT late_points, errors, ok, last_evaluated, last_seen, interval_us FROM series_counters WHERE series_key = $1";
         let key = series.to_string();
         let r = with_pool!(self, p => sqlx::query(SQL).bind(&key).fetch_optional(p).await?
             .map(|r| Ok::<_, sqlx::Error>(Counters {
@@ -88,7 +110,37 @@ impl Store {
                 errors: r.try_get("errors")?,
                 ok: r.try_get("ok")?,
                 last_evaluated: r.try_get("last_evaluated")?,
+                last_seen: r.try_get("last_seen")?,
+                interval_us: r.try_get("interval_us")?,
             })).transpose()?);
         Ok(r.unwrap_or_default())
+    }
+
+    /// Models that may have gone silent: the latency series whose newest call is older than
+    /// `max(factor × interval, floor_us)` before `now`, at most `max_age_us` ago (older ones
+    /// were silent before and are not looked at again); (series, newest call, interval).
+    pub async fn quiet_series(
+        &self,
+        now: i64,
+        factor: i64,
+        floor_us: i64,
+        max_age_us: i64,
+    ) -> Result<Vec<(SeriesId, i64, i64)>, StoreError> {
+        const SQL: &str = "SELECT series_key, last_seen, interval_us FROM series_counters
+            WHERE last_seen > $1 AND last_seen < $2 - (CASE WHEN interval_us * $3 > $4 THEN interval_us * $3 ELSE $4 END)";
+        let rows = with_pool!(self, p => sqlx::query(SQL)
+            .bind(now.saturating_sub(max_age_us)).bind(now).bind(factor).bind(floor_us)
+            .fetch_all(p).await?.iter()
+            .map(|r| Ok((r.try_get::<String, _>("series_key")?, r.try_get::<i64, _>("last_seen")?, r.try_get::<i64, _>("interval_us")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, t, i)| Some((k.parse().ok()?, t, i)))
+            .collect())
+    }
+
+    /// The newest call of the model of a latency series (0: none known).
+    pub async fn last_seen(&self, series: &SeriesId) -> Result<i64, StoreError> {
+        Ok(self.counters(series).await?.last_seen)
     }
 }

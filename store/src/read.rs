@@ -20,8 +20,8 @@ fn values_sql(store: &Store) -> String {
     );
     let key = SeriesId::SQL_SERIES_KEY.replace("{metric}", "m.metric");
     format!(
-        "SELECT k, site, host, provider, model, metric, t, v FROM (
-           SELECT {key} AS k, site, host, provider, model, m.metric AS metric, {ts} AS t, {value} AS v
+        "SELECT k, site, host, provider, model, metric, source, t, v FROM (
+           SELECT {key} AS k, site, host, provider, model, m.metric AS metric, source, {ts} AS t, {value} AS v
            FROM samples CROSS JOIN ({names}) m
            WHERE status = 'ok' AND {recv}) x
          WHERE v IS NOT NULL",
@@ -78,8 +78,8 @@ impl Store {
                min = {lo}(rollup_1m.min, excluded.min), max = {hi}(rollup_1m.max, excluded.max)"
         );
         let catalog = format!(
-            "INSERT INTO series_catalog (series_key, site, host, provider, model, metric, first_ts, last_ts, last_value, touched)
-             SELECT k, site, host, provider, model, metric, MIN(t), MAX(t), 0, $2 FROM ({values}) y GROUP BY k, site, host, provider, model, metric
+            "INSERT INTO series_catalog (series_key, site, host, provider, model, metric, source, first_ts, last_ts, last_value, touched)
+             SELECT k, site, host, provider, model, metric, source, MIN(t), MAX(t), 0, $2 FROM ({values}) y GROUP BY k, site, host, provider, model, metric, source
              ON CONFLICT (series_key) DO UPDATE SET first_ts = {lo}(series_catalog.first_ts, excluded.first_ts),
                last_ts = {hi}(series_catalog.last_ts, excluded.last_ts), touched = excluded.touched"
         );
@@ -89,7 +89,7 @@ impl Store {
             "UPDATE series_catalog SET last_value = COALESCE((SELECT v FROM (
                SELECT {value} AS v FROM samples s
                WHERE s.site = series_catalog.site AND s.host = series_catalog.host AND s.provider = series_catalog.provider
-                 AND s.model = series_catalog.model AND s.status = 'ok' AND s.ts = {at}) x
+                 AND s.model = series_catalog.model AND s.source = series_catalog.source AND s.status = 'ok' AND s.ts = {at}) x
                WHERE v IS NOT NULL LIMIT 1), last_value)
              WHERE touched = $1",
             value = Metric::sql_by_name("series_catalog.metric", self.dialect()),
@@ -192,11 +192,11 @@ impl Store {
         let sql = format!(
             "SELECT (t - $5) / $7 AS b, MIN(v) AS lo, MAX(v) AS hi, AVG(v) AS mean, COUNT(*) AS n FROM (
                SELECT {ts} AS t, {expr} AS v FROM samples
-               WHERE status = 'ok' AND site = $1 AND host = $2 AND provider = $3 AND model = $4 AND {range}) x
+               WHERE status = 'ok' AND site = $1 AND host = $2 AND provider = $3 AND model = $4 AND source = $8 AND {range}) x
              WHERE v IS NOT NULL GROUP BY (t - $5) / $7 ORDER BY 1"
         );
         let rows = with_pool!(self, p => sqlx::query(&sql)
-            .bind(&sel.site).bind(&sel.host).bind(&sel.provider).bind(&sel.model).bind(from).bind(to).bind(width)
+            .bind(&sel.site).bind(&sel.host).bind(&sel.provider).bind(&sel.model).bind(from).bind(to).bind(width).bind(sel.source.as_str())
             .fetch_all(p).await?.iter()
             .map(|r| {
                 let b: i64 = r.try_get("b")?;

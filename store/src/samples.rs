@@ -18,6 +18,8 @@ pub struct PointSelector {
     pub provider: String,
     /// Model.
     pub model: String,
+    /// Source (probe, proxy, client, otlp): canary and real traffic are separate series.
+    pub source: Source,
 }
 
 impl PointSelector {
@@ -28,8 +30,22 @@ impl PointSelector {
             host: id.host.clone(),
             provider: id.provider.clone(),
             model: id.model.clone(),
+            source: id.source,
         }
     }
+}
+
+/// One call's outcome (for the outage and error-rate detectors' warm-up).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CallRow {
+    /// Sample id.
+    pub id: Uuid,
+    /// Call start, Unix µs.
+    pub ts_us: i64,
+    /// Whether it failed (error or timeout).
+    pub failed: bool,
+    /// Its latency, ms.
+    pub latency_ms: f64,
 }
 
 /// One successful sample, with what the derived metrics need.
@@ -104,7 +120,7 @@ impl Store {
         let sql = format!(
             "SELECT {} AS id, {} AS ts_us, site, host, latency_ms, ttft_ms, tokens_out FROM samples
              WHERE status = 'ok' AND ($1 = '' OR site = $1) AND ($2 = '' OR host = $2) AND provider = $3 AND model = $4
-               AND ts >= {} AND ts <= {} ORDER BY ts {order}, id {order} LIMIT $7",
+               AND ts >= {} AND ts <= {} AND source = $8 ORDER BY ts {order}, id {order} LIMIT $7",
             self.id_text(),
             self.ts_us("ts"),
             self.at_us("$5"),
@@ -113,7 +129,7 @@ impl Store {
         let rows = with_pool!(self, p => {
             let rows = sqlx::query(&sql)
                 .bind(&sel.site).bind(&sel.host).bind(&sel.provider).bind(&sel.model)
-                .bind(from_us).bind(to_us).bind(limit)
+                .bind(from_us).bind(to_us).bind(limit).bind(sel.source.as_str())
                 .fetch_all(p).await?;
             rows.iter()
                 .map(|r| Ok(PointRow {
@@ -127,6 +143,55 @@ impl Store {
                 }))
                 .collect::<Result<Vec<_>, StoreError>>()?
         });
+        Ok(rows)
+    }
+
+    /// The last `limit` calls (any outcome) of one host's series before `before_us`, newest
+    /// first.
+    pub async fn recent_calls(
+        &self,
+        sel: &PointSelector,
+        before_us: i64,
+        limit: i64,
+    ) -> Result<Vec<CallRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} AS id, {} AS ts_us, status, latency_ms FROM samples
+             WHERE site = $1 AND host = $2 AND provider = $3 AND model = $4 AND source = $5 AND ts < {}
+             ORDER BY ts DESC, id DESC LIMIT $7",
+            self.id_text(),
+            self.ts_us("ts"),
+            self.at_us("$6"),
+        );
+        let rows = with_pool!(self, p => {
+            let rows = sqlx::query(&sql)
+                .bind(&sel.site).bind(&sel.host).bind(&sel.provider).bind(&sel.model).bind(sel.source.as_str())
+                .bind(before_us).bind(limit)
+                .fetch_all(p).await?;
+            rows.iter()
+                .map(|r| Ok(CallRow {
+                    id: uuid_col(r, "id")?,
+                    ts_us: r.try_get("ts_us")?,
+                    failed: r.try_get::<String, _>("status")? != CallStatus::Ok.as_str(),
+                    latency_ms: r.try_get("latency_ms")?,
+                }))
+                .collect::<Result<Vec<_>, StoreError>>()?
+        });
+        Ok(rows)
+    }
+
+    /// Agents that sent telemetry at or after `since_us`: (site, host, newest snapshot).
+    pub async fn telemetry_last_seen(
+        &self,
+        since_us: i64,
+    ) -> Result<Vec<(String, String, i64)>, StoreError> {
+        let sql = format!(
+            "SELECT site, host, {} AS last FROM telemetry WHERE ts >= {} GROUP BY site, host",
+            self.ts_us("MAX(ts)"),
+            self.at_us("$1"),
+        );
+        let rows = with_pool!(self, p => sqlx::query(&sql).bind(since_us).fetch_all(p).await?.iter()
+            .map(|r| Ok((r.try_get("site")?, r.try_get("host")?, r.try_get("last")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
         Ok(rows)
     }
 
@@ -186,21 +251,26 @@ impl Store {
         Ok(out)
     }
 
-    /// Distinct (site, host, provider, model) with samples in `[from_us, to_us]`.
+    /// Distinct (site, host, provider, model, source) with samples in `[from_us, to_us]`.
     pub async fn series_in_range(
         &self,
         from_us: i64,
         to_us: i64,
-    ) -> Result<Vec<(String, String, String, String)>, StoreError> {
+    ) -> Result<Vec<(String, String, String, String, Source)>, StoreError> {
         let sql = format!(
-            "SELECT DISTINCT site, host, provider, model FROM samples WHERE ts >= {} AND ts <= {} ORDER BY 1, 2, 3, 4",
+            "SELECT DISTINCT site, host, provider, model, source FROM samples WHERE ts >= {} AND ts <= {} ORDER BY 1, 2, 3, 4, 5",
             self.at_us("$1"),
             self.at_us("$2")
         );
         let rows = with_pool!(self, p => sqlx::query(&sql).bind(from_us).bind(to_us).fetch_all(p).await?.iter()
-            .map(|r| Ok((r.try_get("site")?, r.try_get("host")?, r.try_get("provider")?, r.try_get("model")?)))
+            .map(|r| Ok((r.try_get("site")?, r.try_get("host")?, r.try_get("provider")?, r.try_get("model")?, r.try_get::<String, _>("source")?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()?);
-        Ok(rows)
+        rows.into_iter()
+            .map(|(a, b, c, d, src)| {
+                let src = src.parse().map_err(|e| StoreError::decode("sample source", &src, e))?;
+                Ok((a, b, c, d, src))
+            })
+            .collect()
     }
 
     /// Distinct (site, provider, model) with samples since `since_us`.

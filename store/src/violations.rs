@@ -1,11 +1,15 @@
 //! Violations and their outbox rows.
 //!
-//! Guarantees: a violation that opens or resolves writes its outbox row (`opened` /
-//! `resolved`) in the same transaction; only the insert that wins (no row with the same
-//! deterministic id yet) writes `opened`, and only the update that flips an open violation
-//! writes `resolved`, so replicas racing on one episode produce one row and one
-//! notification per event. Applying operations reports what changed ([`ApplyReport`]) and
-//! calls nothing else.
+//! Guarantees: notifications are per incident. A violation that opens leading an incident
+//! (`incident_id` = its own id) writes its `opened` outbox row in the same transaction; only
+//! the insert that wins (no row with the same deterministic id yet) writes it, so replicas
+//! racing on one episode produce one row and one notification. Members of an incident write
+//! no outbox rows. A lead whose own detector goes quiet while paging members of its incident
+//! are still open stays open (`quiet_at` set); the incident — and its lead — resolves when its
+//! last paging member does, and only the update that flips the lead writes `resolved`.
+//! Violations from before incidents existed (no `incident_id`) write `resolved` when they had
+//! an `opened` row. Applying operations reports what changed ([`ApplyReport`]) and calls
+//! nothing else.
 //!
 //! Stored encoding (times in Unix µs): `points` is a JSON array of `{"id", "ts", "value"}`
 //! (X̄ buckets: `{"ts", "value", "n", "sd", "z"}`; older rows `{"bucket", "mean", …}`),
@@ -15,8 +19,8 @@
 //! other crate reads.
 
 use llmscope_model::{
-    Ack, BaselineMode, ContextPoint, FrozenBaseline, Point, Scope, SeriesId, Violation,
-    ViolationStatus,
+    Ack, BaselineMode, ContextPoint, Detector, FrozenBaseline, Point, Scope, SeriesId, Severity,
+    Violation, ViolationStatus,
 };
 use llmscope_spc::{Baseline, SigmaMethod, Transform};
 use serde::{Deserialize, Serialize};
@@ -28,8 +32,17 @@ use crate::{Store, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 #[allow(clippy::large_enum_variant)]
 pub enum ViolationOp {
-    /// Insert (`ON CONFLICT DO NOTHING`) and, if this insert won, its `opened` outbox row.
+    /// Insert (`ON CONFLICT DO NOTHING`) and, if this insert won and the violation leads its
+    /// incident, its `opened` outbox row.
     Open(Violation),
+    /// Makes open violations without an incident members of `incident` (markers that were
+    /// already open when the incident began).
+    Attach {
+        /// The incident (its lead's id).
+        incident: String,
+        /// The violations.
+        ids: Vec<String>,
+    },
     /// The rule fired again inside the episode.
     Extend {
         /// Violation id.
@@ -39,8 +52,8 @@ pub enum ViolationOp {
         /// The whole union of points so far, when it changed enough to be rewritten.
         points: Option<Vec<Point>>,
     },
-    /// Quiet for `resolve_after` points (or resolved by hand): resolve once and enqueue
-    /// `resolved`.
+    /// The episode is over (quiet for `resolve_after` points, the detector back to normal):
+    /// resolve once — a lead only once its incident's other paging members are resolved.
     Resolve {
         /// Violation id.
         id: String,
@@ -64,6 +77,8 @@ pub struct Resolved {
     pub series: SeriesId,
     /// Its rule.
     pub rule: u8,
+    /// Whether it led an incident (the incident is over).
+    pub lead: bool,
 }
 
 /// What a batch of violation operations changed.
@@ -73,6 +88,21 @@ pub struct ApplyReport {
     pub opened: Vec<String>,
     /// Violations this call resolved.
     pub resolved: Vec<Resolved>,
+}
+
+/// An open incident: the model on a host it concerns and its lead violation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentKey {
+    /// Site.
+    pub site: String,
+    /// Host.
+    pub host: String,
+    /// Provider.
+    pub provider: String,
+    /// Model.
+    pub model: String,
+    /// The lead violation's id (the incident's id).
+    pub lead: String,
 }
 
 /// Filters of a violation search.
@@ -88,6 +118,14 @@ pub struct ViolationFilter {
     pub metric: Option<String>,
     /// Rule number.
     pub rule: Option<i64>,
+    /// Detector.
+    pub detector: Option<String>,
+    /// Source.
+    pub source: Option<String>,
+    /// Incident (its lead's id).
+    pub incident: Option<String>,
+    /// Severity.
+    pub severity: Option<String>,
     /// `open`, `resolved` or `acknowledged`.
     pub status: Option<String>,
     /// Opened at or after (µs).
@@ -98,7 +136,7 @@ pub struct ViolationFilter {
     pub key: Option<SeriesId>,
 }
 
-const VIOLATION_COLS: &str = "id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, resolved_at, status, points, baseline, context, acked_by, acked_at, ack_note";
+const VIOLATION_COLS: &str = "id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, resolved_at, status, points, baseline, context, acked_by, acked_at, ack_note, detector, severity, incident_id";
 
 // ---- stored encoding ----
 
@@ -184,6 +222,12 @@ struct StoredBaseline {
     mode: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     bucket_us: Option<i64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    phi: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn default_k() -> f64 {
@@ -205,6 +249,7 @@ fn encode_baseline(f: &FrozenBaseline) -> String {
         window_to: f.window_to,
         mode: f.mode.as_str().into(),
         bucket_us: f.bucket_us,
+        phi: b.phi,
     })
     .unwrap_or_else(|_| "{}".into())
 }
@@ -219,6 +264,7 @@ fn decode_baseline(s: &str, scope: Scope) -> Result<FrozenBaseline, StoreError> 
         method: SigmaMethod::parse(&b.method).unwrap_or(SigmaMethod::Mrbar),
         transform: Transform::parse(&b.transform).unwrap_or(Transform::None),
         points: b.points,
+        phi: b.phi,
     };
     let mut f = FrozenBaseline::new(
         b.id,
@@ -309,11 +355,27 @@ where
         }),
         _ => None,
     };
+    let rule = u8::try_from(r.try_get::<i64, _>("rule")?).unwrap_or(0);
+    let detector = text("detector")?;
+    let detector: Detector = detector
+        .parse()
+        .map_err(|e| StoreError::decode("violation detector", &detector, e))?;
+    let severity = text("severity")?;
+    let severity = if severity.is_empty() {
+        Severity::default_for(detector, rule)
+    } else {
+        severity
+            .parse()
+            .map_err(|e| StoreError::decode("violation severity", &severity, e))?
+    };
     Ok(Violation {
         id: text("id")?,
         series,
         scope,
-        rule: u8::try_from(r.try_get::<i64, _>("rule")?).unwrap_or(0),
+        detector,
+        rule,
+        severity,
+        incident: r.try_get("incident_id")?,
         opened_at: r.try_get("opened_at")?,
         last_point_at: r.try_get("last_point_at")?,
         resolved_at: r.try_get("resolved_at")?,
@@ -325,6 +387,90 @@ where
         context: decode_context(&text("context")?),
         ack,
     })
+}
+
+/// Resolving one violation: a member (or a violation without incident) resolves; a lead
+/// only notes that its own detector went quiet (`quiet_at`), [`CLOSE_QUIET_LEADS`] decides.
+/// Binds: $1 the time, $2 the final points (or NULL).
+const RESOLVE_ONE: &str = "UPDATE violations SET
+    status = CASE WHEN incident_id = id THEN status ELSE 'resolved' END,
+    resolved_at = CASE WHEN incident_id = id THEN resolved_at ELSE $1 END,
+    quiet_at = CASE WHEN incident_id = id THEN COALESCE(quiet_at, $1) ELSE quiet_at END,
+    points = COALESCE($2, points)";
+
+/// Resolves quiet leads whose incidents have no open paging member left (at the later of
+/// the lead's quiet time and its last member's resolution); the caller adds the lead filter.
+const CLOSE_QUIET_LEADS: &str = "UPDATE violations SET status = 'resolved',
+    resolved_at = CASE WHEN COALESCE((SELECT MAX(m.resolved_at) FROM violations m WHERE m.incident_id = violations.id AND m.id <> violations.id), 0) > quiet_at
+        THEN (SELECT MAX(m.resolved_at) FROM violations m WHERE m.incident_id = violations.id AND m.id <> violations.id) ELSE quiet_at END
+    WHERE status = 'open' AND quiet_at IS NOT NULL AND incident_id = id
+      AND NOT EXISTS (SELECT 1 FROM violations m WHERE m.incident_id = violations.id AND m.id <> violations.id AND m.status = 'open' AND m.severity IN ('critical', 'error'))";
+
+/// The `resolved` outbox row of a resolved violation that had an `opened` one (a lead, or a
+/// violation from before incidents); the caller adds the id filter. Binds: $1 now.
+const RESOLVED_OUTBOX: &str = "INSERT INTO outbox (violation_id, event, created_at)
+    SELECT v.id, 'resolved', $1 FROM violations v
+    WHERE v.status = 'resolved' AND EXISTS (SELECT 1 FROM outbox o WHERE o.violation_id = v.id AND o.event = 'opened')";
+
+/// Applies the `Resolve` operations of `$ops` inside the transaction `$tx` (either
+/// backend): resolves members, notes quiet leads, closes the incidents left without an open
+/// paging member, writes the `resolved` outbox rows and fills `$report.resolved`.
+macro_rules! finish_resolves {
+    ($tx:expr, $ops:expr, $now:expr, $report:expr) => {{
+        let mut closed: Vec<String> = Vec::new();
+        let mut incidents: Vec<String> = Vec::new();
+        for op in $ops {
+            if let ViolationOp::Resolve { id, at, points, .. } = op {
+                let pts = points.as_deref().map(encode_points);
+                let sql = format!(
+                    "{RESOLVE_ONE} WHERE id = $3 AND status = 'open' RETURNING status, incident_id"
+                );
+                let row = sqlx::query(&sql)
+                    .bind(*at)
+                    .bind(pts)
+                    .bind(id)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+                if let Some(r) = row {
+                    if r.try_get::<String, _>("status")? == "resolved" {
+                        closed.push(id.clone());
+                    }
+                    if let Some(i) = r.try_get::<Option<String>, _>("incident_id")? {
+                        incidents.push(i);
+                    }
+                }
+            }
+        }
+        incidents.sort();
+        incidents.dedup();
+        for lead in &incidents {
+            let sql = format!("{CLOSE_QUIET_LEADS} AND id = $1 RETURNING id");
+            let ids: Vec<String> = sqlx::query_scalar(&sql)
+                .bind(lead)
+                .fetch_all(&mut *$tx)
+                .await?;
+            closed.extend(ids);
+        }
+        closed.sort();
+        closed.dedup();
+        for id in &closed {
+            let sql = format!("{RESOLVED_OUTBOX} AND v.id = $2 ON CONFLICT DO NOTHING");
+            sqlx::query(&sql).bind($now).bind(id).execute(&mut *$tx).await?;
+            const ONE: &str = "SELECT series_key, rule, incident_id FROM violations WHERE id = $1";
+            if let Some(r) = sqlx::query(ONE).bind(id).fetch_optional(&mut *$tx).await? {
+                let key: String = r.try_get("series_key")?;
+                let incident: Option<String> = r.try_get("incident_id")?;
+                $report.resolved.push(Resolved {
+                    id: id.clone(),
+                    series: key
+                        .parse()
+                        .map_err(|e| StoreError::decode("series key", &key, e))?,
+                    rule: u8::try_from(r.try_get::<i64, _>("rule")?).unwrap_or(0),
+                    lead: incident.as_deref() == Some(id.as_str()),
+                });
+            }
+        }
+    }};
 }
 
 impl Store {
@@ -345,11 +491,11 @@ impl Store {
         ops: &[ViolationOp],
         now_us: i64,
     ) -> Result<ApplyReport, StoreError> {
-        const INSERT: &str = "INSERT INTO violations (id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, status, points, baseline, context)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12, $13, $14) ON CONFLICT DO NOTHING";
+        const INSERT: &str = "INSERT INTO violations (id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, status, points, baseline, context, source, detector, severity, incident_id)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING";
         const OUTBOX: &str = "INSERT INTO outbox (violation_id, event, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
+        const ATTACH: &str = "UPDATE violations SET incident_id = $1 WHERE id = $2 AND incident_id IS NULL";
         const EXTEND: &str = "UPDATE violations SET last_point_at = $1, points = COALESCE($2, points) WHERE id = $3 AND status = 'open' AND last_point_at < $4";
-        const RESOLVE: &str = "UPDATE violations SET status = 'resolved', resolved_at = $1, points = COALESCE($2, points) WHERE id = $3 AND status = 'open'";
         let mut report = ApplyReport::default();
         with_pool!(self, p => {
             let mut tx = p.begin().await?;
@@ -362,26 +508,28 @@ impl Store {
                             .bind(&v.id).bind(&e.key).bind(v.scope.as_str()).bind(s.site_label()).bind(s.host_label()).bind(&s.provider)
                             .bind(&s.model).bind(s.metric.as_str()).bind(i64::from(v.rule)).bind(v.opened_at).bind(v.last_point_at)
                             .bind(&e.points).bind(&e.baseline).bind(&e.context)
+                            .bind(s.source.as_str()).bind(v.detector.as_str()).bind(v.severity.as_str()).bind(&v.incident)
                             .execute(&mut *tx).await?.rows_affected();
                         if n > 0 {
-                            sqlx::query(OUTBOX).bind(&e.v.id).bind("opened").bind(now_us).execute(&mut *tx).await?;
+                            if v.leads() {
+                                sqlx::query(OUTBOX).bind(&e.v.id).bind("opened").bind(now_us).execute(&mut *tx).await?;
+                            }
                             report.opened.push(v.id.clone());
+                        }
+                    }
+                    ViolationOp::Attach { incident, ids } => {
+                        for id in ids {
+                            sqlx::query(ATTACH).bind(incident).bind(id).execute(&mut *tx).await?;
                         }
                     }
                     ViolationOp::Extend { id, last_point_at, points } => {
                         let pts = points.as_deref().map(encode_points);
                         sqlx::query(EXTEND).bind(*last_point_at).bind(pts).bind(id).bind(*last_point_at).execute(&mut *tx).await?;
                     }
-                    ViolationOp::Resolve { id, series, rule, at, points } => {
-                        let pts = points.as_deref().map(encode_points);
-                        let n = sqlx::query(RESOLVE).bind(*at).bind(pts).bind(id).execute(&mut *tx).await?.rows_affected();
-                        if n > 0 {
-                            sqlx::query(OUTBOX).bind(id).bind("resolved").bind(now_us).execute(&mut *tx).await?;
-                            report.resolved.push(Resolved { id: id.clone(), series: series.clone(), rule: *rule });
-                        }
-                    }
+                    ViolationOp::Resolve { .. } => {}
                 }
             }
+            finish_resolves!(tx, ops, now_us, report);
             tx.commit().await?;
         });
         Ok(report)
@@ -455,8 +603,9 @@ impl Store {
         Ok(n > 0)
     }
 
-    /// Resolves a violation by hand (writes its `resolved` outbox row) and records who and
-    /// why; false when it was not open.
+    /// Resolves a violation by hand and records who and why; false when it was not open.
+    /// Resolving an incident's lead resolves the whole incident (its open members too) and
+    /// writes its `resolved` outbox row.
     pub async fn resolve_violation(
         &self,
         v: &Violation,
@@ -464,26 +613,86 @@ impl Store {
         note: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let r = self
-            .apply_violations(
-                &[ViolationOp::Resolve {
-                    id: v.id.clone(),
-                    series: v.series.clone(),
-                    rule: v.rule,
-                    at: now,
-                    points: None,
-                }],
-                now,
-            )
-            .await?;
-        if r.resolved.is_empty() {
-            return Ok(false);
-        }
+        const MEMBERS: &str = "UPDATE violations SET status = 'resolved', resolved_at = $1 WHERE incident_id = $2 AND id <> $2 AND status = 'open'";
+        const LEAD: &str = "UPDATE violations SET status = 'resolved', resolved_at = $1 WHERE id = $2 AND status = 'open'";
         const NOTE: &str = "UPDATE violations SET acked_by = COALESCE(acked_by, $1), acked_at = COALESCE(acked_at, $2), ack_note = COALESCE(ack_note, $3) WHERE id = $4";
+        if !v.leads() {
+            let op = ViolationOp::Resolve {
+                id: v.id.clone(),
+                series: v.series.clone(),
+                rule: v.rule,
+                at: now,
+                points: None,
+            };
+            if !self.apply_violations(&[op], now).await?.resolved.iter().any(|r| r.id == v.id) {
+                return Ok(false);
+            }
+        } else {
+            let flipped = with_pool!(self, p => {
+                let mut tx = p.begin().await?;
+                sqlx::query(MEMBERS).bind(now).bind(&v.id).execute(&mut *tx).await?;
+                let n = sqlx::query(LEAD).bind(now).bind(&v.id).execute(&mut *tx).await?.rows_affected();
+                if n > 0 {
+                    let sql = format!("{RESOLVED_OUTBOX} AND v.id = $2 ON CONFLICT DO NOTHING");
+                    sqlx::query(&sql).bind(now).bind(&v.id).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                n > 0
+            });
+            if !flipped {
+                return Ok(false);
+            }
+        }
         with_pool!(self, p => {
             sqlx::query(NOTE).bind(by).bind(now).bind(format!("resolved by hand: {note}")).bind(&v.id).execute(p).await?;
         });
         Ok(true)
+    }
+
+    /// The lead of the open incident of a model on a host, if any (the newest).
+    pub async fn open_incident(
+        &self,
+        site: &str,
+        host: &str,
+        provider: &str,
+        model: &str,
+    ) -> Result<Option<String>, StoreError> {
+        const SQL: &str = "SELECT id FROM violations WHERE site = $1 AND host = $2 AND provider = $3 AND model = $4 AND status = 'open' AND incident_id = id ORDER BY opened_at DESC LIMIT 1";
+        let id = with_pool!(self, p => sqlx::query_scalar::<_, String>(SQL).bind(site).bind(host).bind(provider).bind(model).fetch_optional(p).await?);
+        Ok(id)
+    }
+
+    /// Every open incident: (site, host, provider, model, lead id).
+    pub async fn open_incidents(&self) -> Result<Vec<IncidentKey>, StoreError> {
+        const SQL: &str = "SELECT site, host, provider, model, id FROM violations WHERE status = 'open' AND incident_id = id ORDER BY opened_at";
+        let rows = with_pool!(self, p => sqlx::query(SQL).fetch_all(p).await?.iter()
+            .map(|r| Ok(IncidentKey {
+                site: r.try_get("site")?,
+                host: r.try_get("host")?,
+                provider: r.try_get("provider")?,
+                model: r.try_get("model")?,
+                lead: r.try_get("id")?,
+            }))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows)
+    }
+
+    /// The violations of an incident (its lead first, then by opening time).
+    pub async fn incident_members(&self, lead: &str) -> Result<Vec<Violation>, StoreError> {
+        let sql = format!(
+            "SELECT {VIOLATION_COLS} FROM violations WHERE incident_id = $1 ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END, opened_at, id"
+        );
+        let rows = with_pool!(self, p => sqlx::query(&sql).bind(lead).fetch_all(p).await?.iter().map(violation_from).collect::<Result<Vec<_>, _>>()?);
+        Ok(rows)
+    }
+
+    /// Open violations of a detector.
+    pub async fn open_of_detector(&self, d: Detector) -> Result<Vec<Violation>, StoreError> {
+        let sql = format!(
+            "SELECT {VIOLATION_COLS} FROM violations WHERE status = 'open' AND detector = $1"
+        );
+        let rows = with_pool!(self, p => sqlx::query(&sql).bind(d.as_str()).fetch_all(p).await?.iter().map(violation_from).collect::<Result<Vec<_>, _>>()?);
+        Ok(rows)
     }
 
     /// Outbox rows as (violation id, event), oldest first.
@@ -530,6 +739,10 @@ impl Store {
             ("model", &f.model),
             ("metric", &f.metric),
             ("series_key", &key),
+            ("detector", &f.detector),
+            ("source", &f.source),
+            ("incident_id", &f.incident),
+            ("severity", &f.severity),
         ] {
             if let Some(v) = v {
                 texts.push(v.clone());
@@ -590,28 +803,27 @@ impl Store {
     }
 }
 
-/// PostgreSQL: the same operations in at most five statements, whatever their number
-/// (opens, their outbox rows, extends, resolves, their outbox rows), in one transaction.
-/// Grouping by kind keeps the per-violation order (open → extend → resolve) of one batch.
+
+/// PostgreSQL: opens and extends in one statement each, whatever their number (plus the
+/// opens' outbox rows), then the resolves (rare) one by one, in one transaction. Grouping by
+/// kind keeps the per-violation order (open → extend → resolve) of one batch.
 async fn apply_pg(
     pool: &sqlx::PgPool,
     ops: &[ViolationOp],
     now_us: i64,
 ) -> Result<ApplyReport, StoreError> {
-    const OPEN: &str = "INSERT INTO violations (id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, status, points, baseline, context)
-        SELECT id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, 'open', points, baseline, context
-        FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[])
-          AS t(id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, points, baseline, context)
+    const OPEN: &str = "INSERT INTO violations (id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, status, points, baseline, context, source, detector, severity, incident_id)
+        SELECT id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, 'open', points, baseline, context, source, detector, severity, incident_id
+        FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
+          AS t(id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, points, baseline, context, source, detector, severity, incident_id)
         ON CONFLICT DO NOTHING RETURNING id";
     const OUTBOX: &str = "INSERT INTO outbox (violation_id, event, created_at)
         SELECT id, $2, $3 FROM UNNEST($1::text[]) AS t(id) ON CONFLICT DO NOTHING";
+    const ATTACH: &str = "UPDATE violations SET incident_id = $1 WHERE id = ANY($2) AND incident_id IS NULL";
     const EXTEND: &str =
         "UPDATE violations v SET last_point_at = u.lp, points = COALESCE(u.pts, v.points)
         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, lp, pts)
         WHERE v.id = u.id AND v.status = 'open' AND v.last_point_at < u.lp";
-    const RESOLVE: &str = "UPDATE violations v SET status = 'resolved', resolved_at = u.at, points = COALESCE(u.pts, v.points)
-        FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, at, pts)
-        WHERE v.id = u.id AND v.status = 'open' RETURNING v.id";
     let mut report = ApplyReport::default();
     let opens: Vec<Encoded<'_>> = ops
         .iter()
@@ -640,11 +852,25 @@ async fn apply_pg(
             .bind(col(|e| &e.points))
             .bind(col(|e| &e.baseline))
             .bind(col(|e| &e.context))
+            .bind(col(|e| e.v.series.source.as_str()))
+            .bind(col(|e| e.v.detector.as_str()))
+            .bind(col(|e| e.v.severity.as_str()))
+            .bind(
+                opens
+                    .iter()
+                    .map(|e| e.v.incident.as_deref())
+                    .collect::<Vec<Option<&str>>>(),
+            )
             .fetch_all(&mut *tx)
             .await?;
-        if !won.is_empty() {
+        let leads: Vec<&str> = opens
+            .iter()
+            .filter(|e| e.v.leads() && won.contains(&e.v.id))
+            .map(|e| e.v.id.as_str())
+            .collect();
+        if !leads.is_empty() {
             sqlx::query(OUTBOX)
-                .bind(&won)
+                .bind(&leads)
                 .bind("opened")
                 .bind(now_us)
                 .execute(&mut *tx)
@@ -653,7 +879,6 @@ async fn apply_pg(
         report.opened = won;
     }
     let (mut eid, mut elp, mut epts) = (Vec::new(), Vec::new(), Vec::<Option<String>>::new());
-    let (mut rid, mut rat, mut rpts) = (Vec::new(), Vec::new(), Vec::new());
     for op in ops {
         match op {
             ViolationOp::Extend {
@@ -677,12 +902,14 @@ async fn apply_pg(
                     }
                 }
             }
-            ViolationOp::Resolve { id, at, points, .. } => {
-                rid.push(id.as_str());
-                rat.push(*at);
-                rpts.push(points.as_deref().map(encode_points));
+            ViolationOp::Attach { incident, ids } => {
+                sqlx::query(ATTACH)
+                    .bind(incident)
+                    .bind(ids)
+                    .execute(&mut *tx)
+                    .await?;
             }
-            ViolationOp::Open(_) => {}
+            ViolationOp::Resolve { .. } | ViolationOp::Open(_) => {}
         }
     }
     if !eid.is_empty() {
@@ -693,35 +920,7 @@ async fn apply_pg(
             .execute(&mut *tx)
             .await?;
     }
-    if !rid.is_empty() {
-        let resolved: Vec<String> = sqlx::query_scalar(RESOLVE)
-            .bind(rid)
-            .bind(rat)
-            .bind(rpts)
-            .fetch_all(&mut *tx)
-            .await?;
-        if !resolved.is_empty() {
-            sqlx::query(OUTBOX)
-                .bind(&resolved)
-                .bind("resolved")
-                .bind(now_us)
-                .execute(&mut *tx)
-                .await?;
-        }
-        report.resolved = ops
-            .iter()
-            .filter_map(|o| match o {
-                ViolationOp::Resolve {
-                    id, series, rule, ..
-                } if resolved.contains(id) => Some(Resolved {
-                    id: id.clone(),
-                    series: series.clone(),
-                    rule: *rule,
-                }),
-                _ => None,
-            })
-            .collect();
-    }
+    finish_resolves!(tx, ops, now_us, report);
     tx.commit().await?;
     Ok(report)
 }

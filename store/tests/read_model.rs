@@ -62,6 +62,7 @@ async fn derived_metrics_in_sql_equal_the_rust_formulas() {
             host: "gpu-1".into(),
             provider: "vllm".into(),
             model: "m".into(),
+            source: llmscope_model::Source::Probe,
         };
         let to = t0 + rows.len() as i64 * MINUTE;
         for m in Metric::ALL.iter().copied() {

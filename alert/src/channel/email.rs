@@ -8,13 +8,12 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use llmscope_model::rule_text;
 use llmscope_store::alerts::ChannelRow;
 use serde_json::{Value, json};
 
 use super::{Channel, SendContext, min_interval_ms, text};
 use crate::config::AlertsConfig;
-use crate::digest::{Digest, num, series_text};
+use crate::digest::{Digest, finding, members_text, num, series_text};
 use crate::transport::SendResult;
 
 /// Email over SMTP.
@@ -106,25 +105,26 @@ pub fn render(cfg: &AlertsConfig, d: &Digest) -> (String, String, String) {
     let mut text = format!("{}\n\n", d.title());
     let mut html = format!(
         "<html><body style=\"font-family:sans-serif\"><h2>{}</h2><table cellpadding=\"6\" style=\"border-collapse:collapse\">\
-         <tr><th align=\"left\">Event</th><th align=\"left\">Series</th><th align=\"left\">Rule</th><th align=\"left\">Value</th><th align=\"left\">Centre / UCL / LCL</th><th></th></tr>",
+         <tr><th align=\"left\">Event</th><th align=\"left\">Series</th><th align=\"left\">Detector</th><th align=\"left\">Value</th><th align=\"left\">Centre / UCL / LCL</th><th></th></tr>",
         html_escape(&d.title())
     );
     for c in &d.items {
         let v = c.violation.as_ref();
         let series = series_text(v, true);
-        let rule = v.map_or(0, |v| v.rule);
-        let words = rule_text(rule);
+        let (rule, words) = finding(v);
         let last = num(v.and_then(|v| v.last_value()));
         let b = v.map(|v| &v.baseline);
         let limits = format!(
             "{} / {} / {}",
-            num(b.map(|b| b.baseline.center)),
+            num(b.map(|b| b.center_original())),
             num(b.map(|b| b.ucl())),
             num(b.map(|b| b.lcl()))
         );
         let link = cfg.link(&c.violation_id);
+        let members = members_text(c);
+        let also: String = members.iter().map(|m| format!("  also: {m}\n")).collect();
         text.push_str(&format!(
-            "- {}: {series}\n  rule {rule}: {words}\n  value {last} (centre / UCL / LCL {limits})\n  {link}\n\n",
+            "- {}: {series}\n  {rule}: {words}\n  value {last} (centre / UCL / LCL {limits})\n{also}  {link}\n\n",
             c.event
         ));
         html.push_str(&format!(
@@ -134,6 +134,12 @@ pub fn render(cfg: &AlertsConfig, d: &Digest) -> (String, String, String) {
             html_escape(&words),
             html_escape(&link)
         ));
+        for m in &members {
+            html.push_str(&format!(
+                "<tr><td></td><td colspan=\"5\" style=\"color:#555\">also in this incident: {}</td></tr>",
+                html_escape(m)
+            ));
+        }
     }
     html.push_str("</table></body></html>");
     (subject, text, html)

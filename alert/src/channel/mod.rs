@@ -10,8 +10,8 @@ pub mod webhook;
 use std::time::Duration;
 
 use llmscope_model::{
-    AlertEvent, BaselineMode, ChannelKind, FrozenBaseline, Metric, Point, Scope, SeriesId,
-    Violation,
+    AlertEvent, BaselineMode, ChannelKind, Detector, FrozenBaseline, Metric, Point, Scope,
+    SeriesId, Violation,
 };
 use llmscope_store::alerts::{ChannelRow, Claimed};
 use serde_json::{Value, json};
@@ -161,7 +161,7 @@ pub fn min_interval(ch: &ChannelRow) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-/// The digest of a test notification: a made-up open violation of rule 1 on
+/// The digest of a test notification: a made-up open incident led by a CUSUM violation on
 /// `test-site / test-host / test-model / latency_ms`, value 1234.5 against centre 800.
 pub fn test_digest(ch: &ChannelRow, now_us: i64) -> Digest {
     let series = SeriesId::series(
@@ -175,15 +175,17 @@ pub fn test_digest(ch: &ChannelRow, now_us: i64) -> Digest {
         .map(|b| FrozenBaseline::new(0, Scope::Series, b, (now_us, now_us), BaselineMode::Manual))
         .ok();
     let violation = baseline.map(|b| {
-        let mut v = Violation::open(
+        let mut v = Violation::finding(
             series,
             Scope::Series,
-            1,
+            Detector::Cusum,
+            0,
             now_us,
             vec![Point::sample(uuid::Uuid::nil(), now_us, 1234.5)],
             b,
         );
         v.id = format!("test-{}", uuid::Uuid::new_v4());
+        v.incident = Some(v.id.clone());
         v
     });
     let id = violation
@@ -199,9 +201,10 @@ pub fn test_digest(ch: &ChannelRow, now_us: i64) -> Digest {
             event: AlertEvent::Test,
             violation_id: id,
             labels:
-                json!({"site": "test-site", "model": "test-model", "severity": "info", "rule": "1"})
+                json!({"site": "test-site", "model": "test-model", "severity": "error", "rule": "0", "detector": "cusum"})
                     .to_string(),
             violation,
+            members: Vec::new(),
         }],
     }
 }

@@ -1,9 +1,10 @@
-//! PagerDuty Events API v2: `trigger` when a violation opens and `resolve` when it resolves,
-//! with `dedup_key` = the violation id so both land on one incident. The routing key is the
+//! PagerDuty Events API v2: `trigger` when an incident opens and `resolve` when it resolves,
+//! with `dedup_key` = the incident's id (its lead violation's) so both land on one PagerDuty
+//! incident. The routing key is the
 //! channel secret; the endpoint is configurable (EU region, tests). Not grouped: one event
 //! per violation change, no reminders (PagerDuty keeps the incident open itself).
 
-use llmscope_model::{AlertEvent, Severity};
+use llmscope_model::{AlertEvent, Severity, Violation};
 use llmscope_store::alerts::{ChannelRow, Claimed};
 use serde_json::{Value, json};
 
@@ -58,10 +59,16 @@ impl Channel for PagerDuty {
     }
 }
 
-/// Severity for a rule: the channel's `severity` map (`{"1": "critical"}`), else the
-/// notification's `severity` label (from `[alerts] severity`), else `error`.
-pub fn severity(ch_config: &Value, rule: u8, label: &str) -> Severity {
-    ch_config["severity"][rule.to_string()]
+/// The event severity: the channel's `severity` map by rule number or detector
+/// (`{"1": "critical", "cusum": "warning"}`), else the notification's `severity` label,
+/// else `error`.
+pub fn severity(ch_config: &Value, v: Option<&Violation>, label: &str) -> Severity {
+    let key = match v {
+        Some(v) if v.detector == llmscope_model::Detector::Nelson => v.rule.to_string(),
+        Some(v) => v.detector.to_string(),
+        None => String::new(),
+    };
+    ch_config["severity"][key]
         .as_str()
         .and_then(|s| s.parse().ok())
         .or_else(|| label.parse().ok())
@@ -77,14 +84,14 @@ pub fn event(cfg: &AlertsConfig, ch: &ChannelRow, c: &Claimed) -> Value {
     let conf: Value = serde_json::from_str(&ch.config).unwrap_or(Value::Null);
     let labels: Value = serde_json::from_str(&c.labels).unwrap_or(Value::Null);
     let v = c.violation.as_ref();
-    let rule = v.map_or(0, |v| v.rule);
     let s = v.map(|v| &v.series);
     let summary: String = format!(
-        "LLMscope: {} {} on {}/{} out of control (Nelson rule {rule}) — {}",
+        "LLMscope: {} {} on {}/{} out of control ({}) — {}",
         s.map_or("?", |s| s.model.as_str()),
         s.map_or("?", |s| s.metric.as_str()),
         s.map_or("?", |s| s.site_label()),
         s.map_or("?", |s| s.host_label()),
+        v.map_or("?", Violation::title),
         s.map(ToString::to_string).unwrap_or_default()
     )
     .chars()
@@ -97,14 +104,18 @@ pub fn event(cfg: &AlertsConfig, ch: &ChannelRow, c: &Claimed) -> Value {
         "payload": {
             "summary": summary,
             "source": s.map_or("llmscope", |s| s.host_label()),
-            "severity": severity(&conf, rule, labels["severity"].as_str().unwrap_or("")),
+            "severity": severity(&conf, v, labels["severity"].as_str().unwrap_or("")),
             "component": s.map(|s| &s.model),
             "group": s.map(|s| s.site_label()),
-            "class": format!("nelson_rule_{rule}"),
+            "class": v.map_or_else(|| "unknown".to_owned(), |v| match v.detector {
+                llmscope_model::Detector::Nelson => format!("nelson_rule_{}", v.rule),
+                d => d.to_string(),
+            }),
             "custom_details": {
                 "series_key": s, "metric": s.map(|s| s.metric), "provider": s.map(|s| &s.provider),
                 "baseline": v.map(|v| &v.baseline), "points": v.map(|v| &v.points),
                 "opened_at_ms": v.map(|v| llmscope_model::time::ms(v.opened_at)),
+                "incident_members": crate::digest::members_text(c),
             },
         },
         "links": [{"href": cfg.link(&id), "text": "Open in LLMscope"}],
@@ -117,12 +128,24 @@ mod tests {
 
     #[test]
     fn severity_defaults_and_overrides() {
-        assert_eq!(severity(&Value::Null, 1, "critical"), Severity::Critical);
-        assert_eq!(severity(&Value::Null, 7, "info"), Severity::Info);
+        assert_eq!(severity(&Value::Null, None, "critical"), Severity::Critical);
+        assert_eq!(severity(&Value::Null, None, "info"), Severity::Info);
+        let test = crate::channel::test_digest(
+            &ChannelRow {
+                name: "pd".into(),
+                kind: llmscope_model::ChannelKind::PagerDuty,
+                config: "{}".into(),
+                secret: "k".into(),
+                max_attempts: 1,
+                source: "api".into(),
+            },
+            1_000_000,
+        );
+        let v = test.items[0].violation.as_ref();
         assert_eq!(
-            severity(&json!({"severity": {"7": "warning"}}), 7, "info"),
+            severity(&json!({"severity": {"cusum": "warning"}}), v, "info"),
             Severity::Warning
         );
-        assert_eq!(severity(&Value::Null, 2, "loud"), Severity::Error);
+        assert_eq!(severity(&Value::Null, v, "loud"), Severity::Error);
     }
 }

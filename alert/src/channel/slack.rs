@@ -3,13 +3,13 @@
 //! per webhook; a Slack channel's `min_interval` is at least one second and a 429 is retried
 //! after its `Retry-After`. Grouped notifications go out as one message.
 
-use llmscope_model::{AlertEvent, rule_text};
+use llmscope_model::AlertEvent;
 use llmscope_store::alerts::{ChannelRow, Claimed};
 use serde_json::{Value, json};
 
 use super::{Channel, SendContext};
 use crate::config::AlertsConfig;
-use crate::digest::{Digest, num, series_text};
+use crate::digest::{Digest, finding, members_text, num, series_text};
 use crate::transport::{SendResult, post_json};
 
 /// Slack's least time between two messages of one webhook, ms.
@@ -32,13 +32,12 @@ impl Channel for Slack {
 fn item_blocks(cfg: &AlertsConfig, c: &Claimed) -> Vec<Value> {
     let v = c.violation.as_ref();
     let link = cfg.link(&c.violation_id);
-    let rule_n = v.map_or(0, |v| v.rule);
+    let (what, words) = finding(v);
     let series = series_text(v, false);
     if c.event == AlertEvent::Resolved {
         return vec![json!({"type": "section", "text": {"type": "mrkdwn",
-            "text": format!("✅ *Resolved* — rule {rule_n} on {series} is back in control — <{link}|details>")}})];
+            "text": format!("✅ *Resolved* — {what} on {series} is back in control — <{link}|details>")}})];
     }
-    let words = rule_text(rule_n);
     let last = num(v.and_then(|v| v.last_value()));
     let b = v.map(|v| &v.baseline);
     let prefix = if c.event == AlertEvent::Repeat {
@@ -46,15 +45,22 @@ fn item_blocks(cfg: &AlertsConfig, c: &Claimed) -> Vec<Value> {
     } else {
         ""
     };
-    vec![
-        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{prefix}*Rule {rule_n}*: {words}")}}),
+    let mut blocks = vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("{prefix}*{what}*: {words}")}}),
         json!({"type": "section", "fields": [
             {"type": "mrkdwn", "text": format!("*Series*\n{series}")},
             {"type": "mrkdwn", "text": format!("*Value*\n{last} (centre {}, UCL {}, LCL {})",
-                num(b.map(|b| b.baseline.center)), num(b.map(|b| b.ucl())), num(b.map(|b| b.lcl())))},
+                num(b.map(|b| b.center_original())), num(b.map(|b| b.ucl())), num(b.map(|b| b.lcl())))},
         ]}),
-        json!({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open in LLMscope"}, "url": link}]}),
-    ]
+    ];
+    let members = members_text(c);
+    if !members.is_empty() {
+        let list: Vec<String> = members.iter().take(10).map(|m| format!("• {m}")).collect();
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+            "text": format!("*Also in this incident*\n{}", list.join("\n"))}]}));
+    }
+    blocks.push(json!({"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open in LLMscope"}, "url": link}]}));
+    blocks
 }
 
 /// The Block Kit message for a digest (at most 10 notifications spelled out; Slack allows 50

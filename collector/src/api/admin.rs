@@ -51,6 +51,8 @@ struct RebaselineBody {
     model: Option<String>,
     #[serde(default)]
     metric: Option<String>,
+    #[serde(default)]
+    source: Option<String>,
     from: Value,
     to: Value,
     #[serde(default)]
@@ -75,6 +77,13 @@ async fn rebaseline(
         None => None,
         Some(m) => Some(super::read::parse_metric("metric", m)?),
     };
+    let source = match b.source.as_deref().filter(|m| !m.is_empty()) {
+        None => None,
+        Some(s) => Some(
+            s.parse::<llmscope_model::Source>()
+                .map_err(|e| ApiError::bad("source", e.to_string()))?,
+        ),
+    };
     let o = |s: Option<String>| s.filter(|s| !s.is_empty());
     let sel = Selector {
         site: o(b.site),
@@ -82,6 +91,7 @@ async fn rebaseline(
         provider: o(b.provider),
         model: o(b.model),
         metric,
+        source,
     };
     let by = if b.by.trim().is_empty() { who } else { b.by };
     let out = rebaseline::rebaseline(

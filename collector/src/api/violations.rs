@@ -54,6 +54,10 @@ pub struct ListQuery {
     from: Option<String>,
     to: Option<String>,
     key: Option<String>,
+    detector: Option<String>,
+    source: Option<String>,
+    severity: Option<String>,
+    incident: Option<String>,
     limit: Option<i64>,
     cursor: Option<String>,
 }
@@ -97,12 +101,43 @@ fn filter(q: &ListQuery) -> ApiResult<ViolationFilter> {
         ),
         None => None,
     };
+    let detector = match o(&q.detector) {
+        Some(d) => Some(
+            d.parse::<llmscope_model::Detector>()
+                .map_err(|e| ApiError::bad("detector", e.to_string()))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let source = match o(&q.source) {
+        Some(d) => Some(
+            d.parse::<llmscope_model::Source>()
+                .map_err(|e| ApiError::bad("source", e.to_string()))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let severity = match o(&q.severity) {
+        Some(d) => Some(
+            d.parse::<llmscope_model::Severity>()
+                .map_err(|e| ApiError::bad("severity", e.to_string()))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
     Ok(ViolationFilter {
         site: o(&q.site),
         host: o(&q.host),
         model: o(&q.model),
         metric,
         rule,
+        detector,
+        source,
+        incident: o(&q.incident),
+        severity,
         status,
         from,
         to,

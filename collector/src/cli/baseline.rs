@@ -41,15 +41,21 @@ pub enum BaselineCmd {
         /// Only this metric: latency_ms, ttft_ms, tpot_ms, tokens_per_s.
         #[arg(long)]
         metric: Option<String>,
+        /// Only this source: probe, proxy, client, otlp.
+        #[arg(long)]
+        source: Option<String>,
         /// Window start: RFC 3339 (2026-11-29T14:00:00Z) or relative (-2h, -30m).
         #[arg(long, allow_hyphen_values = true)]
         from: String,
         /// Window end: RFC 3339, relative, or `now`.
         #[arg(long, allow_hyphen_values = true, default_value = "now")]
         to: String,
-        /// Sigma estimator.
-        #[arg(long, value_enum, default_value_t = analyze::SigmaArg::Mrbar)]
-        sigma_method: analyze::SigmaArg,
+        /// Sigma estimator [default: `[spc] sigma_method` of the config, `robust`].
+        #[arg(long, value_enum)]
+        sigma_method: Option<analyze::SigmaArg>,
+        /// Transform [default: `[spc] transform` of the config, `log`].
+        #[arg(long, value_enum)]
+        transform: Option<analyze::TransformArg>,
         /// Why (stored with the baseline).
         #[arg(long, default_value = "manual re-baseline")]
         reason: String,
@@ -105,9 +111,11 @@ pub async fn run(cmd: BaselineCmd) -> anyhow::Result<()> {
             provider,
             model,
             metric,
+            source,
             from,
             to,
             sigma_method,
+            transform,
             reason,
             by,
         } => {
@@ -122,17 +130,23 @@ pub async fn run(cmd: BaselineCmd) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
-            let store = open_store(&cfg).await?;
-            let method = match sigma_method {
-                analyze::SigmaArg::Mrbar => llmscope_spc::SigmaMethod::Mrbar,
-                analyze::SigmaArg::Median => llmscope_spc::SigmaMethod::Median,
+            let source = match source {
+                Some(s) => Some(s.parse::<llmscope_model::Source>().map_err(|e| {
+                    anyhow::anyhow!("--source: {e}")
+                })?),
+                None => None,
             };
+            let spc = super::load_config(&cfg, super::Overrides::default())?.spc;
+            let store = open_store(&cfg).await?;
+            let method = sigma_method.map_or(spc.sigma_method, analyze::SigmaArg::method);
+            let transform = transform.map_or(spc.transform, analyze::TransformArg::transform);
             let sel = Selector {
                 site,
                 host,
                 provider,
                 model,
                 metric,
+                source,
             };
             let out = rebaseline::rebaseline(
                 &store,
@@ -141,7 +155,7 @@ pub async fn run(cmd: BaselineCmd) -> anyhow::Result<()> {
                     from_us,
                     to_us,
                     method,
-                    transform: llmscope_spc::Transform::None,
+                    transform,
                     reason: &reason,
                     by: &by,
                     now_us: llmscope_model::now_us(),

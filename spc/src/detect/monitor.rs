@@ -41,15 +41,54 @@ pub fn effective_phase1(phase1: &Phase1) -> usize {
 type Designs = HashMap<(u64, usize), Result<CusumDesign, SpcError>>;
 
 /// Designs computed once per (target, effective Phase I size) and shared.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Designer {
+    k: f64,
     cache: Arc<Mutex<Designs>>,
 }
 
+impl Default for Designer {
+    fn default() -> Designer {
+        Designer::with_k(defaults::K)
+    }
+}
+
 impl Designer {
-    /// A designer with an empty cache.
+    /// A designer for the default reference value, with an empty cache.
     pub fn new() -> Designer {
         Designer::default()
+    }
+
+    /// A designer for reference value `k`.
+    pub fn with_k(k: f64) -> Designer {
+        Designer {
+            k,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The design for a per-series target `arl0`, falling back to larger effective Phase I
+    /// sizes when a strongly autocorrelated Phase I cannot deliver it (the series is then
+    /// judged with a design that assumes more information than it has; the caller is told
+    /// through the returned size).
+    pub fn design_or_nearest(&self, arl0: f64, phase1: &Phase1) -> Result<CusumDesign, SpcError> {
+        let first = self.design(arl0, phase1);
+        if first.is_ok() {
+            return first;
+        }
+        let mut n = effective_phase1(phase1);
+        while n < defaults::PHASE1 {
+            n = (n * 2).min(defaults::PHASE1);
+            let p = Phase1 {
+                used: n,
+                phi: 0.0,
+                ..*phase1
+            };
+            if let Ok(d) = self.design(arl0, &p) {
+                return Ok(d);
+            }
+        }
+        first
     }
 
     /// The design for a series with this Phase I and a per-series target `arl0`.
@@ -58,7 +97,7 @@ impl Designer {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .entry(key)
-            .or_insert_with(|| design_cusum(defaults::K, arl0, key.1))
+            .or_insert_with(|| design_cusum(self.k, arl0, key.1))
             .clone()
     }
 }
@@ -101,13 +140,18 @@ impl Monitor {
         designer: &Designer,
     ) -> Result<Monitor, SpcError> {
         let d = designer.design(arl0, &phase1)?;
-        Ok(Monitor {
+        Ok(Monitor::from_design(phase1, transform, &d))
+    }
+
+    /// A monitor from stored estimates and a design.
+    pub fn from_design(phase1: Phase1, transform: Transform, d: &CusumDesign) -> Monitor {
+        Monitor {
             transform,
             phase1,
             k: d.k,
             h: d.h,
             shift: ShiftDetector::new(),
-        })
+        }
     }
 
     /// Judges one value (original units); `None` when the transform cannot take it.

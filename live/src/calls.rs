@@ -1,0 +1,339 @@
+//! Call-level detectors of one model on one host and source, judged on every call whatever
+//! its outcome: `down` (consecutive failed calls, [`Outage`]), `error_rate` (a Bernoulli
+//! CUSUM of the failure rate, [`ErrorRate`]) and the model's liveness (newest call and the
+//! median gap between calls, which the `silent` check reads from the counters). Their
+//! violations are filed under the model's latency series (with its source); their "baseline"
+//! is the detector's reference and limit: `down` — 0 failed calls in a row, limit
+//! `down_after`; `error_rate` — the in-control rate p0, limit the designed-for rate p1.
+
+use std::collections::VecDeque;
+
+use llmscope_model::{
+    BaselineMode, Detector, FrozenBaseline, Point, Scope, SeriesId, Violation,
+};
+use llmscope_spc::detect::{ErrorRate, ErrorRateDesign, Outage};
+use llmscope_spc::{Baseline, Transform};
+use llmscope_store::StoreError;
+use llmscope_store::samples::PointSelector;
+use llmscope_store::violations::ViolationOp;
+use uuid::Uuid;
+
+use crate::engine::Engine;
+use crate::state::{OpenEp, Pt, merge_points, points};
+
+/// Gaps kept for the median interval.
+const GAPS: usize = 31;
+/// Calls replayed when a model is first seen by a process.
+const WARMUP_CALLS: i64 = 300;
+
+/// One call's outcome.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Call {
+    /// Sample id.
+    pub id: Uuid,
+    /// Call start, Unix µs.
+    pub ts: i64,
+    /// Whether it failed (error or timeout).
+    pub failed: bool,
+    /// Its latency, ms.
+    pub latency_ms: f64,
+}
+
+impl Call {
+    fn pt(&self) -> Pt {
+        Pt {
+            id: self.id,
+            ts: self.ts,
+            value: self.latency_ms,
+        }
+    }
+}
+
+/// The call-level state of one model on one host and source.
+#[derive(Default)]
+pub struct CallState {
+    /// Consecutive failures.
+    pub outage: Outage,
+    /// The failure-rate CUSUM.
+    pub rate: ErrorRate,
+    /// The open `down` episode.
+    pub down: Option<OpenEp>,
+    /// The open `error_rate` episode.
+    pub errors: Option<OpenEp>,
+    /// The current run of failed calls (the last few).
+    pub run: VecDeque<Pt>,
+    /// Newest call judged, Unix µs.
+    pub last_ts: i64,
+    /// The last gaps between calls, µs.
+    pub gaps: VecDeque<i64>,
+}
+
+impl CallState {
+    /// The median gap between calls, µs (0: fewer than 3 gaps known).
+    pub fn interval_us(&self) -> i64 {
+        if self.gaps.len() < 3 {
+            return 0;
+        }
+        let mut g: Vec<i64> = self.gaps.iter().copied().collect();
+        g.sort_unstable();
+        g[g.len() / 2]
+    }
+
+    fn note_gap(&mut self, ts: i64) {
+        if self.last_ts > 0 && ts > self.last_ts {
+            if self.gaps.len() == GAPS {
+                self.gaps.pop_front();
+            }
+            self.gaps.push_back(ts - self.last_ts);
+        }
+        self.last_ts = self.last_ts.max(ts);
+    }
+
+    /// Pushes one call through both detectors; `on` receives what changed.
+    fn push(&mut self, c: Call, down_after: u32, d: &ErrorRateDesign, mut on: impl FnMut(Change)) {
+        self.note_gap(c.ts);
+        if c.failed {
+            if self.run.len() == 64 {
+                self.run.pop_front();
+            }
+            self.run.push_back(c.pt());
+        }
+        let o = self.outage.push(c.failed, down_after);
+        if o.opened {
+            on(Change::Open(Detector::Down));
+        } else if o.closed {
+            on(Change::Close(Detector::Down));
+        } else if c.failed && self.outage.is_down() {
+            on(Change::Extend(Detector::Down));
+        }
+        if !c.failed {
+            self.run.clear();
+        }
+        let r = self.rate.push(c.failed, d);
+        if r.opened {
+            on(Change::Open(Detector::ErrorRate));
+        } else if r.closed {
+            on(Change::Close(Detector::ErrorRate));
+        } else if c.failed && self.rate.alarm() {
+            on(Change::Extend(Detector::ErrorRate));
+        }
+    }
+
+    fn slot(&mut self, d: Detector) -> &mut Option<OpenEp> {
+        if d == Detector::Down {
+            &mut self.down
+        } else {
+            &mut self.errors
+        }
+    }
+}
+
+/// What a call did to a detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Open(Detector),
+    Extend(Detector),
+    Close(Detector),
+}
+
+/// A reference "baseline" for a detector without a Phase I: its centre and its limit, in the
+/// detector's own units (failed calls in a row, failure rate, milliseconds of silence).
+pub fn reference(center: f64, limit: f64, window: (i64, i64)) -> FrozenBaseline {
+    let sigma = ((limit - center) / 3.0).abs().max(f64::MIN_POSITIVE);
+    let b = Baseline::given(center, sigma, 3.0, Transform::None)
+        .or_else(|_| Baseline::given(0.0, 1.0, 3.0, Transform::None));
+    match b {
+        Ok(b) => FrozenBaseline::new(0, Scope::Series, b, window, BaselineMode::Auto),
+        // unreachable: (0, 1, 3) is a valid baseline
+        Err(_) => FrozenBaseline::xbar_s(Scope::Series, center, 1.0, 1),
+    }
+}
+
+impl Engine {
+    /// Judges the calls (sorted by time) of one model on one host and source; returns the
+    /// newest call's time and the median interval.
+    pub(crate) async fn feed_calls(
+        &mut self,
+        key: &SeriesId,
+        calls: &[Call],
+        ops: &mut Vec<ViolationOp>,
+    ) -> Result<(i64, i64), StoreError> {
+        let Some(first) = calls.first() else {
+            return Ok((0, 0));
+        };
+        if !self.calls.contains_key(key) {
+            let st = self.warm_calls(key, first.ts, ops).await?;
+            self.calls.insert(key.clone(), st);
+        }
+        let (down_after, design) = (self.cfg.down_after, self.error_design);
+        let severity = self.cfg.severity.clone();
+        let Some(st) = self.calls.get_mut(key) else {
+            return Ok((0, 0));
+        };
+        for c in calls {
+            if c.ts < st.last_ts {
+                continue; // late: counted, not judged
+            }
+            let mut changes = Vec::new();
+            st.push(*c, down_after, &design, |ch| changes.push(ch));
+            for ch in changes {
+                match ch {
+                    Change::Open(d) => {
+                        let pts: Vec<Pt> = if d == Detector::Down {
+                            st.run.iter().copied().collect()
+                        } else {
+                            st.run.iter().rev().take(16).rev().copied().collect()
+                        };
+                        let pts = if pts.is_empty() { vec![c.pt()] } else { pts };
+                        let opened_at = pts.first().map_or(c.ts, |p| p.ts);
+                        let base = if d == Detector::Down {
+                            reference(0.0, f64::from(down_after), (opened_at, opened_at))
+                        } else {
+                            reference(design.p0, design.p1, (opened_at, opened_at))
+                        };
+                        let mut v = Violation::finding(
+                            key.clone(),
+                            Scope::Series,
+                            d,
+                            0,
+                            opened_at,
+                            points(&pts),
+                            base,
+                        );
+                        v.last_point_at = c.ts;
+                        v.severity = severity.severity(d, 0);
+                        *st.slot(d) = Some(OpenEp {
+                            rule: 0,
+                            id: v.id.clone(),
+                            written: pts.len(),
+                            points: pts,
+                        });
+                        ops.push(ViolationOp::Open(v));
+                    }
+                    Change::Extend(d) => {
+                        if let Some(ep) = st.slot(d).as_mut() {
+                            merge_points(&mut ep.points, &[c.pt()]);
+                            ep.written = ep.points.len();
+                            ops.push(ViolationOp::Extend {
+                                id: ep.id.clone(),
+                                last_point_at: c.ts,
+                                points: Some(points(&ep.points)),
+                            });
+                        }
+                    }
+                    Change::Close(d) => {
+                        if let Some(ep) = st.slot(d).take() {
+                            ops.push(ViolationOp::Resolve {
+                                points: (ep.points.len() != ep.written)
+                                    .then(|| points(&ep.points)),
+                                id: ep.id,
+                                series: key.clone(),
+                                rule: 0,
+                                at: c.ts,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok((st.last_ts, st.interval_us()))
+    }
+
+    /// Rebuilds a model's call state from its last calls before `first_new` (replayed
+    /// silently) and reconciles it with the open `down` and `error_rate` violations.
+    async fn warm_calls(
+        &mut self,
+        key: &SeriesId,
+        first_new: i64,
+        ops: &mut Vec<ViolationOp>,
+    ) -> Result<CallState, StoreError> {
+        let mut st = CallState::default();
+        let mut rows = self
+            .store
+            .recent_calls(&PointSelector::of(key), first_new, WARMUP_CALLS)
+            .await?;
+        rows.reverse();
+        let design = self.error_design;
+        for r in rows {
+            let c = Call {
+                id: r.id,
+                ts: r.ts_us,
+                failed: r.failed,
+                latency_ms: r.latency_ms,
+            };
+            st.push(c, self.cfg.down_after, &design, |_| {});
+        }
+        for v in self.store.open_violations(key).await? {
+            let alarmed = match v.detector {
+                Detector::Down => st.outage.is_down(),
+                Detector::ErrorRate => st.rate.alarm(),
+                _ => continue,
+            };
+            if alarmed {
+                let pts: Vec<Pt> = v
+                    .points
+                    .iter()
+                    .filter_map(|p: &Point| {
+                        Some(Pt {
+                            id: p.id?,
+                            ts: p.ts,
+                            value: p.value,
+                        })
+                    })
+                    .collect();
+                *st.slot(v.detector) = Some(OpenEp {
+                    rule: 0,
+                    id: v.id,
+                    written: pts.len(),
+                    points: pts,
+                });
+            } else {
+                ops.push(ViolationOp::Resolve {
+                    points: None,
+                    at: st.last_ts.max(v.last_point_at),
+                    id: v.id,
+                    series: v.series,
+                    rule: 0,
+                });
+            }
+        }
+        Ok(st)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use llmscope_spc::detect::design_error_rate;
+
+    fn call(ts: i64, failed: bool) -> Call {
+        Call {
+            id: Uuid::nil(),
+            ts,
+            failed,
+            latency_ms: 10.0,
+        }
+    }
+
+    #[test]
+    fn three_failures_open_down_and_a_success_closes_it() {
+        let d = design_error_rate(0.01, 0.1, 100_000.0).unwrap();
+        let mut st = CallState::default();
+        let mut seen = Vec::new();
+        for (i, f) in [false, true, true, true, true, false].iter().enumerate() {
+            st.push(call(i as i64 * 1_000_000, *f), 3, &d, |c| seen.push((i, c)));
+        }
+        assert!(seen.contains(&(3, Change::Open(Detector::Down))), "{seen:?}");
+        assert!(seen.contains(&(4, Change::Extend(Detector::Down))));
+        assert!(seen.contains(&(5, Change::Close(Detector::Down))));
+        assert_eq!(st.interval_us(), 1_000_000);
+    }
+
+    #[test]
+    fn references_put_the_limit_at_ucl() {
+        let r = reference(0.0, 3.0, (1, 1));
+        assert!((r.ucl() - 3.0).abs() < 1e-9);
+        let r = reference(0.01, 0.1, (1, 1));
+        assert!((r.ucl() - 0.1).abs() < 1e-9 && (r.center_original() - 0.01).abs() < 1e-12);
+    }
+}
