@@ -75,6 +75,15 @@ pub fn members_text(c: &Claimed) -> Vec<String> {
         .collect()
 }
 
+/// What found a violation, for a message's headline: `Nelson rule 2` or the detector's
+/// title (`Sustained shift (CUSUM)`).
+pub fn headline(v: &Violation) -> String {
+    match v.detector {
+        Detector::Nelson => format!("Nelson rule {}", v.rule),
+        _ => v.title().to_owned(),
+    }
+}
+
 /// A number for people: one decimal, `?` when missing.
 pub fn num(x: Option<f64>) -> String {
     x.map(|x| format!("{x:.1}")).unwrap_or_else(|| "?".into())
@@ -139,7 +148,7 @@ impl Digest {
                         v.series.metric,
                         v.series.site_label(),
                         v.series.host_label(),
-                        v.title()
+                        headline(v)
                     )
                 }
                 None => format!("? ? on ?/? {what}"),

@@ -201,26 +201,24 @@ mod tests {
     use serde_json::json;
 
     fn l(site: &str, model: &str, rule: u8) -> Labels {
-        labels(
-            &OutboxItem {
-                id: 1,
-                violation_id: "v".into(),
-                event: llmscope_model::AlertEvent::Opened,
-                site: site.into(),
-                host: "h".into(),
-                provider: "p".into(),
-                model: model.into(),
-                metric: "latency_ms".into(),
-                source: "probe".into(),
-                rule,
-                detector: llmscope_model::Detector::Nelson,
-                severity: if rule == 1 {
-                    llmscope_model::Severity::Critical
-                } else {
-                    llmscope_model::Severity::Warning
-                },
+        labels(&OutboxItem {
+            id: 1,
+            violation_id: "v".into(),
+            event: llmscope_model::AlertEvent::Opened,
+            site: site.into(),
+            host: "h".into(),
+            provider: "p".into(),
+            model: model.into(),
+            metric: "latency_ms".into(),
+            source: "probe".into(),
+            rule,
+            detector: llmscope_model::Detector::Nelson,
+            severity: if rule == 1 {
+                llmscope_model::Severity::Critical
+            } else {
+                llmscope_model::Severity::Warning
             },
-        )
+        })
     }
 
     fn route(id: i64, m: Value, ch: &[&str], cont: bool) -> RouteRow {

@@ -65,7 +65,7 @@ fn op(i: usize) -> ViolationOp {
         FrozenBaseline::new(0, Scope::Series, b, (0, 0), BaselineMode::Auto),
     );
     v.id = format!("bench-{i}");
-    ViolationOp::Open(v)
+    ViolationOp::Open(v.leading(llmscope_model::Severity::Critical))
 }
 
 async fn start(url: &str, hook: &str) -> llmscope_collector::serve::Running {

@@ -173,13 +173,8 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
             severity: cfg.alerts.severities(),
             ..EngineConfig::from(&cfg.spc)
         };
-        let (tx, task) = Engine::new(
-            store.clone(),
-            engine_cfg,
-            clock.clone(),
-            events.clone(),
-        )
-        .spawn();
+        let (tx, task) =
+            Engine::new(store.clone(), engine_cfg, clock.clone(), events.clone()).spawn();
         let b = tokio::spawn(llmscope_live::buckets::job(
             store.clone(),
             cfg.spc.clone(),

@@ -21,7 +21,9 @@ use common::{BACKENDS, Backend, TestDb, config, start};
 use hmac::{Hmac, Mac};
 use llmscope_alert::config::{AlertsConfig, ChannelConfig};
 use llmscope_collector::config::{Config, Secret};
-use llmscope_model::{BaselineMode, FrozenBaseline, Metric, Scope, SeriesId, Violation, now_us};
+use llmscope_model::{
+    BaselineMode, FrozenBaseline, Metric, Scope, SeriesId, Severity, Violation, now_us,
+};
 use llmscope_store::Store;
 use llmscope_store::violations::ViolationOp;
 use sha2::Sha256;
@@ -181,7 +183,13 @@ async fn open_on(store: &Store, n: usize, site: &str, model: impl Fn(usize) -> S
                 baseline(),
             );
             v.id = format!("v-{site}-{m}-{rule}-{i}");
-            ViolationOp::Open(v)
+            // a page: rule 1 configured `critical` as an older setup would, else `error`
+            let sev = if rule == 1 {
+                Severity::Critical
+            } else {
+                Severity::Error
+            };
+            ViolationOp::Open(v.leading(sev))
         })
         .collect();
     assert_eq!(

@@ -109,8 +109,17 @@ fn estimated_baseline_and_episodes_agree_with_the_library() {
         .map(|v| v.as_f64().expect("f64"))
         .collect();
     let (_d, path) = write_tmp("latency.csv", csv_of(&values).as_bytes());
+    // the first release's estimator, as the library's default options
     let out = run_json(
-        &[path.to_str().expect("path"), "--baseline-points", "40"],
+        &[
+            path.to_str().expect("path"),
+            "--baseline-points",
+            "40",
+            "--sigma-method",
+            "mrbar",
+            "--transform",
+            "none",
+        ],
         None,
     );
 
@@ -210,7 +219,12 @@ fn table_format_reports_baseline_flags_and_plain_words() {
         .collect();
     let (_d, path) = write_tmp("latency.csv", csv_of(&values).as_bytes());
     let out = bin()
-        .args(["analyze", path.to_str().expect("p")])
+        .args([
+            "analyze",
+            path.to_str().expect("p"),
+            "--baseline-points",
+            "50",
+        ])
         .assert()
         .success()
         .get_output()
@@ -223,6 +237,9 @@ fn table_format_reports_baseline_flags_and_plain_words() {
     assert!(text.contains("flagged points"), "{text}");
     assert!(text.contains("1 (beyond limits)"), "{text}");
     assert!(text.contains("the average has shifted"), "{text}");
+    assert!(text.contains("paging cusum: k 0.5 h "), "{text}");
+    assert!(text.contains("incidents (pages):"), "{text}");
+    assert!(text.contains("shift up from index 84"), "{text}");
 
     let calm: Vec<f64> = values[..50].to_vec();
     let quiet = bin()

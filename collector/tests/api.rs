@@ -61,9 +61,12 @@ async fn rest_api_end_to_end() {
         let db = TestDb::new(backend).await;
         let mut cfg = config(db.url());
         cfg.spc.baseline_points = 20;
+        cfg.spc.arl0 = 1000.0; // what a 20-point Phase I can deliver
         cfg.api.rollup_interval = Duration::from_millis(100);
         cfg.api.rollup_lag = Duration::ZERO;
         cfg.admin_token = Some(Secret(ADMIN.into()));
+        // rule 1 pages here (by default it only marks the chart)
+        cfg.alerts.severity.insert("1".into(), "critical".into());
         let running = start(&cfg).await;
         let base = format!("http://{}", running.http_addr);
         let token = ingest_token(&running.store, "lab").await;
@@ -673,6 +676,7 @@ async fn an_ongoing_episode_shows_every_flagged_point() {
         let db = TestDb::new(backend).await;
         let mut cfg = config(db.url());
         cfg.spc.baseline_points = 20;
+        cfg.spc.arl0 = 1000.0; // what a 20-point Phase I can deliver
         let running = start(&cfg).await;
         let base = format!("http://{}", running.http_addr);
         let token = ingest_token(&running.store, "lab").await;

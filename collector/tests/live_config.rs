@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use common::{Backend, TestDb, config, now_ns, start};
+use common::{Backend, TestDb, nelson_config, now_ns, start};
 use llmscope_collector::auth::generate_token;
 use llmscope_live::rebaseline::{self, Outcome, Request as Rebaseline, Selector};
 use llmscope_model::now_us;
@@ -69,7 +69,7 @@ fn noise() -> Vec<f64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rule_configuration_applies_live() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let running = start(&config(db.url())).await;
+    let running = start(&nelson_config(db.url())).await;
     running
         .store
         .set_rule_config(
@@ -104,7 +104,7 @@ async fn rule_configuration_applies_live() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebaseline_from_a_range_and_the_engine_follows() {
     let db = TestDb::new(Backend::Postgres).await;
-    let running = start(&config(db.url())).await;
+    let running = start(&nelson_config(db.url())).await;
     let t0 = now_ns() - 900 * 1_000_000_000;
     let n = noise();
     let mut v = n[..50].to_vec();
@@ -184,7 +184,7 @@ fn cli() -> Command {
 async fn rules_baseline_and_violations_commands() {
     let db = TestDb::new(Backend::Sqlite).await;
     let url = db.url().to_owned();
-    let running = start(&config(&url)).await;
+    let running = start(&nelson_config(&url)).await;
     let t0 = now_ns() - 300 * 1_000_000_000;
     let mut v = phase1();
     v.extend([100.0, 180.0]);
@@ -315,6 +315,8 @@ fn host_samples(
             host: host.into(),
             provider: "ollama".into(),
             model: "m".into(),
+            // probes: latency is judged for probes only (real traffic varies with its output)
+            source: v1::Source::Probe as i32,
             latency_ms: *v,
             status: v1::CallStatus::Ok as i32,
             ..Default::default()
@@ -325,7 +327,7 @@ fn host_samples(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn site_scope_judges_every_host_against_the_pooled_baseline() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let running = start(&config(db.url())).await;
+    let running = start(&nelson_config(db.url())).await;
     running
         .store
         .set_rule_config("site", "lab", r#"{"scope":"site"}"#, "test", now_us())
@@ -406,7 +408,7 @@ async fn site_scope_judges_every_host_against_the_pooled_baseline() {
 async fn rolling_baselines_follow_recent_points_unless_a_violation_is_open() {
     use llmscope_store::violations::ViolationOp;
     let db = TestDb::new(Backend::Sqlite).await;
-    let running = start(&config(db.url())).await;
+    let running = start(&nelson_config(db.url())).await;
     // no rule fires on its own here: the open violation below is the only one
     let off = (1..=8)
         .map(|r| format!("\"{r}.enabled\":\"false\""))

@@ -1,7 +1,7 @@
 //! Live SPC end to end: samples sent over gRPC produce exactly the violations the `spc` crate
 //! predicts for the same values; a restart in the middle of a run of 9 still fires rule 2
 //! once at the right point; two collectors on one PostgreSQL write one violation and one
-//! outbox row per episode; late points are stored, not evaluated; site and global bucket
+//! notification per incident; late points are stored, not evaluated; site and global bucket
 //! charts on two sites with three hosts each.
 
 #![allow(clippy::unwrap_used)]
@@ -12,10 +12,10 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{
-    BACKENDS, Backend, TestDb, config, ingest_token, now_ns, push_all, series_samples, start,
+    BACKENDS, Backend, TestDb, ingest_token, nelson_config, now_ns, push_all, series_samples, start,
 };
 use llmscope_live::buckets;
-use llmscope_model::{Scope, SeriesId, Violation, ViolationStatus};
+use llmscope_model::{Detector, Scope, SeriesId, Violation, ViolationStatus};
 use llmscope_proto::v1;
 use llmscope_spc::{Baseline, BaselineOptions, NelsonConfig, episode, nelson};
 use llmscope_store::Store;
@@ -49,9 +49,10 @@ async fn evaluated(store: &Store, key: &str, ts_us: i64) {
     panic!("engine did not evaluate up to {ts_us}");
 }
 
+/// The Nelson rule episodes of the test series: (rule, opened at).
 fn series_violations(all: &[Violation]) -> BTreeSet<(i64, i64)> {
     all.iter()
-        .filter(|v| v.series == key())
+        .filter(|v| v.series == key() && v.detector == Detector::Nelson)
         .map(|v| (i64::from(v.rule), v.opened_at))
         .collect()
 }
@@ -61,7 +62,7 @@ async fn violations_match_what_the_spc_crate_predicts() {
     let values = vector_values();
     for backend in BACKENDS {
         let db = TestDb::new(backend).await;
-        let running = start(&config(db.url())).await;
+        let running = start(&nelson_config(db.url())).await;
         let tok = ingest_token(&running.store, "lab").await;
         let t0 = now_ns() - 600 * 1_000_000_000;
         let tele = vec![v1::Telemetry {
@@ -110,7 +111,11 @@ async fn violations_match_what_the_spc_crate_predicts() {
             (sb.points, sb.method.as_str(), stored.mode.as_str()),
             (50, "mrbar", "auto")
         );
-        for v in got.iter().filter(|v| v.series == key()) {
+        for v in got
+            .iter()
+            .filter(|v| v.series == key() && v.detector == Detector::Nelson)
+        {
+            assert!(!v.severity.is_page(), "rules are chart markers by default");
             let e = eps
                 .iter()
                 .find(|e| ts(50 + e.start as usize) == v.opened_at && e.rule == v.rule)
@@ -155,16 +160,18 @@ async fn violations_match_what_the_spc_crate_predicts() {
                 "nearest telemetry attached"
             );
         }
-        // one outbox row per open and per resolve
-        let outbox = running.store.outbox_events().await.unwrap();
-        let opened = outbox.iter().filter(|(_, e)| e == "opened").count();
-        let resolved = outbox.iter().filter(|(_, e)| e == "resolved").count();
-        assert_eq!(opened, got.len());
-        assert_eq!(
-            resolved,
+        // notifications are per incident: one `opened` per lead (a page), one `resolved` per
+        // resolved lead, none for the members
+        check_incident_outbox(&running.store, &got).await;
+        assert!(
             got.iter()
-                .filter(|v| v.status == ViolationStatus::Resolved)
-                .count()
+                .any(|v| v.detector == Detector::Cusum && v.leads()),
+            "the shifts of the vector page through the CUSUM: {got:?}"
+        );
+        assert!(
+            got.iter()
+                .any(|v| v.detector == Detector::Nelson && v.incident.is_some()),
+            "rule episodes during the incident are its members"
         );
 
         // acknowledge
@@ -187,6 +194,38 @@ async fn violations_match_what_the_spc_crate_predicts() {
     }
 }
 
+/// Outbox rows are per incident: `opened` exactly for the leads, each a page; `resolved`
+/// exactly for the resolved leads; members point at an existing lead.
+async fn check_incident_outbox(store: &Store, got: &[Violation]) {
+    let outbox = store.outbox_events().await.unwrap();
+    let opened: Vec<&String> = outbox
+        .iter()
+        .filter(|(_, e)| e == "opened")
+        .map(|(id, _)| id)
+        .collect();
+    let leads: Vec<&Violation> = got.iter().filter(|v| v.leads()).collect();
+    let mut want: Vec<&String> = leads.iter().map(|v| &v.id).collect();
+    let mut have = opened.clone();
+    want.sort();
+    have.sort();
+    assert_eq!(have, want, "one opened notification per incident");
+    assert!(leads.iter().all(|v| v.severity.is_page()));
+    let resolved = outbox.iter().filter(|(_, e)| e == "resolved").count();
+    assert_eq!(
+        resolved,
+        leads
+            .iter()
+            .filter(|v| v.status == ViolationStatus::Resolved)
+            .count(),
+        "one resolved notification per resolved incident"
+    );
+    for v in got {
+        if let Some(i) = &v.incident {
+            assert!(leads.iter().any(|l| &l.id == i), "{} joins a lead", v.id);
+        }
+    }
+}
+
 fn run_of_nine_data() -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let phase1: Vec<f64> = (0..50)
         .map(|i| if i % 2 == 0 { 98.0 } else { 102.0 })
@@ -206,13 +245,13 @@ async fn a_restart_in_the_middle_of_a_run_of_9_still_fires_rule_2_once() {
         let s = series_samples("llama3.1:8b", &all, t0);
         let ts = |i: usize| (t0 + i as i64 * 1_000_000_000) / 1_000;
 
-        let running = start(&config(db.url())).await;
+        let running = start(&nelson_config(db.url())).await;
         let tok = ingest_token(&running.store, "lab").await;
         push_all(running.grpc_addr, &tok, s[..55].to_vec(), vec![]).await;
         evaluated(&running.store, KEY, ts(54)).await;
         running.stop().await.unwrap();
 
-        let running = start(&config(db.url())).await;
+        let running = start(&nelson_config(db.url())).await;
         push_all(running.grpc_addr, &tok, s[55..].to_vec(), vec![]).await;
         evaluated(&running.store, KEY, ts(58)).await;
         let got = running.store.list_violations(None, 100).await.unwrap();
@@ -229,7 +268,7 @@ async fn a_restart_in_the_middle_of_a_run_of_9_still_fires_rule_2_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_points_are_stored_and_not_evaluated() {
     let db = TestDb::new(Backend::Sqlite).await;
-    let running = start(&config(db.url())).await;
+    let running = start(&nelson_config(db.url())).await;
     let tok = ingest_token(&running.store, "lab").await;
     let (p1, _, _) = run_of_nine_data();
     let t0 = now_ns() - 600 * 1_000_000_000;
@@ -281,8 +320,8 @@ async fn late_points_are_stored_and_not_evaluated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_collectors_on_one_postgres_write_each_episode_once() {
     let db = TestDb::new(Backend::Postgres).await;
-    let a = start(&config(db.url())).await;
-    let b = start(&config(db.url())).await;
+    let a = start(&nelson_config(db.url())).await;
+    let b = start(&nelson_config(db.url())).await;
     let tok = ingest_token(&a.store, "lab").await;
     let values = vector_values();
     let t0 = now_ns() - 600 * 1_000_000_000;
@@ -296,31 +335,14 @@ async fn two_collectors_on_one_postgres_write_each_episode_once() {
     evaluated(&a.store, KEY, last).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got = a.store.list_violations(None, 1000).await.unwrap();
-    let keys: Vec<(u8, i64)> = got.iter().map(|v| (v.rule, v.opened_at)).collect();
-    let unique: BTreeSet<(u8, i64)> = keys.iter().copied().collect();
+    let keys: Vec<(Detector, u8, i64)> = got
+        .iter()
+        .map(|v| (v.detector, v.rule, v.opened_at))
+        .collect();
+    let unique: BTreeSet<(Detector, u8, i64)> = keys.iter().copied().collect();
     assert_eq!(keys.len(), unique.len(), "one row per episode");
     assert!(unique.len() >= 5);
-    let outbox = a.store.outbox_events().await.unwrap();
-    let opened: Vec<&String> = outbox
-        .iter()
-        .filter(|(_, e)| e == "opened")
-        .map(|(id, _)| id)
-        .collect();
-    let unique_opened: BTreeSet<&String> = opened.iter().copied().collect();
-    assert_eq!(
-        opened.len(),
-        got.len(),
-        "one opened notification per episode"
-    );
-    assert_eq!(unique_opened.len(), opened.len());
-    let resolved = outbox.iter().filter(|(_, e)| e == "resolved").count();
-    assert_eq!(
-        resolved,
-        got.iter()
-            .filter(|v| v.status == ViolationStatus::Resolved)
-            .count(),
-        "one resolved notification per resolution"
-    );
+    check_incident_outbox(&a.store, &got).await;
     a.stop().await.unwrap();
     b.stop().await.unwrap();
     db.drop_db().await;

@@ -8,9 +8,7 @@
 
 use std::collections::VecDeque;
 
-use llmscope_model::{
-    BaselineMode, Detector, FrozenBaseline, Point, Scope, SeriesId, Violation,
-};
+use llmscope_model::{BaselineMode, Detector, FrozenBaseline, Point, Scope, SeriesId, Violation};
 use llmscope_spc::detect::{ErrorRate, ErrorRateDesign, Outage};
 use llmscope_spc::{Baseline, Transform};
 use llmscope_store::StoreError;
@@ -224,8 +222,7 @@ impl Engine {
                     Change::Close(d) => {
                         if let Some(ep) = st.slot(d).take() {
                             ops.push(ViolationOp::Resolve {
-                                points: (ep.points.len() != ep.written)
-                                    .then(|| points(&ep.points)),
+                                points: (ep.points.len() != ep.written).then(|| points(&ep.points)),
                                 id: ep.id,
                                 series: key.clone(),
                                 rule: 0,
@@ -323,7 +320,10 @@ mod tests {
         for (i, f) in [false, true, true, true, true, false].iter().enumerate() {
             st.push(call(i as i64 * 1_000_000, *f), 3, &d, |c| seen.push((i, c)));
         }
-        assert!(seen.contains(&(3, Change::Open(Detector::Down))), "{seen:?}");
+        assert!(
+            seen.contains(&(3, Change::Open(Detector::Down))),
+            "{seen:?}"
+        );
         assert!(seen.contains(&(4, Change::Extend(Detector::Down))));
         assert!(seen.contains(&(5, Change::Close(Detector::Down))));
         assert_eq!(st.interval_us(), 1_000_000);

@@ -146,8 +146,7 @@ impl SpcConfig {
         if self.silence_interval.is_zero() || self.agent_silent_after.is_zero() {
             return bad("`spc.silence_interval` and `spc.agent_silent_after` must be more than 0s");
         }
-        if !(self.error_rate_factor > 1.0 && self.error_rate_p0 * self.error_rate_factor < 1.0)
-        {
+        if !(self.error_rate_factor > 1.0 && self.error_rate_p0 * self.error_rate_factor < 1.0) {
             return bad(
                 "`spc.error_rate_factor` must be more than 1 and `spc.error_rate_p0` × it less than 1",
             );
@@ -245,6 +244,11 @@ mod tests {
             error_rate_factor: 200.0,
             ..SpcConfig::default()
         };
-        assert!(c.validate().unwrap_err().0.contains("`spc.error_rate_factor`"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .0
+                .contains("`spc.error_rate_factor`")
+        );
     }
 }

@@ -429,7 +429,13 @@ impl Engine {
                 announce.push(LiveEvent::ViolationOpened(Arc::new(v.clone())));
             }
         }
-        self.incidents_closed(report.resolved.iter().filter(|r| r.lead).map(|r| r.id.as_str()));
+        self.incidents_closed(
+            report
+                .resolved
+                .iter()
+                .filter(|r| r.lead)
+                .map(|r| r.id.as_str()),
+        );
         for r in report.resolved {
             announce.push(LiveEvent::ViolationResolved {
                 id: r.id,

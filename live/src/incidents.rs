@@ -67,10 +67,7 @@ impl Engine {
                     .cloned();
             }
             if lead.is_none() && page {
-                lead = self
-                    .store
-                    .open_incident(&hk.0, &hk.1, &hk.2, &hk.3)
-                    .await?;
+                lead = self.store.open_incident(&hk.0, &hk.1, &hk.2, &hk.3).await?;
                 if let Some(l) = &lead {
                     self.incidents.insert(hk.clone(), l.clone());
                 }

@@ -94,7 +94,11 @@ impl Engine {
                 0,
                 last,
                 Vec::new(),
-                reference(interval as f64 / 1000.0, limit as f64 / 1000.0, (last, last)),
+                reference(
+                    interval as f64 / 1000.0,
+                    limit as f64 / 1000.0,
+                    (last, last),
+                ),
             );
             v.severity = self.cfg.severity.severity(Detector::Silent, 0);
             ops.push(ViolationOp::Open(v));

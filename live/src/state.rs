@@ -135,7 +135,9 @@ impl SeriesState {
                 self.nelson = NelsonState::new();
             }
             if !same || self.monitor.is_none() {
-                self.monitor = self.paging_arl0.and_then(|arl0| monitor_for(frozen, arl0, designer));
+                self.monitor = self
+                    .paging_arl0
+                    .and_then(|arl0| monitor_for(frozen, arl0, designer));
             }
             self.baseline_id = frozen.id;
             self.baseline_values = (frozen.baseline.center, frozen.baseline.sigma);

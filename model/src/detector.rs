@@ -72,9 +72,7 @@ impl Detector {
             Detector::ErrorRate => {
                 "a Bernoulli CUSUM of the failure rate crossed its limit (designed to detect 1 % → 10 %)"
             }
-            Detector::Silent => {
-                "no sample for 5× the series' median interval (at least 2 minutes)"
-            }
+            Detector::Silent => "no sample for 5× the series' median interval (at least 2 minutes)",
             Detector::AgentSilent => "no telemetry from the agent for 2 minutes",
         }
     }
@@ -193,10 +191,7 @@ mod tests {
         for d in Detector::PAGING {
             assert!(Severity::default_for(*d, 0).is_page(), "{d}");
         }
-        assert_eq!(
-            Severity::default_for(Detector::Down, 0),
-            Severity::Critical
-        );
+        assert_eq!(Severity::default_for(Detector::Down, 0), Severity::Critical);
     }
 
     #[test]

@@ -269,7 +269,11 @@ mod tests {
             proxy.pooled(Scope::Site).to_string(),
             "site|eu|ollama|llama3.1:8b|ttft_ms|proxy"
         );
-        for id in [proxy.clone(), proxy.pooled(Scope::Site), proxy.pooled(Scope::Global)] {
+        for id in [
+            proxy.clone(),
+            proxy.pooled(Scope::Site),
+            proxy.pooled(Scope::Global),
+        ] {
             assert_eq!(id.to_string().parse::<SeriesId>(), Ok(id.clone()));
         }
         assert_ne!(proxy, s);

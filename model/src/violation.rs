@@ -238,6 +238,14 @@ impl Violation {
         }
     }
 
+    /// The same violation as a page of `severity` leading its own incident (what the engine
+    /// makes of a paging finding that opens while no incident is open for its model-host).
+    pub fn leading(mut self, severity: Severity) -> Violation {
+        self.severity = severity;
+        self.incident = Some(self.id.clone());
+        self
+    }
+
     /// Whether it leads its incident (its notifications are the incident's).
     pub fn leads(&self) -> bool {
         self.incident.as_deref() == Some(self.id.as_str())

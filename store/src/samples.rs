@@ -267,7 +267,9 @@ impl Store {
             .collect::<Result<Vec<_>, sqlx::Error>>()?);
         rows.into_iter()
             .map(|(a, b, c, d, src)| {
-                let src = src.parse().map_err(|e| StoreError::decode("sample source", &src, e))?;
+                let src = src
+                    .parse()
+                    .map_err(|e| StoreError::decode("sample source", &src, e))?;
                 Ok((a, b, c, d, src))
             })
             .collect()

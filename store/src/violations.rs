@@ -455,7 +455,11 @@ macro_rules! finish_resolves {
         closed.dedup();
         for id in &closed {
             let sql = format!("{RESOLVED_OUTBOX} AND v.id = $2 ON CONFLICT DO NOTHING");
-            sqlx::query(&sql).bind($now).bind(id).execute(&mut *$tx).await?;
+            sqlx::query(&sql)
+                .bind($now)
+                .bind(id)
+                .execute(&mut *$tx)
+                .await?;
             const ONE: &str = "SELECT series_key, rule, incident_id FROM violations WHERE id = $1";
             if let Some(r) = sqlx::query(ONE).bind(id).fetch_optional(&mut *$tx).await? {
                 let key: String = r.try_get("series_key")?;
@@ -494,7 +498,8 @@ impl Store {
         const INSERT: &str = "INSERT INTO violations (id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, status, points, baseline, context, source, detector, severity, incident_id)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'open', $12, $13, $14, $15, $16, $17, $18) ON CONFLICT DO NOTHING";
         const OUTBOX: &str = "INSERT INTO outbox (violation_id, event, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING";
-        const ATTACH: &str = "UPDATE violations SET incident_id = $1 WHERE id = $2 AND incident_id IS NULL";
+        const ATTACH: &str =
+            "UPDATE violations SET incident_id = $1 WHERE id = $2 AND incident_id IS NULL";
         const EXTEND: &str = "UPDATE violations SET last_point_at = $1, points = COALESCE($2, points) WHERE id = $3 AND status = 'open' AND last_point_at < $4";
         let mut report = ApplyReport::default();
         with_pool!(self, p => {
@@ -624,7 +629,13 @@ impl Store {
                 at: now,
                 points: None,
             };
-            if !self.apply_violations(&[op], now).await?.resolved.iter().any(|r| r.id == v.id) {
+            if !self
+                .apply_violations(&[op], now)
+                .await?
+                .resolved
+                .iter()
+                .any(|r| r.id == v.id)
+            {
                 return Ok(false);
             }
         } else {
@@ -803,7 +814,6 @@ impl Store {
     }
 }
 
-
 /// PostgreSQL: opens and extends in one statement each, whatever their number (plus the
 /// opens' outbox rows), then the resolves (rare) one by one, in one transaction. Grouping by
 /// kind keeps the per-violation order (open → extend → resolve) of one batch.
@@ -819,7 +829,8 @@ async fn apply_pg(
         ON CONFLICT DO NOTHING RETURNING id";
     const OUTBOX: &str = "INSERT INTO outbox (violation_id, event, created_at)
         SELECT id, $2, $3 FROM UNNEST($1::text[]) AS t(id) ON CONFLICT DO NOTHING";
-    const ATTACH: &str = "UPDATE violations SET incident_id = $1 WHERE id = ANY($2) AND incident_id IS NULL";
+    const ATTACH: &str =
+        "UPDATE violations SET incident_id = $1 WHERE id = ANY($2) AND incident_id IS NULL";
     const EXTEND: &str =
         "UPDATE violations v SET last_point_at = u.lp, points = COALESCE(u.pts, v.points)
         FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, lp, pts)

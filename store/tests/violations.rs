@@ -6,8 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use llmscope_model::{
-    BaselineMode, ContextPoint, Detector, FrozenBaseline, Metric, Point, Scope, SeriesId,
-    Severity, Source, Violation, ViolationStatus,
+    BaselineMode, ContextPoint, Detector, FrozenBaseline, Metric, Point, Scope, SeriesId, Severity,
+    Source, Violation, ViolationStatus,
 };
 use llmscope_store::testing::each_backend;
 use llmscope_store::violations::{Resolved, ViolationOp};
@@ -128,8 +128,7 @@ async fn a_violation_round_trips_and_each_change_writes_one_outbox_row() {
 }
 
 fn finding(detector: Detector, metric: Metric, at: i64, incident: Option<&str>) -> Violation {
-    let series =
-        SeriesId::series("eu", "gpu-2", "vllm", "m", metric).with_source(Source::Proxy);
+    let series = SeriesId::series("eu", "gpu-2", "vllm", "m", metric).with_source(Source::Proxy);
     let b = llmscope_spc::Baseline::given(5.0, 0.2, 3.0, llmscope_spc::Transform::Log).unwrap();
     let frozen = FrozenBaseline::new(1, Scope::Series, b, (0, 10), BaselineMode::Auto);
     let rule = if detector == Detector::Nelson { 1 } else { 0 };
@@ -179,37 +178,69 @@ async fn an_incident_pages_once_and_resolves_with_its_last_paging_member() {
             )
             .await
             .unwrap();
-        assert_eq!(r.opened.len(), 3, "{backend:?}: detectors with one series and time coexist");
+        assert_eq!(
+            r.opened.len(),
+            3,
+            "{backend:?}: detectors with one series and time coexist"
+        );
         let members = store.incident_members(&lead.id).await.unwrap();
         assert_eq!(members.len(), 4, "{backend:?}");
         assert_eq!(members[0].id, lead.id, "the lead comes first");
-        assert!(members.iter().all(|m| m.incident.as_deref() == Some(lead.id.as_str())));
+        assert!(
+            members
+                .iter()
+                .all(|m| m.incident.as_deref() == Some(lead.id.as_str()))
+        );
         let got = store.get_violation(&down.id).await.unwrap().unwrap();
-        assert_eq!((got.detector, got.severity), (Detector::Down, Severity::Critical));
+        assert_eq!(
+            (got.detector, got.severity),
+            (Detector::Down, Severity::Critical)
+        );
         assert_eq!(got.series.source, Source::Proxy);
         assert_eq!(
-            store.open_incident("eu", "gpu-2", "vllm", "m").await.unwrap(),
+            store
+                .open_incident("eu", "gpu-2", "vllm", "m")
+                .await
+                .unwrap(),
             Some(lead.id.clone())
         );
         // the lead's detector goes quiet: the incident stays open (paging members are)
-        let r = store.apply_violations(&[resolve(&lead, 3_000)], 3).await.unwrap();
+        let r = store
+            .apply_violations(&[resolve(&lead, 3_000)], 3)
+            .await
+            .unwrap();
         assert!(r.resolved.is_empty(), "{backend:?}: {r:?}");
         assert_eq!(
             store.get_violation(&lead.id).await.unwrap().unwrap().status,
             ViolationStatus::Open
         );
         // a member resolves: still one paging member open
-        let r = store.apply_violations(&[resolve(&member, 3_500)], 4).await.unwrap();
+        let r = store
+            .apply_violations(&[resolve(&member, 3_500)], 4)
+            .await
+            .unwrap();
         assert_eq!(r.resolved.len(), 1);
         assert!(!r.resolved[0].lead);
         // the marker (warning) does not hold the incident; the last paging member does
-        let r = store.apply_violations(&[resolve(&down, 4_000)], 5).await.unwrap();
+        let r = store
+            .apply_violations(&[resolve(&down, 4_000)], 5)
+            .await
+            .unwrap();
         let ids: Vec<(&str, bool)> = r.resolved.iter().map(|x| (x.id.as_str(), x.lead)).collect();
-        assert!(ids.contains(&(lead.id.as_str(), true)), "{backend:?}: {ids:?}");
+        assert!(
+            ids.contains(&(lead.id.as_str(), true)),
+            "{backend:?}: {ids:?}"
+        );
         let got = store.get_violation(&lead.id).await.unwrap().unwrap();
-        assert_eq!((got.status, got.resolved_at), (ViolationStatus::Resolved, Some(4_000)));
         assert_eq!(
-            store.open_incident("eu", "gpu-2", "vllm", "m").await.unwrap(),
+            (got.status, got.resolved_at),
+            (ViolationStatus::Resolved, Some(4_000))
+        );
+        assert_eq!(
+            store
+                .open_incident("eu", "gpu-2", "vllm", "m")
+                .await
+                .unwrap(),
             None
         );
         let outbox = store.outbox_events().await.unwrap();
@@ -230,18 +261,45 @@ async fn resolving_a_lead_by_hand_closes_its_incident() {
     each_backend(|store, backend| async move {
         let mut lead = finding(Detector::Down, Metric::LatencyMs, 5_000, None);
         lead.incident = Some(lead.id.clone());
-        let member = finding(Detector::ErrorRate, Metric::LatencyMs, 5_100, Some(&lead.id));
+        let member = finding(
+            Detector::ErrorRate,
+            Metric::LatencyMs,
+            5_100,
+            Some(&lead.id),
+        );
         store
-            .apply_violations(&[ViolationOp::Open(lead.clone()), ViolationOp::Open(member.clone())], 1)
+            .apply_violations(
+                &[
+                    ViolationOp::Open(lead.clone()),
+                    ViolationOp::Open(member.clone()),
+                ],
+                1,
+            )
             .await
             .unwrap();
-        assert!(store.resolve_violation(&lead, "ops", "fixed", 9_000).await.unwrap());
+        assert!(
+            store
+                .resolve_violation(&lead, "ops", "fixed", 9_000)
+                .await
+                .unwrap()
+        );
         for id in [&lead.id, &member.id] {
             let v = store.get_violation(id).await.unwrap().unwrap();
             assert_eq!(v.status, ViolationStatus::Resolved, "{backend:?}");
         }
-        assert!(!store.resolve_violation(&lead, "ops", "again", 9_500).await.unwrap());
-        let events: Vec<String> = store.outbox_events().await.unwrap().into_iter().map(|e| e.1).collect();
+        assert!(
+            !store
+                .resolve_violation(&lead, "ops", "again", 9_500)
+                .await
+                .unwrap()
+        );
+        let events: Vec<String> = store
+            .outbox_events()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.1)
+            .collect();
         assert_eq!(events, vec!["opened", "resolved"], "{backend:?}");
     })
     .await;

@@ -117,7 +117,7 @@ async fn dashboard_e2e_against_the_real_collector() {
     let cfg = dir.path().join("collector.toml");
     std::fs::write(
         &cfg,
-        "[api]\nrollup_interval = \"200ms\"\nrollup_lag = \"0s\"\n\n[spc]\nbaseline_points = 20\n",
+        "[api]\nrollup_interval = \"200ms\"\nrollup_lag = \"0s\"\n\n[spc]\nbaseline_points = 20\narl0 = 1000\n",
     )
     .unwrap();
     let admin = format!("llms_e2e_admin_{}", uuid::Uuid::new_v4().simple());

@@ -48,13 +48,14 @@ async fn webhook() -> (SocketAddr, Arc<Mutex<usize>>) {
     (addr, hits)
 }
 
-/// A collector config: short Phase I and one webhook channel.
-fn collector_config(dir: &Path, hook: SocketAddr) -> PathBuf {
+/// A collector config: short Phase I (with a paging CUSUM designed for one false page per
+/// 1 000 probes, what 20 points can deliver) and one webhook channel.
+fn collector_config(dir: &Path, hook: SocketAddr, alerts: &str) -> PathBuf {
     let path = dir.join("collector.toml");
     std::fs::write(
         &path,
         format!(
-            "[spc]\nbaseline_points = 10\n\n[alerts]\n\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\nsecret = \"s3cret\"\n"
+            "[spc]\nbaseline_points = 20\narl0 = 1000\n\n[alerts]\n{alerts}\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{hook}/hook\"\nsecret = \"s3cret\"\n"
         ),
     )
     .unwrap();
@@ -125,7 +126,7 @@ fn sample(latency_ms: f64, ts: i64) -> v1::Sample {
         host: "gpu-push".into(),
         provider: "openai_compatible".into(),
         model: "pushed-model".into(),
-        source: v1::Source::Client as i32,
+        source: v1::Source::Probe as i32,
         latency_ms,
         status: v1::CallStatus::Ok as i32,
         ..Default::default()
@@ -148,7 +149,7 @@ async fn collector_and_agent_metrics_cover_every_dashboard_query() {
     let url = format!("sqlite://{}/c.db", dir.path().display());
     let token = collector_cmd(&["token", "create", "--site", "lab", "--database-url", &url]).await;
     let (hook, hits) = webhook().await;
-    let cfg = collector_config(dir.path(), hook);
+    let cfg = collector_config(dir.path(), hook, "");
     let grpc = format!("127.0.0.1:{}", free_port());
     let collector = Collector::start(
         &url,
@@ -344,7 +345,9 @@ async fn spans_reach_an_otlp_receiver() {
     let url = format!("sqlite://{}/c.db", dir.path().display());
     let token = collector_cmd(&["token", "create", "--site", "lab", "--database-url", &url]).await;
     let (hook, hits) = webhook().await;
-    let cfg = collector_config(dir.path(), hook);
+    // a single wild point pages here: rule 1 configured `critical` (by default it marks the
+    // chart only)
+    let cfg = collector_config(dir.path(), hook, "severity = { \"1\" = \"critical\" }\n");
     let endpoint = format!("http://{otlp}");
     let collector = Collector::start_with_env(
         &url,
@@ -357,9 +360,9 @@ async fn spans_reach_an_otlp_receiver() {
     )
     .await;
 
-    // Phase I (10 points around 100 ms), then a point far above the UCL: rule 1 opens
+    // Phase I (20 points around 100 ms), then a point far above the UCL: rule 1 opens
     let t0 = now_ns() - 60_000_000_000;
-    let baseline: Vec<v1::Sample> = (0..10)
+    let baseline: Vec<v1::Sample> = (0..20)
         .map(|i| {
             sample(
                 100.0 + [0.0, 3.0, -2.0, 4.0, -3.0][i % 5],
@@ -377,13 +380,13 @@ async fn spans_reach_an_otlp_receiver() {
         },
     )
     .await;
-    assert_eq!(ack.accepted_samples, 10);
+    assert_eq!(ack.accepted_samples, 20);
     push(
         &collector.grpc,
         &token,
         IngestRequest {
             batch_seq: 2,
-            samples: vec![sample(5_000.0, t0 + 20_000_000_000)],
+            samples: vec![sample(5_000.0, t0 + 30_000_000_000)],
             telemetry: vec![],
         },
     )
@@ -414,8 +417,8 @@ async fn spans_reach_an_otlp_receiver() {
     }
     let batch = got
         .iter()
-        .find(|s| s.name == "ingest_batch" && attr(s, "items") == "10")
-        .expect("the 10-sample batch");
+        .find(|s| s.name == "ingest_batch" && attr(s, "items") == "20")
+        .expect("the 20-sample batch");
     assert_eq!(attr(batch, "site"), "lab");
     assert_eq!(attr(batch, "rpc"), "push");
     let eval = got

@@ -91,7 +91,7 @@ pub fn event(cfg: &AlertsConfig, ch: &ChannelRow, c: &Claimed) -> Value {
         s.map_or("?", |s| s.metric.as_str()),
         s.map_or("?", |s| s.site_label()),
         s.map_or("?", |s| s.host_label()),
-        v.map_or("?", Violation::title),
+        v.map_or_else(|| "?".to_owned(), crate::digest::headline),
         s.map(ToString::to_string).unwrap_or_default()
     )
     .chars()

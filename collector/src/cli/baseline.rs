@@ -131,9 +131,10 @@ pub async fn run(cmd: BaselineCmd) -> anyhow::Result<()> {
                 None => None,
             };
             let source = match source {
-                Some(s) => Some(s.parse::<llmscope_model::Source>().map_err(|e| {
-                    anyhow::anyhow!("--source: {e}")
-                })?),
+                Some(s) => Some(
+                    s.parse::<llmscope_model::Source>()
+                        .map_err(|e| anyhow::anyhow!("--source: {e}"))?,
+                ),
                 None => None,
             };
             let spc = super::load_config(&cfg, super::Overrides::default())?.spc;

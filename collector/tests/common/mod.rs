@@ -25,6 +25,19 @@ pub fn config(url: &str) -> Config {
     c
 }
 
+/// [`config`] with the first release's Phase I (50 points, σ from moving ranges, no
+/// transform), for tests that check Nelson rule episodes against the `spc` crate's
+/// prediction. The paging CUSUM is designed for one false page per 2 000 probes, which a
+/// 50-point Phase I can deliver.
+pub fn nelson_config(url: &str) -> Config {
+    let mut c = config(url);
+    c.spc.baseline_points = 50;
+    c.spc.sigma_method = llmscope_spc::SigmaMethod::Mrbar;
+    c.spc.transform = llmscope_spc::Transform::None;
+    c.spc.arl0 = 2000.0;
+    c
+}
+
 pub async fn start(cfg: &Config) -> Running {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
