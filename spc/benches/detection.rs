@@ -23,7 +23,7 @@ fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     let started = Instant::now();
     // probes: the defaults need millions to see a handful of false pages
-    let (hosts, probes) = if quick { (10, 20_000) } else { (60, 100_000) };
+    let (hosts, probes) = if quick { (20, 10_000) } else { (300, 20_000) };
     let runs = if quick { 100 } else { 1000 };
     let series_of = |m: Method| {
         if m == Method::Defaults {

@@ -5,7 +5,8 @@
 //! the rest estimate the centre and the process sigma (so a 5 % share of 5σ outliers neither
 //! drags the centre nor inflates sigma), and the lag-1 autocorrelation of the consecutive
 //! kept pairs estimates φ of an AR(1) process (clamped to [0, [`MAX_PHI`]]: negative
-//! autocorrelation is treated as none). Under normality almost nothing is rejected
+//! autocorrelation is treated as none, and so is one below two standard errors, 2/√n, which
+//! independent data show 2.5 % of the time). Under normality almost nothing is rejected
 //! (P(|Z| > 3.5) = 0.05 %), so the estimates are nearly as efficient as the plain ones.
 
 use crate::SpcError;
@@ -78,10 +79,17 @@ impl Phase1 {
                 pairs += 1;
             }
         }
-        let phi = if pairs > 0 {
-            (num / pairs as f64 / var).clamp(0.0, MAX_PHI)
+        // an autocorrelation below two standard errors (2/√pairs) is noise: whitening with it
+        // would only shrink a real shift's residuals
+        let r1 = if pairs > 0 {
+            num / pairs as f64 / var
         } else {
             0.0
+        };
+        let phi = if r1 * (pairs as f64).sqrt() < 2.0 {
+            0.0
+        } else {
+            r1.min(MAX_PHI)
         };
         Ok(Phase1 {
             mean,

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::phase1::Phase1;
 
 /// Residuals are clipped to ±CLIP before they enter the sums.
-pub const CLIP: f64 = 4.0;
+pub const CLIP: f64 = 3.0;
 
 /// Which way the process moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
