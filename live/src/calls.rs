@@ -1,6 +1,7 @@
 //! Call-level detectors of one model on one host and source, judged on every call whatever
 //! its outcome: `down` (consecutive failed calls, [`Outage`]), `error_rate` (a Bernoulli
-//! CUSUM of the failure rate, [`ErrorRate`]) and the model's liveness (newest call and the
+//! CUSUM of the failure rate, [`ErrorRate`], on the calls outside outages) and the model's
+//! liveness (newest call and the
 //! median gap between calls, which the `silent` check reads from the counters). Their
 //! violations are filed under the model's latency series (with its source); their "baseline"
 //! is the detector's reference and limit: `down` — 0 failed calls in a row, limit
@@ -17,7 +18,7 @@ use llmscope_store::violations::ViolationOp;
 use uuid::Uuid;
 
 use crate::engine::Engine;
-use crate::state::{OpenEp, Pt, merge_points, points};
+use crate::state::{OpenEp, Pt, merge_points, points, push_resolve};
 
 /// Gaps kept for the median interval.
 const GAPS: usize = 31;
@@ -54,6 +55,8 @@ pub struct CallState {
     pub outage: Outage,
     /// The failure-rate CUSUM.
     pub rate: ErrorRate,
+    /// Its state before the current run of failed calls.
+    pub before_run: ErrorRate,
     /// The open `down` episode.
     pub down: Option<OpenEp>,
     /// The open `error_rate` episode.
@@ -106,6 +109,18 @@ impl CallState {
         }
         if !c.failed {
             self.run.clear();
+        }
+        // an outage's failed calls are the `down` detector's: the error-rate chart judges the
+        // calls outside outages (its state goes back to before the run of failures that made
+        // the outage), so the incident ends when the model answers again
+        if c.failed && self.run.len() == 1 {
+            self.before_run = self.rate;
+        }
+        if self.outage.is_down() {
+            if o.opened && self.before_run.alarm() == self.rate.alarm() {
+                self.rate = self.before_run;
+            }
+            return;
         }
         let r = self.rate.push(c.failed, d);
         if r.opened {
@@ -164,7 +179,8 @@ impl Engine {
             self.calls.insert(key.clone(), st);
         }
         let (down_after, design) = (self.cfg.down_after, self.error_design);
-        let severity = self.cfg.severity.clone();
+        let severity = &self.cfg.severity;
+        let incidents = &mut self.incidents;
         let Some(st) = self.calls.get_mut(key) else {
             return Ok((0, 0));
         };
@@ -200,12 +216,8 @@ impl Engine {
                         );
                         v.last_point_at = c.ts;
                         v.severity = severity.severity(d, 0);
-                        *st.slot(d) = Some(OpenEp {
-                            rule: 0,
-                            id: v.id.clone(),
-                            written: pts.len(),
-                            points: pts,
-                        });
+                        incidents.opened(&mut v);
+                        *st.slot(d) = Some(OpenEp::of(&v, pts));
                         ops.push(ViolationOp::Open(v));
                     }
                     Change::Extend(d) => {
@@ -221,13 +233,7 @@ impl Engine {
                     }
                     Change::Close(d) => {
                         if let Some(ep) = st.slot(d).take() {
-                            ops.push(ViolationOp::Resolve {
-                                points: (ep.points.len() != ep.written).then(|| points(&ep.points)),
-                                id: ep.id,
-                                series: key.clone(),
-                                rule: 0,
-                                at: c.ts,
-                            });
+                            push_resolve(ep, key, c.ts, incidents, ops);
                         }
                     }
                 }
@@ -278,13 +284,11 @@ impl Engine {
                         })
                     })
                     .collect();
-                *st.slot(v.detector) = Some(OpenEp {
-                    rule: 0,
-                    id: v.id,
-                    written: pts.len(),
-                    points: pts,
-                });
+                *st.slot(v.detector) = Some(OpenEp::of(&v, pts));
             } else {
+                if v.severity.is_page() {
+                    self.incidents.page_resolved(&v.series, &v.id);
+                }
                 ops.push(ViolationOp::Resolve {
                     points: None,
                     at: st.last_ts.max(v.last_point_at),

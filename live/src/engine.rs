@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::calls::{Call, CallState};
 use crate::config::SpcConfig;
-use crate::incidents::HostKey;
+use crate::incidents::Incidents;
 use crate::learn::Learner;
 use crate::settings::{Effective, Scope, Settings};
 use crate::state::{
@@ -128,8 +128,8 @@ pub struct Engine {
     pub(crate) error_design: ErrorRateDesign,
     /// Call-level state per model, host and source (keyed by its latency series).
     pub(crate) calls: HashMap<SeriesId, CallState>,
-    /// Open incidents: their lead violation per model and host.
-    pub(crate) incidents: HashMap<HostKey, String>,
+    /// Open incidents per model and host, with their open pages.
+    pub(crate) incidents: Incidents,
 }
 
 impl Engine {
@@ -156,7 +156,7 @@ impl Engine {
             designer: Designer::with_k(cfg.cusum_k),
             error_design,
             calls: HashMap::new(),
-            incidents: HashMap::new(),
+            incidents: Incidents::default(),
             store,
             cfg,
             clock,
@@ -384,7 +384,7 @@ impl Engine {
         }
         crate::context::attach(&self.store, contexts, &mut ops).await?;
         // after the contexts (they point at op positions), before coalescing
-        self.assign_incidents(&mut ops).await?;
+        self.finish_incidents(&mut ops).await?;
         let announce = self.apply(ops).await?;
         self.store.bump_counters(&counters).await?;
         // nobody listening is fine: events are for dashboards, metrics and the dispatcher
@@ -429,13 +429,9 @@ impl Engine {
                 announce.push(LiveEvent::ViolationOpened(Arc::new(v.clone())));
             }
         }
-        self.incidents_closed(
-            report
-                .resolved
-                .iter()
-                .filter(|r| r.lead)
-                .map(|r| r.id.as_str()),
-        );
+        for r in report.resolved.iter().filter(|r| r.lead) {
+            self.incidents.closed(&r.id);
+        }
         for r in report.resolved {
             announce.push(LiveEvent::ViolationResolved {
                 id: r.id,
@@ -511,9 +507,10 @@ impl Engine {
                     let Some(st) = self.series.get_mut(key) else {
                         break;
                     };
-                    let cx = JudgeCtx {
+                    let mut cx = JudgeCtx {
                         designer: &self.designer,
                         severity: &self.cfg.severity,
+                        incidents: &mut self.incidents,
                     };
                     let mut last = None;
                     while i < pts.len() {
@@ -524,7 +521,7 @@ impl Engine {
                             continue;
                         }
                         fed.newest = fed.newest.max(p.ts);
-                        judge(st, key, &f, p, cx, ops, contexts);
+                        judge(st, key, &f, p, &mut cx, ops, contexts);
                         last = Some(p.value);
                     }
                     flush_episode_points(st, ops);

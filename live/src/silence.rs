@@ -40,7 +40,7 @@ impl Engine {
         let window = (after * 5).max(600_000_000);
         for (site, host, last) in self.store.telemetry_last_seen(now - window).await? {
             match open.get(&(site.clone(), host.clone())) {
-                Some(v) if last > v.opened_at => ops.push(resolve(v, last)),
+                Some(v) if last > v.opened_at => ops.push(self.resolve(v, last)),
                 Some(_) => {}
                 None if last < now - after => {
                     let key = SeriesId::series(&site, &host, "*", "*", Metric::LatencyMs);
@@ -55,6 +55,7 @@ impl Engine {
                         reference(0.0, limit_ms, (last, last)),
                     );
                     v.severity = self.cfg.severity.severity(Detector::AgentSilent, 0);
+                    self.incidents.opened(&mut v);
                     ops.push(ViolationOp::Open(v));
                 }
                 None => {}
@@ -70,7 +71,7 @@ impl Engine {
         for (key, v) in &open_models {
             let last = self.store.last_seen(key).await?;
             if last > v.opened_at {
-                ops.push(resolve(v, last));
+                ops.push(self.resolve(v, last));
             }
         }
         let quiet = self
@@ -101,22 +102,29 @@ impl Engine {
                 ),
             );
             v.severity = self.cfg.severity.severity(Detector::Silent, 0);
+            self.incidents.opened(&mut v);
             ops.push(ViolationOp::Open(v));
         }
         if ops.is_empty() {
             return Ok(());
         }
-        self.assign_incidents(&mut ops).await?;
+        self.finish_incidents(&mut ops).await?;
         self.commit(ops).await
     }
 }
 
-fn resolve(v: &Violation, at: i64) -> ViolationOp {
-    ViolationOp::Resolve {
-        id: v.id.clone(),
-        series: v.series.clone(),
-        rule: 0,
-        at,
-        points: None,
+impl Engine {
+    /// Resolves a silence that ended; a page leaves its incident.
+    fn resolve(&mut self, v: &Violation, at: i64) -> ViolationOp {
+        if v.severity.is_page() {
+            self.incidents.page_resolved(&v.series, &v.id);
+        }
+        ViolationOp::Resolve {
+            id: v.id.clone(),
+            series: v.series.clone(),
+            rule: 0,
+            at,
+            points: None,
+        }
     }
 }

@@ -11,6 +11,7 @@ use llmscope_spc::{EpisodeEvent, EpisodeTracker, NelsonState, Rule};
 use llmscope_store::violations::ViolationOp;
 use uuid::Uuid;
 
+use crate::incidents::Incidents;
 use crate::settings::Effective;
 
 /// Most recent points kept per series (the longest default rule window is 15).
@@ -55,6 +56,24 @@ pub struct OpenEp {
     pub points: Vec<Pt>,
     /// Points already written to the violation row.
     pub written: usize,
+    /// Whether it is a page (`critical` or `error`): it keeps its incident open.
+    pub page: bool,
+    /// The incident it belongs to (its lead's id), if any.
+    pub incident: Option<String>,
+}
+
+impl OpenEp {
+    /// The episode of violation `v`, with `points` as its points so far (all written).
+    pub fn of(v: &Violation, points: Vec<Pt>) -> OpenEp {
+        OpenEp {
+            rule: v.rule,
+            id: v.id.clone(),
+            written: points.len(),
+            points,
+            page: v.severity.is_page(),
+            incident: v.incident.clone(),
+        }
+    }
 }
 
 /// A series held in memory.
@@ -94,13 +113,15 @@ pub struct SeriesState {
     pub cusum: Option<OpenEp>,
 }
 
-/// What judging needs besides the series: the CUSUM designs and the severities.
-#[derive(Clone, Copy)]
+/// What judging needs besides the series: the CUSUM designs, the severities and the open
+/// incidents.
 pub struct JudgeCtx<'a> {
     /// Designs of the paging CUSUM.
     pub designer: &'a Designer,
     /// Severity per rule and detector.
     pub severity: &'a SeverityMap,
+    /// The open incidents (findings join them as they open).
+    pub incidents: &'a mut Incidents,
 }
 
 impl SeriesState {
@@ -154,19 +175,15 @@ impl SeriesState {
         events
     }
 
-    /// Opens the episode of `rule` (replacing one still held) with its qualifying window as
-    /// the first points; returns the window.
-    pub fn open_episode(&mut self, rule: Rule, id: String) -> Vec<Pt> {
-        let window = self.window(self.eff.rules.window_len(rule));
-        let n = rule.number();
-        self.open.retain(|e| e.rule != n);
-        self.open.push(OpenEp {
-            rule: n,
-            id,
-            written: window.len(),
-            points: window.clone(),
-        });
-        window
+    /// The qualifying window of `rule` at the newest point.
+    pub fn rule_window(&self, rule: Rule) -> Vec<Pt> {
+        self.window(self.eff.rules.window_len(rule))
+    }
+
+    /// Holds the episode `ep` of its rule (replacing one still held).
+    pub fn hold_episode(&mut self, ep: OpenEp) {
+        self.open.retain(|e| e.rule != ep.rule);
+        self.open.push(ep);
     }
 
     /// Adds the newest qualifying window to the open episode of `rule`; returns the episode.
@@ -226,13 +243,14 @@ pub struct PendingContext {
 
 /// Evaluates one point of a series that has a baseline; pushes the violation operations it
 /// causes (and the contexts to attach) for the batch: Nelson rule episodes (chart markers by
-/// default) and the paging CUSUM's episodes.
+/// default) and the paging CUSUM's episodes, each joining or opening its incident as it
+/// opens (see [`crate::incidents`]). The rules judge a point before the CUSUM does.
 pub fn judge(
     st: &mut SeriesState,
     key: &SeriesId,
     frozen: &FrozenBaseline,
     p: Pt,
-    cx: JudgeCtx<'_>,
+    cx: &mut JudgeCtx<'_>,
     ops: &mut Vec<ViolationOp>,
     contexts: &mut Vec<PendingContext>,
 ) {
@@ -249,8 +267,7 @@ pub fn judge(
     for e in events {
         match e {
             EpisodeEvent::Opened { rule, .. } => {
-                let id = llmscope_model::violation_id(key, rule.number(), p.ts);
-                let window = st.open_episode(rule, id);
+                let window = st.rule_window(rule);
                 let mut v = Violation::open(
                     key.clone(),
                     st.eff.scope,
@@ -260,6 +277,11 @@ pub fn judge(
                     frozen.clone(),
                 );
                 v.severity = cx.severity.severity(Detector::Nelson, rule.number());
+                let leads = cx.incidents.opened(&mut v);
+                st.hold_episode(OpenEp::of(&v, window));
+                if leads {
+                    attach_open(st, &v, ops);
+                }
                 push_open(st, key, v, ops, contexts);
             }
             EpisodeEvent::Extended { rule, .. } => {
@@ -269,7 +291,7 @@ pub fn judge(
             }
             EpisodeEvent::Resolved { rule, .. } => {
                 if let Some(ep) = st.close_episode(rule) {
-                    push_resolve(ep, key, p.ts, ops);
+                    push_resolve(ep, key, p.ts, cx.incidents, ops);
                 }
             }
         }
@@ -278,7 +300,6 @@ pub fn judge(
         return;
     };
     if step.opened.is_some() && st.cusum.is_none() {
-        let id = llmscope_model::finding_id(key, Detector::Cusum, 0, p.ts);
         let window = st.window(RECENT as u32);
         let mut v = Violation::finding(
             key.clone(),
@@ -290,17 +311,16 @@ pub fn judge(
             frozen.clone(),
         );
         v.severity = cx.severity.severity(Detector::Cusum, 0);
-        st.cusum = Some(OpenEp {
-            rule: 0,
-            id,
-            written: window.len(),
-            points: window,
-        });
+        let leads = cx.incidents.opened(&mut v);
+        st.cusum = Some(OpenEp::of(&v, window));
+        if leads {
+            attach_open(st, &v, ops);
+        }
         push_open(st, key, v, ops, contexts);
     } else if step.closed.is_some() {
         if let Some(mut ep) = st.cusum.take() {
             merge_points(&mut ep.points, &[p]);
-            push_resolve(ep, key, p.ts, ops);
+            push_resolve(ep, key, p.ts, cx.incidents, ops);
         }
     } else if step.alarm
         && let Some(ep) = st.cusum.as_mut()
@@ -310,7 +330,22 @@ pub fn judge(
     }
 }
 
-fn push_open(
+/// `lead` opened a new incident: the series' open markers without an incident join it.
+fn attach_open(st: &mut SeriesState, lead: &Violation, ops: &mut Vec<ViolationOp>) {
+    let mut ids = Vec::new();
+    for ep in st.open.iter_mut() {
+        if ep.incident.is_none() && !ep.page && ep.id != lead.id {
+            ep.incident = lead.incident.clone();
+            ids.push(ep.id.clone());
+        }
+    }
+    if let (false, Some(incident)) = (ids.is_empty(), lead.incident.clone()) {
+        ops.push(ViolationOp::Attach { incident, ids });
+    }
+}
+
+/// Pushes the opening of `v` and the context to attach to it.
+pub fn push_open(
     st: &SeriesState,
     key: &SeriesId,
     v: Violation,
@@ -326,7 +361,8 @@ fn push_open(
     });
 }
 
-fn push_extend(ep: &mut OpenEp, ts: i64, ops: &mut Vec<ViolationOp>) {
+/// Extends an open episode to `ts` (its points rewritten every [`POINTS_REWRITE_EVERY`]).
+pub fn push_extend(ep: &mut OpenEp, ts: i64, ops: &mut Vec<ViolationOp>) {
     let rewrite = ep.points.len() >= ep.written + POINTS_REWRITE_EVERY;
     if rewrite {
         ep.written = ep.points.len();
@@ -338,7 +374,17 @@ fn push_extend(ep: &mut OpenEp, ts: i64, ops: &mut Vec<ViolationOp>) {
     });
 }
 
-fn push_resolve(ep: OpenEp, key: &SeriesId, ts: i64, ops: &mut Vec<ViolationOp>) {
+/// Resolves an episode; a page leaves its incident.
+pub fn push_resolve(
+    ep: OpenEp,
+    key: &SeriesId,
+    ts: i64,
+    incidents: &mut Incidents,
+    ops: &mut Vec<ViolationOp>,
+) {
+    if ep.page {
+        incidents.page_resolved(key, &ep.id);
+    }
     ops.push(ViolationOp::Resolve {
         points: (ep.points.len() != ep.written).then(|| points(&ep.points)),
         id: ep.id,

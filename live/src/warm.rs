@@ -11,6 +11,7 @@ use llmscope_store::samples::PointSelector;
 use llmscope_store::violations::ViolationOp;
 
 use crate::engine::Engine;
+use crate::state::OpenEp;
 use crate::state::{Pt, SeriesState};
 
 impl Engine {
@@ -70,11 +71,13 @@ impl Engine {
             if let Some(step) = st.monitor.as_mut().and_then(|m| m.push(p.value)) {
                 if step.opened.is_some() {
                     let id = llmscope_model::finding_id(key, Detector::Cusum, 0, p.ts);
-                    st.cusum = Some(crate::state::OpenEp {
+                    st.cusum = Some(OpenEp {
                         rule: 0,
                         id,
                         points: vec![*p],
                         written: 1,
+                        page: self.cfg.severity.severity(Detector::Cusum, 0).is_page(),
+                        incident: None,
                     });
                 } else if step.closed.is_some() {
                     st.cusum = None;
@@ -83,8 +86,16 @@ impl Engine {
             for e in events {
                 match e {
                     EpisodeEvent::Opened { rule, .. } => {
-                        let id = llmscope_model::violation_id(key, rule.number(), p.ts);
-                        st.open_episode(rule, id);
+                        let n = rule.number();
+                        let points = st.rule_window(rule);
+                        st.hold_episode(OpenEp {
+                            rule: n,
+                            id: llmscope_model::violation_id(key, n, p.ts),
+                            written: points.len(),
+                            points,
+                            page: self.cfg.severity.severity(Detector::Nelson, n).is_page(),
+                            incident: None,
+                        });
                     }
                     EpisodeEvent::Extended { rule, .. } => {
                         st.extend_episode(rule);
@@ -103,14 +114,23 @@ impl Engine {
                 _ => continue, // call-level detectors: crate::calls
             };
             match held {
-                Some(ep) => ep.id = v.id.clone(),
-                None => ops.push(ViolationOp::Resolve {
-                    points: None,
-                    at: st.last_ts.max(v.last_point_at),
-                    id: v.id,
-                    series: v.series,
-                    rule: v.rule,
-                }),
+                Some(ep) => {
+                    ep.id = v.id.clone();
+                    ep.page = v.severity.is_page();
+                    ep.incident = v.incident.clone();
+                }
+                None => {
+                    if v.severity.is_page() {
+                        self.incidents.page_resolved(&v.series, &v.id);
+                    }
+                    ops.push(ViolationOp::Resolve {
+                        points: None,
+                        at: st.last_ts.max(v.last_point_at),
+                        id: v.id,
+                        series: v.series,
+                        rule: v.rule,
+                    });
+                }
             }
         }
         self.series.insert(key.clone(), st);

@@ -103,6 +103,9 @@ pub struct IncidentKey {
     pub model: String,
     /// The lead violation's id (the incident's id).
     pub lead: String,
+    /// Its open pages: the lead while its own detector fires (no `quiet_at`) and the open
+    /// paging members.
+    pub pages: Vec<String>,
 }
 
 /// Filters of a violation search.
@@ -683,8 +686,20 @@ impl Store {
                 provider: r.try_get("provider")?,
                 model: r.try_get("model")?,
                 lead: r.try_get("id")?,
+                pages: Vec::new(),
             }))
             .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        const PAGES: &str = "SELECT incident_id, id FROM violations WHERE status = 'open' AND incident_id IS NOT NULL
+            AND severity IN ('critical', 'error') AND (id <> incident_id OR quiet_at IS NULL)";
+        let pages: Vec<(String, String)> = with_pool!(self, p => sqlx::query(PAGES).fetch_all(p).await?.iter()
+            .map(|r| Ok((r.try_get("incident_id")?, r.try_get("id")?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        let mut rows = rows;
+        for (incident, id) in pages {
+            if let Some(k) = rows.iter_mut().find(|k| k.lead == incident) {
+                k.pages.push(id);
+            }
+        }
         Ok(rows)
     }
 
