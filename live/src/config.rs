@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use llmscope_model::Source;
 use llmscope_spc::detect::defaults;
 use llmscope_spc::{SigmaMethod, Transform};
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,9 @@ pub struct SpcConfig {
     /// … and at least this long.
     #[serde(with = "humantime_serde")]
     pub silent_min: Duration,
+    /// The sources whose silence pages (default: probes only; real traffic has quiet hours,
+    /// and an agent that stops is `agent_silent` whatever it carried).
+    pub silent_sources: Vec<Source>,
     /// An agent is `agent_silent` after this long without telemetry.
     #[serde(with = "humantime_serde")]
     pub agent_silent_after: Duration,
@@ -103,6 +107,7 @@ impl Default for SpcConfig {
             error_rate_arl0: defaults::ERROR_RATE_ARL0,
             silent_factor: 5,
             silent_min: Duration::from_secs(120),
+            silent_sources: vec![Source::Probe],
             agent_silent_after: Duration::from_secs(120),
             silence_interval: Duration::from_secs(10),
             resolve_after: 20,

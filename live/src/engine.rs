@@ -58,6 +58,8 @@ pub struct EngineConfig {
     pub silent_factor: u32,
     /// … and at least this long.
     pub silent_min: Duration,
+    /// The sources whose silence pages.
+    pub silent_sources: Vec<Source>,
     /// `agent_silent` after this long without telemetry.
     pub agent_silent_after: Duration,
     /// How often silence is checked.
@@ -92,6 +94,7 @@ impl From<&SpcConfig> for EngineConfig {
             ),
             silent_factor: c.silent_factor,
             silent_min: c.silent_min,
+            silent_sources: c.silent_sources.clone(),
             agent_silent_after: c.agent_silent_after,
             silence_interval: c.silence_interval,
             severity: SeverityMap::default(),

@@ -1,5 +1,6 @@
-//! Silence: a model on a host with no call for `silent_factor` × its median interval (at
-//! least `silent_min`) opens a `silent` violation; an agent with no telemetry for
+//! Silence: a model on a host with no call of a source in `silent_sources` (probes by
+//! default) for `silent_factor` × its median interval (at least `silent_min`) opens a
+//! `silent` violation; an agent with no telemetry for
 //! `agent_silent_after` opens an `agent_silent` one (filed under the series
 //! `series|SITE|HOST|*|*|latency_ms`). Both are opened at the last sign of life (so every
 //! replica computes the same id and one row wins) and resolve when data returns. The check
@@ -84,7 +85,7 @@ impl Engine {
             )
             .await?;
         for (key, last, interval) in quiet {
-            if open_models.contains_key(&key) {
+            if open_models.contains_key(&key) || !self.cfg.silent_sources.contains(&key.source) {
                 continue;
             }
             let limit = (interval * i64::from(self.cfg.silent_factor)).max(us(self.cfg.silent_min));

@@ -143,4 +143,23 @@ impl Store {
     pub async fn last_seen(&self, series: &SeriesId) -> Result<i64, StoreError> {
         Ok(self.counters(series).await?.last_seen)
     }
+
+    /// Every series' counters, by key (the detection view's probe rates).
+    pub async fn all_counters(&self) -> Result<Vec<(SeriesId, Counters)>, StoreError> {
+        const SQL: &str = "SELECT series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us FROM series_counters";
+        let rows = with_pool!(self, p => sqlx::query(SQL).fetch_all(p).await?.iter()
+            .map(|r| Ok((r.try_get::<String, _>("series_key")?, Counters {
+                late_points: r.try_get("late_points")?,
+                errors: r.try_get("errors")?,
+                ok: r.try_get("ok")?,
+                last_evaluated: r.try_get("last_evaluated")?,
+                last_seen: r.try_get("last_seen")?,
+                interval_us: r.try_get("interval_us")?,
+            })))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, c)| Some((k.parse().ok()?, c)))
+            .collect())
+    }
 }

@@ -129,6 +129,8 @@ pub struct ViolationFilter {
     pub incident: Option<String>,
     /// Severity.
     pub severity: Option<String>,
+    /// Only the leads of incidents (one row per incident).
+    pub leads_only: bool,
     /// `open`, `resolved` or `acknowledged`.
     pub status: Option<String>,
     /// Opened at or after (µs).
@@ -780,6 +782,9 @@ impl Store {
             Some("resolved") => text_conds.push("status = 'resolved'".into()),
             Some("acknowledged") => text_conds.push("acked_at IS NOT NULL".into()),
             _ => {}
+        }
+        if f.leads_only {
+            text_conds.push("incident_id = id".into());
         }
         if let Some((_, id)) = &cursor {
             texts.push(id.clone());

@@ -146,16 +146,35 @@ fn settings_json(s: &str) -> Value {
     json!({"rules": rules, "params": params, "resolve_after": doc.resolve_after, "scope": doc.scope})
 }
 
+/// Rule configuration: the defaults and every stored configuration, each with the points
+/// per false chart marker on a healthy series (`marker_arl0`: Nelson episodes as configured,
+/// by simulation with a Phase I of `spc.baseline_points`), from which the dashboard shows the
+/// expected markers per day at a series' own probe rate (`/api/v1/detection`).
 async fn rules(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
     let rows = st.store.rule_configs().await?;
+    let default_rules = llmscope_spc::NelsonConfig::default();
+    let rate = super::detection::marker_rate(&st, &default_rules, st.spc.resolve_after).await;
+    let arl = |r: f64| if r > 0.0 { json!(1.0 / r) } else { Value::Null };
     let defaults = json!({"rules": [1, 2, 3, 4, 5, 6, 7, 8], "params": {}, "resolve_after": st.spc.resolve_after,
-        "nelson": llmscope_spc::NelsonConfig::default()});
-    let configs: Vec<Value> = rows
-        .iter()
-        .map(|(kind, value, settings)| {
-            json!({"scope_kind": kind, "scope_value": value, "settings": settings_json(settings)})
-        })
-        .collect();
+        "nelson": default_rules, "marker_arl0": arl(rate)});
+    let mut configs: Vec<Value> = Vec::with_capacity(rows.len());
+    for (kind, value, settings) in &rows {
+        // the configuration on its own over the defaults (what a series of that scope gets
+        // when nothing more specific applies)
+        let one = llmscope_live::settings::Settings::from_rows(
+            &[(kind.clone(), value.clone(), settings.clone())],
+            st.spc.resolve_after,
+        );
+        let (site, model) = match kind.as_str() {
+            "site" => (value.as_str(), ""),
+            "model" => ("", value.as_str()),
+            _ => ("", ""),
+        };
+        let eff = one.resolve(site, model);
+        let r = super::detection::marker_rate(&st, &eff.rules, eff.resolve_after).await;
+        configs.push(json!({"scope_kind": kind, "scope_value": value,
+            "settings": settings_json(settings), "marker_arl0": arl(r)}));
+    }
     Ok(Json(json!({"defaults": defaults, "configs": configs})))
 }
 

@@ -5,7 +5,9 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod detection;
 pub mod events;
+pub mod incidents;
 pub mod openapi;
 pub mod read;
 pub mod violations;
@@ -77,6 +79,8 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(alerts::routes())
         .merge(read::routes())
         .merge(violations::routes())
+        .merge(incidents::routes())
+        .merge(detection::routes())
         .merge(admin::routes())
         .route("/api/v1/events", get(events::events))
         .route(

@@ -33,6 +33,13 @@ const VFILTER: &[(&str, &str)] = &[
     ("from", "opened at or after (Unix ms or RFC 3339)"),
     ("to", "opened at or before"),
     ("key", "series key"),
+    (
+        "detector",
+        "nelson | cusum | down | error_rate | silent | agent_silent",
+    ),
+    ("source", "probe | proxy | client | otlp"),
+    ("severity", "critical | error | warning | info"),
+    ("incident", "incident id (its lead violation's id)"),
     ("limit", "page size 1..1000 (default 100)"),
     ("cursor", "next_cursor of the previous page"),
 ];
@@ -170,6 +177,30 @@ pub const ENDPOINTS: &[Endpoint] = &[
         body: false,
         produces: "text/csv",
     },
+    ep!(
+        "get",
+        "/api/v1/incidents",
+        "Incidents (one per change of a model on a host) with their members, newest first, paginated",
+        false,
+        VFILTER,
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/incidents/{id}",
+        "One incident: its lead and every member",
+        false,
+        &[],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/detection",
+        "Detector settings and design, and the expected false pages and markers per day per model-host and for the fleet",
+        false,
+        &[("site", "only this site")],
+        false
+    ),
     ep!(
         "get",
         "/api/v1/violations/{id}",

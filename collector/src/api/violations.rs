@@ -62,7 +62,8 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
-fn filter(q: &ListQuery) -> ApiResult<ViolationFilter> {
+/// The filter of a list query (errors name the parameter).
+pub fn filter(q: &ListQuery) -> ApiResult<ViolationFilter> {
     let o = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
     let rule = match o(&q.rule) {
         None => None,
@@ -138,6 +139,7 @@ fn filter(q: &ListQuery) -> ApiResult<ViolationFilter> {
         source,
         incident: o(&q.incident),
         severity,
+        leads_only: false,
         status,
         from,
         to,
@@ -145,11 +147,13 @@ fn filter(q: &ListQuery) -> ApiResult<ViolationFilter> {
     })
 }
 
-async fn list(
-    State(st): State<ApiState>,
-    ApiQuery(q): ApiQuery<ListQuery>,
-) -> ApiResult<impl IntoResponse> {
-    let f = filter(&q)?;
+/// One page of violations matching `f` (keyset pagination on the query's `cursor` and
+/// `limit`) and the next cursor.
+pub async fn page(
+    st: &ApiState,
+    f: &ViolationFilter,
+    q: &ListQuery,
+) -> ApiResult<(Vec<Violation>, Option<String>)> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad("limit", "`limit` must be from 1 to 1000"));
@@ -164,13 +168,22 @@ async fn list(
             Some((t, id))
         }
     };
-    let mut rows = st.store.search_violations(&f, cursor, limit + 1).await?;
+    let mut rows = st.store.search_violations(f, cursor, limit + 1).await?;
     let next = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|v| format!("{}:{}", v.opened_at, v.id))
     } else {
         None
     };
+    Ok((rows, next))
+}
+
+async fn list(
+    State(st): State<ApiState>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let f = filter(&q)?;
+    let (rows, next) = page(&st, &f, &q).await?;
     Ok(Json(json!({
         "items": rows.iter().map(Violation::summary).collect::<Vec<_>>(),
         "next_cursor": next,

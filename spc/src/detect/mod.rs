@@ -13,6 +13,7 @@
 //!   a bounded number of in-control points once the change is over.
 //! - [`errors`]: outage and error-rate detectors on the call outcomes — consecutive failures
 //!   and a Bernoulli CUSUM of the failure rate.
+//! - [`rates`]: the expected false markers of a Nelson rule configuration, by simulation.
 //! - [`monitor`]: a series' transform, Phase I and shift detector together, and the
 //!   defaults; [`sim`]: the detection benchmark's simulations.
 //!
@@ -23,6 +24,7 @@ pub mod design;
 pub mod errors;
 pub mod monitor;
 pub mod phase1;
+pub mod rates;
 pub mod rng;
 pub mod shift;
 pub mod sim;
