@@ -128,17 +128,20 @@ async fn dashboard_e2e_against_the_real_collector() {
     )
     .await;
 
-    // 40 in-control points (the first 20 estimate the baseline), one far beyond 3σ, 12 more in
-    // control (fewer than `resolve_after`, so the violation stays open); 1 s apart, ending now.
-    // The seed gives noise whose Phase I spread matches the rest: no other rule fires.
+    // 40 in-control points (the first 20 estimate the baseline), one far beyond 3σ (a rule-1
+    // marker), then a sustained +30 % shift (the paging CUSUM opens an incident with the rule
+    // markers as members) that is still going on, 1 s apart, ending now. The seed gives
+    // noise whose Phase I spread matches the rest.
     let mut noise = Noise(0x78DD_E6E5_FD29_F054);
-    let n = 53i64;
+    let n = 60i64;
     let end = now_ns() - 1_000_000_000;
     let ts = |i: i64| end - (n - 1 - i) * 1_000_000_000;
     let mut samples: Vec<v1::Sample> = (0..n)
         .map(|i| {
             let v = if i == 40 {
                 2_000.0
+            } else if i >= 48 {
+                260.0 + 8.0 * noise.normal()
             } else {
                 200.0 + 8.0 * noise.normal()
             };
@@ -160,8 +163,10 @@ async fn dashboard_e2e_against_the_real_collector() {
         let http = http.clone();
         async move {
             let open = get_json(&http, "/api/v1/violations?status=open").await;
+            let incidents = get_json(&http, "/api/v1/incidents?status=open").await;
             let series = get_json(&http, "/api/v1/series").await;
-            let has_open = open["items"].as_array().is_some_and(|a| !a.is_empty());
+            let has_open = open["items"].as_array().is_some_and(|a| !a.is_empty())
+                && incidents["items"].as_array().is_some_and(|a| !a.is_empty());
             let models: Vec<&str> = series
                 .as_array()
                 .into_iter()
@@ -174,7 +179,7 @@ async fn dashboard_e2e_against_the_real_collector() {
     .await;
     assert!(
         ready,
-        "no open violation or series listed within 60 s: violations {} series {}",
+        "no open violation, incident or series listed within 60 s: violations {} series {}",
         http_get(&collector.http, "/api/v1/violations?status=open").await,
         http_get(&collector.http, "/api/v1/series").await
     );

@@ -26,6 +26,7 @@ export interface SeriesInfo {
   provider: string;
   model: string;
   metric: string;
+  source?: string;
   status: Status;
   open_violations: number;
   last_value: number | null;
@@ -90,6 +91,18 @@ export interface Flagged {
   violation_id?: string | number | null;
 }
 
+/** A paging detector's episode on a series (CUSUM alarm, model down, error rate up…). */
+export interface Alarm {
+  violation_id: string;
+  incident_id: string | null;
+  detector: string;
+  severity: string;
+  title: string;
+  from: number;
+  to: number | null;
+  last_point_at: number;
+}
+
 export interface PointsResp {
   key: string;
   baseline: Baseline | null;
@@ -97,6 +110,7 @@ export interface PointsResp {
   points?: Point[];
   buckets?: Bucket[];
   flagged: Flagged[];
+  alarms?: Alarm[];
 }
 
 export interface HostTelemetry {
@@ -129,9 +143,17 @@ export interface Violation {
   provider: string;
   model: string;
   metric: string;
+  source?: string;
+  /** nelson | cusum | down | error_rate | silent | agent_silent */
+  detector?: string;
   rule: number;
   rule_name?: string;
   rule_text?: string;
+  severity?: string;
+  /** Whether it is a page (critical or error). */
+  page?: boolean;
+  /** The incident it belongs to (its lead's id). */
+  incident_id?: string | null;
   opened_at: number;
   last_point_at: number | null;
   resolved_at: number | null;
@@ -145,6 +167,75 @@ export interface ViolationDetail extends Violation {
   points?: Array<{ ts: number; value: number }>;
   baseline?: Baseline | null;
   context?: { points?: Array<{ ts: number; value: number }>; telemetry?: Telemetry | null };
+}
+
+/** One incident: one change of a model on a host, led by the page that opened it. */
+export interface Incident {
+  id: string;
+  status: string;
+  severity: string;
+  title: string;
+  site: string;
+  host: string;
+  provider: string;
+  model: string;
+  source: string;
+  opened_at: number;
+  last_point_at: number;
+  resolved_at: number | null;
+  pages: number;
+  detectors: string[];
+  metrics: string[];
+  lead: Violation;
+  members: Violation[];
+}
+
+export interface DetectionHost {
+  site: string;
+  host: string;
+  provider: string;
+  model: string;
+  source: string;
+  last_seen: number;
+  judged_metrics: number;
+  paging_metrics: string[];
+  marker_arl0: number | null;
+  interval_s?: number;
+  calls_per_day?: number;
+  false_pages_per_day?: { cusum: number; error_rate: number; total: number };
+  false_markers_per_day?: number;
+}
+
+export interface CusumDesign {
+  k: number;
+  h: number;
+  h_known: number;
+  phase1: number;
+  arl0_per_series: number;
+  p_target: number;
+  p_half: number;
+  arl_1sigma: number;
+  arl_2sigma: number;
+}
+
+export interface Detection {
+  settings: {
+    arl0: number;
+    cusum_k: number;
+    baseline_points: number;
+    sigma_method: string;
+    transform: string;
+    down_after: number;
+    error_rate: { p0: number; p1: number; h: number; arl0: number; arl1: number } | null;
+    silent_factor: number;
+    silent_min_s: number;
+    silent_sources: string[];
+    agent_silent_after_s: number;
+    resolve_after: number;
+  };
+  design: { probe: CusumDesign | null; traffic: CusumDesign | null };
+  model_hosts: DetectionHost[];
+  fleet: { model_hosts: number; with_known_rate: number; false_pages_per_day: number; false_markers_per_day: number };
 }
 
 export interface Page<T> {
@@ -225,6 +316,8 @@ export interface RuleConfig {
   scope_kind: string;
   scope_value: string | null;
   settings: Record<string, unknown>;
+  /** Points per false chart marker on a healthy series, for this configuration. */
+  marker_arl0?: number | null;
   updated_by?: string | null;
   updated_at?: number | null;
 }

@@ -168,6 +168,35 @@ export function controlChart(el: HTMLElement, resp: PointsResp, o: ControlOpts):
     ctx.restore();
   };
 
+  // Paging detectors' episodes (a CUSUM alarm, the model down…) as shaded spans with a title.
+  const drawAlarms = (u: uPlot) => {
+    const alarms = resp.alarms ?? [];
+    if (!alarms.length) return;
+    const ctx = u.ctx;
+    const r = dpr();
+    const { left, top, width, height: hh } = u.bbox;
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top, width, hh);
+    ctx.clip();
+    for (const a of alarms) {
+      const x1 = Math.max(u.valToPos(a.from / 1000, 'x', true), left);
+      const end = a.to ?? o.to;
+      const x2 = Math.min(u.valToPos(end / 1000, 'x', true), left + width);
+      if (x2 < left || x1 > left + width) continue;
+      ctx.fillStyle = cssVar('--alarm');
+      ctx.fillRect(x1, top, Math.max(x2 - x1, 2 * r), hh);
+      ctx.fillStyle = cssVar('--bad');
+      ctx.fillRect(x1, top, Math.max(x2 - x1, 2 * r), 3 * r);
+      if (!o.compact) {
+        ctx.font = `${11 * r}px system-ui, sans-serif`;
+        ctx.textBaseline = 'top';
+        ctx.fillText(`${a.title}${a.to ? '' : ' (open)'}`, x1 + 4 * r, top + 6 * r);
+      }
+    }
+    ctx.restore();
+  };
+
   const drawLines = (u: uPlot) => {
     if (!b || !zone) return;
     const ctx = u.ctx;
@@ -324,7 +353,7 @@ export function controlChart(el: HTMLElement, resp: PointsResp, o: ControlOpts):
     },
     axes: axes(fmt, true),
     hooks: {
-      drawClear: [drawZones],
+      drawClear: [drawZones, drawAlarms],
       drawAxes: [drawLines],
       draw: [drawFlags],
       setCursor: [onCursor],
@@ -360,7 +389,12 @@ export function ruleLegend(resp: PointsResp): HTMLElement {
   for (const f of resp.flagged) for (const r of f.rules) counts.set(r, (counts.get(r) ?? 0) + 1);
   const items = Array.from(counts.entries()).sort((a, b) => a[0] - b[0]);
   const wrap = h('div', { class: 'rule-legend', testid: 'rule-legend', dataset: { flaggedCount: resp.flagged.length } });
-  if (!items.length) {
+  const alarms = resp.alarms ?? [];
+  for (const a of alarms) {
+    wrap.append(h('span', { class: 'rule-chip alarm-chip', testid: 'legend-alarm', dataset: { detector: a.detector, incident: a.incident_id ?? '' } },
+      h('span', { class: 'swatch', style: { background: cssVar('--bad') } }), `${a.title}${a.to ? '' : ' — open'} (${a.severity})`));
+  }
+  if (!items.length && !alarms.length) {
     wrap.append(h('span', { class: 'muted' }, 'No rule fired in this range.'));
   }
   for (const [n, c] of items) {
@@ -376,7 +410,8 @@ export function ruleLegend(resp: PointsResp): HTMLElement {
       h('span', { class: 'swatch swatch-line', style: { background: cssVar('--center') } }), 'centre',
       h('span', { class: 'swatch swatch-dash', style: { borderColor: cssVar('--limit') } }), 'UCL / LCL (±3σ)',
       h('span', { class: 'swatch', style: { background: cssVar('--zone-b-solid') } }), '1–2σ',
-      h('span', { class: 'swatch', style: { background: cssVar('--zone-a-solid') } }), '2–3σ'),
+      h('span', { class: 'swatch', style: { background: cssVar('--zone-a-solid') } }), '2–3σ',
+      h('span', { class: 'swatch', style: { background: cssVar('--bad') } }), 'shaded: a page (paging detector) open'),
   );
   return wrap;
 }

@@ -14,6 +14,7 @@ import { loading } from './ui';
 const ROUTES: Array<{ path: string; label: string; page: () => Promise<PageFn>; nav: boolean }> = [
   { path: '/', label: 'Overview', page: async () => overviewPage, nav: true },
   { path: '/series', label: 'Series', page: () => import('./pages/series').then((m) => m.seriesPage), nav: true },
+  { path: '/incidents', label: 'Incidents', page: () => import('./pages/incidents').then((m) => m.incidentsPage), nav: true },
   { path: '/violations', label: 'Violations', page: () => import('./pages/violations').then((m) => m.violationsPage), nav: true },
   { path: '/compare', label: 'Compare', page: () => import('./pages/compare').then((m) => m.comparePage), nav: true },
   { path: '/settings', label: 'Settings', page: () => import('./pages/settings').then((m) => m.settingsPage), nav: true },

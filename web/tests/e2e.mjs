@@ -175,6 +175,8 @@ try {
     assert(chips > 0, 'no rule in the legend');
     const sum = await page.locator('[data-testid^="legend-rule-"]').evaluateAll((els) => els.reduce((a, e) => a + Number(e.getAttribute('data-count')), 0));
     assert(sum >= flagged, `legend counts ${sum} < flagged points ${flagged}`);
+    assert((await byTestId(page, 'legend-alarm').count()) >= 1, 'the CUSUM page is not shown on the chart');
+    await byTestId(page, 'detection-pages').waitFor();
     await byTestId(page, 'telemetry-cpu').or(byTestId(page, 'telemetry-empty')).first().waitFor();
     await shot(page, '03-series');
     await xssInert(page);
@@ -237,18 +239,50 @@ try {
   await step('violations CSV for the current filter contains the violation', page, async () => {
     assert(violationId, 'no violation from the previous step');
     const v = await (await page.request.get(`${BASE}/api/v1/violations/${encodeURIComponent(violationId)}`)).json();
-    await page.goto(`${BASE}/violations?site=${encodeURIComponent(v.site)}&host=${encodeURIComponent(v.host)}&rule=${v.rule}`);
+    const nelson = v.detector === 'nelson';
+    const [fk, fv] = nelson ? ['rule', String(v.rule)] : ['detector', v.detector];
+    await page.goto(`${BASE}/violations?site=${encodeURIComponent(v.site)}&host=${encodeURIComponent(v.host)}&${fk}=${encodeURIComponent(fv)}`);
     await byTestId(page, 'violations-table').waitFor();
     const link = byTestId(page, 'violations-csv');
     const href = await link.getAttribute('href');
     assert(href.startsWith('/api/v1/violations.csv?'), `CSV link is ${href}`);
     const q = new URLSearchParams(href.split('?')[1]);
-    assert(q.get('site') === v.site && q.get('host') === v.host && q.get('rule') === String(v.rule), `CSV link does not carry the filter: ${href}`);
+    assert(q.get('site') === v.site && q.get('host') === v.host && q.get(fk) === fv, `CSV link does not carry the filter: ${href}`);
     const [download] = await Promise.all([page.waitForEvent('download'), link.click()]);
     const file = await download.path();
     const text = fs.readFileSync(file, 'utf8');
     fs.writeFileSync(path.join(SHOTS, 'violations.csv'), text);
     assert(text.includes(String(violationId)), `CSV does not contain violation ${violationId}`);
+  });
+
+  await step('incidents: the shift is one incident listing its members', page, async () => {
+    await page.goto(`${BASE}/incidents?site=`);
+    await byTestId(page, 'incidents-table').waitFor();
+    const rows = byTestId(page, 'incident-row');
+    assert((await rows.count()) >= 1, 'no incident listed');
+    const row = rows.first();
+    const members = Number(await row.getByTestId('incident-member-count').textContent());
+    assert(members >= 2, `the incident lists ${members} member(s)`);
+    await shot(page, '05b-incidents');
+    await row.getByTestId('incident-open').click();
+    const modal = byTestId(page, 'incident-modal');
+    await modal.waitFor();
+    await byTestId(page, 'incident-members').waitFor();
+    const items = modal.locator('[data-testid="incident-member"]');
+    assert((await items.count()) === members, 'the modal lists every member');
+    const lead = modal.locator('[data-testid="incident-member"][data-lead="true"]');
+    assert((await lead.getAttribute('data-detector')) === 'cusum', 'the sustained shift leads the incident');
+    assert((await modal.locator('[data-testid="incident-member"][data-detector="nelson"]').count()) >= 1, 'no rule marker among the members');
+    await xssInert(page);
+    await shot(page, '05c-incident-modal', false);
+    await page.keyboard.press('Escape');
+    await modal.waitFor({ state: 'hidden' });
+    // the violations table names each finding's severity and incident
+    await page.goto(`${BASE}/violations?site=&detector=cusum`);
+    await byTestId(page, 'violations-table').waitFor();
+    const sev = await byTestId(page, 'violation-row-severity').first().getAttribute('data-severity');
+    assert(sev === 'error', `the CUSUM's severity is ${sev}`);
+    assert((await byTestId(page, 'violation-incident').count()) >= 1, 'no incident link');
   });
 
   await step('settings: create a silence and see it listed', page, async () => {
@@ -269,7 +303,8 @@ try {
     for (const [tab, ready] of [
       ['channels', 'channel-form'],
       ['routes', 'route-create'],
-      ['rules', 'rules-save'],
+      ['detection', 'fleet-false-pages'],
+      ['rules', 'rules-marker-rate'],
       ['tokens', 'token-create'],
       ['baselines', 'rebaseline-submit'],
     ]) {

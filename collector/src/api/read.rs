@@ -172,7 +172,7 @@ async fn series_rows(st: &ApiState, f: &Filters) -> ApiResult<Vec<Value>> {
             let n = open.get(k).copied().unwrap_or(0);
             let b = by_key.get(k);
             let spark = sparks.get(&k.to_string()).cloned().unwrap_or_default();
-            json!({"key": k, "site": k.site, "host": k.host, "provider": k.provider, "model": k.model, "metric": k.metric,
+            json!({"key": k, "site": k.site, "host": k.host, "provider": k.provider, "model": k.model, "metric": k.metric, "source": k.source,
                 "status": status(n, b.is_some()), "open_violations": n, "last_value": c.last_value, "last_ts": ms(c.last_ts),
                 "first_ts": ms(c.first_ts), "baseline": b, "spark": spark})
         })
@@ -250,9 +250,19 @@ pub async fn points_of(
     let k = parse_key(key)?;
     let sel = PointSelector::of(&k);
     let baseline = st.store.current_baseline(&k).await?;
-    // flagged points: the qualifying points of violations overlapping the range
+    // flagged points: the qualifying points of the rule markers overlapping the range; the
+    // other detectors' episodes (the paging CUSUM's alarm) are spans, `alarms`
     let mut flagged: BTreeMap<i64, (f64, Vec<u8>, String)> = BTreeMap::new();
+    let mut alarms = Vec::new();
     for v in st.store.violations_overlapping(&k, from, to).await? {
+        if v.detector != llmscope_model::Detector::Nelson {
+            alarms.push(
+                json!({"violation_id": v.id, "incident_id": v.incident, "detector": v.detector,
+                "severity": v.severity, "title": v.title(), "from": ms(v.opened_at),
+                "to": v.resolved_at.map(ms), "last_point_at": ms(v.last_point_at)}),
+            );
+            continue;
+        }
         for p in v.points.iter().filter(|p| p.ts >= from && p.ts <= to) {
             let e = flagged
                 .entry(p.ts)
@@ -303,7 +313,7 @@ pub async fn points_of(
     Ok(
         json!({"key": key, "metric": k.metric.as_str(), "from": ms(from), "to": ms(to),
         "baseline": baseline, "downsampled": downsampled,
-        "points": points, "buckets": buckets, "flagged": flagged}),
+        "points": points, "buckets": buckets, "flagged": flagged, "alarms": alarms}),
     )
 }
 

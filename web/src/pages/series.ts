@@ -1,4 +1,4 @@
-import { get, type Page, type PointsResp, type SeriesInfo, type Telemetry, type Violation, url, violationStatus } from '../api';
+import { get, type Detection, type DetectionHost, type Page, type PointsResp, type SeriesInfo, type Telemetry, type Violation, url, violationStatus } from '../api';
 import { centerLine, controlChart, lineChart, ruleLegend, telemetryPanels, type ChartHandle } from '../charts';
 import { sparkline } from '../spark';
 import { debounce, emptyState, h, mount, notice } from '../dom';
@@ -6,7 +6,7 @@ import { subscribe, throttle } from '../events';
 import { axisFrom, firstTs, fmtNum, fmtValue, fromLocalInput, metricLabel, METRICS, resolveRange, timeEl, toLocalInput, WINDOWS } from '../format';
 import { href, link, navigate, replaceParams, updateParams } from '../router';
 import type { PageCtx } from '../page';
-import { loading, pageHead, ruleChip, showError, statusBadge } from '../ui';
+import { findingChip, loading, pageHead, severityBadge, showError, statusBadge } from '../ui';
 
 export interface KeyParts {
   site: string;
@@ -14,20 +14,29 @@ export interface KeyParts {
   provider: string;
   model: string;
   metric: string;
+  /** probe (the key's form without a suffix), proxy, client or otlp. */
+  source: string;
 }
 
+const SOURCES = ['proxy', 'client', 'otlp'];
+
 /**
- * `series|site|host|provider|model|metric` → parts. The collector's `SeriesId` (crate
- * `llmscope-model`) defines this text; no part may contain `|`, so a key has exactly six.
+ * `series|site|host|provider|model|metric[|source]` → parts. The collector's `SeriesId`
+ * (crate `llmscope-model`) defines this text; no part may contain `|`, so a key has exactly
+ * six parts for probes and seven for other sources (`…|ttft_ms|proxy`).
  */
 export function parseKey(key: string): KeyParts | null {
   const p = key.split('|');
-  if (p.length !== 6 || p[0] !== 'series' || p.some((x) => x === '')) return null;
-  return { site: p[1]!, host: p[2]!, provider: p[3]!, model: p[4]!, metric: p[5]! };
+  if (p[0] !== 'series' || p.some((x) => x === '')) return null;
+  if (p.length === 7 && !SOURCES.includes(p[6]!)) return null;
+  if (p.length !== 6 && p.length !== 7) return null;
+  return { site: p[1]!, host: p[2]!, provider: p[3]!, model: p[4]!, metric: p[5]!, source: p[6] ?? 'probe' };
 }
 
 export function makeKey(k: KeyParts): string {
-  return ['series', k.site, k.host, k.provider, k.model, k.metric].join('|');
+  const parts = ['series', k.site, k.host, k.provider, k.model, k.metric];
+  if (k.source && k.source !== 'probe') parts.push(k.source);
+  return parts.join('|');
 }
 
 export async function seriesPage(view: HTMLElement, ctx: PageCtx): Promise<void> {
@@ -143,6 +152,7 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
   const baselineSlot = h('div');
   const telemetrySlot = h('div', { class: 'telemetry' }, loading('Loading host telemetry…'));
   const violationsSlot = h('div');
+  const detectionSlot = h('div', { testid: 'series-detection' }, loading());
 
   view.append(
     head,
@@ -151,14 +161,26 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
     h('section', { class: 'card' }, h('h2', { class: 'card-title' }, 'Host ', h('span', { class: 'mono' }, parts.host), ' — same time axis'), telemetrySlot),
     h('div', { class: 'two-col' }, h('section', { class: 'card' }, h('h2', { class: 'card-title' }, 'Baseline in force'), baselineSlot),
       h('section', { class: 'card' }, h('h2', { class: 'card-title' }, 'Recent violations of this series'), violationsSlot)),
+    h('section', { class: 'card' }, h('h2', { class: 'card-title' }, 'What pages here, and how often by chance'), detectionSlot),
   );
+
+  const loadDetection = async () => {
+    try {
+      const d = await get<Detection>('detection', { site: parts.site }, ctx.signal);
+      const m = d.model_hosts.find((x) => x.host === parts.host && x.provider === parts.provider && x.model === parts.model && x.source === parts.source);
+      mount(detectionSlot, detectionSummary(d, m, parts.metric));
+    } catch (e) {
+      if ((e as Error).name !== 'AbortError') showError(detectionSlot, e);
+    }
+  };
 
   // Header and host/metric switchers from the series list of this model at this site.
   let info: SeriesInfo | undefined;
   const loadInfo = async () => {
     try {
       const siblings = await get<SeriesInfo[]>('series', { site: parts.site, model: parts.model }, ctx.signal);
-      const mine = siblings.filter((s) => s.provider === parts.provider && s.model === parts.model);
+      const mine = siblings.filter((s) => s.provider === parts.provider && s.model === parts.model && (s.source ?? 'probe') === parts.source);
+      const sources = Array.from(new Set(siblings.filter((s) => s.provider === parts.provider && s.model === parts.model && s.host === parts.host).map((s) => s.source ?? 'probe')));
       info = mine.find((s) => s.key === key);
       const hosts = Array.from(new Set(mine.map((s) => s.host))).sort();
       const metrics = Array.from(new Set(mine.filter((s) => s.host === parts.host).map((s) => s.metric)));
@@ -169,13 +191,17 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
         ...hosts.map((x) => h('option', { value: x, selected: x === parts.host }, x)));
       const metricSel = h('select', { testid: 'metric-select', 'aria-label': 'Metric', on: { change: (e) => go({ metric: (e.target as HTMLSelectElement).value }) } },
         ...metrics.map((m) => h('option', { value: m, selected: m === parts.metric }, metricLabel(m))));
-      mount(selectors, h('label', { class: 'inline-field' }, 'Host', hostSel), h('label', { class: 'inline-field' }, 'Metric', metricSel));
+      if (!sources.includes(parts.source)) sources.unshift(parts.source);
+      const sourceSel = h('select', { testid: 'source-select', 'aria-label': 'Source', title: 'Canary probes and real traffic are separate series with their own baselines', on: { change: (e) => go({ source: (e.target as HTMLSelectElement).value }) } },
+        ...sources.map((x) => h('option', { value: x, selected: x === parts.source }, x)));
+      mount(selectors, h('label', { class: 'inline-field' }, 'Host', hostSel), h('label', { class: 'inline-field' }, 'Metric', metricSel),
+        sources.length > 1 ? h('label', { class: 'inline-field' }, 'Source', sourceSel) : null);
     } catch (e) {
       if ((e as Error).name === 'AbortError') return;
       mount(selectors);
     }
     mount(head, pageHead(parts.model,
-      [`${parts.site} · ${parts.host} · ${parts.provider} · ${metricLabel(parts.metric)} `,
+      [`${parts.site} · ${parts.host} · ${parts.provider} · ${metricLabel(parts.metric)}${parts.source === 'probe' ? '' : ` · ${parts.source}`} `,
         info ? statusBadge(info.status, 'series-status') : null,
         info && info.open_violations ? [' ', link(href('/violations', { site: parts.site, host: parts.host, model: parts.model, metric: parts.metric, status: 'open' }), { testid: 'series-open-violations' }, `${info.open_violations} open violation${info.open_violations === 1 ? '' : 's'}`)] : null],
       link(href('/compare', { key: [key], window: range.window === 'custom' ? null : range.window }), { class: 'btn btn-small', testid: 'series-compare' }, 'Compare…')));
@@ -288,13 +314,14 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
       const page = await get<Page<Violation>>('violations', { site: parts.site, host: parts.host, model: parts.model, metric: parts.metric, limit: 8 }, ctx.signal);
       const items = page.items.filter((v) => v.key === key || (v.provider === parts.provider && v.model === parts.model));
       if (!items.length) {
-        mount(violationsSlot, emptyState('No violations recorded.', 'When a Nelson rule fires on this series it is listed here.', 'series-violations-empty'));
+        mount(violationsSlot, emptyState('No violations recorded.', 'When a paging detector or a Nelson rule fires on this series it is listed here.', 'series-violations-empty'));
         return;
       }
       mount(violationsSlot, h('table', { class: 'table compact' },
         h('tbody', null, ...items.map((v) => h('tr', null,
           h('td', null, timeEl(v.opened_at)),
-          h('td', null, ruleChip(v.rule, v.rule_name)),
+          h('td', null, findingChip(v)),
+          h('td', null, severityBadge(v.severity)),
           h('td', null, statusBadge(violationStatus(v))),
           h('td', null, link(href('/violations', { id: String(v.id), site: parts.site }), { testid: 'series-violation-link' }, 'Details')))))));
     } catch (e) {
@@ -324,6 +351,7 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
   await Promise.all([loadInfo(), loadPoints()]);
   void loadTelemetry();
   void loadViolations();
+  void loadDetection();
 
   if (range.window !== 'custom') {
     const refresh = throttle(() => {
@@ -345,4 +373,23 @@ async function chartView(view: HTMLElement, ctx: PageCtx, key: string): Promise<
       },
     }));
   }
+}
+
+/** How often a healthy series like this one would page or raise a marker, at its own rate. */
+export function detectionSummary(d: Detection, m: DetectionHost | undefined, metric: string): HTMLElement {
+  const per = (x: number | undefined) => (x === undefined ? '—' : x >= 10 ? x.toFixed(0) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2));
+  const design = m && m.source !== 'probe' ? d.design.traffic : d.design.probe;
+  const pages = m?.paging_metrics ?? [];
+  const row = (k: string, v: Node | string) => h('tr', null, h('th', { scope: 'row' }, k), h('td', { class: 'num' }, v));
+  const rows = [
+    row('Pages on', pages.length ? pages.map(metricLabel).join(', ') + (pages.includes(metric) ? '' : ' (not this metric: its rules mark the chart)') : '—'),
+    row('Paging CUSUM', design ? `k ${fmtNum(design.k)}, h ${fmtNum(design.h)} — one false page per ${d.settings.arl0.toLocaleString()} probes of the model-host; a 1σ shift caught in ~${Math.round(design.arl_1sigma)} probes` : '—'),
+    row('Probe rate', m?.interval_s ? `one call every ${fmtNum(m.interval_s)} s (${Math.round(m.calls_per_day ?? 0).toLocaleString()} a day)` : 'not known yet'),
+    row('Expected false pages a day', h('span', { testid: 'detection-pages' }, per(m?.false_pages_per_day?.total))),
+    row('Expected rule markers a day', h('span', { testid: 'detection-markers' }, per(m?.false_markers_per_day))),
+  ];
+  return h('div', null,
+    h('table', { class: 'kv' }, ...rows),
+    h('p', { class: 'small muted' }, 'Figures for a healthy model: the paging detectors are designed for their false-alarm rate; the Nelson rules’ markers are simulated for the current rule configuration and a Phase I of ',
+      String(d.settings.baseline_points), ' points. See Settings → Detection for the fleet.'));
 }

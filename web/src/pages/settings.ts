@@ -3,6 +3,7 @@ import {
   mutate,
   type BaselineRow,
   type Channel,
+  type Detection,
   type RuleConfig,
   type Route,
   type Silence,
@@ -21,6 +22,7 @@ const TABS: Array<[string, string]> = [
   ['channels', 'Channels'],
   ['routes', 'Routes'],
   ['silences', 'Silences'],
+  ['detection', 'Detection'],
   ['rules', 'Rules'],
   ['tokens', 'Ingest tokens'],
   ['baselines', 'Baselines'],
@@ -58,7 +60,7 @@ export async function settingsPage(view: HTMLElement, ctx: PageCtx): Promise<voi
     requestAnimationFrame(() => document.getElementById(`tab-${next}`)?.focus());
   });
   view.append(pageHead('Settings', 'Where alerts go, when they stay quiet, how rules judge, who may send data.'), tabs, panel);
-  const fn = { channels: channelsTab, routes: routesTab, silences: silencesTab, rules: rulesTab, tokens: tokensTab, baselines: baselinesTab }[tab as 'channels'];
+  const fn = { channels: channelsTab, routes: routesTab, silences: silencesTab, detection: detectionTab, rules: rulesTab, tokens: tokensTab, baselines: baselinesTab }[tab as 'channels'];
   await fn(panel, ctx);
 }
 
@@ -278,19 +280,69 @@ interface RuleSettings {
   rules?: number[];
   params?: Record<string, unknown>;
   resolve_after?: number;
+  marker_arl0?: number | null;
+}
+
+/** Expected false markers of a rule configuration, per chart: per 1 000 points and a day at 15 s. */
+function markerRate(arl: number | null | undefined): HTMLElement {
+  if (!arl) return h('span', { class: 'muted' }, 'no rule on: no markers');
+  return h('span', { testid: 'rules-marker-rate', dataset: { arl: String(arl) } },
+    `one false marker per ${Math.round(arl).toLocaleString()} points of a healthy series — ${fmtNum((1000 / arl), 3)} per 1 000 points, ${fmtNum(5760 / arl, 3)} a day per chart at a probe every 15 s`);
+}
+
+const fmtDay = (x: number | undefined): string => (x === undefined ? '—' : x >= 10 ? x.toFixed(0) : x >= 0.1 ? x.toFixed(2) : x.toPrecision(2));
+
+async function detectionTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
+  const slot = h('div', null, loading());
+  panel.append(slot);
+  try {
+    const d = await get<Detection>('detection', { site: ctx.site }, ctx.signal);
+    const s = d.settings;
+    const p = d.design.probe;
+    const figures = h('div', { class: 'figures' },
+      h('div', { class: 'card' }, h('div', { class: 'figure', testid: 'fleet-false-pages' }, fmtDay(d.fleet.false_pages_per_day)),
+        h('div', { class: 'figure-note' }, `expected false pages a day for the ${d.fleet.with_known_rate} model-host${d.fleet.with_known_rate === 1 ? '' : 's'} at their current probe rates`)),
+      h('div', { class: 'card' }, h('div', { class: 'figure', testid: 'fleet-false-markers' }, fmtDay(d.fleet.false_markers_per_day)),
+        h('div', { class: 'figure-note' }, 'expected Nelson-rule chart markers a day (shown on the charts and in incidents, never paged by default)')),
+      h('div', { class: 'card' }, h('div', { class: 'figure' }, p ? `~${Math.round(p.arl_1sigma)} probes` : '—'),
+        h('div', { class: 'figure-note' }, `to page on a sustained 1σ shift (≈ +35 % latency at a log-sd of 0.3); ~${p ? Math.round(p.arl_2sigma) : '?'} on 2σ`)));
+    const row = (k: string, v: string) => h('tr', null, h('th', { scope: 'row' }, k), h('td', null, v));
+    const settings = h('table', { class: 'kv', testid: 'detection-settings' },
+      row('Paging CUSUM', `two-sided, k = ${fmtNum(s.cusum_k)}σ on ${s.transform === 'log' ? 'ln' : 'raw'} values; designed for one false page per ${s.arl0.toLocaleString()} probes per model-host (spc.arl0)`),
+      row('Decision interval', p ? `h = ${fmtNum(p.h)} for a Phase I of ${p.phase1} points (h = ${fmtNum(p.h_known)} if the baseline were known exactly; the extra pays for estimating it: ${Math.round(p.p_target * 100)} % of series reach the target on their own, ${Math.round(p.p_half * 100)} % half of it)` : '—'),
+      row('Baseline (Phase I)', `${s.baseline_points} points, σ ${s.sigma_method}, transform ${s.transform}`),
+      row('Model down', `${s.down_after} failed calls in a row`),
+      row('Error rate', s.error_rate ? `Bernoulli CUSUM: ${fmtNum(s.error_rate.p0 * 100)} % → ${fmtNum(s.error_rate.p1 * 100)} % caught in ~${Math.round(s.error_rate.arl1)} calls; one false page per ${Math.round(s.error_rate.arl0).toLocaleString()} calls` : '—'),
+      row('Silence', `no call for ${s.silent_factor}× the median interval (at least ${s.silent_min_s} s), for ${s.silent_sources.join(', ')}; agent silent after ${s.agent_silent_after_s} s without telemetry`),
+      row('Rule markers', `Nelson rules 1–8 as configured (Rules tab); episodes end after ${s.resolve_after} quiet points`));
+    const rows = d.model_hosts.map((m) => h('tr', { testid: 'detection-row' },
+      h('td', null, m.site), h('td', null, m.host), h('td', null, `${m.provider}/${m.model}`), h('td', null, m.source),
+      h('td', { class: 'num' }, m.interval_s ? `${fmtNum(m.interval_s)} s` : '—'),
+      h('td', null, m.paging_metrics.map(metricLabel).join(', ')),
+      h('td', { class: 'num', testid: 'detection-row-pages' }, fmtDay(m.false_pages_per_day?.total)),
+      h('td', { class: 'num' }, fmtDay(m.false_markers_per_day))));
+    mount(slot, figures,
+      card('How pages are decided', settings),
+      card('Per model-host', rows.length
+        ? table('detection-table', ['Site', 'Host', 'Model', 'Source', 'Probe interval', 'Pages on', 'False pages / day', 'Markers / day'], rows)
+        : emptyState('No model-host has sent data yet.', 'Figures appear once an agent probes a model.', 'detection-empty')));
+  } catch (e) {
+    if ((e as Error).name !== 'AbortError') showError(slot, e);
+  }
 }
 
 async function rulesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
   const listSlot = h('div', null, loading());
   const formSlot = h('div');
   const msg = h('div');
-  panel.append(card('Rule configuration', h('p', { class: 'muted small' }, 'The most specific configuration wins: model, then site, then global, then the defaults.'), msg, listSlot), card('Edit a configuration', formSlot));
+  panel.append(card('Rule configuration', h('p', { class: 'muted small' }, 'The most specific configuration wins: model, then site, then global, then the defaults. Nelson rules mark the charts and list as evidence in incidents; they page only where [alerts] severity makes a rule critical or error. Each configuration shows how often it marks a healthy series by chance (simulated with the configured Phase I); the Detection tab gives the figure per day at each series’ own probe rate.'), msg, listSlot), card('Edit a configuration', formSlot));
   let defaults: RuleSettings = {};
 
   const describe = (s: RuleSettings): HTMLElement => h('div', { class: 'rule-summary' },
     h('div', null, h('span', { class: 'muted' }, 'Rules on: '), s.rules ? (s.rules.length ? s.rules.join(', ') : 'none') : 'inherited'),
     s.params && Object.keys(s.params).length ? h('div', null, h('span', { class: 'muted' }, 'Parameters: '), Object.entries(s.params).map(([k, v]) => `${k}=${String(v)}`).join(', ')) : null,
-    s.resolve_after !== undefined ? h('div', null, h('span', { class: 'muted' }, 'Resolve after: '), `${s.resolve_after} points`) : null);
+    s.resolve_after !== undefined ? h('div', null, h('span', { class: 'muted' }, 'Resolve after: '), `${s.resolve_after} points`) : null,
+    s.marker_arl0 !== undefined ? h('div', null, h('span', { class: 'muted' }, 'Expected: '), markerRate(s.marker_arl0)) : null);
 
   const renderForm = (init?: RuleConfig) => {
     const s = (init?.settings ?? {}) as RuleSettings;
@@ -351,7 +403,7 @@ async function rulesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
       const r = await get<{ defaults: RuleSettings; configs: RuleConfig[] }>('rules', undefined, ctx.signal);
       defaults = r.defaults ?? {};
       const rows = r.configs.map((c) => h('tr', { testid: 'rules-row' },
-        h('td', null, c.scope_kind), h('td', { class: 'mono' }, c.scope_value ?? '—'), h('td', null, describe(c.settings as RuleSettings)),
+        h('td', null, c.scope_kind), h('td', { class: 'mono' }, c.scope_value ?? '—'), h('td', null, describe({ ...(c.settings as RuleSettings), marker_arl0: c.marker_arl0 })),
         h('td', null, c.updated_by ?? '—', ' ', c.updated_at ? timeEl(c.updated_at) : null),
         h('td', { class: 'row-actions' }, h('button', { class: 'btn btn-small', type: 'button', testid: 'rules-edit', on: { click: () => { renderForm(c); formSlot.scrollIntoView({ behavior: 'smooth' }); } } }, 'Edit'))));
       mount(listSlot,

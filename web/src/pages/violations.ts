@@ -20,9 +20,9 @@ import { openModal } from '../modal';
 import { href, link, replaceParams, updateParams } from '../router';
 import { rule, RULES } from '../rules';
 import type { PageCtx } from '../page';
-import { loading, pageHead, ruleChip, showError, statusBadge, withButton } from '../ui';
+import { DETECTORS, findingChip, loading, pageHead, severityBadge, showError, statusBadge, withButton } from '../ui';
 
-const FILTERS = ['host', 'model', 'metric', 'rule', 'status', 'from', 'to'] as const;
+const FILTERS = ['host', 'model', 'metric', 'detector', 'severity', 'rule', 'status', 'incident', 'from', 'to'] as const;
 const USER_KEY = 'llmscope.user';
 
 // Cursors of the pages before the current one, for "Previous" (reset when filters change).
@@ -63,7 +63,7 @@ export async function violationsPage(view: HTMLElement, ctx: PageCtx): Promise<v
   const filterBar = h('form', { class: 'filters', testid: 'violation-filters' });
   const tableSlot = h('div', { class: 'card' }, loading());
   view.append(
-    pageHead('Violations', 'Each row is an episode: a Nelson rule that fired on a series, from its first flagged point until it resolved.',
+    pageHead('Violations', 'Each row is an episode on one series, from its first flagged point until it resolved: a paging detector (a sustained shift, the model down, its error rate up, silence) or a Nelson rule marking the chart. Pages are grouped into incidents.',
       h('a', { class: 'btn', href: csvHref, download: '', testid: 'violations-csv' }, 'Download CSV')),
     filterBar,
     tableSlot,
@@ -94,6 +94,8 @@ export async function violationsPage(view: HTMLElement, ctx: PageCtx): Promise<v
     sel('host', 'Host', [['', 'All hosts'], ...uniq([...hosts.map((x) => x.host), ...(filters.host ? [filters.host] : [])]).map((x): [string, string] => [x, x])], filters.host!, set('host')),
     sel('model', 'Model', [['', 'All models'], ...uniq([...models.map((m) => m.model), ...(filters.model ? [filters.model] : [])]).map((m): [string, string] => [m, m])], filters.model!, set('model')),
     sel('metric', 'Metric', [['', 'All metrics'], ...METRICS], filters.metric!, set('metric')),
+    sel('detector', 'Detector', [['', 'All detectors'], ['nelson', 'Nelson rules (markers)'], ...Object.entries(DETECTORS).map(([k, d]): [string, string] => [k, d.name])], filters.detector!, set('detector')),
+    sel('severity', 'Severity', [['', 'Any severity'], ['critical', 'critical (page)'], ['error', 'error (page)'], ['warning', 'warning'], ['info', 'info']], filters.severity!, set('severity')),
     sel('rule', 'Rule', [['', 'All rules'], ...RULES.map((r): [string, string] => [String(r.n), `${r.n} · ${r.name}`])], filters.rule!, set('rule')),
     sel('status', 'Status', [['', 'Any status'], ['open', 'Open'], ['acknowledged', 'Acknowledged'], ['resolved', 'Resolved']], filters.status!, set('status')),
     h('label', { class: 'field field-inline' }, h('span', { class: 'field-label' }, 'From'), fromIn),
@@ -113,7 +115,9 @@ export async function violationsPage(view: HTMLElement, ctx: PageCtx): Promise<v
       h('td', null, v.host),
       h('td', { class: 'model-cell' }, h('span', { class: 'muted' }, `${v.provider}/`), v.model),
       h('td', null, metricLabel(v.metric)),
-      h('td', null, ruleChip(v.rule, v.rule_name)),
+      h('td', null, findingChip(v)),
+      h('td', null, severityBadge(v.severity, 'violation-row-severity')),
+      h('td', null, v.incident_id ? link(href('/incidents', { id: String(v.incident_id) }), { testid: 'violation-incident', title: 'the incident this belongs to' }, String(v.incident_id) === String(v.id) ? 'leads' : 'member') : h('span', { class: 'muted' }, '—')),
       h('td', null, statusBadge(violationStatus(v), 'violation-row-status')),
       h('td', null, v.acked_by ?? h('span', { class: 'muted' }, '—')),
       h('td', null, open),
@@ -131,7 +135,7 @@ export async function violationsPage(view: HTMLElement, ctx: PageCtx): Promise<v
       const any = FILTERS.some((k) => filters[k]) || ctx.site;
       mount(tableSlot, any
         ? emptyState('No violation matches these filters.', 'Widen the time range or reset the filters.', 'violations-empty')
-        : emptyState('No violations — every series is in control.', ['When a Nelson rule fires it appears here. Route alerts to your team under ', link(href('/settings', { tab: 'channels' }), null, 'Settings → Channels'), '.'], 'violations-empty'));
+        : emptyState('No violations — every series is in control.', ['When a detector or a Nelson rule fires it appears here. Route alerts to your team under ', link(href('/settings', { tab: 'channels' }), null, 'Settings → Channels'), '.'], 'violations-empty'));
       return;
     }
     const rows = items.map((v) => {
@@ -145,7 +149,7 @@ export async function violationsPage(view: HTMLElement, ctx: PageCtx): Promise<v
       ...[25, 50, 100, 250].map((n) => h('option', { value: String(n), selected: n === limit }, `${n} per page`)));
     mount(tableSlot,
       h('div', { class: 'table-scroll' }, h('table', { class: 'table', testid: 'violations-table' },
-        h('thead', null, h('tr', null, ...['Opened', 'Site', 'Host', 'Model', 'Metric', 'Rule', 'Status', 'Acknowledged by', ''].map((t) => h('th', { scope: 'col' }, t)))),
+        h('thead', null, h('tr', null, ...['Opened', 'Site', 'Host', 'Model', 'Metric', 'Finding', 'Severity', 'Incident', 'Status', 'Acknowledged by', ''].map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', null, ...rows))),
       h('div', { class: 'pager' }, h('span', { class: 'muted small', testid: 'page-info' }, `${items.length} shown${next ? ', more on the next page' : ''}`), h('div', { class: 'pager-btns' }, limitSel, prev, nextBtn)));
   };
@@ -207,8 +211,9 @@ function detailModal(id: string, ctx: PageCtx, onUpdate: (v: Violation) => void,
   const titleEl = m.el.querySelector('h2')!;
 
   const render = (v: ViolationDetail) => {
-    const info = rule(v.rule);
-    titleEl.replaceChildren(`Rule ${v.rule} · ${v.rule_name ?? info.name}`);
+    const det = v.detector && v.detector !== 'nelson' ? DETECTORS[v.detector] : undefined;
+    const info = det ? { ...rule(0), name: det.name, color: det.color, text: det.text } : rule(v.rule);
+    titleEl.replaceChildren(det ? `${v.rule_name ?? det.name}` : `Rule ${v.rule} · ${v.rule_name ?? info.name}`);
     const status = violationStatus(v);
     const by = h('input', { type: 'text', testid: 'ack-by', 'aria-label': 'Your name', placeholder: 'Your name', value: rememberedUser(), autocomplete: 'name' });
     const note = h('input', { type: 'text', testid: 'ack-note', 'aria-label': 'Note', placeholder: 'Note (optional): what you found or did' });
@@ -246,7 +251,8 @@ function detailModal(id: string, ctx: PageCtx, onUpdate: (v: Violation) => void,
     mount(m.body,
       h('div', { class: 'detail-head' }, statusBadge(status, 'violation-status'), h('span', { class: 'muted' }, describeSeries(v))),
       h('div', { class: 'rule-explain', style: { borderLeftColor: info.color } },
-        h('div', { class: 'rule-explain-title' }, ruleChip(v.rule, v.rule_name)),
+        h('div', { class: 'rule-explain-title' }, findingChip(v), ' ', severityBadge(v.severity, 'violation-severity'),
+          v.incident_id ? [' ', link(href('/incidents', { id: String(v.incident_id) }), { testid: 'violation-incident-link' }, String(v.incident_id) === String(v.id) ? 'leads its incident' : 'part of an incident')] : null),
         h('p', { testid: 'rule-text' }, plainRuleText(v))),
       h('div', { class: 'kv-grid' },
         kv('Opened', timeEl(v.opened_at)),
@@ -256,7 +262,9 @@ function detailModal(id: string, ctx: PageCtx, onUpdate: (v: Violation) => void,
       h('h3', null, 'The points around it (±10)'),
       chartSlot,
       h('div', { class: 'two-col' },
-        h('div', null, h('h3', null, 'Baseline in force (frozen)'), baselineTable(b, v.metric)),
+        det && v.detector !== 'cusum'
+          ? h('div', null, h('h3', null, 'Reference'), referenceText(v))
+          : h('div', null, h('h3', null, 'Baseline in force (frozen)'), baselineTable(b, v.metric)),
         h('div', null, h('h3', null, 'Host telemetry at the time'), telemetryAt(v.context?.telemetry ?? null, v.opened_at))),
       h('div', { class: 'action-box' },
         h('div', { class: 'action-fields' }, by, note),
@@ -275,7 +283,8 @@ function detailModal(id: string, ctx: PageCtx, onUpdate: (v: Violation) => void,
         baseline: b,
         downsampled: false,
         points: ctxPoints.map((p) => ({ ts: p.ts, value: p.value })),
-        flagged: ctxPoints.filter((p) => p.ts === v.opened_at || p.ts === v.last_point_at).map((p) => ({ ts: p.ts, value: p.value, rules: [v.rule], violation_id: v.id })),
+        flagged: det ? [] : ctxPoints.filter((p) => p.ts === v.opened_at || p.ts === v.last_point_at).map((p) => ({ ts: p.ts, value: p.value, rules: [v.rule], violation_id: v.id })),
+        alarms: det ? [{ violation_id: String(v.id), incident_id: v.incident_id ?? null, detector: v.detector ?? '', severity: v.severity ?? '', title: v.rule_name ?? det.name, from: v.opened_at, to: v.resolved_at, last_point_at: v.last_point_at ?? v.opened_at }] : [],
       };
       requestAnimationFrame(() => {
         if (!chartEl.isConnected) return;
@@ -296,10 +305,23 @@ function detailModal(id: string, ctx: PageCtx, onUpdate: (v: Violation) => void,
 
 function plainRuleText(v: Violation): string {
   const t = (v.rule_text ?? '').trim();
-  if (!t) return rule(v.rule).text;
+  if (!t) return v.detector && v.detector !== 'nelson' ? (DETECTORS[v.detector]?.text ?? '') : rule(v.rule).text;
   // The API's text starts lower-case ("9 points in a row…"): make it a sentence.
   const s = t.charAt(0).toUpperCase() + t.slice(1);
   return /[.!?]$/.test(s) ? s : `${s}.`;
+}
+
+/** What a call-level detector compared against (its "baseline" is a reference and a limit). */
+function referenceText(v: ViolationDetail): HTMLElement {
+  const b = v.baseline;
+  const c = b ? centerLine(b) : null;
+  const text: Record<string, string> = {
+    down: `Calls fail in a row: a page at ${b ? fmtNum(b.ucl) : '3'} failed calls. The failed calls are the points above.`,
+    error_rate: `The failure rate judged against ${c === null ? '1 %' : `${fmtNum(c * 100)} %`}; designed to catch a rise to ${b ? `${fmtNum(b.ucl * 100)} %` : '10 %'}.`,
+    silent: `Calls came every ${c === null ? '?' : `${fmtNum(c / 1000)} s`} (median); silent after ${b ? `${fmtNum(b.ucl / 1000)} s` : '2 minutes'} without one.`,
+    agent_silent: `No telemetry for ${b ? `${fmtNum(b.ucl / 1000)} s` : '2 minutes'}.`,
+  };
+  return h('p', { testid: 'violation-reference' }, text[v.detector ?? ''] ?? '—');
 }
 
 function baselineTable(b: ViolationDetail['baseline'], metric: string): HTMLElement {
