@@ -47,7 +47,7 @@ pub async fn marker_rate(st: &ApiState, rules: &NelsonConfig, resolve_after: u32
     if let Some(r) = cache().lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return *r;
     }
-    let (cfg, n, method) = (rules.clone(), st.spc.baseline_points, st.spc.sigma_method);
+    let (cfg, n, method) = (*rules, st.spc.baseline_points, st.spc.sigma_method);
     let rate = tokio::task::spawn_blocking(move || {
         rates::marker_rate(&cfg, resolve_after, n, method, 0x5EED)
     })
