@@ -24,26 +24,49 @@ struct Sim {
     started: Instant,
 }
 
-impl Sim {
-    /// (latency multiplier, sigma multiplier) in force now.
-    fn degradation(&self) -> (f64, f64) {
-        let t = self.started.elapsed();
-        let mut mult = 1.0;
-        let mut sigma = 1.0;
-        for d in &self.cfg.schedule {
-            if t < d.after || t >= d.after + d.duration {
-                continue;
-            }
-            match d.kind {
-                DegradationKind::Shift => mult *= d.factor,
-                DegradationKind::Drift => {
-                    let frac = (t - d.after).as_secs_f64() / d.duration.as_secs_f64().max(1e-9);
-                    mult *= 1.0 + (d.factor - 1.0) * frac;
-                }
-                DegradationKind::Noise => sigma *= d.factor,
-            }
+/// The timing of one simulated call: time to first token and the time per further token, ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Draw {
+    /// Time to the first token.
+    pub ttft_ms: f64,
+    /// Time between two tokens.
+    pub per_token_ms: f64,
+}
+
+impl Draw {
+    /// The whole call's duration for `tokens` output tokens (what a streaming client sees).
+    pub fn latency_ms(&self, tokens: u32) -> f64 {
+        self.ttft_ms + self.per_token_ms * f64::from(tokens.saturating_sub(1))
+    }
+}
+
+/// (latency multiplier, sigma multiplier) of `cfg`'s schedule at `t` after the start.
+pub fn degradation(cfg: &SimulatedConfig, t: Duration) -> (f64, f64) {
+    let mut mult = 1.0;
+    let mut sigma = 1.0;
+    for d in &cfg.schedule {
+        if t < d.after || t >= d.after + d.duration {
+            continue;
         }
-        (mult, sigma)
+        match d.kind {
+            DegradationKind::Shift => mult *= d.factor,
+            DegradationKind::Drift => {
+                let frac = (t - d.after).as_secs_f64() / d.duration.as_secs_f64().max(1e-9);
+                mult *= 1.0 + (d.factor - 1.0) * frac;
+            }
+            DegradationKind::Noise => sigma *= d.factor,
+        }
+    }
+    (mult, sigma)
+}
+
+/// Draws the timing of a call made `t` after the start (the endpoint sleeps accordingly;
+/// tests draw from it directly with a clock of their own).
+pub fn draw(cfg: &SimulatedConfig, t: Duration, rng: &mut impl Rng) -> Draw {
+    let (mult, sigma_mult) = degradation(cfg, t);
+    Draw {
+        ttft_ms: lognormal(rng, cfg.ttft_median_ms, cfg.ttft_sigma * sigma_mult) * mult,
+        per_token_ms: 1000.0 / cfg.tokens_per_s * mult,
     }
 }
 
@@ -92,16 +115,9 @@ async fn chat(State(sim): State<Arc<Sim>>, body: axum::Json<Value>) -> Response 
         .get("messages")
         .map(|m| m.to_string().split_whitespace().count() as u32)
         .unwrap_or(1);
-    let (mult, sigma_mult) = sim.degradation();
     let (ttft, per_token) = {
-        let mut rng = rand::rng();
-        let ttft = lognormal(
-            &mut rng,
-            sim.cfg.ttft_median_ms,
-            sim.cfg.ttft_sigma * sigma_mult,
-        ) * mult;
-        let per_token = 1000.0 / sim.cfg.tokens_per_s * mult;
-        (ttft, per_token)
+        let d = draw(&sim.cfg, sim.started.elapsed(), &mut rand::rng());
+        (d.ttft_ms, d.per_token_ms)
     };
     let model = sim.cfg.model.clone();
     if !stream {
