@@ -67,8 +67,9 @@ pub struct AnalyzeArgs {
     /// repeatable, or comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub rule_param: Vec<String>,
-    /// Quiet points after which an episode ends (1 = only strictly consecutive flags group).
-    #[arg(long, default_value_t = 1)]
+    /// Quiet points after which an episode ends, as the live engine's `spc.resolve_after`
+    /// (1 = only strictly consecutive flags group).
+    #[arg(long, default_value_t = 20)]
     pub resolve_after: u32,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -266,7 +267,27 @@ pub fn run(
         baseline.points
     };
     let (design, shifts) = cusum(args, &baseline, &ys, judged_from)?;
-    let incidents = incidents(&shifts, &episodes);
+    // the live engine judges the points after Phase I with a fresh rule state: the incidents'
+    // members are those episodes
+    let live_flags = nelson::evaluate(&zs[judged_from.min(zs.len())..], &cfg)
+        .map_err(|e| AnalyzeError::Usage(e.to_string()))?;
+    let live_episodes: Vec<llmscope_spc::Episode> =
+        episode::episodes(&live_flags, &cfg, args.resolve_after)
+            .into_iter()
+            .map(|mut e| {
+                let off = judged_from as u64;
+                e.start += off;
+                e.end += off;
+                e.points.iter_mut().for_each(|p| *p += off);
+                e
+            })
+            .collect();
+    let incidents = incidents(
+        &shifts,
+        &live_episodes,
+        args.resolve_after as usize,
+        zs.len(),
+    );
     let report = Report {
         file: &file,
         input: &input,
@@ -276,6 +297,7 @@ pub fn run(
         flags: &flags,
         episodes: &episodes,
         design: &design,
+        live_episodes: &live_episodes,
         shifts: &shifts,
         incidents: &incidents,
     };
@@ -348,21 +370,37 @@ fn cusum(
     Ok((design, out))
 }
 
-/// Groups the rule episodes into the CUSUM episodes they overlap.
-fn incidents(shifts: &[ShiftEpisode], episodes: &[llmscope_spc::Episode]) -> Vec<Incident> {
-    shifts
+/// Groups the rule episodes (of the points after Phase I) into the CUSUM's incidents as the
+/// live engine does point by point: an episode belongs to the first incident that is open
+/// while the episode is — it opened before the incident's signal and was still open then
+/// (an episode resolves `resolve_after` quiet points after its last flag), or it opened while
+/// the incident was open, up to and including the point at which the CUSUM was back at 0
+/// (the rules judge a point before the CUSUM does).
+fn incidents(
+    shifts: &[ShiftEpisode],
+    episodes: &[llmscope_spc::Episode],
+    resolve_after: usize,
+    n: usize,
+) -> Vec<Incident> {
+    let mut out: Vec<Incident> = shifts
         .iter()
         .map(|s| Incident {
             lead: *s,
-            members: episodes
-                .iter()
-                .filter(|e| {
-                    (e.end as usize) >= s.start && s.end.is_none_or(|end| (e.start as usize) <= end)
-                })
-                .map(|e| (e.rule, e.start as usize, e.end as usize))
-                .collect(),
+            members: Vec::new(),
         })
-        .collect()
+        .collect();
+    for e in episodes {
+        let (start, end) = (e.start as usize, e.end as usize);
+        let resolves = end + resolve_after; // the point at which it resolves (if < n)
+        if let Some(inc) = out.iter_mut().find(|i| {
+            let before_end = i.lead.end.is_none_or(|x| start <= x);
+            let open_at_signal = resolves >= n || resolves > i.lead.start;
+            before_end && open_at_signal
+        }) {
+            inc.members.push((e.rule, start, end));
+        }
+    }
+    out
 }
 
 fn side_text(s: Side) -> &'static str {
@@ -626,6 +664,7 @@ struct Report<'a> {
     flags: &'a [RuleFlags],
     episodes: &'a [llmscope_spc::Episode],
     design: &'a CusumDesign,
+    live_episodes: &'a [llmscope_spc::Episode],
     shifts: &'a [ShiftEpisode],
     incidents: &'a [Incident],
 }
@@ -675,6 +714,7 @@ impl Report<'_> {
                     "arl_2sigma": self.design.arl(2.0),
                 },
             },
+            "episodes_after_phase1": self.live_episodes,
             "incidents": self.incidents.iter().map(|i| json!({
                 "start": i.lead.start,
                 "end": i.lead.end,

@@ -144,7 +144,7 @@ fn estimated_baseline_and_episodes_agree_with_the_library() {
         assert_eq!(&got, want, "rule {}", i + 1);
         assert!(got.windows(2).all(|w| w[0] < w[1]), "ascending");
     }
-    let eps = llmscope_spc::episode::episodes(&flags, &cfg, 1);
+    let eps = llmscope_spc::episode::episodes(&flags, &cfg, 20);
     assert_eq!(out["episodes"], serde_json::to_value(&eps).expect("json"));
     assert!(!eps.is_empty());
     // episode shape: points end at the last flag and cover the rule's window

@@ -404,10 +404,11 @@ const RESOLVE_ONE: &str = "UPDATE violations SET
     points = COALESCE($2, points)";
 
 /// Resolves quiet leads whose incidents have no open paging member left (at the later of
-/// the lead's quiet time and its last member's resolution); the caller adds the lead filter.
+/// the lead's quiet time and its last paging member's resolution: markers neither keep an
+/// incident open nor extend it); the caller adds the lead filter.
 const CLOSE_QUIET_LEADS: &str = "UPDATE violations SET status = 'resolved',
-    resolved_at = CASE WHEN COALESCE((SELECT MAX(m.resolved_at) FROM violations m WHERE m.incident_id = violations.id AND m.id <> violations.id), 0) > quiet_at
-        THEN (SELECT MAX(m.resolved_at) FROM violations m WHERE m.incident_id = violations.id AND m.id <> violations.id) ELSE quiet_at END
+    resolved_at = CASE WHEN COALESCE((SELECT MAX(m.resolved_at) FROM violations m WHERE m.incident_id = violations.id AND m.id <> violations.id AND m.severity IN ('critical', 'error')), 0) > quiet_at
+        THEN (SELECT MAX(m.resolved_at) FROM violations m WHERE m.incident_id = violations.id AND m.id <> violations.id AND m.severity IN ('critical', 'error')) ELSE quiet_at END
     WHERE status = 'open' AND quiet_at IS NOT NULL AND incident_id = id
       AND NOT EXISTS (SELECT 1 FROM violations m WHERE m.incident_id = violations.id AND m.id <> violations.id AND m.status = 'open' AND m.severity IN ('critical', 'error'))";
 
