@@ -42,7 +42,7 @@ run:
 	@scripts/run-local.sh
 
 demo:
-	$(CARGO) run -q -p llmscope-collector -- analyze examples/latency.csv
+	$(CARGO) run -q -p llmscope-collector -- analyze examples/latency.csv --baseline-points 50
 
 bench:
 	$(CARGO) bench -p llmscope-spc --bench nelson

@@ -201,7 +201,7 @@ impl SpcConfig {
             .map(|_| ())
             .map_err(|e| {
                 SpcConfigError(format!(
-                    "`spc.arl0` = {} cannot be delivered with `spc.baseline_points` = {}: {e}",
+                    "`spc.arl0` = {} cannot be delivered with `spc.baseline_points` = {} (each of a model-host's two paging series needs {worst} points per false alarm): {e}",
                     self.arl0, self.baseline_points
                 ))
             })
