@@ -104,13 +104,15 @@ async fn memory(n: usize) {
 }
 
 async fn latency(n: usize, url: &str) -> (f64, f64, f64) {
-    let cfg = Config {
+    let mut cfg = Config {
         database_url: url.to_owned(),
         grpc_listen: "127.0.0.1:0".parse().unwrap(),
         http_listen: "127.0.0.1:0".parse().unwrap(),
         insecure_no_auth: true,
         ..Default::default()
     };
+    // a 50-point Phase I (the loop below sends 50 per series)
+    cfg.spc.baseline_points = 50;
     let running = llmscope_collector::serve::start(&cfg).await.unwrap();
     let mut client = v1::ingest_service_client::IngestServiceClient::connect(format!(
         "http://{}",
@@ -126,6 +128,7 @@ async fn latency(n: usize, url: &str) -> (f64, f64, f64) {
         host: format!("gpu-{series}"),
         provider: "vllm".into(),
         model: "llama".into(),
+        source: v1::Source::Probe as i32,
         latency_ms: v,
         status: v1::CallStatus::Ok as i32,
         ..Default::default()

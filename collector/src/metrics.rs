@@ -12,7 +12,8 @@
 //!   validation (`latency_ms`, `ts_unix_nanos`, `site`, `labels`, `gpus.util_pct`, …).
 //! - `llmscope_ingest_batch_duration_seconds`: request received → rows committed.
 //! - `llmscope_ingest_queue_depth`: batches waiting for a commit.
-//! - `llmscope_violations_total{site,model,metric,rule}`: violations opened by this process.
+//! - `llmscope_violations_total{site,model,metric,rule,detector,severity}`: violations opened
+//!   by this process (`rule` 0 for a paging detector; `severity` critical/error are pages).
 //! - `llmscope_open_violations{site}`: open violations in the database (refreshed
 //!   periodically, see [`refresh_from_store`]).
 //! - `llmscope_alert_deliveries_total{channel,outcome}`: notifications per delivery outcome
@@ -360,14 +361,17 @@ pub fn set_series_tracked(n: usize) {
 }
 
 /// Counts a violation opened by this process.
-pub fn violation_opened(site: &str, model: &str, metric: &str, rule: u8) {
+pub fn violation_opened(v: &llmscope_model::Violation) {
+    let s = &v.series;
     METRICS
         .violations
         .get_or_create(&vec![
-            ("site", site.to_owned()),
-            ("model", model.to_owned()),
-            ("metric", metric.to_owned()),
-            ("rule", rule.to_string()),
+            ("site", s.site_label().to_owned()),
+            ("model", s.model.clone()),
+            ("metric", s.metric.as_str().to_owned()),
+            ("rule", v.rule.to_string()),
+            ("detector", v.detector.as_str().to_owned()),
+            ("severity", v.severity.as_str().to_owned()),
         ])
         .inc();
 }
@@ -480,8 +484,7 @@ pub async fn follow(store: Store, mut events: broadcast::Receiver<LiveEvent>) {
                     false
                 }
                 Ok(LiveEvent::ViolationOpened(v)) => {
-                    let s = &v.series;
-                    violation_opened(s.site_label(), &s.model, s.metric.as_str(), v.rule);
+                    violation_opened(&v);
                     true
                 }
                 Ok(LiveEvent::ViolationResolved { .. }) => true,
