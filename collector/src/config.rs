@@ -466,6 +466,47 @@ mod tests {
     }
 
     #[test]
+    fn detector_settings_are_validated_naming_the_key() {
+        let bad = |text: &str, want: &[&str]| {
+            let f = file(text);
+            let msg = Config::load(Some(f.path()), env(&[]), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(want.iter().all(|w| msg.contains(w)), "{text}: {msg}");
+        };
+        bad(
+            "[spc]\nbaseline_points = 30\narl0 = 10000000\n",
+            &["`spc.arl0`", "`spc.baseline_points` = 30"],
+        );
+        bad("[spc]\ncusum_k = 7\n", &["`spc.cusum_k`"]);
+        bad("[spc]\narl0 = 10\n", &["`spc.arl0`", "from 100"]);
+        bad("[spc]\ndown_after = 0\n", &["`spc.down_after`"]);
+        bad(
+            "[spc]\nerror_rate_factor = 1\n",
+            &["`spc.error_rate_factor`"],
+        );
+        bad(
+            "[spc]\nsilent_sources = [\"radio\"]\n",
+            &["spc.silent_sources", "radio"],
+        );
+        bad(
+            "[alerts]\nseverity = { \"cusum\" = \"loud\" }\n",
+            &["alerts.severity", "`cusum` = `loud`"],
+        );
+        bad(
+            "[alerts]\nseverity = { \"9\" = \"error\" }\n",
+            &["alerts.severity", "`9`"],
+        );
+        // the defaults and the quick start's config are valid
+        let qs = std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/quick-start/collector.toml"
+        ));
+        let c = Config::load(Some(qs), env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.spc.baseline_points, 80);
+    }
+
+    #[test]
     fn bad_values_are_explained() {
         let f = file("retention = \"forever\"\n");
         let msg = Config::load(Some(f.path()), env(&[]), &Overrides::default())
