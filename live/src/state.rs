@@ -322,9 +322,10 @@ pub fn judge(
             merge_points(&mut ep.points, &[p]);
             push_resolve(ep, key, p.ts, cx.incidents, ops);
         }
-    } else if step.alarm
+    } else if step.signal
         && let Some(ep) = st.cusum.as_mut()
     {
+        // the change goes on: it signalled again
         merge_points(&mut ep.points, &[p]);
         push_extend(ep, p.ts, ops);
     }

@@ -99,6 +99,14 @@ fn main() {
             );
         }
     }
+    let quiet = llmscope_spc::detect::ShiftDetector::quiet_points(d.k, d.h);
+    let (pages, ended) = sim::pages_during_shift(1.0, 2000, quiet as usize + 100, runs, 77);
+    let (pages2, _) = sim::pages_during_shift(2.0, 2000, 0, runs / 4, 78);
+    println!(
+        "\nA sustained shift is one page: over 2 000 points of a 1σ shift {pages:.2} pages per series ({pages2:.2} at 2σ); the episode ends {quiet} points after the last signal, and {:.0} % of them had ended {} points after the process was back at its centre.",
+        ended * 100.0,
+        quiet + 100
+    );
     let (mut er, er_arl0) = sim::error_rate(runs, if quick { 1_000_000 } else { 20_000_000 }, 7);
     er.sort_unstable();
     println!("\n## Outages and error rates (defaults)\n");

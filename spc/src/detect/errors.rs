@@ -4,8 +4,9 @@
 //!   successful call clears it.
 //! - [`ErrorRate`]: a Bernoulli CUSUM of the log-likelihood ratio of a failure rate `p1`
 //!   against the in-control rate `p0`: W = max(0, W + ln(p1/p0)) on a failure,
-//!   max(0, W + ln((1 − p1)/(1 − p0))) on a success; it signals above h and clears when W is
-//!   back at 0. [`design_error_rate`] finds h for a target in-control ARL (in calls) with a
+//!   max(0, W + ln((1 − p1)/(1 − p0))) on a success; a signal (W above h) opens an episode
+//!   or extends it and restarts W at h/2, and the episode ends after
+//!   [`ErrorRateDesign::quiet_calls`] calls without a signal. [`design_error_rate`] finds h for a target in-control ARL (in calls) with a
 //!   Markov chain on the statistic discretised to the success step (exact up to rounding the
 //!   failure step to a whole number of success steps; Reynolds & Stoumbos, 1999).
 
@@ -82,6 +83,15 @@ impl ErrorRateDesign {
     /// Increment on a successful call.
     pub fn down(&self) -> f64 {
         ((1.0 - self.p1) / (1.0 - self.p0)).ln()
+    }
+
+    /// Calls without a signal that end an episode: 4 × the successes that bring W from h
+    /// back to 0 (a failure rate still at p1 re-signals in about [`ErrorRateDesign::arl1`]
+    /// calls, far sooner).
+    pub fn quiet_calls(&self) -> u32 {
+        (4.0 * self.h / self.down().abs().max(1e-9))
+            .ceil()
+            .clamp(1.0, 1e7) as u32
     }
 }
 
@@ -168,12 +178,14 @@ pub fn design_error_rate(p0: f64, p1: f64, arl0: f64) -> Result<ErrorRateDesign,
 pub struct ErrorRate {
     w: f64,
     alarm: bool,
+    /// Calls since the last signal.
+    quiet: u32,
 }
 
 /// What one call did to an [`ErrorRate`].
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ErrorRateStep {
-    /// The statistic after the call.
+    /// The statistic at the call (before a signal restarts it).
     pub w: f64,
     /// The rate rose: signalled at this call.
     pub opened: bool,
@@ -185,19 +197,25 @@ impl ErrorRate {
     /// Counts a call.
     pub fn push(&mut self, failed: bool, d: &ErrorRateDesign) -> ErrorRateStep {
         self.w = (self.w + if failed { d.up() } else { d.down() }).max(0.0);
-        let mut step = ErrorRateStep::default();
-        if !self.alarm && self.w > d.h {
-            self.alarm = true;
-            step.opened = true;
-        }
-        if self.alarm {
-            self.w = self.w.min(2.0 * d.h);
-            if self.w == 0.0 {
+        let mut step = ErrorRateStep {
+            w: self.w,
+            ..ErrorRateStep::default()
+        };
+        if self.w > d.h {
+            // restart with a head start of h/2: a rate still raised signals again soon
+            self.w = d.h / 2.0;
+            self.quiet = 0;
+            if !self.alarm {
+                self.alarm = true;
+                step.opened = true;
+            }
+        } else if self.alarm {
+            self.quiet += 1;
+            if self.quiet >= d.quiet_calls() {
                 self.alarm = false;
                 step.closed = true;
             }
         }
-        step.w = self.w;
         step
     }
 

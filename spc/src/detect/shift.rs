@@ -7,10 +7,14 @@
 //! interval on its own (a single slow call is a chart marker, not a page). A sustained shift
 //! of δ sigmas moves the residuals' mean by δ √((1 − φ)/(1 + φ)).
 //!
-//! C⁺ = max(0, C⁺ + e − k), C⁻ = max(0, C⁻ − e − k); a side signals when its sum first
-//! exceeds h and stays in alarm until the sum is back at 0 (the process is back at its
-//! centre). After a signal the sum is capped at 2h, so the alarm clears within about 2h/k
-//! in-control points once the change is over instead of paying back the whole excursion.
+//! C⁺ = max(0, C⁺ + e − k), C⁻ = max(0, C⁻ − e − k); a side signals when its sum exceeds
+//! h. A signal opens an episode (or extends the open one) and restarts the sums, the
+//! signalling side with a head start of h/2, so a change that goes on signals again within
+//! about h/(2(δ − k)) points; the episode ends after [`ShiftDetector::quiet_points`] points
+//! without a signal (4 h/k; from the head start an in-control process reaches h again only
+//! rarely). A process that comes back only near its centre — within k — also ends the
+//! episode, where a sum that had to pay back the whole excursion would keep it open for
+//! hundreds of points.
 
 use serde::{Deserialize, Serialize};
 
@@ -37,11 +41,13 @@ pub struct ShiftStep {
     pub hi: f64,
     /// C⁻ after the point.
     pub lo: f64,
-    /// A side that signalled at this point.
+    /// The side of the episode this point opened.
     pub opened: Option<Side>,
-    /// A side whose alarm cleared at this point.
+    /// The side of the episode that ended at this point.
     pub closed: Option<Side>,
-    /// Whether a side is in alarm after the point.
+    /// Whether a sum crossed h at this point (it opened or extends the episode).
+    pub signal: bool,
+    /// Whether an episode is open after the point.
     pub alarm: bool,
 }
 
@@ -51,8 +57,10 @@ pub struct ShiftDetector {
     hi: f64,
     lo: f64,
     prev: Option<f64>,
-    up: bool,
-    down: bool,
+    /// The open episode's side.
+    episode: Option<Side>,
+    /// Points since the last signal.
+    quiet: u32,
 }
 
 impl ShiftDetector {
@@ -61,15 +69,15 @@ impl ShiftDetector {
         ShiftDetector::default()
     }
 
-    /// Whether a side is in alarm.
+    /// The open episode's side, if any.
     pub fn alarm(&self) -> Option<Side> {
-        if self.up {
-            Some(Side::Up)
-        } else if self.down {
-            Some(Side::Down)
-        } else {
-            None
-        }
+        self.episode
+    }
+
+    /// Points without a signal that end an episode: 4 h/k (rounded up; a sustained 1σ shift
+    /// re-signals well within it: one page per change, see the detection benchmark).
+    pub fn quiet_points(k: f64, h: f64) -> u32 {
+        (4.0 * h / k).ceil().clamp(1.0, 1e6) as u32
     }
 
     /// Judges one (transformed) value with reference `k` and decision interval `h`.
@@ -83,27 +91,39 @@ impl ShiftDetector {
         self.lo = (self.lo - e - k).max(0.0);
         let mut step = ShiftStep {
             residual: e,
+            hi: self.hi,
+            lo: self.lo,
             ..ShiftStep::default()
         };
-        for (sum, on, side) in [
-            (&mut self.hi, &mut self.up, Side::Up),
-            (&mut self.lo, &mut self.down, Side::Down),
-        ] {
-            if !*on && *sum > h {
-                *on = true;
+        let side = if self.hi > h {
+            Some(Side::Up)
+        } else if self.lo > h {
+            Some(Side::Down)
+        } else {
+            None
+        };
+        if let Some(side) = side {
+            step.signal = true;
+            // restart with a head start of h/2 on the side that signalled (Lucas & Crosier's
+            // fast initial response): a change that goes on signals again in about
+            // h/(2(δ − k)) points, with little spread, so one episode does not flap
+            (self.hi, self.lo) = match side {
+                Side::Up => (h / 2.0, 0.0),
+                Side::Down => (0.0, h / 2.0),
+            };
+            self.quiet = 0;
+            if self.episode.is_none() {
+                self.episode = Some(side);
                 step.opened = Some(side);
             }
-            if *on {
-                *sum = sum.min(2.0 * h);
-                if *sum == 0.0 {
-                    *on = false;
-                    step.closed = Some(side);
-                }
+        } else if let Some(open) = self.episode {
+            self.quiet += 1;
+            if self.quiet >= ShiftDetector::quiet_points(k, h) {
+                self.episode = None;
+                step.closed = Some(open);
             }
         }
-        step.hi = self.hi;
-        step.lo = self.lo;
-        step.alarm = self.up || self.down;
+        step.alarm = self.episode.is_some();
         step
     }
 }
@@ -138,10 +158,23 @@ mod tests {
         }
         let first = (0..100).find(|_| s.push(1.0, &p, d.k, d.h).opened == Some(Side::Up));
         assert!(first.is_some_and(|i| i < 30), "{first:?} (h = {})", d.h);
-        let cleared = (0..200).find(|_| s.push(0.0, &p, d.k, d.h).closed == Some(Side::Up));
+        // a change that goes on keeps one episode open: it re-signals, never closes
+        let mut signals = 0;
+        for _ in 0..500 {
+            let step = s.push(1.0, &p, d.k, d.h);
+            assert!(step.opened.is_none() && step.closed.is_none() && step.alarm);
+            signals += usize::from(step.signal);
+        }
         assert!(
-            cleared.is_some_and(|i| i as f64 <= 2.0 * d.h / d.k + 1.0),
-            "{cleared:?}"
+            signals > 10,
+            "{signals} signals in 500 points of a 1σ shift"
+        );
+        // back near the centre (within k): the episode ends after the quiet points
+        let quiet = ShiftDetector::quiet_points(d.k, d.h);
+        let cleared = (1..2000).find(|_| s.push(0.3, &p, d.k, d.h).closed == Some(Side::Up));
+        assert!(
+            cleared.is_some_and(|i| i + 20 >= quiet as usize && i <= quiet as usize + 60),
+            "{cleared:?} vs {quiet}"
         );
         assert!(s.alarm().is_none());
     }

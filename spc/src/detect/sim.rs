@@ -378,6 +378,42 @@ pub fn delays(
     out
 }
 
+/// Pages (episodes opened) of the defaults on one series during a sustained shift of `shift`
+/// sigmas lasting `points` points, then back at the centre for `after` points, over `runs`
+/// log-normal series: (mean pages during the shift, share of runs whose episode ended within
+/// `after` points).
+pub fn pages_during_shift(
+    shift: f64,
+    points: usize,
+    after: usize,
+    runs: usize,
+    seed: u64,
+) -> (f64, f64) {
+    let designer = Designer::new();
+    let mut r = Rng::new(seed);
+    let (mut pages, mut ended, mut done) = (0usize, 0usize, 0usize);
+    while done < runs {
+        let mut src = [Source::new(Family::LogNormal)];
+        let Some(mut judges) = learn_all(Method::Defaults, &mut src, &mut r, &designer) else {
+            continue;
+        };
+        let Judge::Cusum(m) = &mut judges[0] else {
+            return (0.0, 0.0);
+        };
+        for _ in 0..points {
+            let x = src[0].next(&mut r, shift, 1.0, false);
+            pages += usize::from(m.push(x).is_some_and(|s| s.opened.is_some()));
+        }
+        for _ in 0..after {
+            let x = src[0].next(&mut r, 0.0, 1.0, false);
+            m.push(x);
+        }
+        ended += usize::from(m.alarm().is_none());
+        done += 1;
+    }
+    (pages as f64 / runs as f64, ended as f64 / runs as f64)
+}
+
 /// Calls from the start of an outage (every call fails) to the `down` page.
 pub fn outage_delay() -> u32 {
     let mut o = Outage::default();
