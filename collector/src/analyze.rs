@@ -316,7 +316,8 @@ pub fn run(
 pub struct ShiftEpisode {
     /// The point at which it signalled.
     pub start: usize,
-    /// The point at which the sum was back at 0 (`None`: still in alarm at the end).
+    /// The point at which the episode ended, 4h/k points after its last signal (`None`: still
+    /// open at the end).
     pub end: Option<usize>,
     /// Which way the process moved (on the transformed scale).
     pub side: Side,
@@ -374,7 +375,7 @@ fn cusum(
 /// live engine does point by point: an episode belongs to the first incident that is open
 /// while the episode is — it opened before the incident's signal and was still open then
 /// (an episode resolves `resolve_after` quiet points after its last flag), or it opened while
-/// the incident was open, up to and including the point at which the CUSUM was back at 0
+/// the incident was open, up to and including the point at which the CUSUM episode ended
 /// (the rules judge a point before the CUSUM does).
 fn incidents(
     shifts: &[ShiftEpisode],
