@@ -418,69 +418,76 @@ const RESOLVED_OUTBOX: &str = "INSERT INTO outbox (violation_id, event, created_
     SELECT v.id, 'resolved', $1 FROM violations v
     WHERE v.status = 'resolved' AND EXISTS (SELECT 1 FROM outbox o WHERE o.violation_id = v.id AND o.event = 'opened')";
 
-/// Applies the `Resolve` operations of `$ops` inside the transaction `$tx` (either
-/// backend): resolves members, notes quiet leads, closes the incidents left without an open
-/// paging member, writes the `resolved` outbox rows and fills `$report.resolved`.
+/// What resolving one violation did: (id, status after, incident, series key, rule).
+type ResolvedRow = (String, String, Option<String>, String, i64);
+
+/// The common end of applying the `Resolve` operations inside the transaction `$tx` (either
+/// backend), given the rows `$rows` the resolving UPDATE returned: closes the incidents left
+/// without an open paging member, writes the `resolved` outbox rows of leads (and of
+/// violations from before incidents) and fills `$report.resolved`.
 macro_rules! finish_resolves {
-    ($tx:expr, $ops:expr, $now:expr, $report:expr) => {{
-        let mut closed: Vec<String> = Vec::new();
+    ($tx:expr, $rows:expr, $now:expr, $report:expr) => {{
+        // (id, key, rule, lead, may have an `opened` row)
+        let mut closed: Vec<(String, String, i64, bool, bool)> = Vec::new();
         let mut incidents: Vec<String> = Vec::new();
-        for op in $ops {
-            if let ViolationOp::Resolve { id, at, points, .. } = op {
-                let pts = points.as_deref().map(encode_points);
-                let sql = format!(
-                    "{RESOLVE_ONE} WHERE id = $3 AND status = 'open' RETURNING status, incident_id"
-                );
-                let row = sqlx::query(&sql)
-                    .bind(*at)
-                    .bind(pts)
-                    .bind(id)
-                    .fetch_optional(&mut *$tx)
-                    .await?;
-                if let Some(r) = row {
-                    if r.try_get::<String, _>("status")? == "resolved" {
-                        closed.push(id.clone());
-                    }
-                    if let Some(i) = r.try_get::<Option<String>, _>("incident_id")? {
-                        incidents.push(i);
-                    }
-                }
+        for (id, status, incident, key, rule) in $rows {
+            if status == "resolved" {
+                let lead = incident.as_deref() == Some(id.as_str());
+                let legacy = incident.is_none();
+                closed.push((id.clone(), key, rule, lead, lead || legacy));
+            }
+            if let Some(i) = incident {
+                incidents.push(i);
             }
         }
         incidents.sort();
         incidents.dedup();
         for lead in &incidents {
-            let sql = format!("{CLOSE_QUIET_LEADS} AND id = $1 RETURNING id");
-            let ids: Vec<String> = sqlx::query_scalar(&sql)
-                .bind(lead)
-                .fetch_all(&mut *$tx)
-                .await?;
-            closed.extend(ids);
-        }
-        closed.sort();
-        closed.dedup();
-        for id in &closed {
-            let sql = format!("{RESOLVED_OUTBOX} AND v.id = $2 ON CONFLICT DO NOTHING");
-            sqlx::query(&sql)
-                .bind($now)
-                .bind(id)
-                .execute(&mut *$tx)
-                .await?;
-            const ONE: &str = "SELECT series_key, rule, incident_id FROM violations WHERE id = $1";
-            if let Some(r) = sqlx::query(ONE).bind(id).fetch_optional(&mut *$tx).await? {
-                let key: String = r.try_get("series_key")?;
-                let incident: Option<String> = r.try_get("incident_id")?;
-                $report.resolved.push(Resolved {
-                    id: id.clone(),
-                    series: key
-                        .parse()
-                        .map_err(|e| StoreError::decode("series key", &key, e))?,
-                    rule: u8::try_from(r.try_get::<i64, _>("rule")?).unwrap_or(0),
-                    lead: incident.as_deref() == Some(id.as_str()),
-                });
+            let sql = format!("{CLOSE_QUIET_LEADS} AND id = $1 RETURNING id, series_key, rule");
+            for r in sqlx::query(&sql).bind(lead).fetch_all(&mut *$tx).await? {
+                closed.push((
+                    r.try_get("id")?,
+                    r.try_get("series_key")?,
+                    r.try_get("rule")?,
+                    true,
+                    true,
+                ));
             }
         }
+        closed.sort_by(|a, b| a.0.cmp(&b.0));
+        closed.dedup_by(|a, b| a.0 == b.0);
+        for (id, key, rule, lead, notify) in closed {
+            if notify {
+                let sql = format!("{RESOLVED_OUTBOX} AND v.id = $2 ON CONFLICT DO NOTHING");
+                sqlx::query(&sql)
+                    .bind($now)
+                    .bind(&id)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            $report.resolved.push(Resolved {
+                series: key
+                    .parse()
+                    .map_err(|e| StoreError::decode("series key", &key, e))?,
+                rule: u8::try_from(rule).unwrap_or(0),
+                id,
+                lead,
+            });
+        }
     }};
+}
+
+/// The `Resolve` operations of a batch, once per violation: (id, at, final points).
+fn resolves(ops: &[ViolationOp]) -> Vec<(&str, i64, Option<String>)> {
+    let mut seen = std::collections::HashSet::new();
+    ops.iter()
+        .filter_map(|op| match op {
+            ViolationOp::Resolve { id, at, points, .. } if seen.insert(id.as_str()) => {
+                Some((id.as_str(), *at, points.as_deref().map(encode_points)))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 impl Store {
@@ -540,7 +547,14 @@ impl Store {
                     ViolationOp::Resolve { .. } => {}
                 }
             }
-            finish_resolves!(tx, ops, now_us, report);
+            let mut rows: Vec<ResolvedRow> = Vec::new();
+            let sql = format!("{RESOLVE_ONE} WHERE id = $3 AND status = 'open' RETURNING id, status, incident_id, series_key, rule");
+            for (id, at, pts) in resolves(ops) {
+                if let Some(r) = sqlx::query(&sql).bind(at).bind(pts).bind(id).fetch_optional(&mut *tx).await? {
+                    rows.push((r.try_get("id")?, r.try_get("status")?, r.try_get("incident_id")?, r.try_get("series_key")?, r.try_get("rule")?));
+                }
+            }
+            finish_resolves!(tx, rows, now_us, report);
             tx.commit().await?;
         });
         Ok(report)
@@ -952,7 +966,35 @@ async fn apply_pg(
             .execute(&mut *tx)
             .await?;
     }
-    finish_resolves!(tx, ops, now_us, report);
+    // every resolve in one statement (the rare leads only note `quiet_at`)
+    let rs = resolves(ops);
+    let mut rows: Vec<ResolvedRow> = Vec::new();
+    if !rs.is_empty() {
+        let bulk = "UPDATE violations v SET
+            status = CASE WHEN v.incident_id = v.id THEN v.status ELSE 'resolved' END,
+            resolved_at = CASE WHEN v.incident_id = v.id THEN v.resolved_at ELSE u.at END,
+            quiet_at = CASE WHEN v.incident_id = v.id THEN COALESCE(v.quiet_at, u.at) ELSE v.quiet_at END,
+            points = COALESCE(u.pts, v.points)
+            FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, at, pts)
+            WHERE v.id = u.id AND v.status = 'open'
+            RETURNING v.id, v.status, v.incident_id, v.series_key, v.rule";
+        for r in sqlx::query(bulk)
+            .bind(rs.iter().map(|r| r.0).collect::<Vec<_>>())
+            .bind(rs.iter().map(|r| r.1).collect::<Vec<_>>())
+            .bind(rs.iter().map(|r| r.2.clone()).collect::<Vec<_>>())
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            rows.push((
+                r.try_get("id")?,
+                r.try_get("status")?,
+                r.try_get("incident_id")?,
+                r.try_get("series_key")?,
+                r.try_get("rule")?,
+            ));
+        }
+    }
+    finish_resolves!(tx, rows, now_us, report);
     tx.commit().await?;
     Ok(report)
 }
