@@ -259,6 +259,7 @@ async fn chart(
                     id: r.id,
                     series: r.series,
                     rule: r.rule,
+                    notifies: r.notifies,
                 }),
         );
     }

@@ -440,6 +440,7 @@ impl Engine {
                 id: r.id,
                 series: r.series,
                 rule: r.rule,
+                notifies: r.notifies,
             });
         }
         tracing::Span::current().record("opened", report.opened.len());

@@ -54,6 +54,8 @@ pub enum LiveEvent {
         series: SeriesId,
         /// Its rule.
         rule: u8,
+        /// Whether a notification is due (an incident ended).
+        notifies: bool,
     },
     /// A violation was acknowledged.
     ViolationAcknowledged {
@@ -67,11 +69,13 @@ pub enum LiveEvent {
 }
 
 impl LiveEvent {
-    /// Whether the event creates work for the alert dispatcher (an outbox row).
+    /// Whether the event creates work for the alert dispatcher (an outbox row: an incident
+    /// began or ended; chart markers write none).
     pub fn wakes_dispatcher(&self) -> bool {
-        matches!(
-            self,
-            LiveEvent::ViolationOpened(_) | LiveEvent::ViolationResolved { .. }
-        )
+        match self {
+            LiveEvent::ViolationOpened(v) => v.leads(),
+            LiveEvent::ViolationResolved { notifies, .. } => *notifies,
+            _ => false,
+        }
     }
 }

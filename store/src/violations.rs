@@ -79,6 +79,9 @@ pub struct Resolved {
     pub rule: u8,
     /// Whether it led an incident (the incident is over).
     pub lead: bool,
+    /// Whether its `resolved` outbox row was due (a lead, or a violation from before
+    /// incidents): the alert dispatcher has work.
+    pub notifies: bool,
 }
 
 /// What a batch of violation operations changed.
@@ -418,8 +421,9 @@ const RESOLVED_OUTBOX: &str = "INSERT INTO outbox (violation_id, event, created_
     SELECT v.id, 'resolved', $1 FROM violations v
     WHERE v.status = 'resolved' AND EXISTS (SELECT 1 FROM outbox o WHERE o.violation_id = v.id AND o.event = 'opened')";
 
-/// What resolving one violation did: (id, status after, incident, series key, rule).
-type ResolvedRow = (String, String, Option<String>, String, i64);
+/// What resolving one violation did: (id, status after, incident, series key, rule,
+/// severity — empty on rows from before incidents).
+type ResolvedRow = (String, String, Option<String>, String, i64, String);
 
 /// The common end of applying the `Resolve` operations inside the transaction `$tx` (either
 /// backend), given the rows `$rows` the resolving UPDATE returned: closes the incidents left
@@ -430,10 +434,11 @@ macro_rules! finish_resolves {
         // (id, key, rule, lead, may have an `opened` row)
         let mut closed: Vec<(String, String, i64, bool, bool)> = Vec::new();
         let mut incidents: Vec<String> = Vec::new();
-        for (id, status, incident, key, rule) in $rows {
+        for (id, status, incident, key, rule, severity) in $rows {
             if status == "resolved" {
                 let lead = incident.as_deref() == Some(id.as_str());
-                let legacy = incident.is_none();
+                // rows from before incidents (no severity yet) had an `opened` row each
+                let legacy = severity.is_empty();
                 closed.push((id.clone(), key, rule, lead, lead || legacy));
             }
             if let Some(i) = incident {
@@ -472,6 +477,7 @@ macro_rules! finish_resolves {
                 rule: u8::try_from(rule).unwrap_or(0),
                 id,
                 lead,
+                notifies: notify,
             });
         }
     }};
@@ -548,10 +554,10 @@ impl Store {
                 }
             }
             let mut rows: Vec<ResolvedRow> = Vec::new();
-            let sql = format!("{RESOLVE_ONE} WHERE id = $3 AND status = 'open' RETURNING id, status, incident_id, series_key, rule");
+            let sql = format!("{RESOLVE_ONE} WHERE id = $3 AND status = 'open' RETURNING id, status, incident_id, series_key, rule, severity");
             for (id, at, pts) in resolves(ops) {
                 if let Some(r) = sqlx::query(&sql).bind(at).bind(pts).bind(id).fetch_optional(&mut *tx).await? {
-                    rows.push((r.try_get("id")?, r.try_get("status")?, r.try_get("incident_id")?, r.try_get("series_key")?, r.try_get("rule")?));
+                    rows.push((r.try_get("id")?, r.try_get("status")?, r.try_get("incident_id")?, r.try_get("series_key")?, r.try_get("rule")?, r.try_get("severity")?));
                 }
             }
             finish_resolves!(tx, rows, now_us, report);
@@ -977,7 +983,7 @@ async fn apply_pg(
             points = COALESCE(u.pts, v.points)
             FROM UNNEST($1::text[], $2::int8[], $3::text[]) AS u(id, at, pts)
             WHERE v.id = u.id AND v.status = 'open'
-            RETURNING v.id, v.status, v.incident_id, v.series_key, v.rule";
+            RETURNING v.id, v.status, v.incident_id, v.series_key, v.rule, v.severity";
         for r in sqlx::query(bulk)
             .bind(rs.iter().map(|r| r.0).collect::<Vec<_>>())
             .bind(rs.iter().map(|r| r.1).collect::<Vec<_>>())
@@ -991,6 +997,7 @@ async fn apply_pg(
                 r.try_get("incident_id")?,
                 r.try_get("series_key")?,
                 r.try_get("rule")?,
+                r.try_get("severity")?,
             ));
         }
     }

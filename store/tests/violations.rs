@@ -89,6 +89,7 @@ async fn a_violation_round_trips_and_each_change_writes_one_outbox_row() {
                 series: v.series.clone(),
                 rule: 5,
                 lead: true,
+                notifies: true,
             }]
         );
         assert!(

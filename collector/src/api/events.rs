@@ -29,9 +29,9 @@ pub fn sse_of(e: &LiveEvent, now_ms: i64) -> Option<(&'static str, Value)> {
         LiveEvent::ViolationOpened(v) => {
             Some(("violation", violation(&v.id, "opened", &v.series, v.rule)))
         }
-        LiveEvent::ViolationResolved { id, series, rule } => {
-            Some(("violation", violation(id, "resolved", series, *rule)))
-        }
+        LiveEvent::ViolationResolved {
+            id, series, rule, ..
+        } => Some(("violation", violation(id, "resolved", series, *rule))),
         LiveEvent::ViolationAcknowledged { id, series, rule } => {
             Some(("violation", violation(id, "acknowledged", series, *rule)))
         }

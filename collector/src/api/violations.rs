@@ -314,6 +314,8 @@ async fn resolve(
             id: v.id.clone(),
             series: v.series.clone(),
             rule: v.rule,
+            // resolving by hand: wake the dispatcher whatever it was (cheap, and rare)
+            notifies: true,
         });
     }
     Ok(Json(find(&st, &id).await?.summary()))
