@@ -388,8 +388,7 @@ impl Engine {
         crate::context::attach(&self.store, contexts, &mut ops).await?;
         // after the contexts (they point at op positions), before coalescing
         self.finish_incidents(&mut ops).await?;
-        let announce = self.apply(ops).await?;
-        self.store.bump_counters(&counters).await?;
+        let announce = self.apply(ops, &counters).await?;
         // nobody listening is fine: events are for dashboards, metrics and the dispatcher
         if self.events.receiver_count() > 0 {
             // the keys move from the counters (the call-level entries come last, unjudged)
@@ -411,17 +410,22 @@ impl Engine {
         Ok(())
     }
 
-    /// Applies violation operations (coalesced) in one transaction; returns the events to
-    /// announce and forgets the incidents that ended.
-    async fn apply(&mut self, mut ops: Vec<ViolationOp>) -> Result<Vec<LiveEvent>, StoreError> {
+    /// Writes violation operations (coalesced) and counters in one transaction
+    /// ([`Store::commit_evaluation`]); returns the events to announce and forgets the
+    /// incidents that ended.
+    async fn apply(
+        &mut self,
+        mut ops: Vec<ViolationOp>,
+        counters: &[(SeriesId, Counters)],
+    ) -> Result<Vec<LiveEvent>, StoreError> {
         coalesce_extends(&mut ops);
         let mut announce = Vec::new();
-        if ops.is_empty() {
+        if ops.is_empty() && counters.is_empty() {
             return Ok(announce);
         }
         let report = self
             .store
-            .apply_violations(&ops, self.clock.now_us())
+            .commit_evaluation(&ops, counters, self.clock.now_us())
             .await?;
         for id in &report.opened {
             if let Some(v) = ops.iter().find_map(|op| match op {
@@ -449,7 +453,7 @@ impl Engine {
 
     /// Applies operations outside a batch (the silence check) and announces them.
     pub(crate) async fn commit(&mut self, ops: Vec<ViolationOp>) -> Result<(), StoreError> {
-        let announce = self.apply(ops).await?;
+        let announce = self.apply(ops, &[]).await?;
         if self.events.receiver_count() > 0 {
             for e in announce {
                 let _ = self.events.send(e);

@@ -82,7 +82,7 @@ impl Engine {
                     valid_from: now,
                     valid_to: None,
                 };
-                let id = self.store.insert_baseline(&record).await?;
+                let id = self.store.insert_learned_baseline(&record).await?;
                 tracing::info!(scope = key.scope.as_str(), site = %key.site, host = %key.host, model = %key.model, metric = key.metric.as_str(), center = b.center, sigma = b.sigma, "baseline estimated");
                 self.learners.remove(key);
                 self.baselines.remove(key);

@@ -39,14 +39,33 @@ impl Store {
 
     /// Stores a new baseline, closing the one it replaces (history is kept); returns its id.
     pub async fn insert_baseline(&self, b: &BaselineRecord) -> Result<i64, StoreError> {
+        self.insert_baseline_with(b, false).await
+    }
+
+    /// [`Store::insert_baseline`] for a baseline the engine learnt from stored samples: it is
+    /// derived data (after a crash the engine learns it again from the same points), so on
+    /// PostgreSQL the commit does not wait for the WAL flush.
+    pub async fn insert_learned_baseline(&self, b: &BaselineRecord) -> Result<i64, StoreError> {
+        self.insert_baseline_with(b, true).await
+    }
+
+    async fn insert_baseline_with(
+        &self,
+        b: &BaselineRecord,
+        derived: bool,
+    ) -> Result<i64, StoreError> {
         const CLOSE: &str = "UPDATE baselines SET valid_to = $1 WHERE scope = $2 AND site = $3 AND host = $4 AND provider = $5 AND model = $6 AND metric = $7 AND source = $8 AND valid_to IS NULL";
         const INSERT: &str = "INSERT INTO baselines (scope, site, host, provider, model, metric, center, sigma, k, method, transform, points, window_from, window_to, mode, reason, created_by, valid_from, source, phi)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING id";
         let (k, f, sb) = (&b.key, &b.frozen, &b.frozen.baseline);
         let host = host_column(b);
         let points = i64::try_from(sb.points).unwrap_or(i64::MAX);
+        let relaxed = derived && matches!(self, Store::Postgres(_));
         let id = with_pool!(self, p => {
             let mut tx = p.begin().await?;
+            if relaxed {
+                sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+            }
             sqlx::query(CLOSE).bind(b.valid_from).bind(k.scope.as_str()).bind(&k.site).bind(host).bind(&k.provider).bind(&k.model).bind(k.metric.as_str()).bind(k.source.as_str()).execute(&mut *tx).await?;
             let id: i64 = sqlx::query_scalar(INSERT)
                 .bind(k.scope.as_str()).bind(&k.site).bind(host).bind(&k.provider).bind(&k.model).bind(k.metric.as_str())

@@ -8,7 +8,16 @@ use std::collections::BTreeMap;
 use llmscope_model::SeriesId;
 use sqlx::Row;
 
+use crate::violations::{ApplyReport, ViolationOp};
 use crate::{Store, StoreError};
+
+/// The counters' upsert clause (both backends): counts add up, times keep the newest, the
+/// interval the latest estimate.
+const UPSERT: &str = " ON CONFLICT (series_key) DO UPDATE SET late_points = series_counters.late_points + excluded.late_points,
+              errors = series_counters.errors + excluded.errors, ok = series_counters.ok + excluded.ok,
+              last_evaluated = CASE WHEN excluded.last_evaluated > series_counters.last_evaluated THEN excluded.last_evaluated ELSE series_counters.last_evaluated END,
+              last_seen = CASE WHEN excluded.last_seen > series_counters.last_seen THEN excluded.last_seen ELSE series_counters.last_seen END,
+              interval_us = CASE WHEN excluded.interval_us > 0 THEN excluded.interval_us ELSE series_counters.interval_us END";
 
 /// A series' counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,18 +54,10 @@ impl Store {
     /// Adds to per-series counters; one statement for the whole batch (duplicate keys are
     /// merged first).
     pub async fn bump_counters(&self, deltas: &[(SeriesId, Counters)]) -> Result<(), StoreError> {
-        const UPDATE: &str = " ON CONFLICT (series_key) DO UPDATE SET late_points = series_counters.late_points + excluded.late_points,
-              errors = series_counters.errors + excluded.errors, ok = series_counters.ok + excluded.ok,
-              last_evaluated = CASE WHEN excluded.last_evaluated > series_counters.last_evaluated THEN excluded.last_evaluated ELSE series_counters.last_evaluated END,
-              last_seen = CASE WHEN excluded.last_seen > series_counters.last_seen THEN excluded.last_seen ELSE series_counters.last_seen END,
-              interval_us = CASE WHEN excluded.interval_us > 0 THEN excluded.interval_us ELSE series_counters.interval_us END";
         if deltas.is_empty() {
             return Ok(());
         }
-        let mut merged: BTreeMap<String, Counters> = BTreeMap::new();
-        for (k, d) in deltas {
-            merged.entry(k.to_string()).or_default().add(d);
-        }
+        let merged = merge(deltas);
         match self {
             Store::Sqlite(s) => {
                 let rows: Vec<serde_json::Value> = merged
@@ -74,30 +75,57 @@ impl Store {
                     })
                     .collect();
                 let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us)
-                    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each($1) WHERE true{UPDATE}");
+                    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each($1) WHERE true{UPSERT}");
                 sqlx::query(&sql)
                     .bind(serde_json::Value::Array(rows).to_string())
                     .execute(s.pool())
                     .await?;
             }
             Store::Postgres(p) => {
-                let keys: Vec<&str> = merged.keys().map(String::as_str).collect();
-                let col = |f: fn(&Counters) -> i64| merged.values().map(f).collect::<Vec<i64>>();
-                let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us)
-                    SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]){UPDATE}");
-                sqlx::query(&sql)
-                    .bind(keys)
-                    .bind(col(|c| c.late_points))
-                    .bind(col(|c| c.errors))
-                    .bind(col(|c| c.ok))
-                    .bind(col(|c| c.last_evaluated))
-                    .bind(col(|c| c.last_seen))
-                    .bind(col(|c| c.interval_us))
-                    .execute(p.pool())
-                    .await?;
+                let mut c = p.pool().acquire().await?;
+                bump_pg(&mut c, &merged).await?;
             }
         }
         Ok(())
+    }
+
+    /// What the engine writes for one evaluated batch — its violation operations and its
+    /// counters — in one transaction. This is derived data: after a crash the engine
+    /// re-evaluates from the samples every point past a series' `last_evaluated` (and violation
+    /// ids are deterministic), so on PostgreSQL the commit does not wait for the WAL flush
+    /// (`synchronous_commit = off` for this transaction only; the samples' own commits, and
+    /// every change made through the API, stay synchronous).
+    pub async fn commit_evaluation(
+        &self,
+        ops: &[ViolationOp],
+        deltas: &[(SeriesId, Counters)],
+        now_us: i64,
+    ) -> Result<ApplyReport, StoreError> {
+        match self {
+            Store::Postgres(p) => {
+                let mut tx = p.pool().begin().await?;
+                sqlx::query("SET LOCAL synchronous_commit = off")
+                    .execute(&mut *tx)
+                    .await?;
+                let report = if ops.is_empty() {
+                    ApplyReport::default()
+                } else {
+                    crate::violations::apply_pg_tx(&mut tx, ops, now_us).await?
+                };
+                bump_pg(&mut tx, &merge(deltas)).await?;
+                tx.commit().await?;
+                Ok(report)
+            }
+            Store::Sqlite(_) => {
+                let report = if ops.is_empty() {
+                    ApplyReport::default()
+                } else {
+                    self.apply_violations(ops, now_us).await?
+                };
+                self.bump_counters(deltas).await?;
+                Ok(report)
+            }
+        }
     }
 
     /// A series' counters (zero when it has none).
@@ -162,4 +190,38 @@ impl Store {
             .filter_map(|(k, c)| Some((k.parse().ok()?, c)))
             .collect())
     }
+}
+
+/// The deltas by series key (duplicate keys merged).
+fn merge(deltas: &[(SeriesId, Counters)]) -> BTreeMap<String, Counters> {
+    let mut merged: BTreeMap<String, Counters> = BTreeMap::new();
+    for (k, d) in deltas {
+        merged.entry(k.to_string()).or_default().add(d);
+    }
+    merged
+}
+
+/// The counters upsert on PostgreSQL, one statement.
+async fn bump_pg(
+    c: &mut sqlx::PgConnection,
+    merged: &BTreeMap<String, Counters>,
+) -> Result<(), StoreError> {
+    if merged.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = merged.keys().map(String::as_str).collect();
+    let col = |f: fn(&Counters) -> i64| merged.values().map(f).collect::<Vec<i64>>();
+    let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us)
+        SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]){UPSERT}");
+    sqlx::query(&sql)
+        .bind(keys)
+        .bind(col(|c| c.late_points))
+        .bind(col(|c| c.errors))
+        .bind(col(|c| c.ok))
+        .bind(col(|c| c.last_evaluated))
+        .bind(col(|c| c.last_seen))
+        .bind(col(|c| c.interval_us))
+        .execute(&mut *c)
+        .await?;
+    Ok(())
 }

@@ -863,6 +863,18 @@ async fn apply_pg(
     ops: &[ViolationOp],
     now_us: i64,
 ) -> Result<ApplyReport, StoreError> {
+    let mut tx = pool.begin().await?;
+    let report = apply_pg_tx(&mut tx, ops, now_us).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// [`apply_pg`] inside a transaction the caller commits.
+pub(crate) async fn apply_pg_tx(
+    tx: &mut sqlx::PgConnection,
+    ops: &[ViolationOp],
+    now_us: i64,
+) -> Result<ApplyReport, StoreError> {
     const OPEN: &str = "INSERT INTO violations (id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, status, points, baseline, context, source, detector, severity, incident_id)
         SELECT id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, 'open', points, baseline, context, source, detector, severity, incident_id
         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[])
@@ -884,7 +896,6 @@ async fn apply_pg(
             _ => None,
         })
         .collect();
-    let mut tx = pool.begin().await?;
     if !opens.is_empty() {
         let col =
             |f: for<'e> fn(&'e Encoded<'e>) -> &'e str| opens.iter().map(f).collect::<Vec<&str>>();
@@ -1002,7 +1013,6 @@ async fn apply_pg(
         }
     }
     finish_resolves!(tx, rows, now_us, report);
-    tx.commit().await?;
     Ok(report)
 }
 
