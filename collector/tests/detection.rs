@@ -124,6 +124,24 @@ async fn incidents_and_expected_false_alarms() {
         .await;
         assert_eq!(code, 404);
 
+        // a marker's detail shows the points around it, read from the samples
+        let marker = i["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["detector"] == "nelson")
+            .unwrap();
+        let d = get(
+            &base,
+            &format!("/api/v1/violations/{}", marker["id"].as_str().unwrap()),
+        )
+        .await;
+        let pts = d["context"]["points"].as_array().unwrap();
+        assert!(pts.len() >= 11, "{}", d["context"]);
+        assert!(
+            pts.iter().any(|p| p["ts"] == d["opened_at"]),
+            "the trigger is among them"
+        );
         let cusum = get(&base, "/api/v1/violations?detector=cusum").await;
         assert_eq!(cusum["items"].as_array().unwrap().len(), 2);
         let markers = get(&base, "/api/v1/violations?detector=nelson").await;

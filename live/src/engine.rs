@@ -8,6 +8,9 @@
 //! series are dropped (they are rebuilt from the database).
 
 use std::collections::HashMap;
+
+/// The maps keyed by series use a fast, seeded hash (foldhash): a series key is four strings.
+pub(crate) type FastHash = foldhash::fast::RandomState;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -104,7 +107,30 @@ impl From<&SpcConfig> for EngineConfig {
 
 /// Sends committed samples to the engine (the writer's commit hook). Sending waits when the
 /// engine lags, which slows ingest rather than skipping evaluation.
-pub type EngineHandle = mpsc::Sender<Vec<Sample>>;
+pub type EngineHandle = mpsc::Sender<Committed>;
+
+/// What one commit of the ingest writer hands to the engine.
+#[derive(Debug, Clone, Default)]
+pub struct Committed {
+    /// The samples committed.
+    pub samples: Vec<Sample>,
+    /// The agents whose telemetry was committed: (site, host, newest snapshot, Unix µs).
+    pub agents: Vec<(String, String, i64)>,
+}
+
+impl Committed {
+    /// The agents of a batch of telemetry snapshots, each with its newest snapshot.
+    pub fn agents_of(telemetry: &[llmscope_model::Telemetry]) -> Vec<(String, String, i64)> {
+        let mut m: std::collections::BTreeMap<(&str, &str), i64> = Default::default();
+        for t in telemetry {
+            let e = m.entry((&t.site, &t.host)).or_insert(t.ts_us);
+            *e = (*e).max(t.ts_us);
+        }
+        m.into_iter()
+            .map(|((s, h), ts)| (s.to_owned(), h.to_owned(), ts))
+            .collect()
+    }
+}
 
 /// The live SPC engine.
 pub struct Engine {
@@ -112,10 +138,10 @@ pub struct Engine {
     pub(crate) cfg: EngineConfig,
     pub(crate) clock: SharedClock,
     events: broadcast::Sender<LiveEvent>,
-    pub(crate) series: HashMap<SeriesId, SeriesState>,
-    pub(crate) learners: HashMap<SeriesId, Learner>,
+    pub(crate) series: HashMap<SeriesId, SeriesState, FastHash>,
+    pub(crate) learners: HashMap<SeriesId, Learner, FastHash>,
     /// Pooled (site and global) baselines; series-scope ones live in their series' state.
-    pub(crate) baselines: HashMap<SeriesId, Option<Arc<FrozenBaseline>>>,
+    pub(crate) baselines: HashMap<SeriesId, Option<Arc<FrozenBaseline>>, FastHash>,
     settings: Settings,
     effective: HashMap<(String, String), Arc<Effective>>,
     pub(crate) settings_gen: u64,
@@ -130,7 +156,7 @@ pub struct Engine {
     /// The error-rate chart's design.
     pub(crate) error_design: ErrorRateDesign,
     /// Call-level state per model, host and source (keyed by its latency series).
-    pub(crate) calls: HashMap<SeriesId, CallState>,
+    pub(crate) calls: HashMap<SeriesId, CallState, FastHash>,
     /// Open incidents per model and host, with their open pages.
     pub(crate) incidents: Incidents,
 }
@@ -158,15 +184,15 @@ impl Engine {
         Engine {
             designer: Designer::with_k(cfg.cusum_k),
             error_design,
-            calls: HashMap::new(),
+            calls: HashMap::default(),
             incidents: Incidents::default(),
             store,
             cfg,
             clock,
             events,
-            series: HashMap::new(),
-            learners: HashMap::new(),
-            baselines: HashMap::new(),
+            series: HashMap::default(),
+            learners: HashMap::default(),
+            baselines: HashMap::default(),
             settings,
             effective: HashMap::new(),
             settings_gen: 0,
@@ -180,9 +206,27 @@ impl Engine {
     pub fn spawn(self) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         // room for start-up bursts (warm-ups, Phase I inserts) without stalling the writers;
         // what it holds when a process dies is evaluated by the next warm-up (phase B)
-        let (tx, mut rx) = mpsc::channel::<Vec<Sample>>(256);
+        let (tx, mut rx) = mpsc::channel::<Committed>(256);
         let mut engine = self;
         let task = tokio::spawn(async move {
+            // the paging CUSUM's design for a full Phase I of independent points (the usual
+            // case), computed off the runtime's threads before the first batch (~50 ms);
+            // other Phase I sizes are designed when first needed, then cached
+            let designer = engine.designer.clone();
+            let (arl0, n) = (engine.cfg.arl0 * 2.0, engine.cfg.baseline_points);
+            let _ = tokio::task::spawn_blocking(move || {
+                designer.design(
+                    arl0,
+                    &llmscope_spc::detect::Phase1 {
+                        mean: 0.0,
+                        sd: 1.0,
+                        phi: 0.0,
+                        used: n,
+                        rejected: 0,
+                    },
+                )
+            })
+            .await;
             let mut silence = tokio::time::interval(engine.cfg.silence_interval);
             silence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -200,7 +244,7 @@ impl Engine {
                 };
                 let mut backoff = Duration::from_millis(100);
                 loop {
-                    match engine.process(&batch).await {
+                    match engine.process_committed(&batch).await {
                         Ok(()) => break,
                         Err(e) => {
                             tracing::warn!(error = %e, "live spc: evaluation failed; retrying the batch");
@@ -296,13 +340,29 @@ impl Engine {
             .map(|r| Arc::new(r.frozen)))
     }
 
+    /// Takes one commit: notes its agents' telemetry (the `agent_silent` check reads it) and
+    /// evaluates its samples.
+    pub async fn process_committed(&mut self, c: &Committed) -> Result<(), StoreError> {
+        if !c.agents.is_empty() {
+            self.store
+                .note_agents(&c.agents, self.clock.now_us())
+                .await?;
+        }
+        if c.samples.is_empty() {
+            return Ok(());
+        }
+        self.process(&c.samples).await
+    }
+
     /// Evaluates one committed batch (see the crate docs).
     #[tracing::instrument(name = "rule_evaluation", skip_all, fields(samples = samples.len(), series = tracing::field::Empty, opened = tracing::field::Empty))]
     pub async fn process(&mut self, samples: &[Sample]) -> Result<(), StoreError> {
         self.refresh().await?;
         // group by borrowed identity first: owned keys are built once per series per batch
         type Ident<'a> = (&'a str, &'a str, &'a str, &'a str, Source);
-        let mut grouped: HashMap<Ident<'_>, ([Vec<Pt>; 4], Vec<Call>)> = HashMap::new();
+        // a fast hash: four strings per sample
+        let mut grouped: HashMap<Ident<'_>, ([Vec<Pt>; 4], Vec<Call>), FastHash> =
+            HashMap::with_hasher(FastHash::default());
         for s in samples {
             // one lookup per sample, then the metrics judged for its source
             let slot = grouped
@@ -371,6 +431,7 @@ impl Engine {
             ));
         }
         let evaluated = counters.len();
+        let now = self.clock.now_us();
         for (key, mut c) in calls {
             c.sort_by(|a, b| a.ts.cmp(&b.ts).then(a.id.cmp(&b.id)));
             let errors = c.iter().filter(|c| c.failed).count() as i64;
@@ -381,6 +442,7 @@ impl Engine {
                     errors,
                     last_seen,
                     interval_us,
+                    last_received: now,
                     ..Counters::default()
                 },
             ));

@@ -3,9 +3,12 @@
 //! `silent` violation; an agent with no telemetry for
 //! `agent_silent_after` opens an `agent_silent` one (filed under the series
 //! `series|SITE|HOST|*|*|latency_ms`). Both are opened at the last sign of life (so every
-//! replica computes the same id and one row wins) and resolve when data returns. The check
-//! reads the database only (the models' liveness from the counters, the agents' from recent
-//! telemetry), so it holds across restarts and replicas.
+//! replica computes the same id and one row wins) and resolve when data returns. Silence is
+//! judged on receipt too: samples or telemetry received within the limit are a sign of life
+//! even when they are old (an agent replaying its buffer after an outage). The check reads
+//! the database only (the models' liveness from the counters, the agents' from the `agents`
+//! table the engine keeps from each commit's telemetry), so it holds across restarts and
+//! replicas.
 
 use std::collections::HashMap;
 
@@ -39,11 +42,13 @@ impl Engine {
             .map(|v| ((v.series.site.clone(), v.series.host.clone()), v))
             .collect();
         let window = (after * 5).max(600_000_000);
-        for (site, host, last) in self.store.telemetry_last_seen(now - window).await? {
+        for (site, host, last, received) in self.store.agents_seen(now - window).await? {
             match open.get(&(site.clone(), host.clone())) {
                 Some(v) if last > v.opened_at => ops.push(self.resolve(v, last)),
                 Some(_) => {}
-                None if last < now - after => {
+                // silent: nothing received for the limit (old telemetry being replayed is a
+                // sign of life)
+                None if received < now - after && last < now - after => {
                     let key = SeriesId::series(&site, &host, "*", "*", Metric::LatencyMs);
                     let limit_ms = after as f64 / 1000.0;
                     let mut v = Violation::finding(

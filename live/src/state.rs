@@ -16,7 +16,7 @@ use crate::settings::Effective;
 
 /// Most recent points kept per series (the longest default rule window is 15).
 pub const RECENT: usize = 16;
-/// Points kept per open episode (its qualifying windows).
+/// Points kept per open episode (its qualifying windows): the last 256 to 512.
 pub const EPISODE_POINTS: usize = 256;
 /// Within one batch an open episode's points are written at most every this many new points;
 /// the batch's last extend of the episode always carries them (and resolution does), so the
@@ -188,9 +188,11 @@ impl SeriesState {
 
     /// Adds the newest qualifying window to the open episode of `rule`; returns the episode.
     pub fn extend_episode(&mut self, rule: Rule) -> Option<&mut OpenEp> {
-        let window = self.window(self.eff.rules.window_len(rule));
+        let len = (self.eff.rules.window_len(rule) as usize).min(self.recent.len());
         let ep = self.open.iter_mut().find(|e| e.rule == rule.number())?;
-        merge_points(&mut ep.points, &window);
+        // the window's points newer than the episode's last, without building the window
+        let skip = self.recent.len() - len;
+        merge_points_iter(&mut ep.points, self.recent.iter().skip(skip).copied());
         Some(ep)
     }
 
@@ -345,7 +347,7 @@ fn attach_open(st: &mut SeriesState, lead: &Violation, ops: &mut Vec<ViolationOp
     }
 }
 
-/// Pushes the opening of `v` and the context to attach to it.
+/// Pushes the opening of `v` and, for a page, the context to attach to it.
 pub fn push_open(
     st: &SeriesState,
     key: &SeriesId,
@@ -353,13 +355,18 @@ pub fn push_open(
     ops: &mut Vec<ViolationOp>,
     contexts: &mut Vec<PendingContext>,
 ) {
+    // a page stores its context (the points before it with the host's telemetry, kept past
+    // the samples' retention); a chart marker's is read from the samples when it is shown
+    let page = v.severity.is_page();
     ops.push(ViolationOp::Open(v));
-    contexts.push(PendingContext {
-        op: ops.len() - 1,
-        site: key.site.clone(),
-        host: key.host.clone(),
-        points: st.recent.iter().rev().take(11).rev().copied().collect(),
-    });
+    if page {
+        contexts.push(PendingContext {
+            op: ops.len() - 1,
+            site: key.site.clone(),
+            host: key.host.clone(),
+            points: st.recent.iter().rev().take(11).rev().copied().collect(),
+        });
+    }
 }
 
 /// Extends an open episode to `ts` (its points rewritten every [`POINTS_REWRITE_EVERY`]).
@@ -425,13 +432,19 @@ fn push_recent(recent: &mut VecDeque<Pt>, p: Pt) {
 /// Adds the points of `window` newer than the episode's last point (keeping the last
 /// [`EPISODE_POINTS`]).
 pub fn merge_points(into: &mut Vec<Pt>, window: &[Pt]) {
+    merge_points_iter(into, window.iter().copied());
+}
+
+/// [`merge_points`] from an iterator. The oldest points are dropped in bulk once there are
+/// twice [`EPISODE_POINTS`] (one move per [`EPISODE_POINTS`] new points, not one per point).
+pub fn merge_points_iter(into: &mut Vec<Pt>, window: impl Iterator<Item = Pt>) {
     let last = into.last().map(|p| (p.ts, p.id));
     for p in window {
         if last.is_none_or(|l| (p.ts, p.id) > l) {
-            into.push(*p);
+            into.push(p);
         }
     }
-    if into.len() > EPISODE_POINTS {
+    if into.len() > 2 * EPISODE_POINTS {
         let drop = into.len() - EPISODE_POINTS;
         into.drain(..drop);
     }

@@ -4,13 +4,14 @@
 //! points) once across a restart; a failure rate rising from 1 % to 10 % pages `error_rate`;
 //! a model that stops sending is `silent`, an agent that stops sending telemetry `agent
 //! silent` (the model's silence joins it), once across a restart and two engines on one
-//! PostgreSQL; canary probes and proxied traffic are separate series.
+//! PostgreSQL, and old samples being replayed are a sign of life; canary probes and proxied
+//! traffic are separate series.
 
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use llmscope_live::{Engine, EngineConfig};
+use llmscope_live::{Committed, Engine, EngineConfig};
 use llmscope_model::{
     CallStatus, Detector, ManualClock, Metric, Sample, SeriesId, Severity, Source, Telemetry,
     Violation, ViolationStatus,
@@ -312,6 +313,14 @@ async fn silence_case(backend: Backend) {
     let tel: Vec<Telemetry> = (0..30).map(|i| telemetry("gpu-1", T0 + i * STEP)).collect();
     store.write_batch(&[], &tel).await.unwrap();
     a.feed(&s, 10).await;
+    // the writer hands each commit's telemetry to the engine
+    a.engine
+        .process_committed(&Committed {
+            samples: Vec::new(),
+            agents: Committed::agents_of(&tel),
+        })
+        .await
+        .unwrap();
     let last = T0 + 29 * STEP;
     // 100 s later: quiet, but not yet silent (5 × 10 s is less than the 2 min floor)
     clock.set(last + 100_000_000);
@@ -348,11 +357,16 @@ async fn silence_case(backend: Backend) {
     );
     // data returns: both resolve, one `resolved`
     let back = T0 + 48 * STEP;
-    store
-        .write_batch(&[], &[telemetry("gpu-1", back)])
+    let tel = [telemetry("gpu-1", back)];
+    store.write_batch(&[], &tel).await.unwrap();
+    b.feed(&[probe(&mut r, 48, 0.0)], 1).await;
+    b.engine
+        .process_committed(&Committed {
+            samples: Vec::new(),
+            agents: Committed::agents_of(&tel),
+        })
         .await
         .unwrap();
-    b.feed(&[probe(&mut r, 48, 0.0)], 1).await;
     clock.set(back + 1_000_000);
     b.engine.check_silence().await.unwrap();
     a.engine.check_silence().await.unwrap();
@@ -417,5 +431,44 @@ async fn probes_and_proxied_traffic_are_separate_series() {
     assert_eq!(
         proxy_ttft.to_string(),
         "series|lab|gpu-1|vllm|m|ttft_ms|proxy"
+    );
+}
+
+#[tokio::test]
+async fn an_agent_replaying_old_samples_and_telemetry_is_not_silent() {
+    let (_dir, store) = sqlite().await;
+    // an hour after the calls were made, the agent's buffer is replayed
+    let clock = ManualClock::new(T0 + 3_600_000_000);
+    let (events, _) = broadcast::channel(64);
+    let mut engine = Engine::new(store.clone(), config(), clock.clone(), events);
+    let mut r = Rng::new(8);
+    let s: Vec<Sample> = (0..60).map(|i| probe(&mut r, i, 0.0)).collect();
+    for chunk in s.chunks(10) {
+        let tel: Vec<Telemetry> = chunk.iter().map(|x| telemetry("gpu-1", x.ts_us)).collect();
+        store.write_batch(chunk, &tel).await.unwrap();
+        engine
+            .process_committed(&Committed {
+                samples: chunk.to_vec(),
+                agents: Committed::agents_of(&tel),
+            })
+            .await
+            .unwrap();
+        engine.check_silence().await.unwrap();
+        clock.advance(Duration::from_secs(1));
+    }
+    let all = store.list_violations(None, 100).await.unwrap();
+    assert!(
+        all.iter()
+            .all(|v| v.detector != Detector::Silent && v.detector != Detector::AgentSilent),
+        "receiving old samples and telemetry is a sign of life: {all:#?}"
+    );
+    // once nothing more arrives for longer than the limit, both are silent
+    clock.advance(Duration::from_secs(180));
+    engine.check_silence().await.unwrap();
+    let all = store.list_violations(None, 100).await.unwrap();
+    let count = |d: Detector| all.iter().filter(|v| v.detector == d).count();
+    assert_eq!(
+        (count(Detector::Silent), count(Detector::AgentSilent)),
+        (1, 1)
     );
 }

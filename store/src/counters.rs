@@ -17,7 +17,8 @@ const UPSERT: &str = " ON CONFLICT (series_key) DO UPDATE SET late_points = seri
               errors = series_counters.errors + excluded.errors, ok = series_counters.ok + excluded.ok,
               last_evaluated = CASE WHEN excluded.last_evaluated > series_counters.last_evaluated THEN excluded.last_evaluated ELSE series_counters.last_evaluated END,
               last_seen = CASE WHEN excluded.last_seen > series_counters.last_seen THEN excluded.last_seen ELSE series_counters.last_seen END,
-              interval_us = CASE WHEN excluded.interval_us > 0 THEN excluded.interval_us ELSE series_counters.interval_us END";
+              interval_us = CASE WHEN excluded.interval_us > 0 THEN excluded.interval_us ELSE series_counters.interval_us END,
+              last_received = CASE WHEN excluded.last_received > series_counters.last_received THEN excluded.last_received ELSE series_counters.last_received END";
 
 /// A series' counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub struct Counters {
     pub last_seen: i64,
     /// Median gap between calls, µs, as last estimated (0: unknown).
     pub interval_us: i64,
+    /// When the newest call was received, Unix µs on the engine's clock (0: not tracked).
+    pub last_received: i64,
 }
 
 impl Counters {
@@ -44,6 +47,7 @@ impl Counters {
         self.ok += d.ok;
         self.last_evaluated = self.last_evaluated.max(d.last_evaluated);
         self.last_seen = self.last_seen.max(d.last_seen);
+        self.last_received = self.last_received.max(d.last_received);
         if d.interval_us > 0 {
             self.interval_us = d.interval_us;
         }
@@ -70,12 +74,13 @@ impl Store {
                             c.ok,
                             c.last_evaluated,
                             c.last_seen,
-                            c.interval_us
+                            c.interval_us,
+                            c.last_received
                         ])
                     })
                     .collect();
-                let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us)
-                    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each($1) WHERE true{UPSERT}");
+                let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us, last_received)
+                    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7 FROM json_each($1) WHERE true{UPSERT}");
                 sqlx::query(&sql)
                     .bind(serde_json::Value::Array(rows).to_string())
                     .execute(s.pool())
@@ -130,7 +135,7 @@ impl Store {
 
     /// A series' counters (zero when it has none).
     pub async fn counters(&self, series: &SeriesId) -> Result<Counters, StoreError> {
-        const SQL: &str = "SELECT late_points, errors, ok, last_evaluated, last_seen, interval_us FROM series_counters WHERE series_key = $1";
+        const SQL: &str = "SELECT late_points, errors, ok, last_evaluated, last_seen, interval_us, last_received FROM series_counters WHERE series_key = $1";
         let key = series.to_string();
         let r = with_pool!(self, p => sqlx::query(SQL).bind(&key).fetch_optional(p).await?
             .map(|r| Ok::<_, sqlx::Error>(Counters {
@@ -140,13 +145,16 @@ impl Store {
                 last_evaluated: r.try_get("last_evaluated")?,
                 last_seen: r.try_get("last_seen")?,
                 interval_us: r.try_get("interval_us")?,
+                last_received: r.try_get("last_received")?,
             })).transpose()?);
         Ok(r.unwrap_or_default())
     }
 
     /// Models that may have gone silent: the latency series whose newest call is older than
     /// `max(factor × interval, floor_us)` before `now`, at most `max_age_us` ago (older ones
-    /// were silent before and are not looked at again); (series, newest call, interval).
+    /// were silent before and are not looked at again), and none of whose calls was received
+    /// within that time either (old samples being replayed are a sign of life); (series,
+    /// newest call, interval).
     pub async fn quiet_series(
         &self,
         now: i64,
@@ -155,7 +163,8 @@ impl Store {
         max_age_us: i64,
     ) -> Result<Vec<(SeriesId, i64, i64)>, StoreError> {
         const SQL: &str = "SELECT series_key, last_seen, interval_us FROM series_counters
-            WHERE last_seen > $1 AND last_seen < $2 - (CASE WHEN interval_us * $3 > $4 THEN interval_us * $3 ELSE $4 END)";
+            WHERE last_seen > $1 AND last_seen < $2 - (CASE WHEN interval_us * $3 > $4 THEN interval_us * $3 ELSE $4 END)
+              AND last_received < $2 - (CASE WHEN interval_us * $3 > $4 THEN interval_us * $3 ELSE $4 END)";
         let rows = with_pool!(self, p => sqlx::query(SQL)
             .bind(now.saturating_sub(max_age_us)).bind(now).bind(factor).bind(floor_us)
             .fetch_all(p).await?.iter()
@@ -174,7 +183,7 @@ impl Store {
 
     /// Every series' counters, by key (the detection view's probe rates).
     pub async fn all_counters(&self) -> Result<Vec<(SeriesId, Counters)>, StoreError> {
-        const SQL: &str = "SELECT series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us FROM series_counters";
+        const SQL: &str = "SELECT series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us, last_received FROM series_counters";
         let rows = with_pool!(self, p => sqlx::query(SQL).fetch_all(p).await?.iter()
             .map(|r| Ok((r.try_get::<String, _>("series_key")?, Counters {
                 late_points: r.try_get("late_points")?,
@@ -183,6 +192,7 @@ impl Store {
                 last_evaluated: r.try_get("last_evaluated")?,
                 last_seen: r.try_get("last_seen")?,
                 interval_us: r.try_get("interval_us")?,
+                last_received: r.try_get("last_received")?,
             })))
             .collect::<Result<Vec<_>, sqlx::Error>>()?);
         Ok(rows
@@ -211,8 +221,8 @@ async fn bump_pg(
     }
     let keys: Vec<&str> = merged.keys().map(String::as_str).collect();
     let col = |f: fn(&Counters) -> i64| merged.values().map(f).collect::<Vec<i64>>();
-    let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us)
-        SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[]){UPSERT}");
+    let sql = format!("INSERT INTO series_counters (series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us, last_received)
+        SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], $8::int8[]){UPSERT}");
     sqlx::query(&sql)
         .bind(keys)
         .bind(col(|c| c.late_points))
@@ -221,6 +231,7 @@ async fn bump_pg(
         .bind(col(|c| c.last_evaluated))
         .bind(col(|c| c.last_seen))
         .bind(col(|c| c.interval_us))
+        .bind(col(|c| c.last_received))
         .execute(&mut *c)
         .await?;
     Ok(())

@@ -179,18 +179,62 @@ impl Store {
         Ok(rows)
     }
 
-    /// Agents that sent telemetry at or after `since_us`: (site, host, newest snapshot).
-    pub async fn telemetry_last_seen(
+    /// Records that agents' telemetry was committed: (site, host, newest snapshot) each,
+    /// received at `received_us`; one statement (the `agents` table keeps the newest of both).
+    pub async fn note_agents(
+        &self,
+        agents: &[(String, String, i64)],
+        received_us: i64,
+    ) -> Result<(), StoreError> {
+        if agents.is_empty() {
+            return Ok(());
+        }
+        const UPSERT: &str = " ON CONFLICT (site, host) DO UPDATE SET
+            last_seen = CASE WHEN excluded.last_seen > agents.last_seen THEN excluded.last_seen ELSE agents.last_seen END,
+            last_received = CASE WHEN excluded.last_received > agents.last_received THEN excluded.last_received ELSE agents.last_received END";
+        match self {
+            Store::Sqlite(s) => {
+                let rows: Vec<serde_json::Value> = agents
+                    .iter()
+                    .map(|(site, host, ts)| serde_json::json!([site, host, ts]))
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO agents (site, host, last_seen, last_received)
+                     SELECT value ->> 0, value ->> 1, value ->> 2, $2 FROM json_each($1) WHERE true{UPSERT}"
+                );
+                sqlx::query(&sql)
+                    .bind(serde_json::Value::Array(rows).to_string())
+                    .bind(received_us)
+                    .execute(s.pool())
+                    .await?;
+            }
+            Store::Postgres(p) => {
+                let sql = format!(
+                    "INSERT INTO agents (site, host, last_seen, last_received)
+                     SELECT s, h, t, $4 FROM UNNEST($1::text[], $2::text[], $3::int8[]) AS u(s, h, t){UPSERT}"
+                );
+                sqlx::query(&sql)
+                    .bind(agents.iter().map(|a| a.0.as_str()).collect::<Vec<_>>())
+                    .bind(agents.iter().map(|a| a.1.as_str()).collect::<Vec<_>>())
+                    .bind(agents.iter().map(|a| a.2).collect::<Vec<_>>())
+                    .bind(received_us)
+                    .execute(p.pool())
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Agents whose telemetry was received at or after `since_us`: (site, host, newest
+    /// snapshot, when it was received), Unix µs.
+    pub async fn agents_seen(
         &self,
         since_us: i64,
-    ) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let sql = format!(
-            "SELECT site, host, {} AS last FROM telemetry WHERE ts >= {} GROUP BY site, host",
-            self.ts_us("MAX(ts)"),
-            self.at_us("$1"),
-        );
-        let rows = with_pool!(self, p => sqlx::query(&sql).bind(since_us).fetch_all(p).await?.iter()
-            .map(|r| Ok((r.try_get("site")?, r.try_get("host")?, r.try_get("last")?)))
+    ) -> Result<Vec<(String, String, i64, i64)>, StoreError> {
+        const SQL: &str =
+            "SELECT site, host, last_seen, last_received FROM agents WHERE last_received >= $1";
+        let rows = with_pool!(self, p => sqlx::query(SQL).bind(since_us).fetch_all(p).await?.iter()
+            .map(|r| Ok((r.try_get("site")?, r.try_get("host")?, r.try_get("last_seen")?, r.try_get("last_received")?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()?);
         Ok(rows)
     }

@@ -202,9 +202,37 @@ async fn find(st: &ApiState, id: &str) -> ApiResult<Violation> {
 }
 
 async fn one(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
-    let v = find(&st, &id).await?;
-    // the engine stores the 10 points before the trigger; the 10 after it come from the samples
+    let mut v = find(&st, &id).await?;
+    // the engine stores the 10 points before a page's trigger (a marker's come from the
+    // samples, as long as they are kept); the 10 after it come from the samples
     let mut after = Vec::new();
+    if v.scope == Scope::Series && v.series.scope == Scope::Series && v.context.is_empty() {
+        let mut rows = st
+            .store
+            .sample_points(
+                &PointSelector::of(&v.series),
+                v.opened_at.saturating_sub(86_400_000_000),
+                v.opened_at,
+                true,
+                40,
+            )
+            .await?;
+        rows.reverse();
+        v.context = rows
+            .iter()
+            .filter_map(|r| {
+                Some(llmscope_model::ContextPoint {
+                    point: llmscope_model::Point::sample(r.id, r.ts_us, r.value(v.series.metric)?),
+                    telemetry: None,
+                })
+            })
+            .rev()
+            .take(11)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+    }
     if v.scope == Scope::Series && v.series.scope == Scope::Series {
         let rows = st
             .store

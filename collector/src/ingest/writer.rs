@@ -256,10 +256,11 @@ async fn run_worker(
             let _ = j.done.send(result.clone());
         }
         if result.is_ok()
-            && !samples.is_empty()
+            && (!samples.is_empty() || !telemetry.is_empty())
             && let Some(h) = &hook
         {
-            let _ = h.send(samples).await;
+            let agents = llmscope_live::Committed::agents_of(&telemetry);
+            let _ = h.send(llmscope_live::Committed { samples, agents }).await;
         }
     }
 }

@@ -26,5 +26,19 @@ ALTER TABLE series_catalog ADD COLUMN source text NOT NULL DEFAULT 'probe';
 -- liveness of a model on a host (on its latency series' row): newest call of any outcome and
 -- the median gap between calls, which the `silent` detector reads
 ALTER TABLE series_counters ADD COLUMN last_seen bigint NOT NULL DEFAULT 0;
+-- when the newest of them was received (engine clock): a model whose old samples are being
+-- replayed (an agent catching up after an outage) is not silent
+ALTER TABLE series_counters ADD COLUMN last_received bigint NOT NULL DEFAULT 0;
 ALTER TABLE series_counters ADD COLUMN interval_us bigint NOT NULL DEFAULT 0;
 CREATE INDEX series_counters_seen ON series_counters (last_seen) WHERE last_seen > 0;
+
+-- agents' liveness: their newest telemetry snapshot and when it was received (engine clock),
+-- which the `agent_silent` check reads (an agent replaying old telemetry is alive)
+CREATE TABLE agents (
+    site          TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    last_seen     bigint NOT NULL,
+    last_received bigint NOT NULL,
+    PRIMARY KEY (site, host)
+);
+CREATE INDEX agents_received ON agents (last_received);

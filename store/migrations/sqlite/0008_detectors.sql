@@ -45,5 +45,17 @@ CREATE INDEX violations_host_open ON violations (site, host, provider, model) WH
 ALTER TABLE series_catalog ADD COLUMN source TEXT NOT NULL DEFAULT 'probe';
 
 ALTER TABLE series_counters ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE series_counters ADD COLUMN last_received INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE series_counters ADD COLUMN interval_us INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX series_counters_seen ON series_counters (last_seen) WHERE last_seen > 0;
+
+-- agents' liveness: their newest telemetry snapshot and when it was received (engine clock),
+-- which the `agent_silent` check reads (an agent replaying old telemetry is alive)
+CREATE TABLE agents (
+    site          TEXT NOT NULL,
+    host          TEXT NOT NULL,
+    last_seen     INTEGER NOT NULL,
+    last_received INTEGER NOT NULL,
+    PRIMARY KEY (site, host)
+);
+CREATE INDEX agents_received ON agents (last_received);
