@@ -305,12 +305,19 @@ fn check_k(k: f64) -> Result<(), SpcError> {
 
 /// Median of a non-empty slice (reorders it).
 pub(crate) fn median(xs: &mut [f64]) -> f64 {
-    xs.sort_by(f64::total_cmp);
+    // selection, not a sort: O(n) (the design of the paging CUSUM estimates thousands of
+    // Phase I samples)
     let n = xs.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let (lo, mid, _) = xs.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let mid = *mid;
     if n % 2 == 1 {
-        xs[n / 2]
+        mid
     } else {
-        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+        let below = lo.iter().copied().max_by(f64::total_cmp).unwrap_or(mid);
+        (below + mid) / 2.0
     }
 }
 

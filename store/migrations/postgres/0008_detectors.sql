@@ -17,7 +17,8 @@ ALTER TABLE violations ADD COLUMN severity text NOT NULL DEFAULT '';
 ALTER TABLE violations ADD COLUMN incident_id text;
 ALTER TABLE violations ADD COLUMN quiet_at bigint;
 ALTER TABLE violations DROP CONSTRAINT IF EXISTS violations_series_key_rule_opened_at_key;
-CREATE UNIQUE INDEX violations_episode ON violations (series_key, detector, rule, opened_at);
+-- one row per episode: the id is a UUIDv5 of (series, detector, rule, opened_at), so the
+-- primary key is the unique key (no second unique index to maintain on every insert)
 CREATE INDEX violations_incident ON violations (incident_id) WHERE incident_id IS NOT NULL;
 CREATE INDEX violations_host_open ON violations (site, host, provider, model) WHERE status = 'open';
 

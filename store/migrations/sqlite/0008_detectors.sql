@@ -38,7 +38,8 @@ DROP TABLE violations;
 ALTER TABLE violations_new RENAME TO violations;
 CREATE INDEX violations_status ON violations (status, opened_at);
 CREATE INDEX violations_series ON violations (series_key, status);
-CREATE UNIQUE INDEX violations_episode ON violations (series_key, detector, rule, opened_at);
+-- one row per episode: the id is a UUIDv5 of (series, detector, rule, opened_at), so the
+-- primary key is the unique key (no second unique index to maintain on every insert)
 CREATE INDEX violations_incident ON violations (incident_id) WHERE incident_id IS NOT NULL;
 CREATE INDEX violations_host_open ON violations (site, host, provider, model) WHERE status = 'open';
 
