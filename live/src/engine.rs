@@ -329,6 +329,24 @@ impl Engine {
         Ok(f)
     }
 
+    /// Computes the paging CUSUM's design for a series judged against `frozen` off the
+    /// runtime's threads when it is not cached yet (a design takes tens of milliseconds), so
+    /// judging never blocks on it.
+    pub(crate) async fn ensure_design(&self, paging_arl0: Option<f64>, frozen: &FrozenBaseline) {
+        let Some(arl0) = paging_arl0 else {
+            return;
+        };
+        let p1 = frozen.baseline.phase1();
+        if frozen.bucket_us.is_some() || self.designer.is_cached(arl0, &p1) {
+            return;
+        }
+        let d = self.designer.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = d.design_or_nearest(arl0, &p1);
+        })
+        .await;
+    }
+
     async fn load_baseline(
         &self,
         key: &SeriesId,
@@ -574,6 +592,8 @@ impl Engine {
                     }
                 }
                 Some(f) => {
+                    let paging = self.series.get(key).and_then(|s| s.paging_arl0);
+                    self.ensure_design(paging, &f).await;
                     let Some(st) = self.series.get_mut(key) else {
                         break;
                     };

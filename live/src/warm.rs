@@ -37,6 +37,7 @@ impl Engine {
         let Some(mut st) = self.series.remove(key) else {
             return Ok(Vec::new());
         };
+        self.ensure_design(st.paging_arl0, &frozen).await;
         st.follow(&frozen, &self.designer);
         let last_eval = self.store.counters(key).await?.last_evaluated;
         let rows = self

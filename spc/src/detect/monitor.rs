@@ -29,12 +29,27 @@ pub mod defaults {
     pub const ERROR_RATE_ARL0: f64 = 100_000.0;
 }
 
+/// The Phase I sizes designs are computed for; a series is designed for the largest one not
+/// above its effective size (a little more estimation error than it has: conservative), so a
+/// fleet needs a handful of designs, each computed once.
+pub const DESIGN_SIZES: &[usize] = &[
+    20, 25, 30, 40, 50, 60, 70, 80, 100, 120, 150, 200, 250, 300, 400, 500, 700, 1000,
+];
+
 /// The effective Phase I size of an autocorrelated series: n (1 − φ) / (1 + φ), the size of an
-/// independent sample whose mean is as precise (rounded down to a multiple of 10, at least
-/// 20), which the design accounts for.
+/// independent sample whose mean is as precise, rounded down to one of [`DESIGN_SIZES`] (at
+/// least 20; above 1 000 to a multiple of 500), which the design accounts for.
 pub fn effective_phase1(phase1: &Phase1) -> usize {
-    let n = phase1.used as f64 * (1.0 - phase1.phi) / (1.0 + phase1.phi);
-    ((n / 10.0).floor() as usize * 10).max(20)
+    let n = (phase1.used as f64 * (1.0 - phase1.phi) / (1.0 + phase1.phi)).floor() as usize;
+    if n >= 1000 {
+        return n / 500 * 500;
+    }
+    DESIGN_SIZES
+        .iter()
+        .rev()
+        .copied()
+        .find(|s| *s <= n)
+        .unwrap_or(20)
 }
 
 /// Designs by (target bits, effective Phase I size).
@@ -89,6 +104,15 @@ impl Designer {
             }
         }
         first
+    }
+
+    /// Whether the design for this target and Phase I is computed already.
+    pub fn is_cached(&self, arl0: f64, phase1: &Phase1) -> bool {
+        let key = (arl0.to_bits(), effective_phase1(phase1));
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&key)
     }
 
     /// The design for a series with this Phase I and a per-series target `arl0`.
