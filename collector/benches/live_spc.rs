@@ -1,7 +1,9 @@
 //! Live SPC benchmarks (release build, run by hand):
 //!
-//! `cargo bench -p llmscope-collector --bench live_spc -- memory 100000`
-//!   resident memory of the engine with N active series (each past Phase I and judging);
+//! `cargo bench -p llmscope-collector --bench live_spc -- memory 100000 [1|4]`
+//!   resident memory of the engine with N active series (each past Phase I and judging): one
+//!   metric per model-host (the worst case: every series carries its model-host's call
+//!   state), or 4 (a probe: latency, TTFT, TPOT, tokens/s share one);
 //! `cargo bench -p llmscope-collector --bench live_spc -- latency 300`
 //!   time from a sample's commit (its ack) to its violation row, over N violations, with a
 //!   real collector on SQLite and PostgreSQL.
@@ -28,6 +30,12 @@ fn rss_kib() -> u64 {
 }
 
 fn row(series: usize, i: i64, t0: i64, v: f64) -> Sample {
+    row_of(series, i, t0, v, false)
+}
+
+/// A probe sample of model-host `host`; with `full`, TTFT and tokens too (4 metrics).
+fn row_of(host: usize, i: i64, t0: i64, v: f64, full: bool) -> Sample {
+    let series = host;
     Sample {
         id: uuid::Uuid::now_v7(),
         ts_us: t0 + i * 1_000_000,
@@ -37,9 +45,9 @@ fn row(series: usize, i: i64, t0: i64, v: f64) -> Sample {
         model: "llama".into(),
         source: Source::Probe,
         latency_ms: v,
-        ttft_ms: None,
+        ttft_ms: full.then_some(v / 4.0 + (i % 3) as f64),
         tokens_in: None,
-        tokens_out: None,
+        tokens_out: full.then_some(16 + i % 2),
         status: CallStatus::Ok,
         http_status: None,
         error: None,
@@ -47,7 +55,7 @@ fn row(series: usize, i: i64, t0: i64, v: f64) -> Sample {
     }
 }
 
-async fn memory(n: usize) {
+async fn memory(n: usize, per_host: usize) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(&format!("sqlite://{}/m.db", dir.path().display()), 4)
         .await
@@ -78,14 +86,21 @@ async fn memory(n: usize) {
     let before = rss_kib();
     let started = Instant::now();
     let mut half = 0;
-    for (k, chunk) in (0..n).collect::<Vec<_>>().chunks(2_000).enumerate() {
-        if k * 2_000 == n / 2 {
+    let hosts = n / per_host;
+    let chunk_hosts = 2_000 / per_host;
+    for (k, chunk) in (0..hosts)
+        .collect::<Vec<_>>()
+        .chunks(chunk_hosts)
+        .enumerate()
+    {
+        if k * chunk_hosts == hosts / 2 {
             half = rss_kib();
         }
         let mut batch = Vec::with_capacity(chunk.len() * 15);
         for &s in chunk {
             for i in 0..15 {
-                batch.push(row(s, i, t0, 100.0 + ((s as i64 * 7 + i * 13) % 11) as f64));
+                let v = 100.0 + ((s as i64 * 7 + i * 13) % 11) as f64;
+                batch.push(row_of(s, i, t0, v, per_host == 4));
             }
         }
         engine.process(&batch).await.unwrap();
@@ -96,7 +111,7 @@ async fn memory(n: usize) {
     // batch allocations
     let marginal = (after.saturating_sub(half)) as f64 * 1024.0 / (n - n / 2) as f64;
     println!(
-        "{{\"series\":{},\"engine_series\":{},\"rss_before_kib\":{before},\"rss_half_kib\":{half},\"rss_after_kib\":{after},\"bytes_per_series\":{per:.0},\"marginal_bytes_per_series\":{marginal:.0},\"seconds\":{:.1}}}",
+        "{{\"series\":{},\"metrics_per_model_host\":{per_host},\"engine_series\":{},\"rss_before_kib\":{before},\"rss_half_kib\":{half},\"rss_after_kib\":{after},\"bytes_per_series\":{per:.0},\"marginal_bytes_per_series\":{marginal:.0},\"seconds\":{:.1}}}",
         n,
         engine.series_count(),
         started.elapsed().as_secs_f64()
@@ -192,7 +207,17 @@ async fn main() {
         .filter(|a| a != "--bench")
         .collect();
     match args.first().map(String::as_str) {
-        Some("memory") => memory(args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000)).await,
+        Some("memory") => {
+            memory(
+                args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000),
+                if args.get(2).map(String::as_str) == Some("4") {
+                    4
+                } else {
+                    1
+                },
+            )
+            .await
+        }
         Some("latency") => {
             let n = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(300);
             let dir = tempfile::tempdir().unwrap();

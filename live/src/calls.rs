@@ -21,7 +21,38 @@ use crate::engine::Engine;
 use crate::state::{OpenEp, Pt, merge_points, points, push_resolve};
 
 /// Gaps kept for the median interval.
-const GAPS: usize = 31;
+const GAPS: usize = 15;
+
+/// The last [`GAPS`] gaps between calls, in milliseconds (a fixed ring: 64 bytes per
+/// model-host, no allocation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gaps {
+    ms: [u32; GAPS],
+    len: u8,
+    next: u8,
+}
+
+impl Gaps {
+    /// Adds a gap (µs; rounded to ms, at most ~49 days).
+    pub fn push(&mut self, gap_us: i64) {
+        let ms = u32::try_from((gap_us / 1000).max(1)).unwrap_or(u32::MAX);
+        self.ms[usize::from(self.next)] = ms;
+        self.next = ((usize::from(self.next) + 1) % GAPS) as u8;
+        self.len = (usize::from(self.len) + 1).min(GAPS) as u8;
+    }
+
+    /// The median gap, µs (0: fewer than 3 known).
+    pub fn median_us(&self) -> i64 {
+        let n = usize::from(self.len);
+        if n < 3 {
+            return 0;
+        }
+        let mut g = self.ms;
+        let g = &mut g[..n];
+        g.sort_unstable();
+        i64::from(g[n / 2]) * 1000
+    }
+}
 /// Calls replayed when a model is first seen by a process.
 const WARMUP_CALLS: i64 = 300;
 
@@ -57,35 +88,27 @@ pub struct CallState {
     pub rate: ErrorRate,
     /// Its state before the current run of failed calls.
     pub before_run: ErrorRate,
-    /// The open `down` episode.
-    pub down: Option<OpenEp>,
+    /// The open `down` episode (boxed: usually none, and a model-host's state stays small).
+    pub down: Option<Box<OpenEp>>,
     /// The open `error_rate` episode.
-    pub errors: Option<OpenEp>,
+    pub errors: Option<Box<OpenEp>>,
     /// The current run of failed calls (the last few).
     pub run: VecDeque<Pt>,
     /// Newest call judged, Unix µs.
     pub last_ts: i64,
-    /// The last gaps between calls, µs.
-    pub gaps: VecDeque<i64>,
+    /// The last gaps between calls.
+    pub gaps: Gaps,
 }
 
 impl CallState {
     /// The median gap between calls, µs (0: fewer than 3 gaps known).
     pub fn interval_us(&self) -> i64 {
-        if self.gaps.len() < 3 {
-            return 0;
-        }
-        let mut g: Vec<i64> = self.gaps.iter().copied().collect();
-        g.sort_unstable();
-        g[g.len() / 2]
+        self.gaps.median_us()
     }
 
     fn note_gap(&mut self, ts: i64) {
         if self.last_ts > 0 && ts > self.last_ts {
-            if self.gaps.len() == GAPS {
-                self.gaps.pop_front();
-            }
-            self.gaps.push_back(ts - self.last_ts);
+            self.gaps.push(ts - self.last_ts);
         }
         self.last_ts = self.last_ts.max(ts);
     }
@@ -132,7 +155,7 @@ impl CallState {
         }
     }
 
-    fn slot(&mut self, d: Detector) -> &mut Option<OpenEp> {
+    fn slot(&mut self, d: Detector) -> &mut Option<Box<OpenEp>> {
         if d == Detector::Down {
             &mut self.down
         } else {
@@ -217,7 +240,7 @@ impl Engine {
                         v.last_point_at = c.ts;
                         v.severity = severity.severity(d, 0);
                         incidents.opened(&mut v);
-                        *st.slot(d) = Some(OpenEp::of(&v, pts));
+                        *st.slot(d) = Some(Box::new(OpenEp::of(&v, pts)));
                         ops.push(ViolationOp::Open(v));
                     }
                     Change::Extend(d) => {
@@ -233,7 +256,7 @@ impl Engine {
                     }
                     Change::Close(d) => {
                         if let Some(ep) = st.slot(d).take() {
-                            push_resolve(ep, key, c.ts, incidents, ops);
+                            push_resolve(*ep, key, c.ts, incidents, ops);
                         }
                     }
                 }
@@ -284,7 +307,7 @@ impl Engine {
                         })
                     })
                     .collect();
-                *st.slot(v.detector) = Some(OpenEp::of(&v, pts));
+                *st.slot(v.detector) = Some(Box::new(OpenEp::of(&v, pts)));
             } else {
                 if v.severity.is_page() {
                     self.incidents.page_resolved(&v.series, &v.id);

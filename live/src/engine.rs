@@ -379,8 +379,8 @@ impl Engine {
         // group by borrowed identity first: owned keys are built once per series per batch
         type Ident<'a> = (&'a str, &'a str, &'a str, &'a str, Source);
         // a fast hash: four strings per sample
-        let mut grouped: HashMap<Ident<'_>, ([Vec<Pt>; 4], Vec<Call>), FastHash> =
-            HashMap::with_hasher(FastHash::default());
+        type Grouped<'a> = HashMap<Ident<'a>, ([Vec<Pt>; 4], Vec<Call>), FastHash>;
+        let mut grouped: Grouped<'_> = HashMap::with_hasher(FastHash::default());
         for s in samples {
             // one lookup per sample, then the metrics judged for its source
             let slot = grouped

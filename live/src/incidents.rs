@@ -213,7 +213,7 @@ impl Engine {
                 if host_key(k) != hk {
                     continue;
                 }
-                for ep in st.open.iter_mut().chain(st.cusum.as_mut()) {
+                for ep in st.open.iter_mut().chain(st.cusum.as_deref_mut()) {
                     if ep.incident.as_deref() == Some(&lead) {
                         ep.incident = Some(incident.clone());
                     } else if ep.incident.is_none() && !ep.page && still_open {
@@ -226,7 +226,7 @@ impl Engine {
                 if host_key(k) != hk {
                     continue;
                 }
-                for ep in st.down.iter_mut().chain(st.errors.as_mut()) {
+                for ep in st.down.iter_mut().chain(st.errors.iter_mut()) {
                     if ep.incident.as_deref() == Some(&lead) {
                         ep.incident = Some(incident.clone());
                     }

@@ -110,7 +110,7 @@ pub struct SeriesState {
     /// The paging monitor, built from the baseline it follows.
     pub monitor: Option<Monitor>,
     /// The open CUSUM episode.
-    pub cusum: Option<OpenEp>,
+    pub cusum: Option<Box<OpenEp>>,
 }
 
 /// What judging needs besides the series: the CUSUM designs, the severities and the open
@@ -314,7 +314,7 @@ pub fn judge(
         );
         v.severity = cx.severity.severity(Detector::Cusum, 0);
         let leads = cx.incidents.opened(&mut v);
-        st.cusum = Some(OpenEp::of(&v, window));
+        st.cusum = Some(Box::new(OpenEp::of(&v, window)));
         if leads {
             attach_open(st, &v, ops);
         }
@@ -322,7 +322,7 @@ pub fn judge(
     } else if step.closed.is_some() {
         if let Some(mut ep) = st.cusum.take() {
             merge_points(&mut ep.points, &[p]);
-            push_resolve(ep, key, p.ts, cx.incidents, ops);
+            push_resolve(*ep, key, p.ts, cx.incidents, ops);
         }
     } else if step.signal
         && let Some(ep) = st.cusum.as_mut()
@@ -408,7 +408,7 @@ pub fn flush_episode_points(st: &mut SeriesState, ops: &mut [ViolationOp]) {
     for ep in st
         .open
         .iter_mut()
-        .chain(st.cusum.as_mut())
+        .chain(st.cusum.as_deref_mut())
         .filter(|e| e.points.len() != e.written)
     {
         let last_extend = ops.iter_mut().rev().find_map(|o| match o {

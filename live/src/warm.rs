@@ -72,14 +72,14 @@ impl Engine {
             if let Some(step) = st.monitor.as_mut().and_then(|m| m.push(p.value)) {
                 if step.opened.is_some() {
                     let id = llmscope_model::finding_id(key, Detector::Cusum, 0, p.ts);
-                    st.cusum = Some(OpenEp {
+                    st.cusum = Some(Box::new(OpenEp {
                         rule: 0,
                         id,
                         points: vec![*p],
                         written: 1,
                         page: self.cfg.severity.severity(Detector::Cusum, 0).is_page(),
                         incident: None,
-                    });
+                    }));
                 } else if step.closed.is_some() {
                     st.cusum = None;
                 }
@@ -111,7 +111,7 @@ impl Engine {
         for v in self.store.open_violations(key).await? {
             let held = match v.detector {
                 Detector::Nelson => st.open.iter_mut().find(|e| e.rule == v.rule),
-                Detector::Cusum => st.cusum.as_mut(),
+                Detector::Cusum => st.cusum.as_deref_mut(),
                 _ => continue, // call-level detectors: crate::calls
             };
             match held {
