@@ -13,21 +13,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use common::{TestDb, config, ingest_token, now_ns, push_all, series_samples, start};
+use common::{
+    TestDb, config, ingest_token, now_ns, public_vector, push_all, series_samples, start,
+};
 use llmscope_model::{Detector, Violation};
 use llmscope_spc::detect::rng::Rng;
 use serde_json::Value;
-
-fn public_vector() -> Vec<f64> {
-    let doc: Value =
-        serde_json::from_str(include_str!("../../spc/tests/fixtures/nelson-vectors.json")).unwrap();
-    doc["cases"].as_array().unwrap().last().unwrap()["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect()
-}
 
 /// A detection family: `n` log-normal points (log-sd 0.3, optional AR(1) φ), `shift(i)` sigmas
 /// added, Phase I outliers at 5σ when asked.

@@ -12,7 +12,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use common::{
-    BACKENDS, Backend, TestDb, ingest_token, nelson_config, now_ns, push_all, series_samples, start,
+    BACKENDS, Backend, TestDb, ingest_token, nelson_config, now_ns, public_vector, push_all,
+    series_samples, start,
 };
 use llmscope_live::buckets;
 use llmscope_model::{Detector, Scope, SeriesId, Violation, ViolationStatus};
@@ -24,17 +25,6 @@ const KEY: &str = "series|lab|gpu-1|ollama|llama3.1:8b|latency_ms";
 
 fn key() -> SeriesId {
     KEY.parse().unwrap()
-}
-
-fn vector_values() -> Vec<f64> {
-    let doc: serde_json::Value =
-        serde_json::from_str(include_str!("../../spc/tests/fixtures/nelson-vectors.json")).unwrap();
-    doc["cases"].as_array().unwrap().last().unwrap()["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap())
-        .collect()
 }
 
 /// Waits until the engine has evaluated up to `ts_us` on the series.
@@ -59,7 +49,7 @@ fn series_violations(all: &[Violation]) -> BTreeSet<(i64, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn violations_match_what_the_spc_crate_predicts() {
-    let values = vector_values();
+    let values = public_vector();
     for backend in BACKENDS {
         let db = TestDb::new(backend).await;
         let running = start(&nelson_config(db.url())).await;
@@ -330,7 +320,7 @@ async fn two_collectors_on_one_postgres_write_each_episode_once() {
     let a = start(&nelson_config(db.url())).await;
     let b = start(&nelson_config(db.url())).await;
     let tok = ingest_token(&a.store, "lab").await;
-    let values = vector_values();
+    let values = public_vector();
     let t0 = now_ns() - 600 * 1_000_000_000;
     let s = series_samples("llama3.1:8b", &values, t0);
     // both replicas receive the same samples (a resend after a failover, or a misrouted agent)

@@ -309,16 +309,7 @@ impl Engine {
                     .collect();
                 *st.slot(v.detector) = Some(Box::new(OpenEp::of(&v, pts)));
             } else {
-                if v.severity.is_page() {
-                    self.incidents.page_resolved(&v.series, &v.id);
-                }
-                ops.push(ViolationOp::Resolve {
-                    points: None,
-                    at: st.last_ts.max(v.last_point_at),
-                    id: v.id,
-                    series: v.series,
-                    rule: 0,
-                });
+                ops.push(self.resolve_stale(v, st.last_ts));
             }
         }
         Ok(st)

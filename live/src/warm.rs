@@ -120,22 +120,32 @@ impl Engine {
                     ep.page = v.severity.is_page();
                     ep.incident = v.incident.clone();
                 }
-                None => {
-                    if v.severity.is_page() {
-                        self.incidents.page_resolved(&v.series, &v.id);
-                    }
-                    ops.push(ViolationOp::Resolve {
-                        points: None,
-                        at: st.last_ts.max(v.last_point_at),
-                        id: v.id,
-                        series: v.series,
-                        rule: v.rule,
-                    });
-                }
+                None => ops.push(self.resolve_stale(v, st.last_ts)),
             }
         }
         self.series.insert(key.clone(), st);
         // phase B: committed but never evaluated (a process died in between)
         Ok(pts.into_iter().filter(|p| p.ts > last_eval).collect())
+    }
+}
+
+impl Engine {
+    /// Resolves a violation the database holds open but the replayed state does not (its
+    /// episode ended while no process was judging); a page leaves its incident.
+    pub(crate) fn resolve_stale(
+        &mut self,
+        v: llmscope_model::Violation,
+        last_ts: i64,
+    ) -> ViolationOp {
+        if v.severity.is_page() {
+            self.incidents.page_resolved(&v.series, &v.id);
+        }
+        ViolationOp::Resolve {
+            points: None,
+            at: last_ts.max(v.last_point_at),
+            id: v.id,
+            series: v.series,
+            rule: v.rule,
+        }
     }
 }

@@ -138,15 +138,7 @@ impl Store {
         const SQL: &str = "SELECT late_points, errors, ok, last_evaluated, last_seen, interval_us, last_received FROM series_counters WHERE series_key = $1";
         let key = series.to_string();
         let r = with_pool!(self, p => sqlx::query(SQL).bind(&key).fetch_optional(p).await?
-            .map(|r| Ok::<_, sqlx::Error>(Counters {
-                late_points: r.try_get("late_points")?,
-                errors: r.try_get("errors")?,
-                ok: r.try_get("ok")?,
-                last_evaluated: r.try_get("last_evaluated")?,
-                last_seen: r.try_get("last_seen")?,
-                interval_us: r.try_get("interval_us")?,
-                last_received: r.try_get("last_received")?,
-            })).transpose()?);
+            .map(|r| counters_of(&r)).transpose()?);
         Ok(r.unwrap_or_default())
     }
 
@@ -185,15 +177,7 @@ impl Store {
     pub async fn all_counters(&self) -> Result<Vec<(SeriesId, Counters)>, StoreError> {
         const SQL: &str = "SELECT series_key, late_points, errors, ok, last_evaluated, last_seen, interval_us, last_received FROM series_counters";
         let rows = with_pool!(self, p => sqlx::query(SQL).fetch_all(p).await?.iter()
-            .map(|r| Ok((r.try_get::<String, _>("series_key")?, Counters {
-                late_points: r.try_get("late_points")?,
-                errors: r.try_get("errors")?,
-                ok: r.try_get("ok")?,
-                last_evaluated: r.try_get("last_evaluated")?,
-                last_seen: r.try_get("last_seen")?,
-                interval_us: r.try_get("interval_us")?,
-                last_received: r.try_get("last_received")?,
-            })))
+            .map(|r| Ok((r.try_get::<String, _>("series_key")?, counters_of(r)?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()?);
         Ok(rows
             .into_iter()
@@ -235,4 +219,22 @@ async fn bump_pg(
         .execute(&mut *c)
         .await?;
     Ok(())
+}
+
+/// The counters of a `series_counters` row (either backend).
+fn counters_of<R: Row>(r: &R) -> Result<Counters, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(Counters {
+        late_points: r.try_get("late_points")?,
+        errors: r.try_get("errors")?,
+        ok: r.try_get("ok")?,
+        last_evaluated: r.try_get("last_evaluated")?,
+        last_seen: r.try_get("last_seen")?,
+        interval_us: r.try_get("interval_us")?,
+        last_received: r.try_get("last_received")?,
+    })
 }

@@ -62,6 +62,21 @@ pub struct ListQuery {
     cursor: Option<String>,
 }
 
+/// A text-enum query parameter, validated and put back in its canonical text (the error
+/// names the parameter and lists the choices).
+fn parse_opt<T>(field: &str, v: Option<String>) -> ApiResult<Option<String>>
+where
+    T: std::str::FromStr + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    v.map(|v| {
+        v.parse::<T>()
+            .map(|t| t.to_string())
+            .map_err(|e| ApiError::bad(field, e.to_string()))
+    })
+    .transpose()
+}
+
 /// The filter of a list query (errors name the parameter).
 pub fn filter(q: &ListQuery) -> ApiResult<ViolationFilter> {
     let o = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
@@ -102,33 +117,9 @@ pub fn filter(q: &ListQuery) -> ApiResult<ViolationFilter> {
         ),
         None => None,
     };
-    let detector = match o(&q.detector) {
-        Some(d) => Some(
-            d.parse::<llmscope_model::Detector>()
-                .map_err(|e| ApiError::bad("detector", e.to_string()))?
-                .as_str()
-                .to_owned(),
-        ),
-        None => None,
-    };
-    let source = match o(&q.source) {
-        Some(d) => Some(
-            d.parse::<llmscope_model::Source>()
-                .map_err(|e| ApiError::bad("source", e.to_string()))?
-                .as_str()
-                .to_owned(),
-        ),
-        None => None,
-    };
-    let severity = match o(&q.severity) {
-        Some(d) => Some(
-            d.parse::<llmscope_model::Severity>()
-                .map_err(|e| ApiError::bad("severity", e.to_string()))?
-                .as_str()
-                .to_owned(),
-        ),
-        None => None,
-    };
+    let detector = parse_opt::<llmscope_model::Detector>("detector", o(&q.detector))?;
+    let source = parse_opt::<llmscope_model::Source>("source", o(&q.source))?;
+    let severity = parse_opt::<llmscope_model::Severity>("severity", o(&q.severity))?;
     Ok(ViolationFilter {
         site: o(&q.site),
         host: o(&q.host),

@@ -102,6 +102,24 @@ pub fn telemetry(site: &str, host: &str, gpus: u32) -> v1::Telemetry {
     }
 }
 
+/// The values of the public vectors' last case (in control, then a shift and a drift).
+pub fn public_vector() -> Vec<f64> {
+    let doc: serde_json::Value = serde_json::from_str(include_str!(
+        "../../../spc/tests/fixtures/nelson-vectors.json"
+    ))
+    .expect("fixture");
+    doc["cases"]
+        .as_array()
+        .expect("cases")
+        .last()
+        .expect("a case")["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| v.as_f64().expect("a number"))
+        .collect()
+}
+
 /// Creates an ingest token for `site` and returns it.
 pub async fn ingest_token(store: &Store, site: &str) -> String {
     let (t, rec) = llmscope_collector::auth::generate_token(
