@@ -3,7 +3,6 @@
 //! guarantees). Woken at once by violation [`LiveEvent`]s of this process; other replicas'
 //! work is found on the poll.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use tokio::sync::broadcast;
 use crate::channel::{self, SendContext};
 use crate::config::AlertsConfig;
 use crate::digest::Digest;
+use crate::rate::{LocalGate, RateGate};
 use crate::routing::{self, Router, Silencer};
 use crate::transport::SendResult;
 
@@ -44,9 +44,6 @@ impl DeliveryObserver for NoObserver {
     fn outcome(&self, _: &str, _: DeliveryOutcome, _: u64) {}
 }
 
-/// When each rate-limited channel may send next (per replica), Unix µs.
-pub type RateLimits = HashMap<String, i64>;
-
 /// Backoff with full jitter: random in [base, min(max, base·2^(attempt−1))].
 pub fn backoff(cfg: &AlertsConfig, attempt: i64) -> Duration {
     let base = cfg.retry_base.as_secs_f64();
@@ -67,6 +64,9 @@ pub struct Dispatcher {
     client: reqwest::Client,
     clock: SharedClock,
     observer: Arc<dyn DeliveryObserver>,
+    gate: Arc<dyn RateGate>,
+    /// Used when the shared gate cannot be reached.
+    local: Arc<LocalGate>,
 }
 
 impl Dispatcher {
@@ -84,7 +84,16 @@ impl Dispatcher {
             client,
             clock,
             observer,
+            gate: Arc::new(LocalGate::default()),
+            local: Arc::new(LocalGate::default()),
         }
+    }
+
+    /// Rate limits decided by `gate` (cluster mode: shared by every replica) instead of this
+    /// process alone.
+    pub fn with_rate_gate(mut self, gate: Arc<dyn RateGate>) -> Dispatcher {
+        self.gate = gate;
+        self
     }
 
     /// Runs until the task is aborted: every `poll_interval`, and at once when `events`
@@ -92,7 +101,6 @@ impl Dispatcher {
     pub async fn run(self, mut events: broadcast::Receiver<LiveEvent>) {
         let mut tick = tokio::time::interval(self.cfg.poll_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut limits = RateLimits::new();
         let mut listening = true;
         loop {
             tokio::select! {
@@ -115,7 +123,7 @@ impl Dispatcher {
             ) {}
             // a full batch means more is due: go again without waiting for the tick
             loop {
-                match self.run_once(&mut limits).await {
+                match self.run_once().await {
                     Ok(n) if n >= CLAIM_BATCH as usize => continue,
                     Ok(_) => break,
                     Err(e) => {
@@ -137,7 +145,7 @@ impl Dispatcher {
 
     /// Routes new outbox rows, claims due groups and sends them; returns how many groups
     /// were claimed.
-    pub async fn run_once(&self, limits: &mut RateLimits) -> Result<usize, StoreError> {
+    pub async fn run_once(&self) -> Result<usize, StoreError> {
         let (store, cfg) = (&self.store, &*self.cfg);
         let channels = store.channels().await?;
         let router = Router::new(
@@ -215,11 +223,17 @@ impl Dispatcher {
             if let Some(gap) = channel::min_interval(&ch) {
                 // the time of this decision, not of the run's start: the send follows at once
                 let t = self.clock.now_us();
-                if let Some(at) = limits.get(&ch.name).filter(|at| **at > t) {
-                    store.release_group(&g.channel, &g.group_key, *at).await?;
+                let slot = match self.gate.reserve(&ch.name, us(gap), t).await {
+                    Ok(slot) => slot,
+                    Err(e) => {
+                        tracing::warn!(channel = %ch.name, error = %e, "shared rate limit unreachable; limiting in this replica only");
+                        self.local.take(&ch.name, us(gap), t)
+                    }
+                };
+                if let Some(at) = slot {
+                    store.release_group(&g.channel, &g.group_key, at).await?;
                     continue;
                 }
-                limits.insert(ch.name.clone(), t + us(gap));
             }
             let group = ClaimedGroup { items, ..g };
             let this = self.clone();

@@ -26,7 +26,9 @@
 //!   dedupe on the violation id and event).
 //! - Failures are retried with exponential backoff and full jitter, honouring `Retry-After`;
 //!   every attempt is logged (`deliveries`); after `max_attempts` the notification is dead.
-//!   Each channel can be rate limited (`min_interval`; Slack defaults to one per second).
+//!   Each channel can be rate limited (`min_interval`; Slack defaults to one per second);
+//!   the limit is kept by a [`rate::RateGate`]: per process, or (cluster mode) shared by
+//!   every replica.
 //!
 //! # Layout
 //! - [`config`]: `[alerts]` and its validation (errors name the key).
@@ -36,14 +38,17 @@
 //! - [`digest`]: one message per claimed group, its title and items.
 //! - [`transport`]: JSON POSTs and what a receiver answered.
 //! - [`dispatcher`]: routing outbox rows, claiming groups, sending, retries, reminders.
+//! - [`rate`]: channel rate limits, per process or shared.
 
 pub mod channel;
 pub mod config;
 pub mod digest;
 pub mod dispatcher;
+pub mod rate;
 pub mod routing;
 pub mod transport;
 
 pub use config::{AlertConfigError, AlertsConfig};
 pub use dispatcher::{DeliveryObserver, Dispatcher};
+pub use rate::{LocalGate, RateGate};
 pub use transport::SendResult;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use llmscope_cluster::ClusterConfig;
 pub use llmscope_live::{BaselinePolicy, SpcConfig};
 pub use llmscope_model::Secret;
 pub use llmscope_store::redact_url;
@@ -59,6 +60,8 @@ pub struct Config {
     /// Most series exported as `llmscope_series_*` gauges on `/metrics` (0: none); further
     /// series are counted in `llmscope_series_gauges_dropped_total`.
     pub metrics_series_cap: usize,
+    /// Cluster mode on NATS JetStream (several replicas on one PostgreSQL).
+    pub cluster: ClusterConfig,
 }
 
 /// `[api]`: the read model behind the REST API and dashboard.
@@ -132,6 +135,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             admin_token: None,
             metrics_series_cap: crate::metrics::DEFAULT_SERIES_CAP,
+            cluster: ClusterConfig::default(),
         }
     }
 }
@@ -183,7 +187,13 @@ pub enum ConfigError {
 }
 
 /// Sections whose keys map to `LLMSCOPE_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["ingest", "tls", "spc", "alerts", "api"];
+const SECTIONS: &[&str] = &["ingest", "tls", "spc", "alerts", "api", "cluster"];
+/// Short names of `[cluster]` keys in the environment: `LLMSCOPE_NATS_URL` is
+/// `LLMSCOPE_CLUSTER_NATS_URL` (the longer form wins when both are set).
+const ALIASES: &[(&str, &str)] = &[
+    ("LLMSCOPE_NATS_URL", "LLMSCOPE_CLUSTER_NATS_URL"),
+    ("LLMSCOPE_NATS_PREFIX", "LLMSCOPE_CLUSTER_NATS_PREFIX"),
+];
 /// Environment variables with the prefix that are not configuration keys.
 const NOT_CONFIG: &[&str] = &[
     "LLMSCOPE_CONFIG",
@@ -209,6 +219,10 @@ pub struct Overrides {
     pub tls_key: Option<PathBuf>,
     /// `--tls-client-ca`.
     pub tls_client_ca: Option<PathBuf>,
+    /// `--nats-url`.
+    pub nats_url: Option<String>,
+    /// `--nats-prefix`.
+    pub nats_prefix: Option<String>,
 }
 
 impl Config {
@@ -246,6 +260,16 @@ impl Config {
             .filter(|(k, _)| k.starts_with("LLMSCOPE_") && !NOT_CONFIG.contains(&k.as_str()))
             .filter(|(k, _)| !k.starts_with("LLMSCOPE_TEST_"))
             .collect();
+        for (short, long) in ALIASES {
+            let has_long = vars.iter().any(|(k, _)| k == long);
+            if let Some(i) = vars.iter().position(|(k, _)| k == short) {
+                if has_long {
+                    vars.remove(i);
+                } else {
+                    vars[i].0 = (*long).to_owned();
+                }
+            }
+        }
         vars.sort();
         for (var, raw) in vars {
             let key = var["LLMSCOPE_".len()..].to_ascii_lowercase();
@@ -311,6 +335,12 @@ impl Config {
         if let Some(v) = &flags.tls_client_ca {
             cfg.tls.client_ca = Some(v.clone());
         }
+        if let Some(v) = &flags.nats_url {
+            cfg.cluster.nats_url = Some(v.clone());
+        }
+        if let Some(v) = &flags.nats_prefix {
+            cfg.cluster.nats_prefix = v.clone();
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -356,6 +386,15 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         if self.database_max_connections == 0 {
             return bad("`database_max_connections` must be at least 1".into());
+        }
+        self.cluster
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        if self.cluster.enabled() && self.database_url.starts_with("sqlite:") {
+            return bad(format!(
+                "`cluster.nats_url` is set but `database_url` is SQLite (`{}`): cluster mode runs replicas on one PostgreSQL database (postgres://…); SQLite serves one collector without NATS",
+                redact_url(&self.database_url)
+            ));
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
-//! The HTTP listener: `/healthz` (the process is up) and `/readyz` (the database answers and
-//! commits succeed), and the REST API ([`crate::api`]).
+//! The HTTP listener: `/healthz` (the process is up) and `/readyz` (the database answers,
+//! commits succeed and, in cluster mode, NATS is reachable), and the REST API
+//! ([`crate::api`]).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub store: Store,
     /// The ingest writer (for readiness).
     pub writer: Writer,
+    /// Cluster mode: ready only while NATS is reachable.
+    pub cluster: Option<llmscope_cluster::Cluster>,
     /// The REST API.
     pub api: crate::api::ApiState,
 }
@@ -54,13 +57,18 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         Ok(Ok(())) if !st.writer.stats().db_ok.load(Ordering::Relaxed) => {
             Some("database commits are failing; ingest is paused".to_owned())
         }
+        Ok(Ok(())) if st.cluster.as_ref().is_some_and(|c| !c.nats.connected()) => Some(
+            "NATS (the cluster log) is unreachable; ingest answers UNAVAILABLE until it is back"
+                .to_owned(),
+        ),
         Ok(Ok(())) => None,
     };
     match reason {
         None => (
             StatusCode::OK,
             Json(
-                json!({"status": "ready", "backend": st.store.backend(), "queued_batches": st.writer.queued()}),
+                json!({"status": "ready", "backend": st.store.backend(), "queued_batches": st.writer.queued(),
+                    "cluster": st.cluster.as_ref().map(|c| c.id.clone())}),
             ),
         ),
         Some(r) => (

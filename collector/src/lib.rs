@@ -29,5 +29,6 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod otel;
+pub mod replica;
 pub mod serve;
 pub mod tls;

@@ -24,6 +24,12 @@
 //!   [`DEFAULT_SERIES_CAP`] (configurable) series; further series are counted in
 //!   `llmscope_series_gauges_dropped_total` and not exported.
 //! - `llmscope_series_tracked`: series the engine holds in memory.
+//! - `llmscope_cluster_nats_connected`, `llmscope_cluster_partitions_owned`: cluster mode,
+//!   whether NATS is reachable and how many partitions this replica judges.
+//! - `llmscope_cluster_log_messages_total{stage}`: log messages `stored` (storage consumer),
+//!   `judged` (partition owners), `caught_up` (read from the stream on a takeover or a
+//!   delivery gap), `stored_on_takeover`, `unreadable`.
+//! - `llmscope_cluster_takeovers_total`: partitions this replica took.
 //! - `llmscope_build_info{version}`: always 1.
 
 use std::collections::HashSet;
@@ -88,6 +94,14 @@ pub struct CollectorMetrics {
     pub series_dropped: Counter,
     /// Series the engine holds.
     pub series_tracked: Gauge<i64, AtomicI64>,
+    /// Cluster mode: NATS reachable (1) or not (0).
+    pub cluster_connected: Gauge<i64, AtomicI64>,
+    /// Cluster mode: partitions this replica owns.
+    pub cluster_owned: Gauge<i64, AtomicI64>,
+    /// Cluster mode: log messages by stage.
+    pub cluster_messages: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// Cluster mode: partitions taken.
+    pub cluster_takeovers: Counter,
     series_cap: AtomicUsize,
     series_admitted: Mutex<HashSet<Dynamic>>,
     open_sites: Mutex<HashSet<String>>,
@@ -141,6 +155,10 @@ impl CollectorMetrics {
             series_lcl: Family::default(),
             series_dropped: Counter::default(),
             series_tracked: Gauge::default(),
+            cluster_connected: Gauge::default(),
+            cluster_owned: Gauge::default(),
+            cluster_messages: Family::default(),
+            cluster_takeovers: Counter::default(),
             series_cap: AtomicUsize::new(DEFAULT_SERIES_CAP),
             series_admitted: Mutex::new(HashSet::new()),
             open_sites: Mutex::new(HashSet::new()),
@@ -162,6 +180,10 @@ impl CollectorMetrics {
             "llmscope_series_lcl", "Lower control limit of the baseline judging a series" => Listed(m.series_lcl.clone());
             "llmscope_series_gauges_dropped", "Series not exported as gauges because of metrics_series_cap" => m.series_dropped.clone();
             "llmscope_series_tracked", "Series the live SPC engine holds in memory" => m.series_tracked.clone();
+            "llmscope_cluster_nats_connected", "Cluster mode: whether NATS is reachable (1) or not (0)" => m.cluster_connected.clone();
+            "llmscope_cluster_partitions_owned", "Cluster mode: partitions this replica judges" => m.cluster_owned.clone();
+            "llmscope_cluster_log_messages", "Cluster mode: log messages by stage (stored, judged, caught_up, stored_on_takeover, unreadable)" => Listed(m.cluster_messages.clone());
+            "llmscope_cluster_takeovers", "Cluster mode: partitions this replica took over" => m.cluster_takeovers.clone();
         );
         CollectorMetrics { registry: r, ..m }
     }
@@ -604,5 +626,40 @@ mod tests {
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(text.contains("llmscope_build_info"));
         assert!(text.ends_with("# EOF\n"));
+    }
+}
+
+/// Cluster mode: copies the cluster's counters into the metrics every second.
+pub async fn follow_cluster(c: llmscope_cluster::Cluster) {
+    let m = metrics();
+    let mut seen = [0u64; 6];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        m.cluster_connected.set(i64::from(c.nats.connected()));
+        m.cluster_owned.set(c.ownership.owned().len() as i64);
+        let (p, s) = (&c.partition_stats, &c.storage_stats);
+        let now = [
+            s.stored.load(Ordering::Relaxed),
+            p.judged.load(Ordering::Relaxed),
+            p.caught_up.load(Ordering::Relaxed),
+            p.stored_on_takeover.load(Ordering::Relaxed),
+            s.unreadable.load(Ordering::Relaxed),
+            p.takeovers.load(Ordering::Relaxed),
+        ];
+        let stages = [
+            "stored",
+            "judged",
+            "caught_up",
+            "stored_on_takeover",
+            "unreadable",
+        ];
+        for (i, stage) in stages.iter().enumerate() {
+            m.cluster_messages
+                .get_or_create(&vec![("stage", *stage)])
+                .inc_by(now[i].saturating_sub(seen[i]));
+        }
+        m.cluster_takeovers.inc_by(now[5].saturating_sub(seen[5]));
+        seen = now;
     }
 }

@@ -24,7 +24,8 @@ use crate::config::{Config, redact_url};
 use crate::http;
 use crate::ingest::service::IngestLimits;
 use crate::ingest::writer::{CommitHook, WriterTasks};
-use crate::ingest::{IngestServer, Writer, WriterConfig};
+use crate::ingest::sink::WriterSink;
+use crate::ingest::{IngestServer, Sink, Writer, WriterConfig};
 use crate::tls::{self, TlsError};
 
 /// How long shutdown waits for in-flight batches to commit.
@@ -60,6 +61,12 @@ pub enum ServeError {
     /// Alert channels, routes or silences could not be set up.
     #[error("alerts: {0}")]
     Alerts(String),
+    /// Cluster mode could not start (NATS unreachable, no JetStream, mismatched settings).
+    #[error("cluster mode: {0}")]
+    Cluster(#[from] llmscope_cluster::ClusterError),
+    /// Another live replica runs on the database without cluster mode.
+    #[error("{0}")]
+    Replica(#[from] crate::replica::ReplicaError),
 }
 
 /// A running collector.
@@ -72,7 +79,12 @@ pub struct Running {
     pub store: Store,
     /// The live events of this process (tests subscribe to them).
     pub events: broadcast::Sender<LiveEvent>,
+    /// Cluster mode: this replica's membership.
+    pub cluster: Option<llmscope_cluster::Cluster>,
     shutdown: watch::Sender<bool>,
+    cluster_stop: watch::Sender<bool>,
+    cluster_tasks: Vec<JoinHandle<()>>,
+    registration: crate::replica::Registration,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     http: JoinHandle<std::io::Result<()>>,
     retention: JoinHandle<()>,
@@ -94,6 +106,12 @@ impl Running {
         self.metrics.abort();
         let grpc = tokio::time::timeout(SHUTDOWN_GRACE, self.grpc).await;
         let http = tokio::time::timeout(Duration::from_secs(5), self.http).await;
+        // cluster mode: hand the partitions back (what was judged is acknowledged), finish
+        // the storage consumer's commits
+        let _ = self.cluster_stop.send(true);
+        for t in self.cluster_tasks {
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, t).await;
+        }
         self.writer_tasks.shutdown(SHUTDOWN_GRACE).await;
         if let Some(b) = self.buckets {
             b.abort();
@@ -102,6 +120,7 @@ impl Running {
         if let Some(e) = self.engine {
             let _ = tokio::time::timeout(SHUTDOWN_GRACE, e).await;
         }
+        self.registration.remove().await;
         if let Ok(Ok(Err(e))) = grpc {
             return Err(ServeError::Grpc(e));
         }
@@ -155,26 +174,44 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     let http_client = reqwest::Client::builder()
         .build()
         .map_err(|e| ServeError::Tls(TlsError::Rustls(format!("http client: {e}"))))?;
+    // cluster mode: NATS first — the log's consumers must exist before a batch is accepted
+    let cluster = if cfg.cluster.enabled() {
+        Some(llmscope_cluster::Cluster::start(&cfg.cluster, cfg.spc.enabled).await?)
+    } else {
+        None
+    };
     // what the engine, the bucket charts and the API announce; the dispatcher, /metrics and
     // the server-sent events follow it
     let (events, _) = broadcast::channel::<LiveEvent>(EVENTS_CAPACITY);
     let alerts = Arc::new(cfg.alerts.clone());
-    let dispatcher = Dispatcher::new(
+    let mut dispatcher = Dispatcher::new(
         store.clone(),
         alerts.clone(),
         http_client,
         clock.clone(),
         Arc::new(crate::metrics::DeliveryMetrics),
     );
+    if let Some(c) = &cluster {
+        // channel rate limits hold across replicas
+        dispatcher = dispatcher.with_rate_gate(c.rate_gate());
+    }
     let dispatcher_task = tokio::spawn(dispatcher.clone().run(events.subscribe()));
     let metrics = tokio::spawn(crate::metrics::follow(store.clone(), events.subscribe()));
-    let (hook, engine, buckets): (Option<CommitHook>, _, _) = if cfg.spc.enabled {
+    let (judge, engine, buckets): (Option<CommitHook>, _, _) = if cfg.spc.enabled {
         let engine_cfg = EngineConfig {
             severity: cfg.alerts.severities(),
+            // cluster mode: the log hands unjudged points over again, not the database
+            replay_unevaluated: cluster.is_none(),
             ..EngineConfig::from(&cfg.spc)
         };
-        let (tx, task) =
-            Engine::new(store.clone(), engine_cfg, clock.clone(), events.clone()).spawn();
+        let mut engine = Engine::new(store.clone(), engine_cfg, clock.clone(), events.clone());
+        if let Some(c) = &cluster {
+            let owned = c.ownership.clone();
+            engine.set_ownership(Arc::new(move |s: &str, h: &str, p: &str, m: &str| {
+                owned.owns(s, h, p, m)
+            }));
+        }
+        let (tx, task) = engine.spawn();
         let b = tokio::spawn(llmscope_live::buckets::job(
             store.clone(),
             cfg.spc.clone(),
@@ -198,20 +235,92 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     };
     let http_tls = tls::http_config(&cfg.tls)?;
 
+    // standalone the writer hands every commit to the engine; in cluster mode the partition
+    // owners read the log and the writer only stores
+    let hook = if cluster.is_none() { judge.clone() } else { None };
     let (writer, writer_tasks) = Writer::start(
         store.clone(),
         WriterConfig {
             queue_capacity: cfg.ingest.queue_capacity,
             commit_max_rows: cfg.ingest.commit_max_rows,
             writers: cfg.ingest.writers,
+            note_agents: cluster.is_some(),
         },
         hook,
     );
     let (shutdown, shutdown_rx) = watch::channel(false);
 
+    let grpc_listener = bind(cfg.grpc_listen).await?;
+    let http_listener = bind(cfg.http_listen).await?;
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.grpc_listen,
+            source,
+        })?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind {
+            addr: cfg.http_listen,
+            source,
+        })?;
+    // refuses to run next to another live replica outside one cluster
+    let registration = crate::replica::register(
+        &store,
+        grpc_addr,
+        http_addr,
+        cluster.as_ref().map(|c| c.nats.names.prefix()),
+        clock.now_us(),
+    )
+    .await?;
+
+    let (cluster_stop, cluster_stop_rx) = watch::channel(false);
+    let mut cluster_tasks = Vec::new();
+    let sink = match &cluster {
+        None => Sink::Direct(writer.clone()),
+        Some(c) => {
+            let store_sink: Arc<dyn llmscope_cluster::BatchSink> =
+                Arc::new(WriterSink(writer.clone()));
+            cluster_tasks.push(c.spawn_storage(store_sink.clone(), cluster_stop_rx.clone()));
+            if let Some(engine) = &judge {
+                let me = llmscope_cluster::Member {
+                    id: c.id.clone(),
+                    host: hostname::get()
+                        .map(|h| h.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    http: http_addr.to_string(),
+                    grpc: grpc_addr.to_string(),
+                    started_ms: llmscope_model::time::ms(clock.now_us()),
+                };
+                cluster_tasks.push(c.spawn_coordinator(
+                    engine.clone(),
+                    store_sink,
+                    me,
+                    cluster_stop_rx.clone(),
+                ));
+            }
+            Sink::Log(c.publisher())
+        }
+    };
+    // the dashboards' live events: this process's, and the other replicas' in cluster mode
+    let (sse, _) = broadcast::channel::<llmscope_cluster::Frame>(EVENTS_CAPACITY);
+    tokio::spawn(crate::api::events::relay(
+        events.subscribe(),
+        sse.clone(),
+        cluster.as_ref().map(|c| c.events()),
+        clock.clone(),
+    ));
+    if let Some(c) = &cluster {
+        cluster_tasks.push(tokio::spawn(crate::api::events::forward(
+            c.events(),
+            sse.clone(),
+        )));
+        cluster_tasks.push(tokio::spawn(crate::metrics::follow_cluster(c.clone())));
+    }
+
     let svc = IngestServer::new(
         Authenticator::new(store.clone(), cfg.insecure_no_auth),
-        writer.clone(),
+        sink,
         IngestLimits {
             max_items: cfg.ingest.max_items_per_batch,
             max_future: cfg.ingest.max_future_skew,
@@ -229,21 +338,6 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| ServeError::Tls(TlsError::Rustls(format!("reflection: {e}"))))?;
-
-    let grpc_listener = bind(cfg.grpc_listen).await?;
-    let http_listener = bind(cfg.http_listen).await?;
-    let grpc_addr = grpc_listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind {
-            addr: cfg.grpc_listen,
-            source,
-        })?;
-    let http_addr = http_listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind {
-            addr: cfg.http_listen,
-            source,
-        })?;
 
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
@@ -270,6 +364,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     let app = http::router(http::AppState {
         store: store.clone(),
         writer: writer.clone(),
+        cluster: cluster.clone(),
         api: crate::api::ApiState {
             store: store.clone(),
             alerts,
@@ -281,6 +376,9 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
             spc: Arc::new(cfg.spc.clone()),
             grpc_addr: grpc_addr.to_string(),
             events: events.clone(),
+            sse,
+            cluster: cluster.clone(),
+            replica_id: registration.id().to_owned(),
             clock: clock.clone(),
             shutdown: shutdown_rx.clone(),
         },
@@ -305,13 +403,17 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         cfg.retention_interval,
         clock.clone(),
     ));
-    tracing::info!(%grpc_addr, %http_addr, tls = cfg.tls.cert.is_some(), mtls = cfg.tls.client_ca.is_some(), "collector listening");
+    tracing::info!(%grpc_addr, %http_addr, tls = cfg.tls.cert.is_some(), mtls = cfg.tls.client_ca.is_some(), cluster = cluster.as_ref().map(|c| c.id.as_str()).unwrap_or("off"), "collector listening");
     Ok(Running {
         grpc_addr,
         http_addr,
         store,
         events,
+        cluster,
         shutdown,
+        cluster_stop,
+        cluster_tasks,
+        registration,
         grpc,
         http,
         retention,

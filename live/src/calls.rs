@@ -96,6 +96,8 @@ pub struct CallState {
     pub run: VecDeque<Pt>,
     /// Newest call judged, Unix µs.
     pub last_ts: i64,
+    /// Its sample id (a call sent again is not judged twice).
+    pub last_id: Uuid,
     /// The last gaps between calls.
     pub gaps: Gaps,
 }
@@ -106,16 +108,28 @@ impl CallState {
         self.gaps.median_us()
     }
 
-    fn note_gap(&mut self, ts: i64) {
+    fn note_gap(&mut self, ts: i64, id: Uuid) {
         if self.last_ts > 0 && ts > self.last_ts {
             self.gaps.push(ts - self.last_ts);
+        }
+        if ts >= self.last_ts {
+            self.last_id = if ts > self.last_ts {
+                id
+            } else {
+                self.last_id.max(id)
+            };
         }
         self.last_ts = self.last_ts.max(ts);
     }
 
+    /// Whether `c` comes at or before the newest judged call (by time, then id).
+    fn is_late(&self, c: &Call) -> bool {
+        c.ts < self.last_ts || (c.ts == self.last_ts && c.id <= self.last_id)
+    }
+
     /// Pushes one call through both detectors; `on` receives what changed.
     fn push(&mut self, c: Call, down_after: u32, d: &ErrorRateDesign, mut on: impl FnMut(Change)) {
-        self.note_gap(c.ts);
+        self.note_gap(c.ts, c.id);
         if c.failed {
             if self.run.len() == 64 {
                 self.run.pop_front();
@@ -208,8 +222,8 @@ impl Engine {
             return Ok((0, 0));
         };
         for c in calls {
-            if c.ts < st.last_ts {
-                continue; // late: counted, not judged
+            if st.is_late(c) {
+                continue; // late (or sent again): counted, not judged
             }
             let mut changes = Vec::new();
             st.push(*c, down_after, &design, |ch| changes.push(ch));

@@ -23,7 +23,7 @@ use llmscope_spc::{SigmaMethod, Transform};
 use llmscope_store::counters::Counters;
 use llmscope_store::violations::ViolationOp;
 use llmscope_store::{Store, StoreError};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::calls::{Call, CallState};
 use crate::config::SpcConfig;
@@ -69,6 +69,10 @@ pub struct EngineConfig {
     pub silence_interval: Duration,
     /// Severity per Nelson rule and detector (`[alerts] severity`).
     pub severity: SeverityMap,
+    /// Whether a warm-up evaluates points the database holds beyond the newest evaluated one
+    /// (phase B: a process died between a commit and its evaluation). Off in cluster mode,
+    /// where the log hands such points over again.
+    pub replay_unevaluated: bool,
 }
 
 impl Default for EngineConfig {
@@ -101,13 +105,76 @@ impl From<&SpcConfig> for EngineConfig {
             agent_silent_after: c.agent_silent_after,
             silence_interval: c.silence_interval,
             severity: SeverityMap::default(),
+            replay_unevaluated: true,
         }
     }
 }
 
-/// Sends committed samples to the engine (the writer's commit hook). Sending waits when the
-/// engine lags, which slows ingest rather than skipping evaluation.
-pub type EngineHandle = mpsc::Sender<Committed>;
+/// Where the engine task takes its work from; cheap to clone.
+///
+/// Standalone, the ingest writer hands it every commit ([`EngineHandle::send`]). In cluster
+/// mode the partition runners hand it what they read from the log and wait until it is
+/// judged ([`EngineHandle::judge`]) before acknowledging the log, and tell it to forget the
+/// series of a partition that moved to another replica ([`EngineHandle::forget`]). Sending
+/// waits when the engine lags, which slows ingest rather than skipping evaluation.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Input>,
+}
+
+/// The engine task has stopped (the process is shutting down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the live spc engine has stopped")]
+pub struct EngineStopped;
+
+/// Selects model-hosts by (site, host, provider, model).
+pub type HostFilter = Arc<dyn Fn(&str, &str, &str, &str) -> bool + Send + Sync>;
+
+/// One unit of work of the engine task.
+enum Input {
+    /// Evaluate a commit.
+    Commit(Committed),
+    /// Evaluate, then say so.
+    Judge(Committed, oneshot::Sender<()>),
+    /// Drop the in-memory state of the model-hosts the filter selects, then say so.
+    Forget(HostFilter, oneshot::Sender<()>),
+}
+
+impl EngineHandle {
+    /// Hands a commit to the engine (waits while its queue is full).
+    pub async fn send(&self, c: Committed) -> Result<(), EngineStopped> {
+        self.tx
+            .send(Input::Commit(c))
+            .await
+            .map_err(|_| EngineStopped)
+    }
+
+    /// Hands samples to the engine and waits until they are judged and the outcome is
+    /// written (several callers' batches are judged together).
+    pub async fn judge(&self, c: Committed) -> Result<(), EngineStopped> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Judge(c, done))
+            .await
+            .map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
+    }
+
+    /// Makes the engine forget the series, call state and Phase I points of the model-hosts
+    /// `which` selects (they are warmed from the database again when next seen); returns
+    /// once done, so what was handed over before is judged first.
+    pub async fn forget(&self, which: HostFilter) -> Result<(), EngineStopped> {
+        let (done, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Forget(which, done))
+            .await
+            .map_err(|_| EngineStopped)?;
+        rx.await.map_err(|_| EngineStopped)
+    }
+}
+
+/// Most samples judged together when [`EngineHandle::judge`] calls are coalesced.
+const JUDGE_MAX_SAMPLES: usize = 20_000;
 
 /// What one commit of the ingest writer hands to the engine.
 #[derive(Debug, Clone, Default)]
@@ -159,6 +226,8 @@ pub struct Engine {
     pub(crate) calls: HashMap<SeriesId, CallState, FastHash>,
     /// Open incidents per model and host, with their open pages.
     pub(crate) incidents: Incidents,
+    /// The model-hosts whose silence this engine judges (`None`: all).
+    ownership: Option<HostFilter>,
 }
 
 impl Engine {
@@ -199,14 +268,16 @@ impl Engine {
             known_baseline_id: -1,
             baseline_gen: 0,
             refreshed: None,
+            ownership: None,
         }
     }
 
-    /// Starts the engine task; returns the handle the writer sends committed samples to.
+    /// Starts the engine task; returns the handle work is given through.
     pub fn spawn(self) -> (EngineHandle, tokio::task::JoinHandle<()>) {
         // room for start-up bursts (warm-ups, Phase I inserts) without stalling the writers;
-        // what it holds when a process dies is evaluated by the next warm-up (phase B)
-        let (tx, mut rx) = mpsc::channel::<Committed>(256);
+        // what it holds when a process dies is evaluated by the next warm-up (phase B) or,
+        // in cluster mode, read again from the log
+        let (tx, mut rx) = mpsc::channel::<Input>(256);
         let mut engine = self;
         let task = tokio::spawn(async move {
             // the paging CUSUM's design for a full Phase I of independent points (the usual
@@ -229,36 +300,100 @@ impl Engine {
             .await;
             let mut silence = tokio::time::interval(engine.cfg.silence_interval);
             silence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // an input taken while coalescing that could not join the batch
+            let mut held: Option<Input> = None;
             loop {
-                let batch = tokio::select! {
-                    b = rx.recv() => match b {
-                        Some(b) => b,
-                        None => break,
-                    },
-                    _ = silence.tick() => {
-                        if let Err(e) = engine.check_silence().await {
-                            tracing::warn!(error = %e, "live spc: silence check failed; will retry");
+                let input = match held.take() {
+                    Some(i) => i,
+                    None => tokio::select! {
+                        i = rx.recv() => match i {
+                            Some(i) => i,
+                            None => break,
+                        },
+                        _ = silence.tick() => {
+                            if let Err(e) = engine.check_silence().await {
+                                tracing::warn!(error = %e, "live spc: silence check failed; will retry");
+                            }
+                            continue;
                         }
+                    },
+                };
+                let (batch, waiting) = match input {
+                    Input::Commit(c) => (c, Vec::new()),
+                    Input::Forget(which, done) => {
+                        engine.forget(&*which);
+                        let _ = done.send(());
                         continue;
                     }
-                };
-                let mut backoff = Duration::from_millis(100);
-                loop {
-                    match engine.process_committed(&batch).await {
-                        Ok(()) => break,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "live spc: evaluation failed; retrying the batch");
-                            // a failure may leave partial in-memory state: rebuild from the database
-                            engine.series.clear();
-                            engine.calls.clear();
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(Duration::from_secs(5));
+                    Input::Judge(mut c, done) => {
+                        // judge what other partitions handed over meanwhile in the same pass:
+                        // one evaluation transaction instead of one per partition
+                        let mut waiting = vec![done];
+                        while c.samples.len() < JUDGE_MAX_SAMPLES {
+                            match rx.try_recv() {
+                                Ok(Input::Judge(more, d)) => {
+                                    c.samples.extend(more.samples);
+                                    c.agents.extend(more.agents);
+                                    waiting.push(d);
+                                }
+                                Ok(other) => {
+                                    held = Some(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
                         }
+                        (c, waiting)
                     }
+                };
+                engine.process_with_retry(&batch).await;
+                for d in waiting {
+                    let _ = d.send(());
                 }
             }
         });
-        (tx, task)
+        (EngineHandle { tx }, task)
+    }
+
+    /// Evaluates a batch, retrying with backoff until it succeeds; a failure may leave partial
+    /// in-memory state, so the series are dropped and rebuilt from the database.
+    async fn process_with_retry(&mut self, batch: &Committed) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.process_committed(batch).await {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live spc: evaluation failed; retrying the batch");
+                    self.series.clear();
+                    self.calls.clear();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Drops the in-memory state of the model-hosts `which` selects (series, call state and
+    /// Phase I points of their own baselines).
+    pub fn forget(&mut self, which: &(dyn Fn(&str, &str, &str, &str) -> bool + Send + Sync)) {
+        let keep = |k: &SeriesId| !which(&k.site, &k.host, &k.provider, &k.model);
+        self.series.retain(|k, _| keep(k));
+        self.calls.retain(|k, _| keep(k));
+        self.learners
+            .retain(|k, _| k.scope != llmscope_model::Scope::Series || keep(k));
+    }
+
+    /// Limits the silence check to the model-hosts `owned` selects (cluster mode: the
+    /// partitions this replica owns; an agent's silence belongs to its `*`/`*` model-host).
+    pub fn set_ownership(&mut self, owned: HostFilter) {
+        self.ownership = Some(owned);
+    }
+
+    /// Whether this engine judges the model-host (always, outside cluster mode).
+    pub(crate) fn owns(&self, site: &str, host: &str, provider: &str, model: &str) -> bool {
+        self.ownership
+            .as_ref()
+            .is_none_or(|f| f(site, host, provider, model))
     }
 
     /// Active series held in memory.
@@ -578,7 +713,7 @@ impl Engine {
                     let Some(st) = self.series.get_mut(key) else {
                         break;
                     };
-                    if p.ts < st.last_ts {
+                    if st.is_late(&p) {
                         fed.late += 1;
                         continue;
                     }
@@ -606,7 +741,7 @@ impl Engine {
                     while i < pts.len() {
                         let p = pts[i];
                         i += 1;
-                        if p.ts < st.last_ts {
+                        if st.is_late(&p) {
                             fed.late += 1;
                             continue;
                         }

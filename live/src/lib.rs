@@ -40,4 +40,4 @@ pub mod state;
 pub mod warm;
 
 pub use config::{BaselinePolicy, SpcConfig};
-pub use engine::{Committed, Engine, EngineConfig, EngineHandle};
+pub use engine::{Committed, Engine, EngineConfig, EngineHandle, EngineStopped, HostFilter};

@@ -39,10 +39,14 @@ impl Engine {
             .open_of_detector(Detector::AgentSilent)
             .await?
             .into_iter()
+            .filter(|v| self.owns(&v.series.site, &v.series.host, "*", "*"))
             .map(|v| ((v.series.site.clone(), v.series.host.clone()), v))
             .collect();
         let window = (after * 5).max(600_000_000);
         for (site, host, last, received) in self.store.agents_seen(now - window).await? {
+            if !self.owns(&site, &host, "*", "*") {
+                continue; // cluster mode: another replica judges this agent
+            }
             match open.get(&(site.clone(), host.clone())) {
                 Some(v) if last > v.opened_at => ops.push(self.resolve(v, last)),
                 Some(_) => {}
@@ -72,6 +76,10 @@ impl Engine {
             .open_of_detector(Detector::Silent)
             .await?
             .into_iter()
+            .filter(|v| {
+                let s = &v.series;
+                self.owns(&s.site, &s.host, &s.provider, &s.model)
+            })
             .map(|v| (v.series.clone(), v))
             .collect();
         for (key, v) in &open_models {
@@ -90,7 +98,10 @@ impl Engine {
             )
             .await?;
         for (key, last, interval) in quiet {
-            if open_models.contains_key(&key) || !self.cfg.silent_sources.contains(&key.source) {
+            if open_models.contains_key(&key)
+                || !self.cfg.silent_sources.contains(&key.source)
+                || !self.owns(&key.site, &key.host, &key.provider, &key.model)
+            {
                 continue;
             }
             let limit = (interval * i64::from(self.cfg.silent_factor)).max(us(self.cfg.silent_min));

@@ -165,6 +165,17 @@ impl SeriesState {
         }
     }
 
+    /// Whether `p` comes at or before the newest judged point (by time, then id): late — a
+    /// point sent again (a producer's resend, a log redelivery) is never judged twice.
+    pub fn is_late(&self, p: &Pt) -> bool {
+        p.ts < self.last_ts
+            || (p.ts == self.last_ts
+                && self
+                    .recent
+                    .back()
+                    .is_some_and(|r| r.ts == p.ts && p.id <= r.id))
+    }
+
     /// Pushes a z-score through the rules and the tracker; returns the episode events.
     pub fn step(&mut self, p: Pt, z: f64) -> Vec<EpisodeEvent> {
         let flags = self.nelson.push(z, &self.eff.compiled.0);

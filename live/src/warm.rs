@@ -125,6 +125,9 @@ impl Engine {
         }
         self.series.insert(key.clone(), st);
         // phase B: committed but never evaluated (a process died in between)
+        if !self.cfg.replay_unevaluated {
+            return Ok(Vec::new());
+        }
         Ok(pts.into_iter().filter(|p| p.ts > last_eval).collect())
     }
 }

@@ -31,6 +31,7 @@
 //! - [`leases`]: leader leases and the saved state of bucket charts.
 //! - [`alerts`]: channels, notifications, groups, routes, silences, the delivery log.
 //! - [`read`]: the API's read model (minute rollups, series catalogue).
+//! - [`replicas`]: collector replicas on this database and their heartbeats.
 //! - `testing` (feature `testing`): throwaway databases on both backends for tests.
 
 /// Runs `$body` with `$p` bound to the pool of whichever backend `$store` is; each arm is
@@ -56,6 +57,7 @@ pub mod counters;
 pub mod leases;
 pub mod postgres;
 pub mod read;
+pub mod replicas;
 pub mod samples;
 pub mod sqlite;
 #[cfg(feature = "testing")]

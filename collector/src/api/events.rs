@@ -1,15 +1,18 @@
-//! Server-sent events at `/api/v1/events` for live dashboards, from the process's
-//! [`LiveEvent`]s: `points` (series keys whose new points the engine evaluated, at most 500
-//! per event) and `violation` (opened, resolved, acknowledged). Events are process-local: a
-//! dashboard behind a load balancer sees the events of the replica it is connected to, and
-//! refetches on its own timer as well.
+//! Server-sent events at `/api/v1/events` for live dashboards, from the [`LiveEvent`]s:
+//! `points` (series keys whose new points the engine evaluated, at most 500 per event) and
+//! `violation` (opened, resolved, acknowledged). [`relay`] turns this process's events into
+//! frames for its dashboards; in cluster mode it also publishes them over NATS and
+//! [`forward`] brings the other replicas' frames in, so a dashboard behind a load balancer
+//! sees every replica's events (it refetches on its own timer as well).
 
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
-use llmscope_model::LiveEvent;
+use llmscope_cluster::{EventBus, Frame};
+use llmscope_model::{LiveEvent, SharedClock};
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
@@ -38,17 +41,61 @@ pub fn sse_of(e: &LiveEvent, now_ms: i64) -> Option<(&'static str, Value)> {
     }
 }
 
+/// Turns this process's live events into SSE frames for its dashboards (`hub`) and, in
+/// cluster mode, for the other replicas' (`bus`); runs until `events` closes.
+pub async fn relay(
+    mut events: broadcast::Receiver<LiveEvent>,
+    hub: broadcast::Sender<Frame>,
+    bus: Option<EventBus>,
+    clock: SharedClock,
+) {
+    loop {
+        let e = match events.recv().await {
+            Ok(e) => e,
+            // a slow relay just misses events; dashboards refetch on their timer
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let Some((kind, data)) = sse_of(&e, llmscope_model::time::ms(clock.now_us())) else {
+            continue;
+        };
+        let frame = Frame {
+            kind: kind.to_owned(),
+            data: data.to_string(),
+        };
+        if let Some(bus) = &bus {
+            bus.publish(&frame).await;
+        }
+        let _ = hub.send(frame);
+    }
+}
+
+/// Cluster mode: the other replicas' frames to this process's dashboards; resubscribes
+/// after NATS outages.
+pub async fn forward(bus: EventBus, hub: broadcast::Sender<Frame>) {
+    loop {
+        match bus.others().await {
+            Ok(frames) => {
+                let mut frames = std::pin::pin!(frames);
+                while let Some(f) = frames.next().await {
+                    let _ = hub.send(f);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cluster: live events not followed; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 /// `GET /api/v1/events`; the stream ends when the collector shuts down.
 pub async fn events(
     axum::extract::State(st): axum::extract::State<super::ApiState>,
 ) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
     let mut stop = st.shutdown.clone();
-    let clock = st.clock.clone();
-    let live = BroadcastStream::new(st.events.subscribe()).filter_map(move |m| {
+    let live = BroadcastStream::new(st.sse.subscribe()).filter_map(move |m| {
         // a slow client that lagged just misses events; it refetches on its timer
-        let e = m.ok()?;
-        let (kind, data) = sse_of(&e, llmscope_model::time::ms(clock.now_us()))?;
-        Some(Ok(Event::default().event(kind).data(data.to_string())))
+        let f = m.ok()?;
+        Some(Ok(Event::default().event(f.kind).data(f.data)))
     });
     // a first comment gets the response head out at once
     let stream = futures::StreamExt::take_until(

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod cluster;
 pub mod detection;
 pub mod events;
 pub mod incidents;
@@ -51,9 +52,15 @@ pub struct ApiState {
     pub spc: Arc<SpcConfig>,
     /// The gRPC address agents connect to (for the setup wizard).
     pub grpc_addr: String,
-    /// Live events of this process (server-sent events; changes made through the API are
-    /// announced here too).
+    /// Live events of this process (changes made through the API are announced here too).
     pub events: broadcast::Sender<LiveEvent>,
+    /// What the dashboards' server-sent events carry: this process's events and, in cluster
+    /// mode, the other replicas'.
+    pub sse: broadcast::Sender<llmscope_cluster::Frame>,
+    /// Cluster mode: this replica's membership (`None`: one collector).
+    pub cluster: Option<llmscope_cluster::Cluster>,
+    /// This replica's row in the `replicas` table.
+    pub replica_id: String,
     /// Where "now" comes from.
     pub clock: SharedClock,
     /// Turns true when the collector shuts down (ends event streams).
@@ -83,6 +90,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(detection::routes())
         .merge(admin::routes())
         .route("/api/v1/events", get(events::events))
+        .route("/api/v1/cluster", get(cluster::status))
         .route(
             "/api/v1/openapi.json",
             get(|| async { Json(openapi::document()) }),

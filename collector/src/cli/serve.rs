@@ -32,6 +32,14 @@ pub struct ServeArgs {
     /// CA bundle (PEM) that client certificates must chain to (mutual TLS).
     #[arg(long)]
     pub tls_client_ca: Option<PathBuf>,
+    /// NATS server(s) for cluster mode, e.g. nats://nats:4222 (`cluster.nats_url`; also
+    /// LLMSCOPE_NATS_URL). Required to run more than one replica.
+    #[arg(long)]
+    pub nats_url: Option<String>,
+    /// Prefix of every NATS stream, subject and bucket name [default: llmscope]
+    /// (`cluster.nats_prefix`; also LLMSCOPE_NATS_PREFIX).
+    #[arg(long)]
+    pub nats_prefix: Option<String>,
 }
 
 async fn shutdown_signal() {
@@ -68,6 +76,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             tls_cert: args.tls_cert,
             tls_key: args.tls_key,
             tls_client_ca: args.tls_client_ca,
+            nats_url: args.nats_url,
+            nats_prefix: args.nats_prefix,
         },
     )?;
     metrics::set_series_cap(config.metrics_series_cap);

@@ -20,7 +20,8 @@ use crate::error::ErrorCode;
 use tracing::Instrument;
 
 use super::validate::{self, Bounds};
-use super::writer::{WriteError, Writer};
+use super::sink::Sink;
+use super::writer::WriteError;
 use crate::auth::{Authenticator, Principal};
 use llmscope_model::now_us;
 
@@ -41,7 +42,7 @@ pub struct IngestLimits {
 #[derive(Clone)]
 pub struct IngestServer {
     auth: Authenticator,
-    writer: Writer,
+    sink: Sink,
     limits: IngestLimits,
     shutdown: watch::Receiver<bool>,
 }
@@ -49,16 +50,16 @@ pub struct IngestServer {
 type AckStream = Pin<Box<dyn Stream<Item = Result<IngestAck, Status>> + Send>>;
 
 impl IngestServer {
-    /// A service writing through `writer`; `shutdown` turning true ends open streams.
+    /// A service storing through `sink`; `shutdown` turning true ends open streams.
     pub fn new(
         auth: Authenticator,
-        writer: Writer,
+        sink: Sink,
         limits: IngestLimits,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
         IngestServer {
             auth,
-            writer,
+            sink,
             limits,
             shutdown,
         }
@@ -113,17 +114,15 @@ impl IngestServer {
             None
         } else {
             Some(
-                self.writer
+                self.sink
                     .submit(v.samples, v.telemetry)
                     .await
                     .map_err(write_status)?,
             )
         };
         Ok(async move {
-            if let Some(rx) = pending {
-                rx.await
-                    .unwrap_or(Err(WriteError::Closed))
-                    .map_err(write_status)?;
+            if let Some(durable) = pending {
+                durable.await.map_err(write_status)?;
             }
             tally.record(started.elapsed());
             Ok(ack)
@@ -137,6 +136,9 @@ fn write_status(e: WriteError) -> Status {
             ErrorCode::Unavailable.status("the collector is shutting down; resend unacked batches")
         }
         WriteError::Failed(m) => ErrorCode::Internal.status(format!("batch not stored: {m}")),
+        WriteError::Unavailable(m) => {
+            ErrorCode::Unavailable.status(format!("{m}; nothing of this batch was accepted: resend it"))
+        }
     }
 }
 

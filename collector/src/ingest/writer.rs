@@ -39,6 +39,10 @@ pub struct WriterConfig {
     pub commit_max_rows: usize,
     /// Concurrent writer tasks (forced to 1 on SQLite).
     pub writers: usize,
+    /// Record each commit's agents (newest telemetry, receipt time) for the silence check
+    /// here. Cluster mode: the engine does not see telemetry, which goes from the log to the
+    /// database only. Standalone the engine records them.
+    pub note_agents: bool,
 }
 
 /// Why a batch was not stored.
@@ -50,6 +54,9 @@ pub enum WriteError {
     /// The database refused the commit for a reason retrying will not fix.
     #[error("the database refused the batch: {0}")]
     Failed(String),
+    /// Cluster mode: the log is unreachable or full; resending later succeeds.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 struct Job {
@@ -129,6 +136,7 @@ impl Writer {
                 store.clone(),
                 rx.clone(),
                 cfg.commit_max_rows.max(1),
+                cfg.note_agents,
                 stats.clone(),
                 abort.clone(),
                 hook.clone(),
@@ -198,6 +206,7 @@ async fn run_worker(
     store: Store,
     rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_rows: usize,
+    note_agents: bool,
     stats: Arc<WriterStats>,
     abort: Arc<AtomicBool>,
     hook: Option<CommitHook>,
@@ -251,6 +260,12 @@ async fn run_worker(
             stats
                 .telemetry
                 .fetch_add(telemetry.len() as u64, Ordering::Relaxed);
+        }
+        if result.is_ok() && note_agents && !telemetry.is_empty() {
+            let agents = llmscope_live::Committed::agents_of(&telemetry);
+            if let Err(e) = store.note_agents(&agents, llmscope_model::now_us()).await {
+                tracing::warn!(worker, error = %e, "cannot record the agents' telemetry for the silence check");
+            }
         }
         for j in jobs {
             let _ = j.done.send(result.clone());
