@@ -33,11 +33,13 @@ pub enum ClusterError {
     },
     /// The server runs without JetStream.
     #[error(
-        "NATS at {url} has no JetStream: start nats-server with -js (or `jetstream {{}}` in its configuration)"
+        "NATS at {url} answers no JetStream request ({why}): start nats-server with -js (or `jetstream {{}}` in its configuration)"
     )]
     NoJetStream {
         /// The URL(s), redacted.
         url: String,
+        /// What the request answered.
+        why: String,
     },
     /// Replicas disagree on a setting that must be the same everywhere.
     #[error("{0}")]
@@ -153,8 +155,11 @@ impl Nats {
         let client = connect_client(cfg, name).await?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(REQUEST_TIMEOUT);
-        if js.query_account().await.is_err() {
-            return Err(ClusterError::NoJetStream { url });
+        if !client.server_info().jetstream {
+            return Err(ClusterError::NoJetStream {
+                url,
+                why: "the server's INFO says jetstream is off".into(),
+            });
         }
         let names = Names::new(&cfg.nats_prefix);
         let replicas = match cfg.stream_replicas {
@@ -162,16 +167,14 @@ impl Nats {
             0 => 1,
             n => n,
         };
-        let meta = js
-            .create_key_value(kv::Config {
-                bucket: names.meta_bucket(),
-                description: "LLMscope: settings every replica must agree on".into(),
-                history: 1,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::js("meta bucket", e))?;
+        let meta = bucket(
+            &js,
+            &names.meta_bucket(),
+            "LLMscope: settings every replica must agree on",
+            Duration::ZERO,
+            replicas,
+        )
+        .await?;
         agree_on_partitions(&meta, &names, cfg.partitions).await?;
         let stream = js
             .get_or_create_stream(stream::Config {
@@ -214,28 +217,22 @@ impl Nats {
                     .map_err(|e| ClusterError::js("partition consumer", e))?;
             }
         }
-        let cluster_kv = js
-            .create_key_value(kv::Config {
-                bucket: names.cluster_bucket(),
-                description: "LLMscope: live replicas and partition leases".into(),
-                history: 1,
-                max_age: cfg.lease_ttl,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::js("cluster bucket", e))?;
-        let rates_kv = js
-            .create_key_value(kv::Config {
-                bucket: names.rates_bucket(),
-                description: "LLMscope: when each rate-limited alert channel may send next"
-                    .into(),
-                history: 1,
-                num_replicas: replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| ClusterError::js("rates bucket", e))?;
+        let cluster_kv = bucket(
+            &js,
+            &names.cluster_bucket(),
+            "LLMscope: live replicas and partition leases",
+            cfg.lease_ttl,
+            replicas,
+        )
+        .await?;
+        let rates_kv = bucket(
+            &js,
+            &names.rates_bucket(),
+            "LLMscope: when each rate-limited alert channel may send next",
+            Duration::ZERO,
+            replicas,
+        )
+        .await?;
         tracing::info!(url = %url, prefix = %cfg.nats_prefix, partitions = cfg.partitions, stream_replicas = replicas, "cluster mode: nats jetstream ready");
         Ok(Nats {
             client,
@@ -274,6 +271,38 @@ impl Nats {
         }
         Ok(())
     }
+}
+
+/// A KV bucket (history 1, entries living `max_age`; zero: forever), created the way the
+/// KV API creates one, without its account-information request: async-nats reads fields
+/// into that answer that NATS 2.9 does not send.
+async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    description: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> Result<kv::Store, ClusterError> {
+    let what = format!("bucket {name}");
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        description: Some(description.to_owned()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| ClusterError::js(&what, e))?;
+    js.get_key_value(name)
+        .await
+        .map_err(|e| ClusterError::js(&what, e))
 }
 
 /// The partition consumer's configuration.

@@ -112,6 +112,8 @@ pub struct Coordinator {
     ownership: Arc<Ownership>,
     held: BTreeMap<u16, Held>,
     ttl: Duration,
+    /// Members seen live at the last tick.
+    known: BTreeSet<String>,
 }
 
 impl Coordinator {
@@ -124,6 +126,7 @@ impl Coordinator {
             ownership,
             held: BTreeMap::new(),
             ttl,
+            known: BTreeSet::new(),
         }
     }
 
@@ -189,7 +192,8 @@ impl Coordinator {
         kv.put(member_key(&self.me.id), me.into())
             .await
             .map_err(|e| format!("member entry: {e}"))?;
-        let members = live_members(&self.ctx.nats).await?;
+        let members = confirmed_members(&self.ctx.nats, &self.known).await?;
+        self.known = members.clone();
         if !members.contains(&self.me.id) {
             return Err("own member entry not visible yet".into());
         }
@@ -312,6 +316,29 @@ pub async fn live_members(nats: &Nats) -> Result<BTreeSet<String>, String> {
         let k = k.map_err(|e| format!("member list: {e}"))?;
         if let Some(id) = k.strip_prefix("member.") {
             out.insert(id.to_owned());
+        }
+    }
+    Ok(out)
+}
+
+/// The live members: those listed now or live at the last tick, each confirmed by reading
+/// its entry. A listing of the bucket can miss an entry that is being rewritten at that
+/// moment (history 1); reading the entry itself cannot, so a live member never seems to
+/// vanish for a tick (which would move its partitions away and back).
+pub async fn confirmed_members(
+    nats: &Nats,
+    known: &BTreeSet<String>,
+) -> Result<BTreeSet<String>, String> {
+    let mut candidates = live_members(nats).await?;
+    candidates.extend(known.iter().cloned());
+    let mut out = BTreeSet::new();
+    for id in candidates {
+        match nats.cluster_kv.get(member_key(&id)).await {
+            Ok(Some(_)) => {
+                out.insert(id);
+            }
+            Ok(None) => {}
+            Err(e) => return Err(format!("member {id}: {e}")),
         }
     }
     Ok(out)

@@ -103,12 +103,12 @@ pub async fn register(
         let _ = store.remove_replica(&me.id, i64::MIN).await;
         let age_s = (now_us - other.seen_at).max(0) as f64 / 1e6;
         let what = match (cluster, other.cluster.as_deref()) {
-            (None, _) => "set `cluster.nats_url` (--nats-url, LLMSCOPE_NATS_URL) on every replica to run more than one collector on one database, or stop the other one".to_owned(),
-            (Some(_), None) => "it runs without cluster mode: restart it with the same `cluster.nats_url` (--nats-url, LLMSCOPE_NATS_URL), or stop it".to_owned(),
-            (Some(mine), Some(theirs)) => format!("it belongs to the cluster `{theirs}` and this one to `{mine}` (`cluster.nats_prefix`): replicas of one database share one prefix"),
+            (None, _) => "set `cluster.nats_url` (--nats-url, LLMSCOPE_NATS_URL) on every replica to run more than one collector on one database, or stop the other one. Without cluster mode two collectors would each judge part of every series and miss changes".to_owned(),
+            (Some(_), None) => "it runs without cluster mode: restart it with the same `cluster.nats_url` (--nats-url, LLMSCOPE_NATS_URL), or stop it; it would judge every series a second time with its own state".to_owned(),
+            (Some(mine), Some(theirs)) => format!("it belongs to the cluster `{theirs}` and this one to `{mine}` (`cluster.nats_prefix`): the replicas of one database share one prefix, or two clusters would each judge part of every series"),
         };
         return Err(ReplicaError::Refused(format!(
-            "another collector is running on this database (host {}, pid {}, http {}, heartbeat {age_s:.1} s ago); {what}. Without cluster mode two collectors would each judge part of every series and miss changes",
+            "another collector is running on this database (host {}, pid {}, http {}, heartbeat {age_s:.1} s ago); {what}",
             other.host, other.pid, other.http
         )));
     }

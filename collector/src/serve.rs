@@ -63,10 +63,22 @@ pub enum ServeError {
     Alerts(String),
     /// Cluster mode could not start (NATS unreachable, no JetStream, mismatched settings).
     #[error("cluster mode: {0}")]
-    Cluster(#[from] llmscope_cluster::ClusterError),
+    Cluster(llmscope_cluster::ClusterError),
     /// Another live replica runs on the database without cluster mode.
     #[error("{0}")]
-    Replica(#[from] crate::replica::ReplicaError),
+    Replica(crate::replica::ReplicaError),
+}
+
+impl From<llmscope_cluster::ClusterError> for ServeError {
+    fn from(e: llmscope_cluster::ClusterError) -> ServeError {
+        ServeError::Cluster(e)
+    }
+}
+
+impl From<crate::replica::ReplicaError> for ServeError {
+    fn from(e: crate::replica::ReplicaError) -> ServeError {
+        ServeError::Replica(e)
+    }
 }
 
 /// A running collector.
