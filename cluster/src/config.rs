@@ -30,7 +30,8 @@ pub struct ClusterConfig {
     /// is part of a cluster, 1 on a single server).
     pub stream_replicas: usize,
     /// Most bytes the log holds before ingest is refused (backpressure instead of loss); items
-    /// leave it once stored and judged.
+    /// leave it once stored and judged. JetStream reserves this much of its file storage when
+    /// the stream is created (default 1 GiB: about 7 million samples waiting).
     pub log_max_bytes: i64,
     /// A replica that stops renewing its leases loses its partitions after this long.
     #[serde(with = "humantime_serde")]
@@ -66,7 +67,7 @@ impl Default for ClusterConfig {
             nats_prefix: DEFAULT_PREFIX.into(),
             partitions: DEFAULT_PARTITIONS,
             stream_replicas: 0,
-            log_max_bytes: 8 * 1024 * 1024 * 1024,
+            log_max_bytes: 1024 * 1024 * 1024,
             lease_ttl: Duration::from_secs(6),
             replica_id: None,
             connect_timeout: Duration::from_secs(30),

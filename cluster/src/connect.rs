@@ -258,19 +258,28 @@ impl Nats {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
 
-    /// Deletes the stream and every bucket of this prefix (tests, `cluster.nats_prefix`
-    /// clean-up).
-    pub async fn delete_all(&self) -> Result<(), ClusterError> {
-        let _ = self.js.delete_stream(self.names.stream()).await;
-        for b in [
-            self.names.cluster_bucket(),
-            self.names.meta_bucket(),
-            self.names.rates_bucket(),
-        ] {
-            let _ = self.js.delete_key_value(b).await;
-        }
-        Ok(())
+}
+
+/// Deletes the stream and every bucket of the installation `prefix` on the NATS at `url`
+/// (tests; retiring a `cluster.nats_prefix`). What does not exist is skipped.
+pub async fn delete_installation(url: &str, prefix: &str) -> Result<(), ClusterError> {
+    let client = async_nats::connect(url)
+        .await
+        .map_err(|e| ClusterError::Connect {
+            url: redact(url),
+            why: e.to_string(),
+        })?;
+    let js = jetstream::new(client);
+    let names = Names::new(prefix);
+    let _ = js.delete_stream(names.stream()).await;
+    for b in [
+        names.cluster_bucket(),
+        names.meta_bucket(),
+        names.rates_bucket(),
+    ] {
+        let _ = js.delete_stream(format!("KV_{b}")).await;
     }
+    Ok(())
 }
 
 /// A KV bucket (history 1, entries living `max_age`; zero: forever), created the way the

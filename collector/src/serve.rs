@@ -95,7 +95,10 @@ pub struct Running {
     pub cluster: Option<llmscope_cluster::Cluster>,
     shutdown: watch::Sender<bool>,
     cluster_stop: watch::Sender<bool>,
+    /// Storage consumer and coordinator: stopped by `cluster_stop` and waited for.
     cluster_tasks: Vec<JoinHandle<()>>,
+    /// Event relays and metric followers: aborted.
+    background: Vec<JoinHandle<()>>,
     registration: crate::replica::Registration,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     http: JoinHandle<std::io::Result<()>>,
@@ -112,6 +115,9 @@ impl Running {
     /// Graceful stop: streams ack what they have in flight and end, the writer drains.
     pub async fn stop(self) -> Result<(), ServeError> {
         let _ = self.shutdown.send(true);
+        for t in &self.background {
+            t.abort();
+        }
         self.retention.abort();
         self.dispatcher.abort();
         self.rollup.abort();
@@ -316,18 +322,18 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     };
     // the dashboards' live events: this process's, and the other replicas' in cluster mode
     let (sse, _) = broadcast::channel::<llmscope_cluster::Frame>(EVENTS_CAPACITY);
-    tokio::spawn(crate::api::events::relay(
+    let mut background = vec![tokio::spawn(crate::api::events::relay(
         events.subscribe(),
         sse.clone(),
         cluster.as_ref().map(|c| c.events()),
         clock.clone(),
-    ));
+    ))];
     if let Some(c) = &cluster {
-        cluster_tasks.push(tokio::spawn(crate::api::events::forward(
+        background.push(tokio::spawn(crate::api::events::forward(
             c.events(),
             sse.clone(),
         )));
-        cluster_tasks.push(tokio::spawn(crate::metrics::follow_cluster(c.clone())));
+        background.push(tokio::spawn(crate::metrics::follow_cluster(c.clone())));
     }
 
     let svc = IngestServer::new(
@@ -425,6 +431,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         shutdown,
         cluster_stop,
         cluster_tasks,
+        background,
         registration,
         grpc,
         http,
