@@ -187,8 +187,10 @@ def cmd_expect(variant, rendered):
             "StatefulSet" in kinds or fail("default: no bundled PostgreSQL StatefulSet"),
             pod(ds).get("nodeSelector") == {"nvidia.com/gpu.present": "true"} or fail("default: agent nodeSelector"),
             any(t.get("key") == "nvidia.com/gpu" for t in pod(ds).get("tolerations", [])) or fail("default: no nvidia.com/gpu toleration"),
-            "PodDisruptionBudget" in kinds or fail("default: no PDB with 2 replicas"),
-            coll and coll["spec"].get("replicas") == 2 or fail("default: collector replicas"),
+            "PodDisruptionBudget" not in kinds or fail("default: a PDB with one replica blocks node drains"),
+            coll and coll["spec"].get("replicas") == 1 or fail("default: collector replicas"),
+            coll["spec"]["strategy"] == {"type": "Recreate"} or fail("default: one collector without NATS must be replaced with Recreate"),
+            "LLMSCOPE_CLUSTER_NATS_URL" not in env_of(pod(coll)["containers"][0]) or fail("default: cluster mode without natsUrl"),
             "HorizontalPodAutoscaler" not in kinds or fail("default: unexpected HPA"),
             "ServiceMonitor" not in kinds or fail("default: unexpected ServiceMonitor"),
             any(v["name"] == "buffer" and "emptyDir" in v for v in pod(ds)["volumes"]) or fail("default: buffer is not an emptyDir"),
@@ -200,9 +202,20 @@ def cmd_expect(variant, rendered):
             env_of(pod(coll)["containers"][0])["LLMSCOPE_ADMIN_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "llmscope-admin"
             or fail("external-db: admin token not from llmscope-admin"),
             "Secret" not in kinds or fail("external-db: the chart made a Secret although all are existing ones"),
+            env_of(pod(coll)["containers"][0])["LLMSCOPE_CLUSTER_TOKEN"]["valueFrom"]["secretKeyRef"] == {"name": "llmscope-nats", "key": "token"}
+            or fail("external-db: NATS token not from llmscope-nats/token"),
+            coll["spec"].get("replicas") == 3 or fail("external-db: three replicas"),
         ),
         "scale": lambda: (
             "HorizontalPodAutoscaler" in kinds or fail("scale: no HPA"),
+            env_of(pod(coll)["containers"][0]).get("LLMSCOPE_CLUSTER_NATS_URL", {}).get("value") == "nats://nats.nats.svc:4222"
+            or fail("scale: cluster mode not configured"),
+            env_of(pod(coll)["containers"][0]).get("LLMSCOPE_CLUSTER_CREDENTIALS_FILE", {}).get("value") == "/etc/llmscope/nats-creds/nats.creds"
+            or fail("scale: NATS credentials file"),
+            env_of(pod(coll)["containers"][0]).get("LLMSCOPE_CLUSTER_TLS_CERT", {}).get("value") == "/etc/llmscope/nats-tls/tls.crt"
+            or fail("scale: NATS client certificate"),
+            {v["name"] for v in pod(coll)["volumes"]} >= {"nats-creds", "nats-tls"} or fail("scale: NATS secrets not mounted"),
+            coll["spec"]["strategy"]["type"] == "RollingUpdate" or fail("scale: cluster mode rolls replicas one by one"),
             "replicas" not in coll["spec"] or fail("scale: replicas set although the HPA owns them"),
             "Ingress" in kinds or fail("scale: no Ingress"),
             len(k.get("ServiceMonitor", [])) == 2 or fail("scale: expected 2 ServiceMonitors"),

@@ -92,6 +92,14 @@ COMPOSE=("$VENV/bin/docker-compose" --project-directory deploy -f deploy/docker-
 export LLMSCOPE_ADMIN_TOKEN=test-deploy-admin-token
 run "compose config (default services)" "${COMPOSE[@]}" config --quiet
 run "compose config (--profile ollama)" "${COMPOSE[@]}" --profile ollama config --quiet
+run "compose config (--profile ha)" "${COMPOSE[@]}" --profile ha config --quiet
+run "compose ha profile: NATS, a second collector and a gRPC balancer" bash -c '
+  want="agent collector collector-2 grafana grpc-lb nats postgres prometheus token-init"
+  got="$("$@" --profile ha config --services | sort | tr "\n" " " | sed "s/ $//")"
+  [ "$got" = "$want" ] || { echo "services: $got"; echo "expected: $want"; exit 1; }
+  def="$("$@" config --services | sort | tr "\n" " ")"
+  case " $def" in *" nats "*|*collector-2*|*grpc-lb*) echo "ha services outside the profile: $def"; exit 1;; esac
+  LLMSCOPE_NATS_URL=nats://nats:4222 "$@" --profile ha config | grep -q "LLMSCOPE_NATS_URL: nats://nats:4222" || { echo "the first collector does not join the cluster"; exit 1; }' _ "${COMPOSE[@]}"
 run "compose services" bash -c '
   want="agent agent-ollama collector grafana ollama ollama-pull postgres prometheus token-init"
   got="$("$@" --profile ollama config --services | sort | tr "\n" " " | sed "s/ $//")"

@@ -629,6 +629,76 @@ mod tests {
     }
 
     #[test]
+    fn cluster_mode_from_file_environment_and_flags() {
+        let pg = "postgres://u@h/db";
+        // off by default; the short environment names of the issue work, the long ones win
+        let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
+        assert!(!c.cluster.enabled());
+        let e = env(&[
+            ("LLMSCOPE_DATABASE_URL", pg),
+            ("LLMSCOPE_NATS_URL", "nats://a:4222"),
+            ("LLMSCOPE_NATS_PREFIX", "prod"),
+        ]);
+        let c = Config::load(None, e, &Overrides::default()).unwrap();
+        assert_eq!(c.cluster.nats_url.as_deref(), Some("nats://a:4222"));
+        assert_eq!(c.cluster.nats_prefix, "prod");
+        let e = env(&[
+            ("LLMSCOPE_DATABASE_URL", pg),
+            ("LLMSCOPE_NATS_URL", "nats://short:4222"),
+            ("LLMSCOPE_CLUSTER_NATS_URL", "nats://long:4222"),
+            ("LLMSCOPE_CLUSTER_PARTITIONS", "16"),
+        ]);
+        let c = Config::load(None, e, &Overrides::default()).unwrap();
+        assert_eq!(c.cluster.nats_url.as_deref(), Some("nats://long:4222"));
+        assert_eq!(c.cluster.partitions, 16);
+        // file, then flags
+        let f = file(&format!(
+            "database_url = \"{pg}\"\n[cluster]\nnats_url = \"nats://file:4222\"\nlease_ttl = \"10s\"\n"
+        ));
+        let flags = Overrides {
+            nats_url: Some("nats://flag:4222".into()),
+            nats_prefix: Some("blue".into()),
+            ..Default::default()
+        };
+        let c = Config::load(Some(f.path()), env(&[]), &flags).unwrap();
+        assert_eq!(c.cluster.nats_url.as_deref(), Some("nats://flag:4222"));
+        assert_eq!(c.cluster.nats_prefix, "blue");
+        assert_eq!(c.cluster.lease_ttl, Duration::from_secs(10));
+        // bad values name the key; cluster mode needs PostgreSQL
+        let bad = |text: &str, flags: &Overrides, want: &[&str]| {
+            let f = file(text);
+            let msg = Config::load(Some(f.path()), env(&[]), flags)
+                .unwrap_err()
+                .to_string();
+            assert!(want.iter().all(|w| msg.contains(w)), "{text}: {msg}");
+        };
+        let pgfile = format!("database_url = \"{pg}\"\n");
+        bad(
+            &format!("{pgfile}[cluster]\nnats_url = \"nats://a:4222\"\nnats_prefix = \"a.b\"\n"),
+            &Overrides::default(),
+            &["`cluster.nats_prefix`", "a.b"],
+        );
+        bad(
+            &format!("{pgfile}[cluster]\nnats_url = \"nats://a:4222\"\npartitions = 5000\n"),
+            &Overrides::default(),
+            &["`cluster.partitions`"],
+        );
+        bad(
+            "[cluster]\nnats_urls = \"nats://a:4222\"\n",
+            &Overrides::default(),
+            &["unknown key `nats_urls`"],
+        );
+        bad(
+            "",
+            &Overrides {
+                nats_url: Some("nats://a:4222".into()),
+                ..Default::default()
+            },
+            &["`cluster.nats_url`", "SQLite", "PostgreSQL"],
+        );
+    }
+
+    #[test]
     fn routes_silences_and_email_are_validated() {
         let ops = "[[alerts.channels]]\nname = \"ops\"\nkind = \"webhook\"\nurl = \"https://x\"\n";
         let bad = |extra: &str, want: &str| {
