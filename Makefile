@@ -5,14 +5,18 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: test postgres fmt-check clippy web unit run demo bench bench-ingest fmt
+.PHONY: test postgres nats fmt-check clippy web unit run demo bench bench-ingest fmt
 
 # `web` before `unit`: the collector serves web/dist and tests/tests/dashboard.rs drives it in
 # headless Chromium
-test: postgres fmt-check clippy web unit test-deploy
+test: postgres nats fmt-check clippy web unit test-deploy
 
 postgres:
 	@scripts/ensure-postgres.sh
+
+# NATS with JetStream on 127.0.0.1:4222 for the cluster-mode tests
+nats:
+	@scripts/ensure-nats.sh
 
 # The dashboard (web/ -> web/dist): npm ci when node_modules is not current, then the build when
 # a source changed (scripts/build-web.sh; installs Node 22 from the npm registry when the
