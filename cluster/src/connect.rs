@@ -216,6 +216,17 @@ impl Nats {
                     .await
                     .map_err(|e| ClusterError::js("partition consumer", e))?;
             }
+        } else {
+            // nobody would take these messages: the log would keep them and fill up
+            let mut removed = 0;
+            for p in 0..cfg.partitions {
+                if stream.delete_consumer(&names.spc_consumer(p)).await.is_ok() {
+                    removed += 1;
+                }
+            }
+            if removed > 0 {
+                tracing::warn!(removed, "cluster: spc.enabled = false: removed the partition consumers (replicas judging partitions must all have spc.enabled = true; they recreate them at start)");
+            }
         }
         let cluster_kv = bucket(
             &js,

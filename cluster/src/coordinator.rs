@@ -257,16 +257,15 @@ impl Coordinator {
     }
 
     async fn acquire(&mut self, p: u16, revision: u64) {
-        // a partition owned before and lost meanwhile must not keep its old series state
-        let _ = self.ctx.engine.forget(self.ownership.filter_of(p)).await;
         let (stop, stop_rx) = watch::channel(false);
         let fenced = Arc::new(AtomicBool::new(false));
-        let task = tokio::spawn(partition::run(
-            self.ctx.clone(),
-            p,
-            stop_rx,
-            fenced.clone(),
-        ));
+        let (ctx, filter, f) = (self.ctx.clone(), self.ownership.filter_of(p), fenced.clone());
+        let task = tokio::spawn(async move {
+            // a partition owned before and lost meanwhile must not keep its old series
+            // state (in the runner: taking many partitions at once waits on no engine)
+            let _ = ctx.engine.forget(filter).await;
+            partition::run(ctx, p, stop_rx, f).await
+        });
         self.ownership.set(p, true);
         self.held.insert(
             p,
@@ -290,7 +289,11 @@ impl Coordinator {
         let _ = h.stop.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(30), h.task).await;
         self.ownership.set(p, false);
-        let _ = self.ctx.engine.forget(self.ownership.filter_of(p)).await;
+        // the next owner may start now; this engine drops the partition's state meanwhile
+        let (engine, filter) = (self.ctx.engine.clone(), self.ownership.filter_of(p));
+        tokio::spawn(async move {
+            let _ = engine.forget(filter).await;
+        });
         if let Err(e) = self
             .ctx
             .nats

@@ -163,6 +163,8 @@ async fn own(
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(BATCH_MESSAGES)
+        // what one partition may hold prefetched (64 of them per replica)
+        .max_bytes_per_batch(2 * 1024 * 1024)
         .expires(Duration::from_secs(5))
         .heartbeat(Duration::from_millis(2_500))
         .messages()

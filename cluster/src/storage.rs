@@ -28,8 +28,12 @@ pub trait BatchSink: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<(), String>>;
 }
 
-/// Messages whose commit may be outstanding at once (the writer's queue bounds them too).
-const IN_FLIGHT: usize = 512;
+/// Writer jobs whose commit may be outstanding at once (the writer's queue bounds them too).
+const IN_FLIGHT: usize = 64;
+/// Most log messages in one writer job.
+const JOB_MESSAGES: usize = 1_000;
+/// About the most rows in one writer job (estimated from the payload sizes).
+const JOB_ROWS: usize = 20_000;
 
 /// What the storage consumer did, for `/metrics`.
 #[derive(Debug, Default)]
@@ -87,6 +91,7 @@ async fn consume(
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(1_000)
+        .max_bytes_per_batch(16 * 1024 * 1024)
         .heartbeat(Duration::from_secs(5))
         .expires(Duration::from_secs(30))
         .messages()
@@ -110,42 +115,77 @@ async fn consume(
             Event::Stop => break Ok(()),
             Event::Message(m) => m,
         };
-        let msg = match m {
+        let first = match m {
             Some(Ok(msg)) => msg,
             Some(Err(e)) => break Err(e.to_string()),
             None => break Err("the consumer's message stream ended".into()),
         };
-        let d = match codec::decode(&msg.payload) {
-            Ok(d) => d,
-            Err(e) => {
-                stats.unreadable.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(error = %e, subject = %msg.subject, "cluster: unreadable log message dropped");
-                let _ = msg.ack_with(AckKind::Term).await;
-                continue;
+        // take what else is already here: one writer job (one commit) for many messages,
+        // as many batches of agents share one commit on the direct path
+        let mut msgs = vec![first];
+        let mut failed = None;
+        let mut rows = 0usize;
+        while msgs.len() < JOB_MESSAGES && rows < JOB_ROWS {
+            match messages.next().now_or_never() {
+                Some(Some(Ok(m))) => {
+                    rows += m.payload.len() / 96;
+                    msgs.push(m);
+                }
+                Some(Some(Err(e))) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+                _ => break,
             }
-        };
-        let commit = sink.store(d.samples, d.telemetry);
-        let stats = stats.clone();
-        inflight.push(
-            async move {
-                match commit.await {
-                    Ok(()) => {
-                        if let Err(e) = msg.ack().await {
-                            tracing::debug!(error = %e, "cluster: storage ack lost; the batch is redelivered and stored idempotently");
-                        }
-                        stats.stored.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        stats.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %e, "cluster: batch not stored; redelivering");
-                        let _ = msg
-                            .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                            .await;
-                    }
+        }
+        let (mut samples, mut telemetry) = (Vec::new(), Vec::new());
+        let mut readable = Vec::with_capacity(msgs.len());
+        for msg in msgs {
+            match codec::decode(&msg.payload) {
+                Ok(d) => {
+                    samples.extend(d.samples);
+                    telemetry.extend(d.telemetry);
+                    readable.push(msg);
+                }
+                Err(e) => {
+                    stats.unreadable.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(error = %e, subject = %msg.subject, "cluster: unreadable log message dropped");
+                    let _ = msg.ack_with(AckKind::Term).await;
                 }
             }
-            .boxed(),
-        );
+        }
+        if !readable.is_empty() {
+            let commit = sink.store(samples, telemetry);
+            let stats = stats.clone();
+            inflight.push(
+                async move {
+                    match commit.await {
+                        Ok(()) => {
+                            let n = readable.len() as u64;
+                            for msg in readable {
+                                if let Err(e) = msg.ack().await {
+                                    tracing::debug!(error = %e, "cluster: storage ack lost; the batch is redelivered and stored idempotently");
+                                }
+                            }
+                            stats.stored.fetch_add(n, Ordering::Relaxed);
+                        }
+                        Err(e) => {
+                            stats.failed.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(error = %e, "cluster: batch not stored; redelivering");
+                            for msg in readable {
+                                let _ = msg
+                                    .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                                    .await;
+                            }
+                        }
+                    }
+                }
+                .boxed(),
+            );
+        }
+        if let Some(e) = failed {
+            break Err(e);
+        }
     };
     // what was handed to the writer is committed (or failed) and acknowledged
     while inflight.next().await.is_some() {}

@@ -1,6 +1,7 @@
 //! `GET /api/v1/cluster`: who is running on this database and, in cluster mode, the live
-//! members and which replica judges which partition. `?key=SERIES_KEY` adds the partition
-//! of that series and its owner. For operators and for checks after a deploy or a crash.
+//! members, which replica judges which partition, what waits in the log (messages not yet
+//! stored or judged) and this replica's counters. `?key=SERIES_KEY` adds the partition of
+//! that series and its owner. For operators and for checks after a deploy or a crash.
 
 use std::sync::atomic::Ordering;
 
@@ -64,6 +65,15 @@ pub async fn status(
             format!("cluster state cannot be read from NATS: {e}"),
         )
     })?;
+    // what waits in the log: messages not yet stored or not yet judged
+    let log = match c.nats.stream().await {
+        Ok(stream) => match stream.get_info().await {
+            Ok(i) => json!({"messages": i.state.messages, "bytes": i.state.bytes,
+                "max_bytes": i.config.max_bytes, "consumers": i.state.consumer_count}),
+            Err(e) => json!({"error": e.to_string()}),
+        },
+        Err(e) => json!({"error": e.to_string()}),
+    };
     let ps = &c.partition_stats;
     let ss = &c.storage_stats;
     let mut out = json!({
@@ -75,6 +85,7 @@ pub async fn status(
         "owned": c.ownership.owned(),
         "members": snap.members,
         "owners": snap.owners,
+        "log": log,
         "stats": {
             "judged_messages": ps.judged.load(Ordering::Relaxed),
             "caught_up_messages": ps.caught_up.load(Ordering::Relaxed),

@@ -386,6 +386,14 @@ pub const ENDPOINTS: &[Endpoint] = &[
         &[],
         false
     ),
+    ep!(
+        "get",
+        "/api/v1/cluster",
+        "Replicas on this database; in cluster mode the members, partition owners, what waits in the log and this replica's counters",
+        false,
+        &[("key", "a series key: its partition and owner")],
+        false
+    ),
     Endpoint {
         method: "get",
         path: "/api/v1/events",
