@@ -112,13 +112,22 @@ mod tests {
         // a third member takes about a third (~21 of 64), nearly all from the others' shares;
         // a plain modulo assignment would move about two thirds
         assert!((20..=28).contains(&moved), "{moved}");
-        assert!(to_new >= 20 && moved - to_new <= 4, "{moved} moved, {to_new} to c-3");
+        assert!(
+            to_new >= 20 && moved - to_new <= 4,
+            "{moved} moved, {to_new} to c-3"
+        );
         // a member leaving: its partitions move, few others do
         let gone = owners(&names(&["a-1", "c-3"]), 64);
         let moved_back = after.iter().zip(&gone).filter(|(x, y)| x != y).count();
         let of_b = after.iter().filter(|o| o.as_str() == "b-2").count();
-        assert!(moved_back >= of_b && moved_back <= of_b + 4, "{moved_back} vs {of_b}");
+        assert!(
+            moved_back >= of_b && moved_back <= of_b + 4,
+            "{moved_back} vs {of_b}"
+        );
         // the same members give the same answer in any order of arrival
-        assert_eq!(owners(&three, 64), owners(&names(&["c-3", "b-2", "a-1"]), 64));
+        assert_eq!(
+            owners(&three, 64),
+            owners(&names(&["c-3", "b-2", "a-1"]), 64)
+        );
     }
 }

@@ -111,7 +111,9 @@ pub fn valid_name(s: &str) -> bool {
 impl ClusterConfig {
     /// Whether cluster mode is on.
     pub fn enabled(&self) -> bool {
-        self.nats_url.as_deref().is_some_and(|u| !u.trim().is_empty())
+        self.nats_url
+            .as_deref()
+            .is_some_and(|u| !u.trim().is_empty())
     }
 
     /// The server URLs.
@@ -175,8 +177,7 @@ impl ClusterConfig {
         if self.log_max_bytes < 1024 * 1024 {
             return err("log_max_bytes", "must be at least 1 MiB (1048576)");
         }
-        if self.lease_ttl < Duration::from_secs(2) || self.lease_ttl > Duration::from_secs(300)
-        {
+        if self.lease_ttl < Duration::from_secs(2) || self.lease_ttl > Duration::from_secs(300) {
             return err(
                 "lease_ttl",
                 format!(
@@ -198,7 +199,11 @@ impl ClusterConfig {
         }
         if self.user.is_some() != self.password.is_some() {
             return err(
-                if self.user.is_some() { "password" } else { "user" },
+                if self.user.is_some() {
+                    "password"
+                } else {
+                    "user"
+                },
                 "`cluster.user` and `cluster.password` must be set together",
             );
         }

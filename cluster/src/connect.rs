@@ -100,8 +100,7 @@ async fn options(cfg: &ClusterConfig, name: &str) -> Result<ConnectOptions, Clus
     if let (Some(c), Some(k)) = (&cfg.tls_cert, &cfg.tls_key) {
         o = o.add_client_certificate(c.clone(), k.clone());
     }
-    Ok(o
-        .require_tls(cfg.require_tls)
+    Ok(o.require_tls(cfg.require_tls)
         .name(name)
         .connection_timeout(Duration::from_secs(5))
         // reconnect forever, at most 2 s apart: a NATS restart is a short outage
@@ -225,7 +224,10 @@ impl Nats {
                 }
             }
             if removed > 0 {
-                tracing::warn!(removed, "cluster: spc.enabled = false: removed the partition consumers (replicas judging partitions must all have spc.enabled = true; they recreate them at start)");
+                tracing::warn!(
+                    removed,
+                    "cluster: spc.enabled = false: removed the partition consumers (replicas judging partitions must all have spc.enabled = true; they recreate them at start)"
+                );
             }
         }
         let cluster_kv = bucket(
@@ -268,7 +270,6 @@ impl Nats {
     pub fn connected(&self) -> bool {
         self.client.connection_state() == async_nats::connection::State::Connected
     }
-
 }
 
 /// Deletes the stream and every bucket of the installation `prefix` on the NATS at `url`

@@ -167,7 +167,10 @@ impl Coordinator {
             .map(|(p, _)| *p)
             .collect();
         for p in stale {
-            tracing::warn!(partition = p, "cluster: lease not renewed in time; stopped judging the partition");
+            tracing::warn!(
+                partition = p,
+                "cluster: lease not renewed in time; stopped judging the partition"
+            );
             self.lost(p);
         }
     }
@@ -232,10 +235,15 @@ impl Coordinator {
                     if e.kind()
                         == async_nats::jetstream::kv::UpdateErrorKind::WrongLastRevision =>
                 {
-                    tracing::warn!(partition = p, "cluster: lease taken by another replica; stopped judging the partition");
+                    tracing::warn!(
+                        partition = p,
+                        "cluster: lease taken by another replica; stopped judging the partition"
+                    );
                     self.lost(p);
                 }
-                Err(e) => tracing::debug!(partition = p, error = %e, "cluster: lease renewal failed; will retry"),
+                Err(e) => {
+                    tracing::debug!(partition = p, error = %e, "cluster: lease renewal failed; will retry")
+                }
             }
         }
         // take free partitions this replica should own
@@ -248,9 +256,11 @@ impl Coordinator {
                 .await
             {
                 Ok(rev) => self.acquire(p, rev).await,
-                Err(e)
-                    if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => {}
-                Err(e) => tracing::debug!(partition = p, error = %e, "cluster: lease not taken; will retry"),
+                Err(e) if e.kind() == async_nats::jetstream::kv::CreateErrorKind::AlreadyExists => {
+                }
+                Err(e) => {
+                    tracing::debug!(partition = p, error = %e, "cluster: lease not taken; will retry")
+                }
             }
         }
         Ok(())
@@ -259,7 +269,11 @@ impl Coordinator {
     async fn acquire(&mut self, p: u16, revision: u64) {
         let (stop, stop_rx) = watch::channel(false);
         let fenced = Arc::new(AtomicBool::new(false));
-        let (ctx, filter, f) = (self.ctx.clone(), self.ownership.filter_of(p), fenced.clone());
+        let (ctx, filter, f) = (
+            self.ctx.clone(),
+            self.ownership.filter_of(p),
+            fenced.clone(),
+        );
         let task = tokio::spawn(async move {
             // a partition owned before and lost meanwhile must not keep its old series
             // state (in the runner: taking many partitions at once waits on no engine)
@@ -359,7 +373,10 @@ pub struct Snapshot {
 /// Reads the bucket.
 pub async fn snapshot(nats: &Nats) -> Result<Snapshot, String> {
     let kv = &nats.cluster_kv;
-    let mut keys = kv.keys().await.map_err(|e| format!("cluster bucket: {e}"))?;
+    let mut keys = kv
+        .keys()
+        .await
+        .map_err(|e| format!("cluster bucket: {e}"))?;
     let mut members = Vec::new();
     let mut owners = vec![None; usize::from(nats.partitions)];
     while let Some(k) = keys.next().await {

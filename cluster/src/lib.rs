@@ -24,7 +24,7 @@
 //!   predecessor received but did not acknowledge ([`partition`], [`coordinator`]).
 //!
 //! # Layout
-//! - [`config`]: `[cluster]`.
+//! - [`config`]: the `[cluster]` section.
 //! - [`names`]: names under the prefix; [`names::partition_of`].
 //! - [`codec`]: the log's messages (`proto/llmscope/cluster/v1/log.proto`).
 //! - [`connect`]: connecting and setting up the stream, consumers and buckets.

@@ -62,12 +62,7 @@ pub struct RunnerCtx {
 
 /// Reads partition `p` until `stop` turns true. `fenced` turns true when the lease is lost:
 /// nothing is acknowledged after that (the next owner takes it from the ack floor).
-pub async fn run(
-    ctx: RunnerCtx,
-    p: u16,
-    mut stop: watch::Receiver<bool>,
-    fenced: Arc<AtomicBool>,
-) {
+pub async fn run(ctx: RunnerCtx, p: u16, mut stop: watch::Receiver<bool>, fenced: Arc<AtomicBool>) {
     let mut backoff = Duration::from_millis(200);
     let mut judged_to: Option<u64> = None;
     loop {
@@ -114,7 +109,10 @@ async fn own(
         .get_info()
         .await
         .map_err(|e| ClusterError::js("partition consumer info", e))?;
-    let (floor, delivered) = (info.ack_floor.stream_sequence, info.delivered.stream_sequence);
+    let (floor, delivered) = (
+        info.ack_floor.stream_sequence,
+        info.delivered.stream_sequence,
+    );
     let mut next_delivery = info.delivered.consumer_sequence + 1;
     let subject = names.samples(p);
     let first_time = judged_to.is_none();
@@ -159,7 +157,12 @@ async fn own(
         *judged_to = Some(to);
     }
     *judged_to = Some(to);
-    tracing::debug!(partition = p, floor, delivered, "cluster: reading partition");
+    tracing::debug!(
+        partition = p,
+        floor,
+        delivered,
+        "cluster: reading partition"
+    );
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(BATCH_MESSAGES)

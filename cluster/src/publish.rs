@@ -31,13 +31,15 @@ pub enum AppendError {
 /// Appends validated batches to the log.
 #[derive(Clone)]
 pub struct Publisher {
-    nats: Nats,
+    nats: std::sync::Arc<Nats>,
 }
 
 impl Publisher {
     /// A publisher on `nats`.
     pub fn new(nats: Nats) -> Publisher {
-        Publisher { nats }
+        Publisher {
+            nats: std::sync::Arc::new(nats),
+        }
     }
 
     /// Appends a batch; returns once every part is stored by JetStream.

@@ -11,7 +11,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use llmscope_alert::RateGate;
 use llmscope_cluster::connect::delete_installation;
-use llmscope_cluster::{AppendError, ClusterConfig, ClusterError, EventBus, Frame, Nats, Publisher};
+use llmscope_cluster::{
+    AppendError, ClusterConfig, ClusterError, EventBus, Frame, Nats, Publisher,
+};
 use llmscope_model::{CallStatus, Sample, Source};
 
 const URL: &str = "nats://127.0.0.1:4222";
@@ -47,7 +49,14 @@ fn sample(i: u64, host: &str) -> Sample {
 }
 
 async fn messages(n: &Nats) -> u64 {
-    n.stream().await.unwrap().get_info().await.unwrap().state.messages
+    n.stream()
+        .await
+        .unwrap()
+        .get_info()
+        .await
+        .unwrap()
+        .state
+        .messages
 }
 
 #[tokio::test]
@@ -58,7 +67,10 @@ async fn appends_split_by_partition_and_resends_are_dropped() {
     let batch: Vec<Sample> = (0..40).map(|i| sample(i, &format!("h{}", i % 4))).collect();
     p.append(&batch, &[], 1).await.unwrap();
     let parts = messages(&n).await;
-    assert!((1..=4).contains(&parts), "one message per partition touched: {parts}");
+    assert!(
+        (1..=4).contains(&parts),
+        "one message per partition touched: {parts}"
+    );
     // the same batch again (a producer that missed the ack): JetStream drops it
     p.append(&batch, &[], 2).await.unwrap();
     assert_eq!(messages(&n).await, parts, "a resend adds nothing");
@@ -99,7 +111,10 @@ async fn every_replica_must_use_the_same_partition_count() {
     let e = Nats::connect(&other, "b", false).await.err().unwrap();
     assert!(matches!(e, ClusterError::Mismatch(_)), "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("has 4 partitions") && msg.contains("`cluster.partitions`"), "{msg}");
+    assert!(
+        msg.contains("has 4 partitions") && msg.contains("`cluster.partitions`"),
+        "{msg}"
+    );
     delete_installation(URL, &c.nats_prefix).await.unwrap();
 }
 
@@ -125,7 +140,10 @@ async fn the_rate_limit_holds_across_replicas() {
         "{ra:?} {rb:?}"
     );
     // within the gap nobody sends; after it, one may again
-    assert_eq!(gb.reserve("slack-ops", gap, now + 10).await.unwrap(), Some(now + gap));
+    assert_eq!(
+        gb.reserve("slack-ops", gap, now + 10).await.unwrap(),
+        Some(now + gap)
+    );
     assert_eq!(gb.reserve("slack-ops", gap, now + gap).await.unwrap(), None);
     // channels are independent, whatever their names hold
     assert_eq!(ga.reserve("ops: pager/β", gap, now).await.unwrap(), None);

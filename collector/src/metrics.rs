@@ -526,6 +526,41 @@ pub async fn follow(store: Store, mut events: broadcast::Receiver<LiveEvent>) {
     }
 }
 
+/// Cluster mode: copies the cluster's counters into the metrics every second.
+pub async fn follow_cluster(c: llmscope_cluster::Cluster) {
+    let m = metrics();
+    let mut seen = [0u64; 6];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        m.cluster_connected.set(i64::from(c.nats.connected()));
+        m.cluster_owned.set(c.ownership.owned().len() as i64);
+        let (p, s) = (&c.partition_stats, &c.storage_stats);
+        let now = [
+            s.stored.load(Ordering::Relaxed),
+            p.judged.load(Ordering::Relaxed),
+            p.caught_up.load(Ordering::Relaxed),
+            p.stored_on_takeover.load(Ordering::Relaxed),
+            s.unreadable.load(Ordering::Relaxed),
+            p.takeovers.load(Ordering::Relaxed),
+        ];
+        let stages = [
+            "stored",
+            "judged",
+            "caught_up",
+            "stored_on_takeover",
+            "unreadable",
+        ];
+        for (i, stage) in stages.iter().enumerate() {
+            m.cluster_messages
+                .get_or_create(&vec![("stage", *stage)])
+                .inc_by(now[i].saturating_sub(seen[i]));
+        }
+        m.cluster_takeovers.inc_by(now[5].saturating_sub(seen[5]));
+        seen = now;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,40 +661,5 @@ mod tests {
         let text = String::from_utf8(body.to_vec()).unwrap();
         assert!(text.contains("llmscope_build_info"));
         assert!(text.ends_with("# EOF\n"));
-    }
-}
-
-/// Cluster mode: copies the cluster's counters into the metrics every second.
-pub async fn follow_cluster(c: llmscope_cluster::Cluster) {
-    let m = metrics();
-    let mut seen = [0u64; 6];
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        m.cluster_connected.set(i64::from(c.nats.connected()));
-        m.cluster_owned.set(c.ownership.owned().len() as i64);
-        let (p, s) = (&c.partition_stats, &c.storage_stats);
-        let now = [
-            s.stored.load(Ordering::Relaxed),
-            p.judged.load(Ordering::Relaxed),
-            p.caught_up.load(Ordering::Relaxed),
-            p.stored_on_takeover.load(Ordering::Relaxed),
-            s.unreadable.load(Ordering::Relaxed),
-            p.takeovers.load(Ordering::Relaxed),
-        ];
-        let stages = [
-            "stored",
-            "judged",
-            "caught_up",
-            "stored_on_takeover",
-            "unreadable",
-        ];
-        for (i, stage) in stages.iter().enumerate() {
-            m.cluster_messages
-                .get_or_create(&vec![("stage", *stage)])
-                .inc_by(now[i].saturating_sub(seen[i]));
-        }
-        m.cluster_takeovers.inc_by(now[5].saturating_sub(seen[5]));
-        seen = now;
     }
 }

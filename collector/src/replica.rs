@@ -96,9 +96,9 @@ pub async fn register(
     // other
     store.register_replica(&me).await?;
     let live = store.replicas_seen_since(now_us - us(STALE_AFTER)).await?;
-    let conflict = live.iter().find(|r| {
-        is_other_live(r, &me) && (cluster.is_none() || r.cluster.as_deref() != cluster)
-    });
+    let conflict = live
+        .iter()
+        .find(|r| is_other_live(r, &me) && (cluster.is_none() || r.cluster.as_deref() != cluster));
     if let Some(other) = conflict {
         let _ = store.remove_replica(&me.id, i64::MIN).await;
         let age_s = (now_us - other.seen_at).max(0) as f64 / 1e6;

@@ -23,8 +23,8 @@ use crate::auth::Authenticator;
 use crate::config::{Config, redact_url};
 use crate::http;
 use crate::ingest::service::IngestLimits;
-use crate::ingest::writer::{CommitHook, WriterTasks};
 use crate::ingest::sink::WriterSink;
+use crate::ingest::writer::{CommitHook, WriterTasks};
 use crate::ingest::{IngestServer, Sink, Writer, WriterConfig};
 use crate::tls::{self, TlsError};
 
@@ -255,7 +255,11 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
 
     // standalone the writer hands every commit to the engine; in cluster mode the partition
     // owners read the log and the writer only stores
-    let hook = if cluster.is_none() { judge.clone() } else { None };
+    let hook = if cluster.is_none() {
+        judge.clone()
+    } else {
+        None
+    };
     let (writer, writer_tasks) = Writer::start(
         store.clone(),
         WriterConfig {

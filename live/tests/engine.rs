@@ -134,11 +134,13 @@ fn small_phase1() -> EngineConfig {
 /// Nine points just above the centre, neither rising nor falling six in a row: rule 2 at
 /// the ninth.
 fn run_above(host: &str) -> Vec<Sample> {
-    [100.8, 100.6, 101.0, 100.7, 100.9, 100.6, 101.1, 100.8, 100.9]
-        .iter()
-        .enumerate()
-        .map(|(i, v)| sample(host, 10 + i as i64, *v))
-        .collect()
+    [
+        100.8, 100.6, 101.0, 100.7, 100.9, 100.6, 101.1, 100.8, 100.9,
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, v)| sample(host, 10 + i as i64, *v))
+    .collect()
 }
 
 fn rule_openings(all: &[llmscope_model::Violation]) -> Vec<(u8, i64)> {

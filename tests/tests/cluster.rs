@@ -13,7 +13,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -41,11 +41,7 @@ fn now_ns() -> i64 {
 
 /// A prefix no other test run uses.
 fn prefix(name: &str) -> String {
-    format!(
-        "t{name}{}{:04x}",
-        std::process::id(),
-        rand::random::<u16>()
-    )
+    format!("t{name}{}{:04x}", std::process::id(), rand::random::<u16>())
 }
 
 /// Webhook bodies received.
@@ -92,7 +88,7 @@ impl Hook {
 /// One installation: a PostgreSQL database, a NATS prefix, a webhook, a config file.
 struct Install {
     db: TestDb,
-    guard: NatsGuard,
+    _guard: NatsGuard,
     prefix: String,
     nats: String,
     dir: tempfile::TempDir,
@@ -114,11 +110,19 @@ impl Install {
             ),
         )
         .unwrap();
-        let token = collector_cmd(&["token", "create", "--site", SITE, "--database-url", db.url()]).await;
+        let token = collector_cmd(&[
+            "token",
+            "create",
+            "--site",
+            SITE,
+            "--database-url",
+            db.url(),
+        ])
+        .await;
         let prefix = prefix(name);
         Install {
             db,
-            guard: NatsGuard {
+            _guard: NatsGuard {
                 url: nats.to_owned(),
                 prefix: prefix.clone(),
             },
@@ -147,7 +151,7 @@ impl Install {
     }
 
     async fn cleanup(self) {
-        // the NATS side goes with `self.guard`, also when a test fails
+        // the NATS side goes with `self._guard`, also when a test fails
         self.db.drop_db().await;
     }
 }
@@ -402,7 +406,10 @@ async fn three_replicas_sprayed_judge_like_one() {
     for _ in 0..3 {
         replicas.push(inst.start().await);
     }
-    assert!(settled(&replicas[0].http, 3).await, "64 partitions over 3 replicas");
+    assert!(
+        settled(&replicas[0].http, 3).await,
+        "64 partitions over 3 replicas"
+    );
     let state = cluster_state(&replicas[2].http).await;
     let owned = state["owned"].as_array().unwrap().len();
     assert!((21..=22).contains(&owned), "an even share: {state}");
@@ -446,7 +453,10 @@ async fn kill_9_of_the_owner_moves_its_partition_and_loses_nothing() {
     for _ in 0..3 {
         replicas.push(inst.start().await);
     }
-    assert!(settled(&replicas[0].http, 3).await, "64 partitions over 3 replicas");
+    assert!(
+        settled(&replicas[0].http, 3).await,
+        "64 partitions over 3 replicas"
+    );
     let state = cluster_state(&replicas[0].http).await;
     let partition = state["series"]["partition"].as_u64().unwrap() as usize;
     let owner_id = state["series"]["owner"].as_str().unwrap().to_owned();
@@ -515,7 +525,11 @@ async fn kill_9_of_the_owner_moves_its_partition_and_loses_nothing() {
     let last_us = (t0 + (values.len() as i64 - 1) * 1_000_000_000) / 1000;
     let violations = judged_and_notified(&store, last_us, &inst.hook).await;
     let s = cluster_state(&survivor).await;
-    assert_eq!(s["members"].as_array().unwrap().len(), 2, "the dead one left");
+    assert_eq!(
+        s["members"].as_array().unwrap().len(),
+        2,
+        "the dead one left"
+    );
 
     // nothing acknowledged is lost, nothing is stored twice
     let counts = store.sample_id_counts().await.unwrap();
@@ -563,7 +577,14 @@ impl OwnNats {
 
     fn restart(&mut self) {
         let child = std::process::Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args([
+                "-js",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-sd",
+            ])
             .arg(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -613,7 +634,10 @@ async fn nats_down_means_unavailable_and_the_agent_replays_everything() {
     let mut nats = OwnNats::start();
     let inst = Install::new("natsdown", &nats.url()).await;
     let collector = inst.start().await;
-    assert!(settled(&collector.http, 1).await, "one replica owns every partition");
+    assert!(
+        settled(&collector.http, 1).await,
+        "one replica owns every partition"
+    );
     let agent = Agent::start(&agent_config(inst.dir.path(), &collector.grpc, &inst.token)).await;
     let store = inst.db.store().await;
     assert!(
@@ -660,11 +684,15 @@ async fn nats_down_means_unavailable_and_the_agent_replays_everything() {
     nats.restart();
     // the agent replays its buffer: what it acknowledged catches up with what it produced
     let backlog = |t: &str| {
-        metric(t, "llmscope_agent_calls_total") + metric(t, "llmscope_agent_telemetry_snapshots_total")
+        metric(t, "llmscope_agent_calls_total")
+            + metric(t, "llmscope_agent_telemetry_snapshots_total")
             - metric(t, "llmscope_agent_shipped_records_total")
     };
     let at_restart = backlog(&agent.metrics().await);
-    assert!(at_restart > 20.0, "records waited in the buffer: {at_restart}");
+    assert!(
+        at_restart > 20.0,
+        "records waited in the buffer: {at_restart}"
+    );
     assert!(
         wait_until(Duration::from_secs(60), || async {
             backlog(&agent.metrics().await) <= 25.0
@@ -676,12 +704,18 @@ async fn nats_down_means_unavailable_and_the_agent_replays_everything() {
         &agent.metrics().await,
         "llmscope_agent_shipped_records_total",
     );
-    assert!(shipped > shipped_at_stop, "the buffered records were acknowledged");
+    assert!(
+        shipped > shipped_at_stop,
+        "the buffered records were acknowledged"
+    );
     let stored = || async {
         (store.count_samples().await.unwrap() + store.count_telemetry().await.unwrap()) as f64
     };
     assert!(
-        wait_until(Duration::from_secs(30), || async { stored().await >= shipped }).await,
+        wait_until(Duration::from_secs(30), || async {
+            stored().await >= shipped
+        })
+        .await,
         "every acknowledged record is stored: {} of {shipped}",
         stored().await
     );
@@ -702,12 +736,20 @@ async fn a_second_replica_without_nats_refuses_to_start() {
     let refused = |extra: &[&str]| {
         let out = std::process::Command::new(bin("llmscope-collector"))
             .args(["serve", "--database-url", db.url()])
-            .args(["--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args([
+                "--grpc-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
             .args(extra)
             .env("LLMSCOPE_LOG", "warn")
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, err) = refused(&[]);
     assert_eq!(code, Some(2), "{err}");

@@ -19,8 +19,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::error::ErrorCode;
 use tracing::Instrument;
 
-use super::validate::{self, Bounds};
 use super::sink::Sink;
+use super::validate::{self, Bounds};
 use super::writer::WriteError;
 use crate::auth::{Authenticator, Principal};
 use llmscope_model::now_us;
@@ -136,9 +136,9 @@ fn write_status(e: WriteError) -> Status {
             ErrorCode::Unavailable.status("the collector is shutting down; resend unacked batches")
         }
         WriteError::Failed(m) => ErrorCode::Internal.status(format!("batch not stored: {m}")),
-        WriteError::Unavailable(m) => {
-            ErrorCode::Unavailable.status(format!("{m}; nothing of this batch was accepted: resend it"))
-        }
+        WriteError::Unavailable(m) => ErrorCode::Unavailable.status(format!(
+            "{m}; nothing of this batch was accepted: resend it"
+        )),
     }
 }
 

@@ -132,14 +132,16 @@ impl Writer {
         let mut set = JoinSet::new();
         for worker in 0..n {
             set.spawn(run_worker(
-                worker,
-                store.clone(),
+                Worker {
+                    id: worker,
+                    store: store.clone(),
+                    max_rows: cfg.commit_max_rows.max(1),
+                    note_agents: cfg.note_agents,
+                    stats: stats.clone(),
+                    abort: abort.clone(),
+                    hook: hook.clone(),
+                },
                 rx.clone(),
-                cfg.commit_max_rows.max(1),
-                cfg.note_agents,
-                stats.clone(),
-                abort.clone(),
-                hook.clone(),
             ));
         }
         (
@@ -201,16 +203,27 @@ impl Writer {
     }
 }
 
-async fn run_worker(
-    worker: usize,
+/// One writer task's settings and shared handles.
+struct Worker {
+    id: usize,
     store: Store,
-    rx: Arc<Mutex<mpsc::Receiver<Job>>>,
     max_rows: usize,
     note_agents: bool,
     stats: Arc<WriterStats>,
     abort: Arc<AtomicBool>,
     hook: Option<CommitHook>,
-) {
+}
+
+async fn run_worker(w: Worker, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    let Worker {
+        id: worker,
+        store,
+        max_rows,
+        note_agents,
+        stats,
+        abort,
+        hook,
+    } = w;
     loop {
         let mut jobs = Vec::new();
         {
