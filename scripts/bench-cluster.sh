@@ -61,7 +61,7 @@ cluster_json() { curl -s "http://$1/api/v1/cluster"; }
 
 # one flood run -> JSON {acked_per_s, e2e_per_s, cpu: {collector, nats, postgres} (s per 100k)}
 RUN=0
-flood() { # mode (direct|cluster)
+flood() { # mode (direct|cluster) [hosts per batch, default 50]
   RUN=$((RUN + 1))
   local db="llmscope_bench_cl"
   fresh_db "$db"
@@ -79,7 +79,7 @@ flood() { # mode (direct|cluster)
   local c0 n0 p0 t0 out t1 c1 n1 p1
   c0=$(cpu "$CPID"); n0=$(cpu "$NATS_PID"); p0=$(cpu $(pg_pids))
   t0=$(date +%s.%N)
-  out=$("$BIN/llmscope-loadgen" --target "$GRPC" --token "$token" --samples "$N" --streams 4 --batch 1000)
+  out=$("$BIN/llmscope-loadgen" --target "$GRPC" --token "$token" --samples "$N" --streams 4 --batch 1000 --hosts "${2:-50}")
   if [ "$1" = cluster ]; then
     # end to end: every sample stored and judged (a message leaves the log once both happened)
     for _ in $(seq 1 1200); do
@@ -108,6 +108,9 @@ D1=$(flood direct); echo "direct:  $D1" >&2
 C1=$(flood cluster); echo "cluster: $C1" >&2
 D2=$(flood direct); echo "direct:  $D2" >&2
 C2=$(flood cluster); echo "cluster: $C2" >&2
+echo "== the same with agent-shaped batches (4 hosts per batch, not 50): direct, cluster" >&2
+DA=$(flood direct 4); echo "direct:  $DA" >&2
+CA=$(flood cluster 4); echo "cluster: $CA" >&2
 
 rate20k() { # mode -> loadgen JSON
   RUN=$((RUN + 1))
@@ -158,10 +161,11 @@ for i in 1 2 3; do
 done
 psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS llmscope_bench_cl WITH (FORCE)" >/dev/null
 
-python3 - "$D1" "$C1" "$D2" "$C2" "$RD" "$RC" "${TAKEOVERS[@]}" <<'PY'
+python3 - "$D1" "$C1" "$D2" "$C2" "$RD" "$RC" "$DA" "$CA" "${TAKEOVERS[@]}" <<'PY'
 import json, sys
 d = [json.loads(sys.argv[i]) for i in (1, 3)]; c = [json.loads(sys.argv[i]) for i in (2, 4)]
-rd, rc = json.loads(sys.argv[5]), json.loads(sys.argv[6]); tk = [float(x) for x in sys.argv[7:]]
+rd, rc = json.loads(sys.argv[5]), json.loads(sys.argv[6])
+da, ca = json.loads(sys.argv[7]), json.loads(sys.argv[8]); tk = [float(x) for x in sys.argv[9:]]
 mean = lambda xs: sum(xs) / len(xs)
 print("| measurement | direct (one collector) | cluster mode (1 replica + NATS) |")
 print("|---|---|---|")
@@ -170,6 +174,9 @@ print(f"| flood, SPC on: acked samples/s (2 runs) | {fmt(d, 'acked_per_s')} | {f
 print(f"| flood: stored and judged samples/s (2 runs) | {fmt(d, 'e2e_per_s')} (acked = committed) | {fmt(c, 'e2e_per_s')} |")
 for k in ("collector", "nats", "postgres"):
     print(f"| CPU s per 100 000 samples: {k} | {mean([x['cpu_s_per_100k'][k] for x in d]):.2f} | {mean([x['cpu_s_per_100k'][k] for x in c]):.2f} |")
+print(f"| agent-shaped batches (4 hosts each): stored and judged samples/s | {da['e2e_per_s']:,} | {ca['e2e_per_s']:,} |")
+cpu4 = lambda x: sum(x['cpu_s_per_100k'].values())
+print(f"| agent-shaped batches: CPU s per 100 000 samples, all three | {cpu4(da):.2f} | {cpu4(ca):.2f} (collector {ca['cpu_s_per_100k']['collector']}, nats {ca['cpu_s_per_100k']['nats']}, postgres {ca['cpu_s_per_100k']['postgres']}) |")
 print(f"| ack latency at 20 000/s (achieved {rd['samples_per_s']:,} / {rc['samples_per_s']:,}) | p50 {rd['ack_p50_ms']} ms, p99 {rd['ack_p99_ms']} ms | p50 {rc['ack_p50_ms']} ms, p99 {rc['ack_p99_ms']} ms |")
 takes = ", ".join(f"{x:.1f} s" for x in tk)
 print(f"| takeover after kill -9 (lease_ttl 6 s), 3 runs | — | {takes} (target ≤ 10 s) |")
