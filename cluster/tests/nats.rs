@@ -1,7 +1,8 @@
 //! The cluster's NATS parts against a real NATS server with JetStream (127.0.0.1:4222 on
 //! the project's machines and in CI): appending with deduplication and backpressure, the
-//! partition count every replica must agree on, the shared rate gate and the live events.
-//! Each test uses its own prefix and deletes what it created.
+//! partition count every replica must agree on, the shared rate gate and the live events;
+//! and connecting over mutual TLS with a token to a `nats-server` of the test's own. Each test
+//! uses its own prefix and deletes what it created.
 
 #![allow(clippy::unwrap_used)]
 
@@ -173,4 +174,116 @@ async fn live_events_reach_the_other_replicas_only() {
         "a replica does not hear itself"
     );
     delete_installation(URL, &c.nats_prefix).await.unwrap();
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files.
+fn pki(dir: &std::path::Path) -> [std::path::PathBuf; 5] {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let sk = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&sk, &issuer)
+        .unwrap();
+    let ck = KeyPair::generate().unwrap();
+    let client = CertificateParams::new(vec!["collector".to_string()])
+        .unwrap()
+        .signed_by(&ck, &issuer)
+        .unwrap();
+    let files = [
+        ("ca.pem", ca.pem()),
+        ("server.pem", server.pem()),
+        ("server.key", sk.serialize_pem()),
+        ("client.pem", client.pem()),
+        ("client.key", ck.serialize_pem()),
+    ];
+    files.map(|(name, text)| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    })
+}
+
+#[tokio::test]
+async fn connects_over_mutual_tls_with_a_token_and_says_why_not_otherwise() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let [ca, cert, key, ccert, ckey] = pki(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = std::process::Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "--auth", "s3cret"])
+        .args(["--tlsverify", "--tlscert"])
+        .arg(&cert)
+        .arg("--tlskey")
+        .arg(&key)
+        .arg("--tlscacert")
+        .arg(&ca)
+        .arg("-sd")
+        .arg(dir.path().join("store"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nats-server runs");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let good = ClusterConfig {
+        nats_url: Some(format!("tls://127.0.0.1:{port}")),
+        tls_ca: Some(ca.clone()),
+        tls_cert: Some(ccert.clone()),
+        tls_key: Some(ckey.clone()),
+        token: Some(llmscope_model::Secret("s3cret".into())),
+        require_tls: true,
+        connect_timeout: Duration::from_secs(2),
+        ..cfg("tls", 2)
+    };
+    good.validate().unwrap();
+    let n = Nats::connect(&good, "tls-test", true).await.unwrap();
+    Publisher::new(n.clone())
+        .append(&[sample(1, "h")], &[], 1)
+        .await
+        .unwrap();
+    assert_eq!(messages(&n).await, 1, "appended over TLS");
+    // no token: refused, and the error says where
+    let e = Nats::connect(
+        &ClusterConfig {
+            token: None,
+            ..good.clone()
+        },
+        "tls-test",
+        false,
+    )
+    .await
+    .err()
+    .unwrap();
+    let msg = e.to_string();
+    assert!(msg.contains("cannot reach NATS at tls://127.0.0.1"), "{msg}");
+    assert!(!msg.contains("s3cret"), "no secret in errors: {msg}");
+    // no client certificate: refused too
+    let e = Nats::connect(
+        &ClusterConfig {
+            tls_cert: None,
+            tls_key: None,
+            ..good.clone()
+        },
+        "tls-test",
+        false,
+    )
+    .await
+    .err()
+    .unwrap();
+    assert!(matches!(e, ClusterError::Connect { .. }), "{e}");
+    let _ = server.kill();
+    let _ = server.wait();
 }
