@@ -379,8 +379,13 @@ pub async fn snapshot(nats: &Nats) -> Result<Snapshot, String> {
         .map_err(|e| format!("cluster bucket: {e}"))?;
     let mut members = Vec::new();
     let mut owners = vec![None; usize::from(nats.partitions)];
+    // a listing can name a key twice (rewritten while it was read)
+    let mut seen = BTreeSet::new();
     while let Some(k) = keys.next().await {
         let k = k.map_err(|e| format!("cluster bucket: {e}"))?;
+        if !seen.insert(k.clone()) {
+            continue;
+        }
         let Ok(Some(v)) = kv.get(k.clone()).await else {
             continue;
         };

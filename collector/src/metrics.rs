@@ -30,6 +30,8 @@
 //!   `judged` (partition owners), `caught_up` (read from the stream on a takeover or a
 //!   delivery gap), `stored_on_takeover`, `unreadable`.
 //! - `llmscope_cluster_takeovers_total`: partitions this replica took.
+//! - `llmscope_cluster_log_pending_messages`: messages in the log not yet both stored and
+//!   judged (refreshed every 5 s).
 //! - `llmscope_build_info{version}`: always 1.
 
 use std::collections::HashSet;
@@ -102,6 +104,8 @@ pub struct CollectorMetrics {
     pub cluster_messages: Family<Vec<(&'static str, &'static str)>, Counter>,
     /// Cluster mode: partitions taken.
     pub cluster_takeovers: Counter,
+    /// Cluster mode: log messages not yet both stored and judged.
+    pub cluster_log_pending: Gauge<i64, AtomicI64>,
     series_cap: AtomicUsize,
     series_admitted: Mutex<HashSet<Dynamic>>,
     open_sites: Mutex<HashSet<String>>,
@@ -159,6 +163,7 @@ impl CollectorMetrics {
             cluster_owned: Gauge::default(),
             cluster_messages: Family::default(),
             cluster_takeovers: Counter::default(),
+            cluster_log_pending: Gauge::default(),
             series_cap: AtomicUsize::new(DEFAULT_SERIES_CAP),
             series_admitted: Mutex::new(HashSet::new()),
             open_sites: Mutex::new(HashSet::new()),
@@ -184,6 +189,7 @@ impl CollectorMetrics {
             "llmscope_cluster_partitions_owned", "Cluster mode: partitions this replica judges" => m.cluster_owned.clone();
             "llmscope_cluster_log_messages", "Cluster mode: log messages by stage (stored, judged, caught_up, stored_on_takeover, unreadable)" => Listed(m.cluster_messages.clone());
             "llmscope_cluster_takeovers", "Cluster mode: partitions this replica took over" => m.cluster_takeovers.clone();
+            "llmscope_cluster_log_pending_messages", "Cluster mode: log messages not yet both stored and judged" => m.cluster_log_pending.clone();
         );
         CollectorMetrics { registry: r, ..m }
     }
@@ -530,6 +536,7 @@ pub async fn follow(store: Store, mut events: broadcast::Receiver<LiveEvent>) {
 pub async fn follow_cluster(c: llmscope_cluster::Cluster) {
     let m = metrics();
     let mut seen = [0u64; 6];
+    let mut ticks = 0u64;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;
@@ -558,6 +565,14 @@ pub async fn follow_cluster(c: llmscope_cluster::Cluster) {
         }
         m.cluster_takeovers.inc_by(now[5].saturating_sub(seen[5]));
         seen = now;
+        ticks += 1;
+        if ticks % 5 == 1
+            && let Ok(stream) = c.nats.stream().await
+            && let Ok(info) = stream.get_info().await
+        {
+            m.cluster_log_pending
+                .set(i64::try_from(info.state.messages).unwrap_or(i64::MAX));
+        }
     }
 }
 

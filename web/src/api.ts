@@ -190,6 +190,39 @@ export interface Incident {
   members: Violation[];
 }
 
+export interface ReplicaRow {
+  host: string;
+  pid: number;
+  grpc: string;
+  http: string;
+  cluster: string | null;
+  started_at: number;
+  seen_at: number;
+}
+
+export interface ClusterMember {
+  id: string;
+  host: string;
+  http: string;
+  grpc: string;
+  started_ms: number;
+}
+
+/** `GET /api/v1/cluster`: one collector, or cluster mode with members and partition owners. */
+export interface ClusterState {
+  mode: 'single' | 'cluster';
+  replica: string;
+  replicas: ReplicaRow[];
+  prefix?: string;
+  partitions?: number;
+  connected?: boolean;
+  owned?: number[];
+  members?: ClusterMember[];
+  owners?: Array<string | null>;
+  log?: { messages?: number; bytes?: number; max_bytes?: number; consumers?: number; error?: string };
+  stats?: Record<string, number>;
+}
+
 export interface DetectionHost {
   site: string;
   host: string;

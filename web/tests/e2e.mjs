@@ -307,6 +307,7 @@ try {
       ['rules', 'rules-marker-rate'],
       ['tokens', 'token-create'],
       ['baselines', 'rebaseline-submit'],
+      ['cluster', 'replicas-table'],
     ]) {
       await page.goto(`${BASE}/settings?tab=${tab}`);
       await byTestId(page, ready).waitFor();

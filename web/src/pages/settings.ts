@@ -3,6 +3,7 @@ import {
   mutate,
   type BaselineRow,
   type Channel,
+  type ClusterState,
   type Detection,
   type RuleConfig,
   type Route,
@@ -26,6 +27,7 @@ const TABS: Array<[string, string]> = [
   ['rules', 'Rules'],
   ['tokens', 'Ingest tokens'],
   ['baselines', 'Baselines'],
+  ['cluster', 'Cluster'],
 ];
 
 const USER_KEY = 'llmscope.user';
@@ -60,7 +62,7 @@ export async function settingsPage(view: HTMLElement, ctx: PageCtx): Promise<voi
     requestAnimationFrame(() => document.getElementById(`tab-${next}`)?.focus());
   });
   view.append(pageHead('Settings', 'Where alerts go, when they stay quiet, how rules judge, who may send data.'), tabs, panel);
-  const fn = { channels: channelsTab, routes: routesTab, silences: silencesTab, detection: detectionTab, rules: rulesTab, tokens: tokensTab, baselines: baselinesTab }[tab as 'channels'];
+  const fn = { channels: channelsTab, routes: routesTab, silences: silencesTab, detection: detectionTab, rules: rulesTab, tokens: tokensTab, baselines: baselinesTab, cluster: clusterTab }[tab as 'channels'];
   await fn(panel, ctx);
 }
 
@@ -326,6 +328,65 @@ async function detectionTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
       card('Per model-host', rows.length
         ? table('detection-table', ['Site', 'Host', 'Model', 'Source', 'Probe interval', 'Pages on', 'False pages / day', 'Markers / day'], rows)
         : emptyState('No model-host has sent data yet.', 'Figures appear once an agent probes a model.', 'detection-empty')));
+  } catch (e) {
+    if ((e as Error).name !== 'AbortError') showError(slot, e);
+  }
+}
+
+/** A stable colour per replica id, for the partition map. */
+function replicaColour(id: string | null): string {
+  if (!id) return 'var(--border)';
+  let x = 0;
+  for (const c of id) x = (x * 31 + c.charCodeAt(0)) >>> 0;
+  return `hsl(${x % 360} 55% 52%)`;
+}
+
+async function clusterTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
+  const slot = h('div', null, loading());
+  panel.append(slot);
+  try {
+    const c = await get<ClusterState>('cluster', undefined, ctx.signal);
+    const row = (k: string, v: Child) => h('tr', null, h('th', { scope: 'row' }, k), h('td', null, v));
+    const replicas = c.replicas.map((r) => h('tr', { testid: 'replica-row' },
+      h('td', null, r.host), h('td', { class: 'num' }, String(r.pid)), h('td', null, r.http), h('td', null, r.grpc),
+      h('td', null, r.cluster ?? '—'), h('td', null, timeEl(r.started_at)), h('td', null, timeEl(r.seen_at))));
+    const replicaTable = table('replicas-table', ['Host', 'PID', 'HTTP', 'gRPC', 'Cluster', 'Started', 'Heartbeat'], replicas);
+    if (c.mode === 'single') {
+      mount(slot,
+        card('One collector', h('p', { class: 'muted small', testid: 'cluster-mode' },
+          'This collector judges every series itself (no cluster mode). A second collector on the same database refuses to start unless both run in cluster mode: give every replica the same NATS server with JetStream (cluster.nats_url, --nats-url or LLMSCOPE_NATS_URL).'),
+          codeBlock('llmscope-collector serve --database-url postgres://… --nats-url nats://nats:4222', 'cluster-command')),
+        card('Replicas on this database', replicaTable));
+      return;
+    }
+    const owners = c.owners ?? [];
+    const members = c.members ?? [];
+    const counts = new Map<string, number>();
+    for (const o of owners) if (o) counts.set(o, (counts.get(o) ?? 0) + 1);
+    const free = owners.filter((o) => !o).length;
+    const map = h('div', { class: 'partition-map', testid: 'partition-map', role: 'img', 'aria-label': `${owners.length} partitions, ${free} without an owner` },
+      ...owners.map((o, i) => h('span', { class: 'partition-cell', title: `partition ${i}: ${o ?? 'no owner'}`, style: { background: replicaColour(o) } })));
+    const memberRows = members.map((m) => h('tr', { testid: 'member-row' },
+      h('td', null, h('span', { class: 'swatch', style: { background: replicaColour(m.id) } }), ' ', m.id, m.id === c.replica ? h('span', { class: 'muted small' }, ' (this one)') : ''),
+      h('td', null, m.host), h('td', null, m.http), h('td', { class: 'num' }, String(counts.get(m.id) ?? 0)), h('td', null, timeEl(m.started_ms))));
+    const log = c.log ?? {};
+    const s = c.stats ?? {};
+    mount(slot,
+      h('div', { class: 'figures' },
+        h('div', { class: 'card' }, h('div', { class: 'figure', testid: 'cluster-mode' }, `${members.length} replica${members.length === 1 ? '' : 's'}`),
+          h('div', { class: 'figure-note' }, `cluster mode, NATS prefix ${c.prefix}; ${c.connected ? 'this replica reaches NATS' : 'this replica cannot reach NATS: ingest answers UNAVAILABLE'}`)),
+        h('div', { class: 'card' }, h('div', { class: 'figure' }, `${(c.partitions ?? 0) - free} / ${c.partitions}`),
+          h('div', { class: 'figure-note' }, free ? `partitions with an owner; ${free} wait for one (a replica left; another takes them within the lease time)` : 'partitions with an owner: every model-host is judged by one replica')),
+        h('div', { class: 'card' }, h('div', { class: 'figure', testid: 'cluster-log' }, log.messages === undefined ? '—' : fmtNum(log.messages)),
+          h('div', { class: 'figure-note' }, 'log messages not yet both stored and judged (a growing number means the database or a partition owner lags)'))),
+      card('Partition owners', map, table('members-table', ['Replica', 'Host', 'HTTP', 'Partitions', 'Started'], memberRows)),
+      card('This replica', h('table', { class: 'kv', testid: 'cluster-stats' },
+        row('Replica', c.replica),
+        row('Owns', `${(c.owned ?? []).length} partitions`),
+        row('Judged', `${fmtNum(s.judged_messages ?? 0)} log messages; ${fmtNum(s.caught_up_messages ?? 0)} read again on takeovers`),
+        row('Stored', `${fmtNum(s.stored_messages ?? 0)} log messages; ${fmtNum(s.stored_on_takeover ?? 0)} on takeovers`),
+        row('Partitions taken', `${fmtNum(s.takeovers ?? 0)} since start (at start, when replicas join or leave, after a crash)`))),
+      card('Replicas on this database', replicaTable));
   } catch (e) {
     if ((e as Error).name !== 'AbortError') showError(slot, e);
   }
