@@ -57,18 +57,20 @@ start_collector() { # url extra-args... -> sets CPID, GRPC, HTTP
 }
 stop_collector() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 fresh_db() { psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null; }
+DB=llmscope_bench_cl
+new_run() { # a fresh database and its ingest token (TOKEN), a new NATS prefix (PREFIX)
+  PREFIX="bench$(date +%s%N)"  # unique also inside $(…) subshells
+  fresh_db "$DB"
+  TOKEN=$("$BIN/llmscope-collector" token create --site bench --database-url "$PG/$DB" 2>/dev/null)
+}
 cluster_json() { curl -s "http://$1/api/v1/cluster"; }
 
 # one flood run -> JSON {acked_per_s, e2e_per_s, cpu: {collector, nats, postgres} (s per 100k)}
-RUN=0
 flood() { # mode (direct|cluster) [hosts per batch, default 50]
-  RUN=$((RUN + 1))
-  local db="llmscope_bench_cl"
-  fresh_db "$db"
-  local token
-  token=$("$BIN/llmscope-collector" token create --site bench --database-url "$PG/$db" 2>/dev/null)
+  new_run
+  local db="$DB" token="$TOKEN"
   if [ "$1" = cluster ]; then
-    start_collector "$PG/$db" --nats-url "$NATS" --nats-prefix "bench$RUN"
+    start_collector "$PG/$db" --nats-url "$NATS" --nats-prefix "$PREFIX"
     for _ in $(seq 1 100); do
       [ "$(cluster_json "$HTTP" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["owned"]))' 2>/dev/null)" = 64 ] && break
       sleep 0.1
@@ -113,13 +115,10 @@ DA=$(flood direct 4); echo "direct:  $DA" >&2
 CA=$(flood cluster 4); echo "cluster: $CA" >&2
 
 rate20k() { # mode -> loadgen JSON
-  RUN=$((RUN + 1))
-  local db="llmscope_bench_cl"
-  fresh_db "$db"
-  local token
-  token=$("$BIN/llmscope-collector" token create --site bench --database-url "$PG/$db" 2>/dev/null)
+  new_run
+  local db="$DB" token="$TOKEN"
   if [ "$1" = cluster ]; then
-    start_collector "$PG/$db" --nats-url "$NATS" --nats-prefix "bench$RUN"
+    start_collector "$PG/$db" --nats-url "$NATS" --nats-prefix "$PREFIX"
     sleep 2
   else
     start_collector "$PG/$db"
@@ -134,11 +133,10 @@ RC=$(rate20k cluster); echo "cluster: $RC" >&2
 echo "== takeover after kill -9 (two replicas, 2000 samples/s through the survivor), 3 times" >&2
 TAKEOVERS=()
 for i in 1 2 3; do
-  RUN=$((RUN + 1))
-  fresh_db llmscope_bench_cl
-  token=$("$BIN/llmscope-collector" token create --site bench --database-url "$PG/llmscope_bench_cl" 2>/dev/null)
-  start_collector "$PG/llmscope_bench_cl" --nats-url "$NATS" --nats-prefix "bench$RUN"; A=$CPID; AH=$HTTP; AG=$GRPC
-  start_collector "$PG/llmscope_bench_cl" --nats-url "$NATS" --nats-prefix "bench$RUN"; B=$CPID
+  new_run
+  token="$TOKEN"
+  start_collector "$PG/$DB" --nats-url "$NATS" --nats-prefix "$PREFIX"; A=$CPID; AH=$HTTP; AG=$GRPC
+  start_collector "$PG/$DB" --nats-url "$NATS" --nats-prefix "$PREFIX"; B=$CPID
   for _ in $(seq 1 200); do
     [ "$(cluster_json "$AH" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["owned"]))' 2>/dev/null)" = 32 ] && break
     sleep 0.1
@@ -159,7 +157,7 @@ for i in 1 2 3; do
   echo "takeover $i: ${took:-none} s" >&2
   TAKEOVERS+=("${took:-nan}")
 done
-psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS llmscope_bench_cl WITH (FORCE)" >/dev/null
+psql -q "$PG/postgres" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null
 
 python3 - "$D1" "$C1" "$D2" "$C2" "$RD" "$RC" "$DA" "$CA" "${TAKEOVERS[@]}" <<'PY'
 import json, sys

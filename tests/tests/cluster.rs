@@ -399,9 +399,20 @@ fn notified_once(hook: &Hook, all: &[Violation]) {
     assert!(!leads.is_empty(), "the shift pages");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_sprayed_judge_like_one() {
-    let inst = Install::new("spray", NATS).await;
+/// The violations are what `analyze` predicts for `values` (sent from `t0_ns`, 1 s apart);
+/// returns the prediction.
+fn as_predicted(values: &[f64], violations: &[Violation], t0_ns: i64) -> Outcome {
+    let want = predicted(&predict(values));
+    let got = observed(violations, t0_ns / 1000);
+    assert_eq!(got.0, want.0, "rule episodes");
+    assert_eq!(got.1, want.1, "CUSUM episodes");
+    assert_eq!(got.2, want.2, "incidents and their members");
+    want
+}
+
+/// An installation with three replicas that have shared out the partitions.
+async fn three_replicas(name: &str) -> (Install, Vec<Collector>) {
+    let inst = Install::new(name, NATS).await;
     let mut replicas = Vec::new();
     for _ in 0..3 {
         replicas.push(inst.start().await);
@@ -410,6 +421,12 @@ async fn three_replicas_sprayed_judge_like_one() {
         settled(&replicas[0].http, 3).await,
         "64 partitions over 3 replicas"
     );
+    (inst, replicas)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_sprayed_judge_like_one() {
+    let (inst, replicas) = three_replicas("spray").await;
     let state = cluster_state(&replicas[2].http).await;
     let owned = state["owned"].as_array().unwrap().len();
     assert!((21..=22).contains(&owned), "an even share: {state}");
@@ -426,11 +443,7 @@ async fn three_replicas_sprayed_judge_like_one() {
     let last_us = (t0 + (values.len() as i64 - 1) * 1_000_000_000) / 1000;
     let violations = judged_and_notified(&store, last_us, &inst.hook).await;
 
-    let want = predicted(&predict(&values));
-    let got = observed(&violations, t0 / 1000);
-    assert_eq!(got.0, want.0, "rule episodes");
-    assert_eq!(got.1, want.1, "CUSUM episodes");
-    assert_eq!(got.2, want.2, "incidents and their members");
+    let want = as_predicted(&values, &violations, t0);
     notified_once(&inst.hook, &violations);
     assert_eq!(store.count_samples().await.unwrap(), 600);
     println!(
@@ -448,15 +461,7 @@ async fn three_replicas_sprayed_judge_like_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_the_owner_moves_its_partition_and_loses_nothing() {
-    let inst = Install::new("kill", NATS).await;
-    let mut replicas = Vec::new();
-    for _ in 0..3 {
-        replicas.push(inst.start().await);
-    }
-    assert!(
-        settled(&replicas[0].http, 3).await,
-        "64 partitions over 3 replicas"
-    );
+    let (inst, mut replicas) = three_replicas("kill").await;
     let state = cluster_state(&replicas[0].http).await;
     let partition = state["series"]["partition"].as_u64().unwrap() as usize;
     let owner_id = state["series"]["owner"].as_str().unwrap().to_owned();
@@ -537,11 +542,7 @@ async fn kill_9_of_the_owner_moves_its_partition_and_loses_nothing() {
     let stored: HashSet<String> = counts.iter().map(|(id, _)| id.to_string()).collect();
     assert_eq!(stored, acked, "every acknowledged sample is stored");
     // no violation twice: the same outcome as one collector judging the whole series
-    let want = predicted(&predict(&values));
-    let got = observed(&violations, t0 / 1000);
-    assert_eq!(got.0, want.0, "rule episodes");
-    assert_eq!(got.1, want.1, "CUSUM episodes");
-    assert_eq!(got.2, want.2, "incidents and their members");
+    as_predicted(&values, &violations, t0);
     notified_once(&inst.hook, &violations);
     println!(
         "kill -9 of the owner: partition {partition} taken over {:.1} s after the kill (polled every 0.1 s)",
