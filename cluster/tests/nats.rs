@@ -219,7 +219,15 @@ async fn connects_over_mutual_tls_with_a_token_and_says_why_not_otherwise() {
         .unwrap()
         .port();
     let mut server = std::process::Command::new("nats-server")
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "--auth", "s3cret"])
+        .args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--auth",
+            "s3cret",
+        ])
         .args(["--tlsverify", "--tlscert"])
         .arg(&cert)
         .arg("--tlskey")
@@ -268,7 +276,10 @@ async fn connects_over_mutual_tls_with_a_token_and_says_why_not_otherwise() {
     .err()
     .unwrap();
     let msg = e.to_string();
-    assert!(msg.contains("cannot reach NATS at tls://127.0.0.1"), "{msg}");
+    assert!(
+        msg.contains("cannot reach NATS at tls://127.0.0.1"),
+        "{msg}"
+    );
     assert!(!msg.contains("s3cret"), "no secret in errors: {msg}");
     // no client certificate: refused too
     let e = Nats::connect(
