@@ -50,8 +50,41 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_message(&e));
             ExitCode::from(2)
         }
+    }
+}
+
+/// The error and its causes in one line, each cause once: error types that also print their
+/// source in their own message would otherwise repeat it (`database: X: X`).
+fn one_message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_message;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("database: {0}")]
+    struct Db(#[from] std::io::Error);
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::other("pool timed out");
+        let e = anyhow::Error::new(Db(io)).context("cannot start");
+        assert_eq!(one_message(&e), "cannot start: database: pool timed out");
     }
 }
