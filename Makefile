@@ -54,6 +54,11 @@ bench:
 bench-ingest:
 	scripts/bench-ingest.sh
 
+# cluster mode (1 replica + NATS) against the direct path, and takeover after kill -9
+.PHONY: bench-cluster
+bench-cluster:
+	scripts/bench-cluster.sh
+
 # Dockerfiles, docker-compose, Grafana dashboards and the Helm chart, checked offline
 # (hadolint, docker compose config, helm lint/template, kubernetes-validate); installs its
 # tools once into $LLMSCOPE_TOOLS (default /var/tmp/llmscope-tools).
