@@ -56,6 +56,9 @@ pub async fn relay(
             Err(broadcast::error::RecvError::Lagged(_)) => continue,
             Err(broadcast::error::RecvError::Closed) => return,
         };
+        if bus.is_none() && hub.receiver_count() == 0 {
+            continue; // no dashboard listens: nothing to encode
+        }
         let Some((kind, data)) = sse_of(&e, llmscope_model::time::ms(clock.now_us())) else {
             continue;
         };
