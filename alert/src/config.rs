@@ -82,6 +82,9 @@ pub struct AlertsConfig {
     pub severity: BTreeMap<String, String>,
     /// Channels of the default route (used when no route matches); unset: every channel.
     pub default_channels: Option<Vec<String>>,
+    /// Refuse channels (and test sends, and every send) to loopback, private, link-local
+    /// and other internal addresses.
+    pub deny_private_targets: bool,
     /// Channels declared here are created or updated at start (and removed when gone).
     pub channels: Vec<ChannelConfig>,
     /// Routes declared here replace the config-declared routes at start, in this order,
@@ -105,6 +108,7 @@ impl Default for AlertsConfig {
             repeat_interval: Duration::from_secs(4 * 3600),
             severity: BTreeMap::new(),
             default_channels: None,
+            deny_private_targets: false,
             channels: Vec::new(),
             routes: Vec::new(),
             silences: Vec::new(),
@@ -424,7 +428,7 @@ impl AlertsConfig {
         store.reconcile_channels(&channels, now).await?;
         store.reconcile_routes(&routes, now).await?;
         for s in &silences {
-            store.upsert_silence(s).await?;
+            store.upsert_silence(s, None).await?;
         }
         let keep: Vec<String> = silences.iter().map(|s| s.id.clone()).collect();
         store.prune_config_silences(&keep).await?;

@@ -39,6 +39,7 @@
 //! - [`transport`]: JSON POSTs and what a receiver answered.
 //! - [`dispatcher`]: routing outbox rows, claiming groups, sending, retries, reminders.
 //! - [`rate`]: channel rate limits, per process or shared.
+//! - [`targets`]: `alerts.deny_private_targets` (no channel reaches internal addresses).
 
 pub mod channel;
 pub mod config;
@@ -46,6 +47,7 @@ pub mod digest;
 pub mod dispatcher;
 pub mod rate;
 pub mod routing;
+pub mod targets;
 pub mod transport;
 
 pub use config::{AlertConfigError, AlertsConfig};

@@ -48,6 +48,7 @@ pub fn generate_token(role: Role, site: Option<String>, name: &str) -> (String, 
         name: name.to_owned(),
         created_at_us: now_us(),
         revoked_at_us: None,
+        user_id: None,
     };
     (token, record)
 }

@@ -62,6 +62,8 @@ pub struct Config {
     pub metrics_series_cap: usize,
     /// Cluster mode on NATS JetStream (several replicas on one PostgreSQL).
     pub cluster: ClusterConfig,
+    /// Who may read and change what: sign-in, sessions, the audit log, OpenID Connect.
+    pub auth: crate::access::AuthConfig,
 }
 
 /// `[api]`: the read model behind the REST API and dashboard.
@@ -136,6 +138,7 @@ impl Default for Config {
             admin_token: None,
             metrics_series_cap: crate::metrics::DEFAULT_SERIES_CAP,
             cluster: ClusterConfig::default(),
+            auth: crate::access::AuthConfig::default(),
         }
     }
 }
@@ -187,7 +190,7 @@ pub enum ConfigError {
 }
 
 /// Sections whose keys map to `LLMSCOPE_<SECTION>_<KEY>`.
-const SECTIONS: &[&str] = &["ingest", "tls", "spc", "alerts", "api", "cluster"];
+const SECTIONS: &[&str] = &["ingest", "tls", "spc", "alerts", "api", "cluster", "auth"];
 /// Short names of `[cluster]` keys in the environment: `LLMSCOPE_NATS_URL` is
 /// `LLMSCOPE_CLUSTER_NATS_URL` (the longer form wins when both are set).
 const ALIASES: &[(&str, &str)] = &[
@@ -390,6 +393,7 @@ impl Config {
         self.cluster
             .validate()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        self.auth.validate().map_err(ConfigError::Invalid)?;
         if self.cluster.enabled() && self.database_url.starts_with("sqlite:") {
             return bad(format!(
                 "`cluster.nats_url` is set but `database_url` is SQLite (`{}`): cluster mode runs replicas on one PostgreSQL database (postgres://…); SQLite serves one collector without NATS",

@@ -20,12 +20,14 @@
 //! - [`analyze`]: offline SPC over a CSV or JSON file (`llmscope-collector analyze`).
 //! - [`serve`]: wiring and ordered shutdown.
 
+pub mod access;
 pub mod analyze;
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod idle;
 pub mod ingest;
 pub mod metrics;
 pub mod otel;

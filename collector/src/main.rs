@@ -43,6 +43,8 @@ fn main() -> ExitCode {
             Command::Baseline(cmd) => cli::baseline::run(cmd).await,
             Command::Rules(cmd) => cli::rules::run(cmd).await,
             Command::Violations(cmd) => cli::violations::run(cmd).await,
+            Command::User(cmd) => cli::user::run(cmd).await,
+            Command::Audit(cmd) => cli::audit::run(cmd).await,
         }
     });
     // outside block_on, with the runtime alive: the last spans go out

@@ -32,6 +32,8 @@ use crate::tls::{self, TlsError};
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
 /// Rows per retention delete statement.
 const RETENTION_BATCH: i64 = 5_000;
+/// How long a gRPC connection may stay without traffic (the server pings every 30 s).
+const GRPC_IDLE: Duration = Duration::from_secs(120);
 /// Live events buffered per receiver before a slow one starts missing them.
 const EVENTS_CAPACITY: usize = 1024;
 
@@ -348,6 +350,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
             max_future: cfg.ingest.max_future_skew,
             retention: cfg.retention,
             stream_window: cfg.ingest.stream_window,
+            max_message_bytes: cfg.ingest.max_message_bytes,
         },
         shutdown_rx.clone(),
     );
@@ -361,9 +364,21 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         .build_v1()
         .map_err(|e| ServeError::Tls(TlsError::Rustls(format!("reflection: {e}"))))?;
 
+    let max_bytes = cfg.ingest.max_message_bytes;
     let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)));
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        // statuses the HTTP/2 stack sets before a handler runs, in words a client can act on
+        .layer(tower::util::MapResponseLayer::new(
+            move |r: axum::http::Response<tonic::body::Body>| match tonic::Status::from_header_map(
+                r.headers(),
+            )
+            .and_then(|s| crate::ingest::service::remap_status(&s, max_bytes))
+            {
+                Some(s) => s.into_http(),
+                None => r,
+            },
+        ));
     if let Some(t) = grpc_tls {
         builder = builder.tls_config(t)?;
     }
@@ -375,14 +390,41 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ingest)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(grpc_listener), async move {
-            let _ = grpc_shutdown.wait_for(|s| *s).await;
-            health_reporter
-                .set_not_serving::<IngestServiceServer<IngestServer>>()
-                .await;
-        });
+        .serve_with_incoming_shutdown(
+            tokio_stream::StreamExt::map(TcpListenerStream::new(grpc_listener), |r| {
+                // connections that send nothing are closed; agents' streams carry batches
+                // and HTTP/2 pings
+                r.map(|s| crate::idle::Idle::new(s, crate::idle::FIRST_BYTES, GRPC_IDLE))
+            }),
+            async move {
+                let _ = grpc_shutdown.wait_for(|s| *s).await;
+                health_reporter
+                    .set_not_serving::<IngestServiceServer<IngestServer>>()
+                    .await;
+            },
+        );
     let grpc = tokio::spawn(grpc_future);
 
+    let auth = Arc::new(cfg.auth.clone());
+    let hasher = Arc::new(
+        crate::access::password::Hasher::new(&cfg.auth)
+            .map_err(|e| ServeError::Alerts(format!("auth: {e}")))?,
+    );
+    let limiter = Arc::new(crate::access::limiter::Limiter::new(
+        cfg.auth.login_window,
+        cfg.auth.login_max_failures,
+        cfg.auth.login_max_failures_per_client,
+    ));
+    let oidc = match &cfg.auth.oidc {
+        Some(o) => Some(Arc::new(
+            crate::access::oidc::Provider::new(o.clone())
+                .map_err(|e| ServeError::Alerts(format!("auth.oidc: {e}")))?,
+        )),
+        None => None,
+    };
+    if cfg.auth.anonymous_role.is_some() {
+        tracing::warn!(role = ?cfg.auth.anonymous_role, "anonymous callers may use the API with this role ([auth] anonymous_role)");
+    }
     let app = http::router(http::AppState {
         store: store.clone(),
         writer: writer.clone(),
@@ -403,6 +445,11 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
             replica_id: registration.id().to_owned(),
             clock: clock.clone(),
             shutdown: shutdown_rx.clone(),
+            auth,
+            hasher,
+            limiter,
+            tls: cfg.tls.cert.is_some(),
+            oidc,
         },
     });
     let http = tokio::spawn(http::serve(
@@ -424,6 +471,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         cfg.retention,
         cfg.retention_interval,
         clock.clone(),
+        cfg.auth.clone(),
     ));
     tracing::info!(%grpc_addr, %http_addr, tls = cfg.tls.cert.is_some(), mtls = cfg.tls.client_ca.is_some(), cluster = cluster.as_ref().map(|c| c.id.as_str()).unwrap_or("off"), "collector listening");
     Ok(Running {
@@ -449,11 +497,39 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     })
 }
 
-async fn retention_job(store: Store, retention: Duration, every: Duration, clock: SharedClock) {
+async fn retention_job(
+    store: Store,
+    retention: Duration,
+    every: Duration,
+    clock: SharedClock,
+    auth: crate::access::AuthConfig,
+) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let cutoff = clock.now_us() - retention.as_micros() as i64;
+        let now = clock.now_us();
+        let cutoff = now - retention.as_micros() as i64;
+        // the audit log keeps its own retention (90 days by default), whatever the samples'
+        let audit_cutoff =
+            now - i64::try_from(auth.audit_retention.as_micros()).unwrap_or(i64::MAX);
+        loop {
+            match store.prune_audit(audit_cutoff, RETENTION_BATCH).await {
+                Ok(n) if n == RETENTION_BATCH as u64 => continue,
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(rows = n, "retention: deleted expired audit entries");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit retention failed; will retry");
+                    break;
+                }
+            }
+        }
+        let idle = now - i64::try_from(auth.session_idle.as_micros()).unwrap_or(i64::MAX);
+        if let Err(e) = store.prune_sessions(now, idle).await {
+            tracing::warn!(error = %e, "session clean-up failed; will retry");
+        }
         // the API's minute rollups follow the same retention as the samples they summarise
         match store.prune_rollups(cutoff).await {
             Ok(0) => {}

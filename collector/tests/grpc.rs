@@ -18,7 +18,7 @@ use tonic::{Code, Request};
 
 async fn token(store: &Store, site: &str) -> String {
     let (t, rec) = generate_token(Role::Ingest, Some(site.into()), "test");
-    store.insert_token(&rec).await.unwrap();
+    store.insert_token(&rec, None).await.unwrap();
     t
 }
 
@@ -251,14 +251,14 @@ async fn authentication_failures_are_explicit() {
     assert_eq!(e.message(), "unknown token");
 
     let (admin, rec) = generate_token(Role::Admin, None, "ops");
-    store.insert_token(&rec).await.unwrap();
+    store.insert_token(&rec, None).await.unwrap();
     let e = c.push(authed(batch(1, 1, "eu"), &admin)).await.unwrap_err();
     assert_eq!(e.code(), Code::PermissionDenied);
 
     let (revoked, rec) = generate_token(Role::Ingest, Some("eu".into()), "old");
-    store.insert_token(&rec).await.unwrap();
+    store.insert_token(&rec, None).await.unwrap();
     store
-        .revoke_token(&rec.id, llmscope_model::now_us())
+        .revoke_token(&rec.id, llmscope_model::now_us(), None)
         .await
         .unwrap();
     let e = c

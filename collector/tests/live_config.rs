@@ -26,7 +26,7 @@ fn key() -> SeriesId {
 
 async fn push(addr: std::net::SocketAddr, store: &Store, values: &[f64], t0: i64) -> i64 {
     let (tok, rec) = generate_token(Role::Ingest, Some("lab".into()), "t");
-    store.insert_token(&rec).await.unwrap();
+    store.insert_token(&rec, None).await.unwrap();
     let mut c = IngestServiceClient::connect(format!("http://{addr}"))
         .await
         .unwrap();
@@ -78,6 +78,7 @@ async fn rule_configuration_applies_live() {
             r#"{"params":{"1.enabled":"false"}}"#,
             "test",
             now_us(),
+            None,
         )
         .await
         .unwrap();
@@ -135,6 +136,7 @@ async fn rebaseline_from_a_range_and_the_engine_follows() {
             reason: "deploy 1.2.3",
             by: "test",
             now_us: now_us(),
+            audit: None,
         },
     )
     .await
@@ -330,11 +332,11 @@ async fn site_scope_judges_every_host_against_the_pooled_baseline() {
     let running = start(&nelson_config(db.url())).await;
     running
         .store
-        .set_rule_config("site", "lab", r#"{"scope":"site"}"#, "test", now_us())
+        .set_rule_config("site", "lab", r#"{"scope":"site"}"#, "test", now_us(), None)
         .await
         .unwrap();
     let (tok, rec) = generate_token(Role::Ingest, Some("lab".into()), "t");
-    running.store.insert_token(&rec).await.unwrap();
+    running.store.insert_token(&rec, None).await.unwrap();
     let mut c = IngestServiceClient::connect(format!("http://{}", running.grpc_addr))
         .await
         .unwrap();
@@ -422,6 +424,7 @@ async fn rolling_baselines_follow_recent_points_unless_a_violation_is_open() {
             &format!("{{\"params\":{{{off}}}}}"),
             "test",
             now_us(),
+            None,
         )
         .await
         .unwrap();

@@ -175,7 +175,7 @@ async fn violations_match_what_the_spc_crate_predicts() {
         assert!(
             running
                 .store
-                .ack_violation(&got[0].id, "oncall@example.com", "looking", 1)
+                .ack_violation(&got[0].id, "oncall@example.com", "looking", 1, None)
                 .await
                 .unwrap()
         );

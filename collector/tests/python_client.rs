@@ -37,7 +37,7 @@ async fn python_grpcio_client_pushes_and_streams() {
     let db = TestDb::new(Backend::Sqlite).await;
     let running = start(&config(db.url())).await;
     let (token, rec) = generate_token(Role::Ingest, Some("lab".into()), "python");
-    running.store.insert_token(&rec).await.unwrap();
+    running.store.insert_token(&rec, None).await.unwrap();
     let target = running.grpc_addr.to_string();
 
     let mut all_ids = HashSet::new();

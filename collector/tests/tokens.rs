@@ -16,9 +16,9 @@ async fn tokens_store_only_hashes_and_revoke() {
         let db = TestDb::new(backend).await;
         let store = db.store().await;
         let (secret, rec) = generate_token(Role::Ingest, Some("eu-west".into()), "ci");
-        store.insert_token(&rec).await.unwrap();
+        store.insert_token(&rec, None).await.unwrap();
         let (_, admin) = generate_token(Role::Admin, None, "ops");
-        store.insert_token(&admin).await.unwrap();
+        store.insert_token(&admin, None).await.unwrap();
         let found = store
             .find_token(&hash_token(&secret))
             .await
@@ -38,12 +38,12 @@ async fn tokens_store_only_hashes_and_revoke() {
             list.iter()
                 .all(|t| !t.hash.contains(&secret) && t.hash != secret)
         );
-        assert!(store.revoke_token(&rec.id, now_us()).await.unwrap());
+        assert!(store.revoke_token(&rec.id, now_us(), None).await.unwrap());
         assert!(
-            !store.revoke_token(&rec.id, now_us()).await.unwrap(),
+            !store.revoke_token(&rec.id, now_us(), None).await.unwrap(),
             "already revoked"
         );
-        assert!(!store.revoke_token("nope", now_us()).await.unwrap());
+        assert!(!store.revoke_token("nope", now_us(), None).await.unwrap());
         let found = store
             .find_token(&hash_token(&secret))
             .await

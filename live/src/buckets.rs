@@ -175,7 +175,7 @@ async fn chart(
                                 valid_from: now,
                                 valid_to: None,
                             };
-                            store.insert_baseline(&row).await?;
+                            store.insert_baseline(&row, None).await?;
                             st.learning.clear();
                         }
                         Err(_) => {

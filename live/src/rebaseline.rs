@@ -13,6 +13,7 @@ use llmscope_model::{
     BaselineMode, BaselineRecord, FrozenBaseline, Metric, Scope, SeriesId, Source,
 };
 use llmscope_spc::{Baseline, BaselineOptions, SigmaMethod, Transform};
+use llmscope_store::audit::Audit;
 use llmscope_store::samples::PointSelector;
 use llmscope_store::{Store, StoreError};
 
@@ -67,6 +68,8 @@ pub struct Request<'a> {
     pub by: &'a str,
     /// Now, Unix µs (the new baselines' `valid_from`).
     pub now_us: i64,
+    /// The audit entry each new baseline is written with (its target becomes the series).
+    pub audit: Option<&'a Audit>,
 }
 
 /// Re-baselines every matching series from the samples in `[from_us, to_us]`.
@@ -129,7 +132,18 @@ pub async fn rebaseline(store: &Store, req: &Request<'_>) -> Result<Vec<Outcome>
                         valid_from: req.now_us,
                         valid_to: None,
                     };
-                    row.frozen.id = store.insert_baseline(&row).await?;
+                    let entry = req.audit.map(|a| {
+                        a.with("baseline.set", format!("series:{}", row.key)).change(
+                            None,
+                            Some(format!(
+                                "{{\"center\":{},\"sigma\":{},\"from_us\":{from_us},\"to_us\":{to_us},\"reason\":{}}}",
+                                row.frozen.baseline.center,
+                                row.frozen.baseline.sigma,
+                                serde_json::Value::String(row.reason.clone())
+                            )),
+                        )
+                    });
+                    row.frozen.id = store.insert_baseline(&row, entry.as_ref()).await?;
                     out.push(Outcome::Set(row));
                 }
                 Err(e) => out.push(Outcome::Skipped {
@@ -227,7 +241,7 @@ pub async fn roll_once(
             valid_to: None,
             key: b.key,
         };
-        store.insert_baseline(&row).await?;
+        store.insert_baseline(&row, None).await?;
         n += 1;
     }
     Ok(n)

@@ -91,6 +91,7 @@ async fn rule_settings_apply_after_the_refresh_interval_on_the_engine_clock() {
             r#"{"params":{"1.enabled":"false"}}"#,
             "test",
             0,
+            None,
         )
         .await
         .unwrap();

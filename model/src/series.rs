@@ -29,6 +29,17 @@ pub enum NameError {
     /// A control character (newline, tab, NUL, …).
     #[error("must not contain control characters")]
     Control,
+    /// A character that reorders or hides text (bidirectional overrides, zero-width marks).
+    #[error(
+        "must not contain invisible or direction-changing characters (U+200B–U+200F, U+202A–U+202E, U+2060–U+2069, U+FEFF)"
+    )]
+    Invisible,
+}
+
+/// Whether `c` reorders or hides the text around it when shown: bidirectional embeddings,
+/// overrides and isolates, directional marks, zero-width characters and the BOM.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}')
 }
 
 /// Why a text is not a series id.
@@ -167,6 +178,9 @@ impl SeriesId {
         }
         if name.chars().any(char::is_control) {
             return Err(NameError::Control);
+        }
+        if name.chars().any(is_invisible) {
+            return Err(NameError::Invisible);
         }
         Ok(())
     }

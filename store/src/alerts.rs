@@ -7,6 +7,7 @@ use llmscope_model::{
 };
 use sqlx::Row;
 
+use crate::audit::{Audit, audit_in};
 use crate::{Store, StoreError};
 
 fn parse_col<T: std::str::FromStr>(what: &'static str, s: String) -> Result<T, StoreError>
@@ -537,21 +538,36 @@ impl Store {
         c: &ChannelRow,
         keep_secret: bool,
         now: i64,
+        audit: Option<&Audit>,
     ) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO channels (name, kind, config, secret, max_attempts, source, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, config = excluded.config, max_attempts = excluded.max_attempts, source = excluded.source,
             secret = CASE WHEN $8 = 1 THEN channels.secret ELSE excluded.secret END";
         with_pool!(self, p => {
-            sqlx::query(SQL).bind(&c.name).bind(c.kind.as_str()).bind(&c.config).bind(&c.secret).bind(c.max_attempts).bind(&c.source).bind(now).bind(i64::from(keep_secret)).execute(p).await?;
+            let mut tx = p.begin().await?;
+            sqlx::query(SQL).bind(&c.name).bind(c.kind.as_str()).bind(&c.config).bind(&c.secret).bind(c.max_attempts).bind(&c.source).bind(now).bind(i64::from(keep_secret)).execute(&mut *tx).await?;
+            audit_in!(&mut *tx, audit);
+            tx.commit().await?;
         });
         Ok(())
     }
 
     /// Deletes a channel; false when there was none.
-    pub async fn delete_channel(&self, name: &str) -> Result<bool, StoreError> {
+    pub async fn delete_channel(
+        &self,
+        name: &str,
+        audit: Option<&Audit>,
+    ) -> Result<bool, StoreError> {
         const SQL: &str = "DELETE FROM channels WHERE name = $1";
-        let n =
-            with_pool!(self, p => sqlx::query(SQL).bind(name).execute(p).await?.rows_affected());
+        let n = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(SQL).bind(name).execute(&mut *tx).await?.rows_affected();
+            if n > 0 {
+                audit_in!(&mut *tx, audit);
+            }
+            tx.commit().await?;
+            n
+        });
         Ok(n > 0)
     }
 
@@ -577,17 +593,38 @@ impl Store {
     }
 
     /// Adds a route; returns its id.
-    pub async fn insert_route(&self, r: &RouteRow, now: i64) -> Result<i64, StoreError> {
+    pub async fn insert_route(
+        &self,
+        r: &RouteRow,
+        now: i64,
+        audit: Option<&Audit>,
+    ) -> Result<i64, StoreError> {
         const SQL: &str = "INSERT INTO routes (position, matchers, channels, continue_matching, source, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
-        let id: i64 = with_pool!(self, p => sqlx::query_scalar(SQL).bind(r.position).bind(r.matchers.to_string())
-            .bind(serde_json::to_string(&r.channels).unwrap_or_default()).bind(i64::from(r.continue_matching)).bind(&r.source).bind(now).fetch_one(p).await?);
+        let id: i64 = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let id: i64 = sqlx::query_scalar(SQL).bind(r.position).bind(r.matchers.to_string())
+                .bind(serde_json::to_string(&r.channels).unwrap_or_default()).bind(i64::from(r.continue_matching)).bind(&r.source).bind(now).fetch_one(&mut *tx).await?;
+            // the entry names the route by the id it just got
+            let a = audit.map(|a| a.with(&a.action, format!("route:{id}")));
+            audit_in!(&mut *tx, a.as_ref());
+            tx.commit().await?;
+            id
+        });
         Ok(id)
     }
 
     /// Deletes a route; false when there was none.
-    pub async fn delete_route(&self, id: i64) -> Result<bool, StoreError> {
+    pub async fn delete_route(&self, id: i64, audit: Option<&Audit>) -> Result<bool, StoreError> {
         const SQL: &str = "DELETE FROM routes WHERE id = $1";
-        let n = with_pool!(self, p => sqlx::query(SQL).bind(id).execute(p).await?.rows_affected());
+        let n = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(SQL).bind(id).execute(&mut *tx).await?.rows_affected();
+            if n > 0 {
+                audit_in!(&mut *tx, audit);
+            }
+            tx.commit().await?;
+            n
+        });
         Ok(n > 0)
     }
 
@@ -629,19 +666,39 @@ impl Store {
     }
 
     /// Stores a silence (replacing one with the same id).
-    pub async fn upsert_silence(&self, s: &SilenceRow) -> Result<(), StoreError> {
+    pub async fn upsert_silence(
+        &self,
+        s: &SilenceRow,
+        audit: Option<&Audit>,
+    ) -> Result<(), StoreError> {
         const SQL: &str = "INSERT INTO silences (id, matchers, starts_at, ends_at, comment, created_by, created_at, source) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             ON CONFLICT (id) DO UPDATE SET matchers = excluded.matchers, starts_at = excluded.starts_at, ends_at = excluded.ends_at, comment = excluded.comment, created_by = excluded.created_by, source = excluded.source";
         with_pool!(self, p => {
-            sqlx::query(SQL).bind(&s.id).bind(s.matchers.to_string()).bind(s.starts_at).bind(s.ends_at).bind(&s.comment).bind(&s.created_by).bind(s.created_at).bind(&s.source).execute(p).await?;
+            let mut tx = p.begin().await?;
+            sqlx::query(SQL).bind(&s.id).bind(s.matchers.to_string()).bind(s.starts_at).bind(s.ends_at).bind(&s.comment).bind(&s.created_by).bind(s.created_at).bind(&s.source).execute(&mut *tx).await?;
+            audit_in!(&mut *tx, audit);
+            tx.commit().await?;
         });
         Ok(())
     }
 
     /// Ends a silence now (kept for the record); false when there is no such silence.
-    pub async fn expire_silence(&self, id: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn expire_silence(
+        &self,
+        id: &str,
+        now: i64,
+        audit: Option<&Audit>,
+    ) -> Result<bool, StoreError> {
         const SQL: &str = "UPDATE silences SET ends_at = CASE WHEN ends_at > $1 THEN $1 ELSE ends_at END WHERE id = $2";
-        let n = with_pool!(self, p => sqlx::query(SQL).bind(now).bind(id).execute(p).await?.rows_affected());
+        let n = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(SQL).bind(now).bind(id).execute(&mut *tx).await?.rows_affected();
+            if n > 0 {
+                audit_in!(&mut *tx, audit);
+            }
+            tx.commit().await?;
+            n
+        });
         Ok(n > 0)
     }
 

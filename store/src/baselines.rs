@@ -9,6 +9,7 @@ use llmscope_model::{BaselineMode, BaselineRecord, FrozenBaseline, Metric, Scope
 use llmscope_spc::{Baseline, SigmaMethod, Transform};
 use sqlx::Row;
 
+use crate::audit::{Audit, audit_in};
 use crate::{Store, StoreError};
 
 /// Host column of bucket-chart (X̄-S) baselines.
@@ -38,21 +39,26 @@ impl Store {
     }
 
     /// Stores a new baseline, closing the one it replaces (history is kept); returns its id.
-    pub async fn insert_baseline(&self, b: &BaselineRecord) -> Result<i64, StoreError> {
-        self.insert_baseline_with(b, false).await
+    pub async fn insert_baseline(
+        &self,
+        b: &BaselineRecord,
+        audit: Option<&Audit>,
+    ) -> Result<i64, StoreError> {
+        self.insert_baseline_with(b, false, audit).await
     }
 
     /// [`Store::insert_baseline`] for a baseline the engine learnt from stored samples: it is
     /// derived data (after a crash the engine learns it again from the same points), so on
     /// PostgreSQL the commit does not wait for the WAL flush.
     pub async fn insert_learned_baseline(&self, b: &BaselineRecord) -> Result<i64, StoreError> {
-        self.insert_baseline_with(b, true).await
+        self.insert_baseline_with(b, true, None).await
     }
 
     async fn insert_baseline_with(
         &self,
         b: &BaselineRecord,
         derived: bool,
+        audit: Option<&Audit>,
     ) -> Result<i64, StoreError> {
         const CLOSE: &str = "UPDATE baselines SET valid_to = $1 WHERE scope = $2 AND site = $3 AND host = $4 AND provider = $5 AND model = $6 AND metric = $7 AND source = $8 AND valid_to IS NULL";
         const INSERT: &str = "INSERT INTO baselines (scope, site, host, provider, model, metric, center, sigma, k, method, transform, points, window_from, window_to, mode, reason, created_by, valid_from, source, phi)
@@ -73,6 +79,7 @@ impl Store {
                 .bind(f.window_from).bind(f.window_to).bind(f.mode.as_str()).bind(&b.reason).bind(&b.created_by).bind(b.valid_from)
                 .bind(k.source.as_str()).bind(sb.phi)
                 .fetch_one(&mut *tx).await?;
+            audit_in!(&mut *tx, audit);
             tx.commit().await?;
             id
         });
@@ -117,6 +124,7 @@ impl Store {
         settings: &str,
         by: &str,
         at: i64,
+        audit: Option<&Audit>,
     ) -> Result<(), StoreError> {
         const UPSERT: &str = "INSERT INTO rule_configs (scope_kind, scope_value, settings, updated_by, updated_at) VALUES ($1, $2, $3, $4, $5)
             ON CONFLICT (scope_kind, scope_value) DO UPDATE SET settings = excluded.settings, updated_by = excluded.updated_by, updated_at = excluded.updated_at";
@@ -125,6 +133,7 @@ impl Store {
             let mut tx = p.begin().await?;
             sqlx::query(UPSERT).bind(kind).bind(value).bind(settings).bind(by).bind(at).execute(&mut *tx).await?;
             sqlx::query(HIST).bind(kind).bind(value).bind(settings).bind(by).bind(at).execute(&mut *tx).await?;
+            audit_in!(&mut *tx, audit);
             tx.commit().await?;
         });
         Ok(())

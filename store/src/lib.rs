@@ -25,6 +25,9 @@
 //! # Layout
 //! - [`samples`]: writing batches, reading points and telemetry, exports, retention.
 //! - [`tokens`]: tokens (hashed) and sites.
+//! - [`users`]: users, sessions, pending OpenID Connect sign-ins.
+//! - [`audit`]: the append-only audit log; every audited change writes its entry in its own
+//!   transaction.
 //! - [`baselines`]: baselines with history, rule configuration.
 //! - [`violations`]: violations and their outbox rows (one transaction), search, acks.
 //! - [`counters`]: per-series counters (late points, errors, newest evaluated point).
@@ -52,6 +55,7 @@ macro_rules! with_pool {
 }
 
 pub mod alerts;
+pub mod audit;
 pub mod baselines;
 pub mod counters;
 pub mod leases;
@@ -63,6 +67,7 @@ pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tokens;
+pub mod users;
 pub mod violations;
 
 pub use llmscope_model::Dialect;

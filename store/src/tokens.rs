@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use crate::audit::{Audit, audit_in};
 use crate::{Store, StoreError};
 
 /// What a token may do.
@@ -12,6 +13,8 @@ pub enum Role {
     Ingest,
     /// Change configuration through the API.
     Admin,
+    /// A user's personal API token: acts with the user's role and sites.
+    Personal,
 }
 
 impl Role {
@@ -20,14 +23,15 @@ impl Role {
         match self {
             Role::Ingest => "ingest",
             Role::Admin => "admin",
+            Role::Personal => "personal",
         }
     }
 
     fn parse(s: &str) -> Role {
-        if s == "admin" {
-            Role::Admin
-        } else {
-            Role::Ingest
+        match s {
+            "admin" => Role::Admin,
+            "personal" => Role::Personal,
+            _ => Role::Ingest,
         }
     }
 }
@@ -47,6 +51,8 @@ pub struct TokenRecord {
     pub created_at_us: i64,
     /// Revocation time, Unix µs.
     pub revoked_at_us: Option<i64>,
+    /// The user a personal token acts as.
+    pub user_id: Option<String>,
     /// sha256 of the token, hex (internal; never serialized).
     #[serde(skip)]
     pub hash: String,
@@ -55,20 +61,24 @@ pub struct TokenRecord {
 impl Store {
     fn token_select(&self) -> String {
         format!(
-            "SELECT id, hash, site, role, name, {} AS created_at, {} AS revoked_at FROM tokens",
+            "SELECT id, hash, site, role, name, {} AS created_at, {} AS revoked_at, user_id FROM tokens",
             self.ts_us("created_at"),
             self.ts_us("revoked_at")
         )
     }
 
     /// Stores a new token (and registers its site).
-    pub async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+    pub async fn insert_token(
+        &self,
+        t: &TokenRecord,
+        audit: Option<&Audit>,
+    ) -> Result<(), StoreError> {
         let site = format!(
             "INSERT INTO sites (name, created_at) VALUES ($1, {}) ON CONFLICT DO NOTHING",
             self.at_us("$2")
         );
         let token = format!(
-            "INSERT INTO tokens (id, hash, site, role, name, created_at) VALUES ($1, $2, $3, $4, $5, {})",
+            "INSERT INTO tokens (id, hash, site, role, name, created_at, user_id) VALUES ($1, $2, $3, $4, $5, {}, $7)",
             self.at_us("$6")
         );
         with_pool!(self, p => {
@@ -77,7 +87,8 @@ impl Store {
                 sqlx::query(&site).bind(s).bind(t.created_at_us).execute(&mut *tx).await?;
             }
             sqlx::query(&token).bind(&t.id).bind(&t.hash).bind(&t.site).bind(t.role.as_str())
-                .bind(&t.name).bind(t.created_at_us).execute(&mut *tx).await?;
+                .bind(&t.name).bind(t.created_at_us).bind(&t.user_id).execute(&mut *tx).await?;
+            audit_in!(&mut *tx, audit);
             tx.commit().await?;
         });
         Ok(())
@@ -91,13 +102,36 @@ impl Store {
     }
 
     /// Revokes a token by id; false when no unrevoked token has that id.
-    pub async fn revoke_token(&self, id: &str, now_us: i64) -> Result<bool, StoreError> {
+    pub async fn revoke_token(
+        &self,
+        id: &str,
+        now_us: i64,
+        audit: Option<&Audit>,
+    ) -> Result<bool, StoreError> {
         let sql = format!(
             "UPDATE tokens SET revoked_at = {} WHERE id = $1 AND revoked_at IS NULL",
             self.at_us("$2")
         );
-        let n = with_pool!(self, p => sqlx::query(&sql).bind(id).bind(now_us).execute(p).await?.rows_affected());
+        let n = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(&sql).bind(id).bind(now_us).execute(&mut *tx).await?.rows_affected();
+            if n > 0 {
+                audit_in!(&mut *tx, audit);
+            }
+            tx.commit().await?;
+            n
+        });
         Ok(n > 0)
+    }
+
+    /// The personal tokens of a user, newest first.
+    pub async fn user_tokens(&self, user_id: &str) -> Result<Vec<TokenRecord>, StoreError> {
+        let sql = format!(
+            "{} WHERE user_id = $1 ORDER BY created_at DESC, id",
+            self.token_select()
+        );
+        let rows = with_pool!(self, p => sqlx::query(&sql).bind(user_id).fetch_all(p).await?.iter().map(token_from).collect::<Result<Vec<_>, sqlx::Error>>()?);
+        Ok(rows)
     }
 
     /// The token with this hash, revoked or not.
@@ -129,12 +163,25 @@ impl Store {
     }
 
     /// Registers a site; false when it exists.
-    pub async fn insert_site(&self, name: &str, now: i64) -> Result<bool, StoreError> {
+    pub async fn insert_site(
+        &self,
+        name: &str,
+        now: i64,
+        audit: Option<&Audit>,
+    ) -> Result<bool, StoreError> {
         let sql = format!(
             "INSERT INTO sites (name, created_at) VALUES ($1, {}) ON CONFLICT DO NOTHING",
             self.at_us("$2")
         );
-        let n = with_pool!(self, p => sqlx::query(&sql).bind(name).bind(now).execute(p).await?.rows_affected());
+        let n = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(&sql).bind(name).bind(now).execute(&mut *tx).await?.rows_affected();
+            if n > 0 {
+                audit_in!(&mut *tx, audit);
+            }
+            tx.commit().await?;
+            n
+        });
         Ok(n > 0)
     }
 }
@@ -155,5 +202,6 @@ where
         name: r.try_get("name")?,
         created_at_us: r.try_get("created_at")?,
         revoked_at_us: r.try_get("revoked_at")?,
+        user_id: r.try_get("user_id")?,
     })
 }

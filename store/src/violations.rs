@@ -26,6 +26,7 @@ use llmscope_spc::{Baseline, SigmaMethod, Transform};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::audit::{Audit, audit_in};
 use crate::{Store, StoreError};
 
 /// A violation to open, extend or resolve.
@@ -142,6 +143,8 @@ pub struct ViolationFilter {
     pub to: Option<i64>,
     /// Series.
     pub key: Option<SeriesId>,
+    /// Only these sites (`None`: any; empty: none) — a site-limited caller's.
+    pub sites: Option<Vec<String>>,
 }
 
 const VIOLATION_COLS: &str = "id, series_key, scope, site, host, provider, model, metric, rule, opened_at, last_point_at, resolved_at, status, points, baseline, context, acked_by, acked_at, ack_note, detector, severity, incident_id";
@@ -627,10 +630,19 @@ impl Store {
         by: &str,
         note: &str,
         at: i64,
+        audit: Option<&Audit>,
     ) -> Result<bool, StoreError> {
         const SQL: &str =
             "UPDATE violations SET acked_by = $1, ack_note = $2, acked_at = $3 WHERE id = $4";
-        let n = with_pool!(self, p => sqlx::query(SQL).bind(by).bind(note).bind(at).bind(id).execute(p).await?.rows_affected());
+        let n = with_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            let n = sqlx::query(SQL).bind(by).bind(note).bind(at).bind(id).execute(&mut *tx).await?.rows_affected();
+            if n > 0 {
+                audit_in!(&mut *tx, audit);
+            }
+            tx.commit().await?;
+            n
+        });
         Ok(n > 0)
     }
 
@@ -643,6 +655,7 @@ impl Store {
         by: &str,
         note: &str,
         now: i64,
+        audit: Option<&Audit>,
     ) -> Result<bool, StoreError> {
         const MEMBERS: &str = "UPDATE violations SET status = 'resolved', resolved_at = $1 WHERE incident_id = $2 AND id <> $2 AND status = 'open'";
         const LEAD: &str = "UPDATE violations SET status = 'resolved', resolved_at = $1 WHERE id = $2 AND status = 'open'";
@@ -680,8 +693,12 @@ impl Store {
                 return Ok(false);
             }
         }
+        // who resolved it, and the audit entry, in one transaction
         with_pool!(self, p => {
-            sqlx::query(NOTE).bind(by).bind(now).bind(format!("resolved by hand: {note}")).bind(&v.id).execute(p).await?;
+            let mut tx = p.begin().await?;
+            sqlx::query(NOTE).bind(by).bind(now).bind(format!("resolved by hand: {note}")).bind(&v.id).execute(&mut *tx).await?;
+            audit_in!(&mut *tx, audit);
+            tx.commit().await?;
         });
         Ok(true)
     }
@@ -796,6 +813,18 @@ impl Store {
             if let Some(v) = v {
                 texts.push(v.clone());
                 text_conds.push(format!("{col} = ${}", texts.len()));
+            }
+        }
+        if let Some(sites) = &f.sites {
+            if sites.is_empty() {
+                text_conds.push("1 = 0".into());
+            } else {
+                let mut ps = Vec::new();
+                for site in sites {
+                    texts.push(site.clone());
+                    ps.push(format!("${}", texts.len()));
+                }
+                text_conds.push(format!("site IN ({})", ps.join(", ")));
             }
         }
         match f.status.as_deref() {

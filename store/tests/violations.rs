@@ -108,7 +108,12 @@ async fn a_violation_round_trips_and_each_change_writes_one_outbox_row() {
             (100_039, Some(100_060))
         );
         assert_eq!(got.points, more);
-        assert!(store.ack_violation(&v.id, "ops", "known", 9).await.unwrap());
+        assert!(
+            store
+                .ack_violation(&v.id, "ops", "known", 9, None)
+                .await
+                .unwrap()
+        );
         let got = store.get_violation(&v.id).await.unwrap().unwrap();
         let ack = got.ack.unwrap();
         assert_eq!(
@@ -280,7 +285,7 @@ async fn resolving_a_lead_by_hand_closes_its_incident() {
             .unwrap();
         assert!(
             store
-                .resolve_violation(&lead, "ops", "fixed", 9_000)
+                .resolve_violation(&lead, "ops", "fixed", 9_000, None)
                 .await
                 .unwrap()
         );
@@ -290,7 +295,7 @@ async fn resolving_a_lead_by_hand_closes_its_incident() {
         }
         assert!(
             !store
-                .resolve_violation(&lead, "ops", "again", 9_500)
+                .resolve_violation(&lead, "ops", "again", 9_500, None)
                 .await
                 .unwrap()
         );

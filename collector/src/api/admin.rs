@@ -1,9 +1,10 @@
 //! Baselines, rule configuration, ingest tokens, sites and the setup status.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -13,7 +14,8 @@ use llmscope_live::settings::SettingsDoc;
 use llmscope_model::SeriesId;
 use llmscope_store::tokens::Role;
 
-use super::{ApiError, ApiQuery, ApiResult, ApiState, ms, parse_body, require_admin, time_json};
+use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller, ms, parse_body, time_json};
+use crate::access::snapshot;
 
 #[derive(Deserialize)]
 struct BaselineQuery {
@@ -23,6 +25,7 @@ struct BaselineQuery {
 
 async fn baselines(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<BaselineQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let key = match q.key.as_deref().filter(|k| !k.is_empty()) {
@@ -34,6 +37,8 @@ async fn baselines(
     let out: Vec<llmscope_model::BaselineRecord> = rows
         .into_iter()
         .filter(|b| key.as_ref().is_none_or(|k: &SeriesId| b.key == *k))
+        // a site-limited caller sees its sites' baselines (not the fleet-wide ones)
+        .filter(|b| caller.site_limit().is_none() || caller.may_see(&b.key.site))
         .collect();
     Ok(Json(out))
 }
@@ -61,12 +66,22 @@ struct RebaselineBody {
     by: String,
 }
 
+/// Who a change is recorded as: the signed-in user; for a token without a user, the token
+/// and the name it gives (`by`).
+pub fn recorded_as(caller: &Caller, by: &str) -> String {
+    let by = by.trim();
+    if caller.user_id().is_some() || by.is_empty() || by == caller.actor {
+        caller.actor.clone()
+    } else {
+        format!("{} ({by})", caller.actor)
+    }
+}
+
 async fn rebaseline(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let who = require_admin(&st, &headers).await?;
     let b: RebaselineBody = parse_body(&body)?;
     let from = time_json("from", &b.from)?;
     let to = time_json("to", &b.to)?;
@@ -85,15 +100,35 @@ async fn rebaseline(
         ),
     };
     let o = |s: Option<String>| s.filter(|s| !s.is_empty());
+    // a site-limited editor re-baselines its sites only
+    if let Some(limit) = caller.site_limit() {
+        match o(b.site.clone()) {
+            Some(s) if caller.may_see(&s) => {}
+            Some(_) => return Err(super::hidden("such site")),
+            None if limit.len() == 1 => {}
+            None => {
+                return Err(ApiError::bad(
+                    "site",
+                    "name the `site` to re-baseline (you may change only some sites)",
+                ));
+            }
+        }
+    }
+    let site = o(b.site).or_else(|| {
+        caller
+            .site_limit()
+            .and_then(|l| (l.len() == 1).then(|| l[0].clone()))
+    });
     let sel = Selector {
-        site: o(b.site),
+        site,
         host: o(b.host),
         provider: o(b.provider),
         model: o(b.model),
         metric,
         source,
     };
-    let by = if b.by.trim().is_empty() { who } else { b.by };
+    let by = recorded_as(&caller, &b.by);
+    let entry = st.audit(&caller, "baseline.set", "");
     let out = rebaseline::rebaseline(
         &st.store,
         &Request {
@@ -105,6 +140,7 @@ async fn rebaseline(
             reason: &b.reason,
             by: &by,
             now_us: st.now(),
+            audit: Some(&entry),
         },
     )
     .await?;
@@ -191,11 +227,16 @@ struct RulesBody {
 
 async fn put_rules(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path((kind, value)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let who = require_admin(&st, &headers).await?;
+    if caller.site_limit().is_some() && !(kind == "site" && caller.may_see(&value)) {
+        return Err(ApiError::new(
+            crate::error::ErrorCode::PermissionDenied,
+            "you may change the rules of your own sites only (`site` scope)",
+        ));
+    }
     if !matches!(kind.as_str(), "global" | "site" | "model") {
         return Err(ApiError::bad(
             "scope_kind",
@@ -241,8 +282,28 @@ async fn put_rules(
     } else {
         value
     };
+    let before = st
+        .store
+        .rule_configs()
+        .await?
+        .into_iter()
+        .find(|(k, v, _)| *k == kind && *v == scope_value)
+        .map(|(_, _, s)| settings_json(&s));
+    let entry = st
+        .audit(&caller, "rules.set", format!("rules:{kind}:{scope_value}"))
+        .change(
+            before.as_ref().and_then(snapshot),
+            snapshot(&settings_json(&text)),
+        );
     st.store
-        .set_rule_config(&kind, &scope_value, &text, &who, st.now())
+        .set_rule_config(
+            &kind,
+            &scope_value,
+            &text,
+            &caller.actor,
+            st.now(),
+            Some(&entry),
+        )
         .await?;
     Ok(Json(
         json!({"scope_kind": kind, "scope_value": scope_value, "settings": settings_json(&text)}),
@@ -250,7 +311,14 @@ async fn put_rules(
 }
 
 async fn tokens(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
-    let rows = st.store.list_tokens().await?;
+    // ingest and admin tokens (personal tokens are listed with their users)
+    let rows: Vec<_> = st
+        .store
+        .list_tokens()
+        .await?
+        .into_iter()
+        .filter(|t| t.role != Role::Personal)
+        .collect();
     Ok(Json(
         rows.iter()
             .map(|t| {
@@ -283,10 +351,9 @@ pub fn valid_site(s: &str) -> bool {
 
 async fn create_token(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
     let b: TokenBody = parse_body(&body)?;
     let (role, site) = match (b.admin, b.site.filter(|s| !s.is_empty())) {
         (true, None) => (Role::Admin, None),
@@ -311,10 +378,13 @@ async fn create_token(
         }
     };
     let (token, record) = crate::auth::generate_token(role, site.clone(), &b.name);
-    st.store.insert_token(&record).await?;
-    if let Some(s) = &site {
-        st.store.insert_site(s, st.now()).await?;
-    }
+    let entry = st
+        .audit(&caller, "token.create", format!("token:{}", record.id))
+        .change(
+            None,
+            snapshot(&json!({"role": role.as_str(), "site": site, "name": record.name})),
+        );
+    st.store.insert_token(&record, Some(&entry)).await?;
     tracing::info!(token = %record.id, role = role.as_str(), "token created through the api");
     Ok((
         StatusCode::CREATED,
@@ -327,11 +397,11 @@ async fn create_token(
 
 async fn revoke_token(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
-    if !st.store.revoke_token(&id, st.now()).await? {
+    let entry = st.audit(&caller, "token.revoke", format!("token:{id}"));
+    if !st.store.revoke_token(&id, st.now(), Some(&entry)).await? {
         return Err(ApiError::not_found(format!("no active token `{id}`")));
     }
     Ok(StatusCode::NO_CONTENT)
@@ -345,10 +415,9 @@ struct SiteBody {
 
 async fn create_site(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
     let b: SiteBody = parse_body(&body)?;
     if !valid_site(&b.name) {
         return Err(ApiError::bad(
@@ -359,7 +428,12 @@ async fn create_site(
             ),
         ));
     }
-    if !st.store.insert_site(&b.name, st.now()).await? {
+    let entry = st.audit(&caller, "site.create", format!("site:{}", b.name));
+    if !st
+        .store
+        .insert_site(&b.name, st.now(), Some(&entry))
+        .await?
+    {
         return Err(ApiError::conflict(format!(
             "site `{}` exists already",
             b.name
@@ -369,6 +443,7 @@ async fn create_site(
 }
 
 async fn setup(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
+    // (viewers see whether the installation has data; nothing of another site)
     let has_data = !st.store.catalog(None, None, None, None).await?.is_empty();
     let first_run = !has_data && !st.store.has_ingest_tokens().await?;
     Ok(Json(json!({"first_run": first_run, "has_data": has_data,
@@ -383,7 +458,7 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/api/v1/baselines", get(baselines))
         .route("/api/v1/baselines/rebaseline", post(rebaseline))
         .route("/api/v1/rules", get(rules))
-        .route("/api/v1/rules/{kind}/{value}", put(put_rules))
+        .route("/api/v1/rules/{scope_kind}/{scope_value}", put(put_rules))
         .route("/api/v1/tokens", get(tokens).post(create_token))
         .route("/api/v1/tokens/{id}", delete(revoke_token))
         .route("/api/v1/sites", post(create_site))

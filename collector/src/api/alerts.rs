@@ -1,10 +1,13 @@
 //! `/api/v1/channels`, `/routes`, `/silences`, `/deliveries`: alert configuration through the
-//! API. Secrets are accepted but never returned (`has_secret` says whether one is set).
+//! API. Secrets are accepted but never returned (`has_secret` says whether one is set);
+//! channel URLs are shown to admins only, with their user information and query masked
+//! (Slack webhook URLs: their origin only). Every change is audited.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use serde::Deserialize;
@@ -15,7 +18,8 @@ use llmscope_alert::routing::{Matchers, ROUTE_LABELS, SILENCE_LABELS};
 use llmscope_model::ChannelKind;
 use llmscope_store::alerts::{ChannelRow, RouteRow, SilenceRow};
 
-use super::{ApiError, ApiQuery, ApiResult, ApiState, ms, parse_body, require_admin, time_json};
+use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller, ms, parse_body, time_json};
+use crate::access::{Role, snapshot};
 
 /// The alert routes of the API router.
 pub fn routes() -> axum::Router<ApiState> {
@@ -33,18 +37,43 @@ pub fn routes() -> axum::Router<ApiState> {
         .route("/api/v1/deliveries", get(list_deliveries))
 }
 
-fn channel_json(c: &ChannelRow) -> Value {
+/// A URL with its user information and query masked: `https://***@host/path?***`.
+pub fn mask_url(u: &str) -> String {
+    let Some((scheme, rest)) = u.split_once("://") else {
+        return u.to_owned();
+    };
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = match authority.rsplit_once('@') {
+        Some((_, h)) => format!("***@{h}"),
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, _)) => format!("{path}?***"),
+        None => tail.split('#').next().unwrap_or("").to_owned(),
+    };
+    format!("{scheme}://{host}{tail}")
+}
+
+/// A channel as the API shows it: to admins with masked URLs (a Slack webhook URL is itself
+/// a credential: its origin only); to others without its configuration.
+pub fn channel_json(c: &ChannelRow, admin: bool) -> Value {
     let config: Value = serde_json::from_str(&c.config).unwrap_or(json!({}));
-    // a Slack webhook URL is itself a credential: show only its origin
-    let config = if c.kind == ChannelKind::Slack {
+    let config = if !admin {
+        Value::Null
+    } else {
         let mut v = config;
         if let Some(u) = v["url"].as_str() {
-            let shown = u.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
-            v["url"] = json!(format!("{shown}/…"));
+            v["url"] = if c.kind == ChannelKind::Slack {
+                let shown = u.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+                json!(format!("{shown}/…"))
+            } else {
+                json!(mask_url(u))
+            };
         }
         v
-    } else {
-        config
     };
     json!({
         "name": c.name, "kind": c.kind, "config": config, "has_secret": !c.secret.is_empty(),
@@ -52,9 +81,17 @@ fn channel_json(c: &ChannelRow) -> Value {
     })
 }
 
-async fn list_channels(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
+async fn list_channels(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<impl IntoResponse> {
     let rows = st.store.channels().await?;
-    Ok(Json(rows.iter().map(channel_json).collect::<Vec<_>>()))
+    let admin = caller.role >= Role::Admin;
+    Ok(Json(
+        rows.iter()
+            .map(|c| channel_json(c, admin))
+            .collect::<Vec<_>>(),
+    ))
 }
 
 async fn find_channel(st: &ApiState, name: &str) -> ApiResult<ChannelRow> {
@@ -68,9 +105,32 @@ async fn find_channel(st: &ApiState, name: &str) -> ApiResult<ChannelRow> {
 
 async fn get_channel(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(channel_json(&find_channel(&st, &name).await?)))
+    Ok(Json(channel_json(
+        &find_channel(&st, &name).await?,
+        caller.role >= Role::Admin,
+    )))
+}
+
+/// Refuses a channel target inside the collector's network when
+/// `alerts.deny_private_targets` is on.
+async fn check_target(st: &ApiState, config: &Value) -> ApiResult<()> {
+    if !st.alerts.deny_private_targets {
+        return Ok(());
+    }
+    if let Some(u) = config["url"].as_str() {
+        llmscope_alert::targets::check_url(u)
+            .await
+            .map_err(|e| ApiError::bad("config.url", e))?;
+    }
+    if let Some(h) = config["host"].as_str().filter(|h| !h.is_empty()) {
+        llmscope_alert::targets::check_url(&format!("smtp://{h}:25"))
+            .await
+            .map_err(|e| ApiError::bad("config.host", e))?;
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -90,14 +150,19 @@ struct ChannelBody {
 
 async fn save_channel(
     st: &ApiState,
+    caller: &Caller,
     name: &str,
     b: ChannelBody,
     existing: Option<&ChannelRow>,
 ) -> ApiResult<ChannelRow> {
-    if name.trim().is_empty() || name.len() > 100 || name.contains('/') {
+    if name.trim().is_empty()
+        || name.len() > 100
+        || name.contains('/')
+        || name.chars().any(|c| c.is_control())
+    {
         return Err(ApiError::bad(
             "name",
-            "`name` must be 1..100 characters without `/`",
+            "`name` must be 1..100 characters without `/` or control characters",
         ));
     }
     let kind: ChannelKind = b.kind.parse().map_err(|_| {
@@ -119,6 +184,7 @@ async fn save_channel(
         .unwrap_or_default();
     let config = channel::validate(kind, &b.config, !secret.is_empty())
         .map_err(|e| ApiError::bad("config", e))?;
+    check_target(st, &config).await?;
     let max_attempts = b.max_attempts.unwrap_or(8);
     if !(1..=100).contains(&max_attempts) {
         return Err(ApiError::bad(
@@ -134,17 +200,28 @@ async fn save_channel(
         max_attempts,
         source: "api".into(),
     };
-    st.store.upsert_channel(&row, keep_secret, st.now()).await?;
-    tracing::info!(channel = %row.name, kind = %row.kind, "channel saved through the api");
+    let action = if existing.is_some() {
+        "channel.update"
+    } else {
+        "channel.create"
+    };
+    let entry = st.audit(caller, action, format!("channel:{name}")).change(
+        existing.and_then(|e| snapshot(&channel_json(e, true))),
+        snapshot(&channel_json(&row, true)),
+    );
+    st.store
+        .upsert_channel(&row, keep_secret, st.now(), Some(&entry))
+        .await?;
+    // the name only: a URL can carry credentials
+    tracing::info!(channel = ?row.name, kind = %row.kind, "channel saved through the api");
     Ok(row)
 }
 
 async fn create_channel(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
     let b: ChannelBody = parse_body(&body)?;
     let name = b
         .name
@@ -155,17 +232,16 @@ async fn create_channel(
             "a channel named `{name}` exists; PUT /api/v1/channels/{name} changes it"
         )));
     }
-    let row = save_channel(&st, &name, b, None).await?;
-    Ok((StatusCode::CREATED, Json(channel_json(&row))))
+    let row = save_channel(&st, &caller, &name, b, None).await?;
+    Ok((StatusCode::CREATED, Json(channel_json(&row, true))))
 }
 
 async fn put_channel(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
     let b: ChannelBody = parse_body(&body)?;
     let existing = st
         .store
@@ -173,37 +249,56 @@ async fn put_channel(
         .await?
         .into_iter()
         .find(|c| c.name == name);
-    let row = save_channel(&st, &name, b, existing.as_ref()).await?;
-    Ok(Json(channel_json(&row)))
+    let row = save_channel(&st, &caller, &name, b, existing.as_ref()).await?;
+    Ok(Json(channel_json(&row, true)))
 }
 
 async fn delete_channel(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
     let c = find_channel(&st, &name).await?;
     if c.source == "config" {
         return Err(ApiError::conflict(format!(
             "channel `{name}` is declared in the config file; remove it there"
         )));
     }
-    st.store.delete_channel(&name).await?;
+    let entry = st
+        .audit(&caller, "channel.delete", format!("channel:{name}"))
+        .change(snapshot(&channel_json(&c, true)), None);
+    st.store.delete_channel(&name, Some(&entry)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// At most 200 characters of a receiver's answer, without control characters: enough to
+/// see why a test failed, too little to read internal pages through the collector.
+pub fn excerpt(s: &str) -> String {
+    let clean: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    if clean.chars().count() > 200 {
+        format!("{}…", clean.chars().take(200).collect::<String>())
+    } else {
+        clean
+    }
 }
 
 async fn test_channel(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
     let c = find_channel(&st, &name).await?;
+    let config: Value = serde_json::from_str(&c.config).unwrap_or(json!({}));
+    check_target(&st, &config).await?;
     let r = st.dispatcher.test_send(&c).await;
-    tracing::info!(channel = %name, ok = r.ok(), status = ?r.status, "test notification sent");
+    tracing::info!(channel = ?name, ok = r.ok(), status = ?r.status, actor = ?caller.actor, "test notification sent");
     Ok(Json(json!({
-        "ok": r.ok(), "status": r.status, "response": r.response, "error": r.error,
+        "ok": r.ok(), "status": r.status, "response": excerpt(&r.response),
+        "error": r.error.as_deref().map(excerpt),
     })))
 }
 
@@ -212,8 +307,27 @@ fn route_json(r: &RouteRow) -> Value {
         "continue": r.continue_matching, "source": r.source})
 }
 
-async fn list_routes(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
-    let mut out: Vec<Value> = st.store.routes().await?.iter().map(route_json).collect();
+/// Whether a site-limited caller may see (or change) something matching `matchers`: its
+/// `site` matcher, if any, is one of the caller's sites.
+fn site_matcher_visible(caller: &Caller, matchers: &Value) -> bool {
+    match matchers.get("site").and_then(Value::as_str) {
+        Some(s) => caller.may_see(s),
+        None => true,
+    }
+}
+
+async fn list_routes(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<impl IntoResponse> {
+    let mut out: Vec<Value> = st
+        .store
+        .routes()
+        .await?
+        .iter()
+        .filter(|r| site_matcher_visible(&caller, &r.matchers))
+        .map(route_json)
+        .collect();
     let default = match &st.alerts.default_channels {
         Some(d) => json!(d),
         None => json!(
@@ -243,10 +357,9 @@ struct RouteBody {
 
 async fn create_route(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
     let b: RouteBody = parse_body(&body)?;
     Matchers::parse(&b.matchers, ROUTE_LABELS).map_err(|e| ApiError::bad("matchers", e))?;
     if b.channels.is_empty() {
@@ -285,16 +398,18 @@ async fn create_route(
         continue_matching: b.continue_matching,
         source: "api".into(),
     };
-    row.id = st.store.insert_route(&row, st.now()).await?;
+    let entry = st
+        .audit(&caller, "route.create", "route")
+        .change(None, snapshot(&route_json(&row)));
+    row.id = st.store.insert_route(&row, st.now(), Some(&entry)).await?;
     Ok((StatusCode::CREATED, Json(route_json(&row))))
 }
 
 async fn delete_route(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
     let id: i64 = id
         .parse()
         .map_err(|_| ApiError::bad("id", format!("route id `{id}` is not a number")))?;
@@ -310,7 +425,10 @@ async fn delete_route(
             "this route is declared in the config file; remove it there",
         ));
     }
-    st.store.delete_route(id).await?;
+    let entry = st
+        .audit(&caller, "route.delete", format!("route:{id}"))
+        .change(snapshot(&route_json(&r)), None);
+    st.store.delete_route(id, Some(&entry)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -334,6 +452,7 @@ struct SilenceQuery {
 
 async fn list_silences(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<SilenceQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let now = st.now();
@@ -349,6 +468,7 @@ async fn list_silences(
         .silences()
         .await?
         .iter()
+        .filter(|s| site_matcher_visible(&caller, &s.matchers))
         .map(|s| silence_json(s, now))
         .filter(|v| want == "all" || v["state"] == want.as_str())
         .collect();
@@ -363,15 +483,17 @@ struct SilenceBody {
     starts_at: Option<Value>,
     ends_at: Value,
     comment: String,
+    /// Recorded with a token without a user (a deploy pipeline names itself); a signed-in
+    /// user is recorded as themselves.
+    #[serde(default)]
     created_by: String,
 }
 
 async fn create_silence(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
     let b: SilenceBody = parse_body(&body)?;
     Matchers::parse(&b.matchers, SILENCE_LABELS).map_err(|e| ApiError::bad("matchers", e))?;
     if b.matchers.as_object().is_none_or(|m| m.is_empty()) {
@@ -398,10 +520,17 @@ async fn create_silence(
             "`comment` must say why (e.g. the rollout)",
         ));
     }
-    if b.created_by.trim().is_empty() {
+    // a site-limited editor silences its own sites only
+    if caller.site_limit().is_some()
+        && !b
+            .matchers
+            .get("site")
+            .and_then(Value::as_str)
+            .is_some_and(|s| caller.may_see(s))
+    {
         return Err(ApiError::bad(
-            "created_by",
-            "`created_by` must name who silences",
+            "matchers.site",
+            "name one of your sites in `matchers.site` (you may silence only your sites)",
         ));
     }
     let row = SilenceRow {
@@ -410,23 +539,35 @@ async fn create_silence(
         starts_at,
         ends_at,
         comment: b.comment,
-        created_by: b.created_by,
+        created_by: super::admin::recorded_as(&caller, &b.created_by),
         created_at: now,
         source: "api".into(),
     };
-    st.store.upsert_silence(&row).await?;
+    let entry = st
+        .audit(&caller, "silence.create", format!("silence:{}", row.id))
+        .change(None, snapshot(&silence_json(&row, now)));
+    st.store.upsert_silence(&row, Some(&entry)).await?;
     tracing::info!(silence = %row.id, created_by = %row.created_by, "silence created");
     Ok((StatusCode::CREATED, Json(silence_json(&row, now))))
 }
 
 async fn expire_silence(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    require_admin(&st, &headers).await?;
     let now = st.now();
-    if !st.store.expire_silence(&id, now).await? {
+    let before = st
+        .store
+        .silences()
+        .await?
+        .into_iter()
+        .find(|s| s.id == id && site_matcher_visible(&caller, &s.matchers))
+        .ok_or_else(|| ApiError::not_found(format!("no silence with id `{id}`")))?;
+    let entry = st
+        .audit(&caller, "silence.expire", format!("silence:{id}"))
+        .change(snapshot(&silence_json(&before, now)), None);
+    if !st.store.expire_silence(&id, now, Some(&entry)).await? {
         return Err(ApiError::not_found(format!("no silence with id `{id}`")));
     }
     let s = st

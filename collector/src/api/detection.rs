@@ -77,6 +77,7 @@ struct ModelHost {
 
 async fn detection(
     State(st): State<ApiState>,
+    axum::Extension(caller): axum::Extension<super::Caller>,
     ApiQuery(q): ApiQuery<DetectionQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let spc = st.spc.clone();
@@ -109,6 +110,7 @@ async fn detection(
     for (key, c) in st.store.all_counters().await? {
         if key.scope != llmscope_model::Scope::Series
             || q.site.as_deref().is_some_and(|s| s != key.site)
+            || !caller.may_see(&key.site)
         {
             continue;
         }

@@ -90,14 +90,54 @@ pub async fn forward(bus: EventBus, hub: broadcast::Sender<Frame>) {
     }
 }
 
+/// Whether a series key (text) belongs to a site the caller may see (pooled `global` charts
+/// are fleet-wide: only for callers who see every site).
+fn key_visible(caller: &super::Caller, key: &Value) -> bool {
+    if caller.site_limit().is_none() {
+        return true;
+    }
+    key.as_str()
+        .and_then(|k| k.parse::<llmscope_model::SeriesId>().ok())
+        .is_some_and(|k| k.scope != llmscope_model::Scope::Global && caller.may_see(&k.site))
+}
+
+/// A frame as `caller` may see it: keys of other sites removed, `None` when nothing is left.
+pub fn visible_frame(caller: &super::Caller, f: Frame) -> Option<Frame> {
+    if caller.site_limit().is_none() {
+        return Some(f);
+    }
+    let mut v: Value = serde_json::from_str(&f.data).ok()?;
+    match f.kind.as_str() {
+        "points" => {
+            let keys: Vec<Value> = v["keys"]
+                .as_array()?
+                .iter()
+                .filter(|k| key_visible(caller, k))
+                .cloned()
+                .collect();
+            if keys.is_empty() {
+                return None;
+            }
+            v["keys"] = Value::Array(keys);
+            Some(Frame {
+                kind: f.kind,
+                data: v.to_string(),
+            })
+        }
+        "violation" if key_visible(caller, &v["key"]) => Some(f),
+        _ => None,
+    }
+}
+
 /// `GET /api/v1/events`; the stream ends when the collector shuts down.
 pub async fn events(
     axum::extract::State(st): axum::extract::State<super::ApiState>,
+    axum::Extension(caller): axum::Extension<super::Caller>,
 ) -> Sse<impl tokio_stream::Stream<Item = Result<Event, Infallible>>> {
     let mut stop = st.shutdown.clone();
     let live = BroadcastStream::new(st.sse.subscribe()).filter_map(move |m| {
         // a slow client that lagged just misses events; it refetches on its timer
-        let f = m.ok()?;
+        let f = visible_frame(&caller, m.ok()?)?;
         Some(Ok(Event::default().event(f.kind).data(f.data)))
     });
     // a first comment gets the response head out at once

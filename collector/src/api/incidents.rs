@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::IntoResponse;
@@ -14,7 +15,7 @@ use llmscope_model::{Severity, Violation};
 use serde_json::{Value, json};
 
 use super::violations::{ListQuery, filter, page};
-use super::{ApiError, ApiQuery, ApiResult, ApiState};
+use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller};
 
 /// The wire shape of an incident: what it is about, its status and severity (the loudest
 /// page), its detectors and metrics, the lead and the other members (summaries).
@@ -67,9 +68,10 @@ pub fn incident_json(lead: &Violation, members: &[Violation]) -> Value {
 
 async fn list(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let mut f = filter(&q)?;
+    let mut f = filter(&q, &caller)?;
     f.leads_only = true;
     let (leads, next) = page(&st, &f, &q).await?;
     let mut items = Vec::with_capacity(leads.len());
@@ -80,12 +82,17 @@ async fn list(
     Ok(Json(json!({"items": items, "next_cursor": next})))
 }
 
-async fn one(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+async fn one(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
     let lead = st
         .store
         .get_violation(&id)
         .await?
         .filter(Violation::leads)
+        .filter(|v| caller.site_limit().is_none() || caller.may_see(&v.series.site))
         .ok_or_else(|| ApiError::not_found(format!("no incident with id `{id}`")))?;
     let members = st.store.incident_members(&id).await?;
     Ok(Json(incident_json(&lead, &members)))

@@ -1,16 +1,22 @@
-//! The REST API under `/api/v1` (see `docs/api.md`). Reading is open; every change needs an
-//! admin token as `Authorization: Bearer …`. Every error — the handlers' and the HTTP
-//! stack's own (a malformed query, a body over the limit, an unknown route) — is JSON
+//! The REST API under `/api/v1` (see `docs/api.md`). Every route has a policy in the route
+//! table ([`openapi::ENDPOINTS`]) that [`crate::access::guard`] enforces: who may call it
+//! (viewer < editor < admin, or public), identified by a session cookie (changes also carry
+//! the session's CSRF token) or a bearer token; handlers get the [`Caller`] to filter reads
+//! to its sites and to write the audit log. Every error — the handlers' and the HTTP stack's
+//! own (a malformed query, a body over the limit, an unknown route) — is JSON
 //! `{"error": "...", "field": "..."?}` with the status of its [`ErrorCode`].
 
 pub mod admin;
 pub mod alerts;
+pub mod audit;
+pub mod auth;
 pub mod cluster;
 pub mod detection;
 pub mod events;
 pub mod incidents;
 pub mod openapi;
 pub mod read;
+pub mod users;
 pub mod violations;
 pub mod web;
 
@@ -18,19 +24,23 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{FromRequestParts, Request};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use llmscope_alert::{AlertsConfig, Dispatcher};
 use llmscope_model::{LiveEvent, SharedClock};
-use llmscope_store::tokens::Role;
+use llmscope_store::audit::Audit;
 use llmscope_store::{Store, StoreError};
 use serde_json::json;
 use tokio::sync::broadcast;
 
 pub use llmscope_model::time::ms;
 
+use crate::access::AuthConfig;
+pub use crate::access::Caller;
+use crate::access::limiter::Limiter;
+use crate::access::password::Hasher;
 use crate::config::SpcConfig;
 use crate::error::ErrorCode;
 
@@ -65,6 +75,16 @@ pub struct ApiState {
     pub clock: SharedClock,
     /// Turns true when the collector shuts down (ends event streams).
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    /// `[auth]`.
+    pub auth: Arc<AuthConfig>,
+    /// Password hashing with `[auth]`'s cost.
+    pub hasher: Arc<Hasher>,
+    /// Sign-in attempts.
+    pub limiter: Arc<Limiter>,
+    /// Whether the HTTP listener has TLS (session cookies are then `Secure`).
+    pub tls: bool,
+    /// The OpenID Connect provider, when `[auth.oidc]` is set.
+    pub oidc: Option<Arc<crate::access::oidc::Provider>>,
 }
 
 impl ApiState {
@@ -77,6 +97,16 @@ impl ApiState {
     pub fn announce(&self, e: LiveEvent) {
         let _ = self.events.send(e);
     }
+
+    /// An audit entry of `caller` now.
+    pub fn audit(&self, caller: &Caller, action: &str, target: impl Into<String>) -> Audit {
+        caller.audit(self.now(), action, target)
+    }
+}
+
+/// 404 for an object of a site the caller may not see, worded as if it did not exist.
+pub fn hidden(what: &str) -> ApiError {
+    ApiError::not_found(format!("no {what}"))
 }
 
 /// Every API route plus the dashboard fallback.
@@ -89,12 +119,21 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(incidents::routes())
         .merge(detection::routes())
         .merge(admin::routes())
+        .merge(auth::routes())
+        .merge(users::routes())
+        .merge(audit::routes())
         .route("/api/v1/events", get(events::events))
         .route("/api/v1/cluster", get(cluster::status))
         .route(
             "/api/v1/openapi.json",
             get(|| async { Json(openapi::document()) }),
         )
+        // every route above: its policy, the caller, the role (the dashboard's files below
+        // are public: the sign-in page is one of them)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::access::guard::guard,
+        ))
         .fallback(web::serve)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(json_errors))
@@ -264,38 +303,6 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Api
 
 fn form_urlencoded_parse(q: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(q.as_bytes())
-}
-
-/// Checks the admin token; returns the token id (or `config`) for audit fields.
-pub async fn require_admin(st: &ApiState, headers: &HeaderMap) -> ApiResult<String> {
-    let unauthorized = |m: &str| ApiError::new(ErrorCode::Unauthenticated, m).at("authorization");
-    let text = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| {
-            unauthorized(
-                "this change needs an admin token: `Authorization: Bearer <token>` (create one with `llmscope-collector token create --admin`)",
-            )
-        })?;
-    let token = text
-        .strip_prefix("Bearer ")
-        .or_else(|| text.strip_prefix("bearer "))
-        .ok_or_else(|| unauthorized("the authorization header must be `Bearer <token>`"))?
-        .trim();
-    let hash = crate::auth::hash_token(token);
-    if st.admin_hash.as_deref() == Some(hash.as_str()) {
-        return Ok("config".into());
-    }
-    match st.store.find_token(&hash).await? {
-        Some(t) if t.revoked_at_us.is_some() => Err(unauthorized("this token has been revoked")),
-        Some(t) if t.role == Role::Admin => Ok(t.id),
-        Some(_) => Err(ApiError::new(
-            ErrorCode::PermissionDenied,
-            "this is an ingest token; changes need an admin token",
-        )
-        .at("authorization")),
-        None => Err(unauthorized("unknown token")),
-    }
 }
 
 /// Parses a JSON body, turning serde's message into a 400 that names the path.

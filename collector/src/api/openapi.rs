@@ -3,8 +3,11 @@
 
 use serde_json::{Map, Value, json};
 
-/// One endpoint: method, path, summary, whether it needs the admin token, query parameters
-/// (`name: description`), and whether it takes a JSON body.
+use crate::access::Access;
+
+/// One endpoint: method, path, summary, who may call it, query parameters
+/// (`name: description`), and whether it takes a JSON body. The access middleware reads the
+/// policy from here: a route missing from this table answers 403 to everyone.
 pub struct Endpoint {
     /// HTTP method.
     pub method: &'static str,
@@ -12,8 +15,8 @@ pub struct Endpoint {
     pub path: &'static str,
     /// What it does.
     pub summary: &'static str,
-    /// Needs `Authorization: Bearer <admin token>`.
-    pub admin: bool,
+    /// Who may call it.
+    pub access: Access,
     /// Query parameters.
     pub query: &'static [(&'static str, &'static str)],
     /// Takes a JSON body.
@@ -45,12 +48,12 @@ const VFILTER: &[(&str, &str)] = &[
 ];
 
 macro_rules! ep {
-    ($m:literal, $p:literal, $s:literal, $admin:literal, $q:expr, $body:literal) => {
+    ($m:literal, $p:literal, $s:literal, $access:ident, $q:expr, $body:literal) => {
         Endpoint {
             method: $m,
             path: $p,
             summary: $s,
-            admin: $admin,
+            access: Access::$access,
             query: $q,
             body: $body,
             produces: J,
@@ -62,18 +65,182 @@ macro_rules! ep {
 pub const ENDPOINTS: &[Endpoint] = &[
     ep!(
         "get",
-        "/api/v1/sites",
-        "Sites with host, model and open-violation counts",
-        false,
+        "/api/v1/openapi.json",
+        "This document",
+        Public,
         &[],
         false
     ),
-    ep!("post", "/api/v1/sites", "Register a site", true, &[], true),
+    ep!(
+        "post",
+        "/api/v1/auth/login",
+        "Sign in with email and password: sets the session cookie; answers the user and the session's CSRF token",
+        Public,
+        &[],
+        true
+    ),
+    ep!(
+        "post",
+        "/api/v1/auth/logout",
+        "Sign out: ends the session, clears the cookie",
+        Signed,
+        &[],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/auth/me",
+        "The caller (user, role, sites, the session's CSRF token) and the sign-in methods",
+        Public,
+        &[],
+        false
+    ),
+    ep!(
+        "post",
+        "/api/v1/auth/password",
+        "Change your own password (ends your other sessions)",
+        Signed,
+        &[],
+        true
+    ),
+    ep!(
+        "get",
+        "/api/v1/auth/tokens",
+        "Your personal API tokens",
+        Signed,
+        &[],
+        false
+    ),
+    ep!(
+        "post",
+        "/api/v1/auth/tokens",
+        "Create a personal API token (shown once; acts with your role and sites)",
+        Signed,
+        &[],
+        true
+    ),
+    ep!(
+        "delete",
+        "/api/v1/auth/tokens/{id}",
+        "Revoke one of your personal tokens",
+        Signed,
+        &[],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/auth/oidc/start",
+        "Sign in with the OpenID Connect provider: redirects to it",
+        Public,
+        &[("return_to", "dashboard path to come back to")],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/auth/oidc/callback",
+        "Where the OpenID Connect provider sends the browser back",
+        Public,
+        &[("code", "authorization code"), ("state", "state")],
+        false
+    ),
+    ep!("get", "/api/v1/users", "Users", ADMIN, &[], false),
+    ep!(
+        "post",
+        "/api/v1/users",
+        "Create a local user (a generated password is answered once when none is given)",
+        ADMIN,
+        &[],
+        true
+    ),
+    ep!("get", "/api/v1/users/{id}", "One user", ADMIN, &[], false),
+    ep!(
+        "patch",
+        "/api/v1/users/{id}",
+        "Change a user's name, role, sites, or disable / enable them",
+        ADMIN,
+        &[],
+        true
+    ),
+    ep!(
+        "post",
+        "/api/v1/users/{id}/password",
+        "Set a user's password (a generated one is answered once when none is given); ends their sessions",
+        ADMIN,
+        &[],
+        true
+    ),
+    ep!(
+        "get",
+        "/api/v1/users/{id}/tokens",
+        "A user's personal API tokens",
+        ADMIN,
+        &[],
+        false
+    ),
+    ep!(
+        "post",
+        "/api/v1/users/{id}/tokens",
+        "Create a personal API token for a user (shown once)",
+        ADMIN,
+        &[],
+        true
+    ),
+    ep!(
+        "delete",
+        "/api/v1/users/{id}/tokens/{token}",
+        "Revoke a user's personal token",
+        ADMIN,
+        &[],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/audit",
+        "The audit log, newest first, paginated",
+        ADMIN,
+        &[
+            ("actor", "exact actor (email, token:<id>, admin-token, cli)"),
+            (
+                "action",
+                "an action, or a prefix ending in `.` (`channel.`)"
+            ),
+            ("target", "text the target contains"),
+            ("from", "at or after"),
+            ("to", "at or before"),
+            ("limit", "page size 1..1000 (default 100)"),
+            ("cursor", "next_cursor of the previous page")
+        ],
+        false
+    ),
+    Endpoint {
+        method: "get",
+        path: "/api/v1/audit.csv",
+        summary: "CSV of the audit entries a filter matches",
+        access: Access::ADMIN,
+        query: &[
+            ("actor", "exact actor"),
+            ("action", "action or prefix"),
+            ("target", "text the target contains"),
+            ("from", "at or after"),
+            ("to", "at or before"),
+        ],
+        body: false,
+        produces: "text/csv",
+    },
+    ep!(
+        "get",
+        "/api/v1/sites",
+        "Sites with host, model and open-violation counts",
+        VIEWER,
+        &[],
+        false
+    ),
+    ep!("post", "/api/v1/sites", "Register a site", ADMIN, &[], true),
     ep!(
         "get",
         "/api/v1/hosts",
         "Hosts and when they were last seen",
-        false,
+        VIEWER,
         &[("site", "site")],
         false
     ),
@@ -81,7 +248,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/models",
         "Models per site",
-        false,
+        VIEWER,
         &[("site", "site")],
         false
     ),
@@ -89,7 +256,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/series",
         "Series with status, baseline, the newest point (last_value, last_ts) and sparkline",
-        false,
+        VIEWER,
         &[
             ("site", "site"),
             ("host", "host"),
@@ -102,7 +269,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/overview",
         "Sites × models grid",
-        false,
+        VIEWER,
         &[("site", "site")],
         false
     ),
@@ -110,7 +277,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/series/points",
         "Points of a series over a range, downsampled past max_points, every flagged point kept",
-        false,
+        VIEWER,
         &[
             ("key", "series key (required)"),
             ("from", "start"),
@@ -123,7 +290,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/telemetry",
         "Host and GPU telemetry over a range",
-        false,
+        VIEWER,
         &[
             ("site", "site (required)"),
             ("host", "host (required)"),
@@ -137,7 +304,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/compare",
         "Several series over one range (repeat `key`)",
-        false,
+        VIEWER,
         &[
             ("key", "series key, repeatable"),
             ("from", "start"),
@@ -149,7 +316,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/violations",
         "Violations, newest first, paginated",
-        false,
+        VIEWER,
         VFILTER,
         false
     ),
@@ -157,7 +324,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "get",
         path: "/api/v1/violations.csv",
         summary: "CSV of the violations a filter matches",
-        admin: false,
+        access: Access::VIEWER,
         query: VFILTER,
         body: false,
         produces: "text/csv",
@@ -166,7 +333,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "get",
         path: "/api/v1/samples.csv",
         summary: "CSV of samples",
-        admin: false,
+        access: Access::VIEWER,
         query: &[
             ("site", "site"),
             ("host", "host"),
@@ -181,7 +348,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/incidents",
         "Incidents (one per change of a model on a host) with their members, newest first, paginated",
-        false,
+        VIEWER,
         VFILTER,
         false
     ),
@@ -189,7 +356,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/incidents/{id}",
         "One incident: its lead and every member",
-        false,
+        VIEWER,
         &[],
         false
     ),
@@ -197,7 +364,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/detection",
         "Detector settings and design, and the expected false pages and markers per day per model-host and for the fleet",
-        false,
+        VIEWER,
         &[("site", "only this site")],
         false
     ),
@@ -205,7 +372,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/violations/{id}",
         "One violation with its points, frozen baseline and context",
-        false,
+        VIEWER,
         &[],
         false
     ),
@@ -213,7 +380,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "post",
         "/api/v1/violations/{id}/ack",
         "Acknowledge ({by, note})",
-        true,
+        EDITOR,
         &[],
         true
     ),
@@ -221,7 +388,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "post",
         "/api/v1/violations/{id}/resolve",
         "Resolve by hand ({by, note})",
-        true,
+        EDITOR,
         &[],
         true
     ),
@@ -229,7 +396,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/baselines",
         "Current baselines (history=true: all)",
-        false,
+        VIEWER,
         &[("key", "series key"), ("history", "true for every version")],
         false
     ),
@@ -237,7 +404,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "post",
         "/api/v1/baselines/rebaseline",
         "Re-baseline matching series from a range",
-        true,
+        EDITOR,
         &[],
         true
     ),
@@ -245,7 +412,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/rules",
         "Rule configuration (defaults and overrides)",
-        false,
+        VIEWER,
         &[],
         false
     ),
@@ -253,7 +420,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "put",
         "/api/v1/rules/{scope_kind}/{scope_value}",
         "Set rules for global, a site or a model",
-        true,
+        EDITOR,
         &[],
         true
     ),
@@ -261,7 +428,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/channels",
         "Alert channels (no secrets)",
-        false,
+        VIEWER,
         &[],
         false
     ),
@@ -269,7 +436,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "post",
         "/api/v1/channels",
         "Create a channel",
-        true,
+        ADMIN,
         &[],
         true
     ),
@@ -277,7 +444,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/channels/{name}",
         "One channel",
-        false,
+        VIEWER,
         &[],
         false
     ),
@@ -285,7 +452,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "put",
         "/api/v1/channels/{name}",
         "Create or replace a channel",
-        true,
+        ADMIN,
         &[],
         true
     ),
@@ -293,7 +460,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "delete",
         "/api/v1/channels/{name}",
         "Delete a channel",
-        true,
+        ADMIN,
         &[],
         false
     ),
@@ -301,7 +468,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "post",
         "/api/v1/channels/{name}/test",
         "Send a test notification; returns the receiver's answer",
-        true,
+        ADMIN,
         &[],
         false
     ),
@@ -309,16 +476,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/routes",
         "Routes in order, then the default route",
-        false,
+        VIEWER,
         &[],
         false
     ),
-    ep!("post", "/api/v1/routes", "Add a route", true, &[], true),
+    ep!("post", "/api/v1/routes", "Add a route", ADMIN, &[], true),
     ep!(
         "delete",
         "/api/v1/routes/{id}",
         "Delete a route",
-        true,
+        ADMIN,
         &[],
         false
     ),
@@ -326,7 +493,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/silences",
         "Silences",
-        false,
+        VIEWER,
         &[("state", "active | pending | expired | all")],
         false
     ),
@@ -334,7 +501,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "post",
         "/api/v1/silences",
         "Create a silence",
-        true,
+        EDITOR,
         &[],
         true
     ),
@@ -342,7 +509,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "delete",
         "/api/v1/silences/{id}",
         "Expire a silence now",
-        true,
+        EDITOR,
         &[],
         false
     ),
@@ -350,7 +517,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/deliveries",
         "Alert delivery log",
-        false,
+        ADMIN,
         &[("limit", "1..1000")],
         false
     ),
@@ -358,7 +525,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/tokens",
         "Tokens (never the secret)",
-        false,
+        ADMIN,
         &[],
         false
     ),
@@ -366,7 +533,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "post",
         "/api/v1/tokens",
         "Create a token (shown once)",
-        true,
+        ADMIN,
         &[],
         true
     ),
@@ -374,7 +541,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "delete",
         "/api/v1/tokens/{id}",
         "Revoke a token",
-        true,
+        ADMIN,
         &[],
         false
     ),
@@ -382,7 +549,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/setup",
         "First-run status for the setup wizard",
-        false,
+        VIEWER,
         &[],
         false
     ),
@@ -390,7 +557,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "get",
         "/api/v1/cluster",
         "Replicas on this database; in cluster mode the members, partition owners, what waits in the log and this replica's counters",
-        false,
+        VIEWER,
         &[("key", "a series key: its partition and owner")],
         false
     ),
@@ -398,7 +565,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         method: "get",
         path: "/api/v1/events",
         summary: "Server-sent events: points, violation",
-        admin: false,
+        access: Access::VIEWER,
         query: &[],
         body: false,
         produces: "text/event-stream",
@@ -427,9 +594,11 @@ pub fn document() -> Value {
                 "400": {"description": "Bad input", "content": {J: {"schema": {"$ref": "#/components/schemas/Error"}}}},
             },
         });
-        if e.admin {
-            op["security"] = json!([{"admin": []}]);
-            op["responses"]["401"] = json!({"description": "Missing or invalid admin token", "content": {J: {"schema": {"$ref": "#/components/schemas/Error"}}}});
+        op["x-llmscope-access"] = json!(e.access.as_str());
+        if e.access != Access::Public {
+            op["security"] = json!([{"bearer": []}, {"session": []}]);
+            op["responses"]["401"] = json!({"description": "Not signed in, or an unknown, revoked or expired token or session", "content": {J: {"schema": {"$ref": "#/components/schemas/Error"}}}});
+            op["responses"]["403"] = json!({"description": "The caller's role is too low, or a cookie-authenticated change without its CSRF token", "content": {J: {"schema": {"$ref": "#/components/schemas/Error"}}}});
         }
         if e.body {
             op["requestBody"] =
@@ -445,10 +614,10 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "LLMscope collector API", "version": env!("CARGO_PKG_VERSION"),
-            "description": "Statistical process control for LLM inference. Times are Unix milliseconds (from/to between 1970 and 9999). Every error is JSON {error, field}. Reading is open; changes need an admin token. In /api/v1/series, last_value is the newest point's value as of the last rollup."},
+            "description": "Statistical process control for LLM inference. Times are Unix milliseconds (from/to between 1970 and 9999). Every error is JSON {error, field}. Every route needs a signed-in user (session cookie; changes also send X-CSRF-Token) or a token (Authorization: Bearer: a personal token, an admin token) unless marked public, or unless [auth] anonymous_role lets anonymous callers read; x-llmscope-access names the role a route needs (viewer < editor < admin). A user limited to sites sees only those: another site's objects answer 404. In /api/v1/series, last_value is the newest point's value as of the last rollup."},
         "paths": paths,
         "components": {
-            "securitySchemes": {"admin": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}, "session": {"type": "apiKey", "in": "cookie", "name": "llmscope_session"}},
             "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}, "field": {"type": "string"}}}},
         },
     })

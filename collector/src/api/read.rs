@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -13,7 +14,7 @@ use llmscope_store::samples::{PointRow, PointSelector};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiQuery, ApiResult, ApiState, ms};
+use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller, ms};
 
 /// Parses a time parameter: Unix milliseconds or RFC 3339 → µs (1970 to 9999).
 pub fn time_param(field: &str, v: Option<&str>, default: i64) -> ApiResult<i64> {
@@ -78,7 +79,10 @@ fn opt(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|s| !s.is_empty())
 }
 
-async fn sites(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
+async fn sites(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<impl IntoResponse> {
     let catalog = st.store.catalog(None, None, None, None).await?;
     let open = st.store.open_counts().await?;
     let mut out: BTreeMap<
@@ -104,6 +108,7 @@ async fn sites(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
     }
     Ok(Json(
         out.into_iter()
+            .filter(|(name, _)| caller.may_see(name))
             .map(|(name, (h, m, n))| json!({"name": name, "hosts": h.len(), "models": m.len(), "open_violations": n}))
             .collect::<Vec<_>>(),
     ))
@@ -111,10 +116,17 @@ async fn sites(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
 
 async fn hosts(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(f): ApiQuery<Filters>,
 ) -> ApiResult<impl IntoResponse> {
     let mut last: BTreeMap<(String, String), i64> = BTreeMap::new();
-    for c in st.store.catalog(opt(&f.site), None, None, None).await? {
+    for c in st
+        .store
+        .catalog(opt(&f.site), None, None, None)
+        .await?
+        .into_iter()
+        .filter(|c| caller.may_see(&c.key.site))
+    {
         let e = last.entry((c.key.site, c.key.host)).or_insert(0);
         *e = (*e).max(c.last_ts);
     }
@@ -127,10 +139,17 @@ async fn hosts(
 
 async fn models(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(f): ApiQuery<Filters>,
 ) -> ApiResult<impl IntoResponse> {
     let mut set = std::collections::BTreeSet::new();
-    for c in st.store.catalog(opt(&f.site), None, None, None).await? {
+    for c in st
+        .store
+        .catalog(opt(&f.site), None, None, None)
+        .await?
+        .into_iter()
+        .filter(|c| caller.may_see(&c.key.site))
+    {
         set.insert((c.key.site, c.key.provider, c.key.model));
     }
     Ok(Json(
@@ -150,7 +169,7 @@ fn status(open: i64, has_baseline: bool) -> &'static str {
     }
 }
 
-async fn series_rows(st: &ApiState, f: &Filters) -> ApiResult<Vec<Value>> {
+async fn series_rows(st: &ApiState, caller: &Caller, f: &Filters) -> ApiResult<Vec<Value>> {
     let metric = opt(&f.metric)
         .map(|m| parse_metric("metric", m))
         .transpose()?;
@@ -167,6 +186,7 @@ async fn series_rows(st: &ApiState, f: &Filters) -> ApiResult<Vec<Value>> {
     }
     Ok(catalog
         .iter()
+        .filter(|c| caller.may_see(&c.key.site))
         .map(|c: &CatalogRow| {
             let k = &c.key;
             let n = open.get(k).copied().unwrap_or(0);
@@ -181,17 +201,20 @@ async fn series_rows(st: &ApiState, f: &Filters) -> ApiResult<Vec<Value>> {
 
 async fn series(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(f): ApiQuery<Filters>,
 ) -> ApiResult<impl IntoResponse> {
-    Ok(Json(series_rows(&st, &f).await?))
+    Ok(Json(series_rows(&st, &caller, &f).await?))
 }
 
 async fn overview(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(f): ApiQuery<Filters>,
 ) -> ApiResult<impl IntoResponse> {
     let rows = series_rows(
         &st,
+        &caller,
         &Filters {
             site: f.site.clone(),
             ..Filters::default()
@@ -239,15 +262,19 @@ struct PointsQuery {
     max_points: Option<usize>,
 }
 
-/// The points response of one series.
+/// The points response of one series (404 for a series of a site `caller` may not see).
 pub async fn points_of(
     st: &ApiState,
+    caller: &Caller,
     key: &str,
     from: i64,
     to: i64,
     max_points: usize,
 ) -> ApiResult<Value> {
     let k = parse_key(key)?;
+    if !caller.may_see(&k.site) {
+        return Err(super::hidden(&format!("series `{key}`")));
+    }
     let sel = PointSelector::of(&k);
     let baseline = st.store.current_baseline(&k).await?;
     // flagged points: the qualifying points of the rule markers overlapping the range; the
@@ -330,6 +357,7 @@ fn max_points(v: Option<usize>) -> ApiResult<usize> {
 
 async fn points(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<PointsQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let key = q
@@ -337,12 +365,13 @@ async fn points(
         .ok_or_else(|| ApiError::bad("key", "`key` (the series key) is required"))?;
     let (from, to) = range(q.from.as_deref(), q.to.as_deref(), st.now())?;
     Ok(Json(
-        points_of(&st, &key, from, to, max_points(q.max_points)?).await?,
+        points_of(&st, &caller, &key, from, to, max_points(q.max_points)?).await?,
     ))
 }
 
 async fn compare(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> ApiResult<impl IntoResponse> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(raw.as_deref().unwrap_or(""))
@@ -368,7 +397,7 @@ async fn compare(
     };
     let mut out = Vec::new();
     for k in keys {
-        out.push(points_of(&st, k, from, to, mp).await?);
+        out.push(points_of(&st, &caller, k, from, to, mp).await?);
     }
     Ok(Json(json!({"series": out})))
 }
@@ -457,11 +486,15 @@ pub async fn telemetry_of(
 
 async fn telemetry(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<TelemetryQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let site = q
         .site
         .ok_or_else(|| ApiError::bad("site", "`site` is required"))?;
+    if !caller.may_see(&site) {
+        return Err(super::hidden(&format!("site `{site}`")));
+    }
     let host = q
         .host
         .ok_or_else(|| ApiError::bad("host", "`host` is required"))?;

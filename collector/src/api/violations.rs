@@ -1,10 +1,11 @@
 //! Violations: search with keyset pagination, one violation with its context, acknowledge,
 //! resolve, and CSV export of any filter.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
+use axum::http::header;
 use axum::response::IntoResponse;
 use llmscope_model::{LiveEvent, Scope, Violation, ViolationStatus, rule_title};
 use llmscope_store::samples::PointSelector;
@@ -12,7 +13,8 @@ use llmscope_store::violations::ViolationFilter;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiQuery, ApiResult, ApiState, ms, parse_body, require_admin};
+use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller, ms, parse_body};
+use crate::access::snapshot;
 
 /// A violation with its detail: the wire shape plus the ±10-point window around the
 /// trigger (`context.points`: the points before, the qualifying points and the 10 after,
@@ -77,8 +79,9 @@ where
     .transpose()
 }
 
-/// The filter of a list query (errors name the parameter).
-pub fn filter(q: &ListQuery) -> ApiResult<ViolationFilter> {
+/// The filter of a list query for `caller` (errors name the parameter; a site-limited
+/// caller's filter keeps to its sites).
+pub fn filter(q: &ListQuery, caller: &Caller) -> ApiResult<ViolationFilter> {
     let o = |s: &Option<String>| s.clone().filter(|s| !s.trim().is_empty());
     let rule = match o(&q.rule) {
         None => None,
@@ -135,6 +138,7 @@ pub fn filter(q: &ListQuery) -> ApiResult<ViolationFilter> {
         from,
         to,
         key,
+        sites: caller.site_limit().map(<[String]>::to_vec),
     })
 }
 
@@ -171,9 +175,10 @@ pub async fn page(
 
 async fn list(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let f = filter(&q)?;
+    let f = filter(&q, &caller)?;
     let (rows, next) = page(&st, &f, &q).await?;
     Ok(Json(json!({
         "items": rows.iter().map(Violation::summary).collect::<Vec<_>>(),
@@ -185,15 +190,21 @@ fn not_found(id: &str) -> ApiError {
     ApiError::not_found(format!("no violation with id `{id}`"))
 }
 
-async fn find(st: &ApiState, id: &str) -> ApiResult<Violation> {
+/// The violation `id` if `caller` may see its site (else 404, as if it did not exist).
+pub async fn find(st: &ApiState, caller: &Caller, id: &str) -> ApiResult<Violation> {
     st.store
         .get_violation(id)
         .await?
+        .filter(|v| caller.site_limit().is_none() || caller.may_see(&v.series.site))
         .ok_or_else(|| not_found(id))
 }
 
-async fn one(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
-    let mut v = find(&st, &id).await?;
+async fn one(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let mut v = find(&st, &caller, &id).await?;
     // the engine stores the 10 points before a page's trigger (a marker's come from the
     // samples, as long as they are kept); the 10 after it come from the samples
     let mut after = Vec::new();
@@ -263,45 +274,47 @@ async fn one(State(st): State<ApiState>, Path(id): Path<String>) -> ApiResult<im
     Ok(Json(o))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct AckBody {
+    /// Recorded with a token without a user; a signed-in user is recorded as themselves.
+    #[serde(default)]
     by: String,
     #[serde(default)]
     note: Option<String>,
 }
 
-/// An admin's change to a violation: checks the token and reads who (`by`, required) and
-/// why (`note`); `verb` names the change in the error.
-async fn change_body(
-    st: &ApiState,
-    headers: &HeaderMap,
-    body: &[u8],
-    verb: &str,
-) -> ApiResult<AckBody> {
-    require_admin(st, headers).await?;
-    let b: AckBody = parse_body(body)?;
-    if b.by.trim().is_empty() {
-        return Err(ApiError::bad("by", format!("`by` must name who {verb}")));
+fn change_body(body: &[u8]) -> ApiResult<AckBody> {
+    if body.is_empty() {
+        return Ok(AckBody::default());
     }
-    Ok(b)
+    parse_body(body)
 }
 
 async fn ack(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let b = change_body(&st, &headers, &body, "acknowledges").await?;
+    let b = change_body(&body)?;
+    let before = find(&st, &caller, &id).await?;
+    let by = super::admin::recorded_as(&caller, &b.by);
+    let note = b.note.as_deref().unwrap_or("");
+    let entry = st
+        .audit(&caller, "violation.ack", format!("violation:{id}"))
+        .change(
+            snapshot(&before.summary()),
+            snapshot(&serde_json::json!({"acked_by": by, "note": note})),
+        );
     if !st
         .store
-        .ack_violation(&id, &b.by, b.note.as_deref().unwrap_or(""), st.now())
+        .ack_violation(&id, &by, note, st.now(), Some(&entry))
         .await?
     {
         return Err(not_found(&id));
     }
-    let v = find(&st, &id).await?;
+    let v = find(&st, &caller, &id).await?;
     st.announce(LiveEvent::ViolationAcknowledged {
         id: v.id.clone(),
         series: v.series.clone(),
@@ -312,20 +325,28 @@ async fn ack(
 
 async fn resolve(
     State(st): State<ApiState>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let b = change_body(&st, &headers, &body, "resolves").await?;
-    let v = find(&st, &id).await?;
+    let b = change_body(&body)?;
+    let v = find(&st, &caller, &id).await?;
     if v.status != ViolationStatus::Open {
         return Err(ApiError::conflict(format!(
             "violation `{id}` is already resolved"
         )));
     }
+    let by = super::admin::recorded_as(&caller, &b.by);
+    let note = b.note.as_deref().unwrap_or("");
+    let entry = st
+        .audit(&caller, "violation.resolve", format!("violation:{id}"))
+        .change(
+            snapshot(&v.summary()),
+            snapshot(&serde_json::json!({"status": "resolved", "by": by, "note": note})),
+        );
     if st
         .store
-        .resolve_violation(&v, &b.by, b.note.as_deref().unwrap_or(""), st.now())
+        .resolve_violation(&v, &by, note, st.now(), Some(&entry))
         .await?
     {
         // wakes the dispatcher: the `resolved` outbox row is waiting
@@ -337,7 +358,7 @@ async fn resolve(
             notifies: true,
         });
     }
-    Ok(Json(find(&st, &id).await?.summary()))
+    Ok(Json(find(&st, &caller, &id).await?.summary()))
 }
 
 /// A CSV cell: quoted when needed, and neutralised against formula injection (a leading
@@ -380,7 +401,8 @@ pub fn csv_response(name: &str, body: String) -> impl IntoResponse {
     )
 }
 
-fn rfc3339(us: i64) -> String {
+/// A Unix µs time as RFC 3339 (ms, UTC).
+pub fn rfc3339(us: i64) -> String {
     chrono::DateTime::from_timestamp_micros(us)
         .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
         .unwrap_or_default()
@@ -388,9 +410,10 @@ fn rfc3339(us: i64) -> String {
 
 async fn export(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<impl IntoResponse> {
-    let f = filter(&q)?;
+    let f = filter(&q, &caller)?;
     let rows = st.store.search_violations(&f, None, 100_000).await?;
     let body = csv(
         &[
@@ -446,21 +469,33 @@ struct SamplesQuery {
 
 async fn samples_csv(
     State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<SamplesQuery>,
 ) -> ApiResult<impl IntoResponse> {
     let (from, to) = super::read::range(q.from.as_deref(), q.to.as_deref(), st.now())?;
     let o = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
-    let rows = st
-        .store
-        .export_samples(
-            o(&q.site).as_deref(),
-            o(&q.host).as_deref(),
-            o(&q.model).as_deref(),
-            from,
-            to,
-            1_000_000,
-        )
-        .await?;
+    // a site-limited caller exports its sites: the one asked for, or each of them
+    let sites: Vec<Option<String>> = match (o(&q.site), caller.site_limit()) {
+        (Some(s), Some(_)) if !caller.may_see(&s) => Vec::new(),
+        (Some(s), _) => vec![Some(s)],
+        (None, Some(limit)) => limit.iter().cloned().map(Some).collect(),
+        (None, None) => vec![None],
+    };
+    let mut rows = Vec::new();
+    for site in sites {
+        rows.extend(
+            st.store
+                .export_samples(
+                    site.as_deref(),
+                    o(&q.host).as_deref(),
+                    o(&q.model).as_deref(),
+                    from,
+                    to,
+                    1_000_000,
+                )
+                .await?,
+        );
+    }
     let body = csv(
         &[
             "id",

@@ -160,6 +160,7 @@ pub async fn run(cmd: BaselineCmd) -> anyhow::Result<()> {
                     reason: &reason,
                     by: &by,
                     now_us: llmscope_model::now_us(),
+                    audit: Some(&super::cli_audit("baseline.set", "")),
                 },
             )
             .await?;

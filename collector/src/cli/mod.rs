@@ -1,10 +1,13 @@
-//! The command line: `serve`, `token`, `analyze`, `baseline`, `rules`, `violations`; one file
+//! The command line: `serve`, `token`, `analyze`, `baseline`, `rules`, `violations`, `user`,
+//! `audit`; one file
 //! per command group. This is the binary's edge: errors are `anyhow` here and nowhere else.
 
+pub mod audit;
 pub mod baseline;
 pub mod rules;
 pub mod serve;
 pub mod token;
+pub mod user;
 pub mod violations;
 
 use std::path::PathBuf;
@@ -43,6 +46,12 @@ pub enum Command {
     /// List and acknowledge violations.
     #[command(subcommand)]
     Violations(violations::ViolationsCmd),
+    /// Manage users (roles, sites, passwords) and their personal API tokens.
+    #[command(subcommand)]
+    User(user::UserCmd),
+    /// Read the audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCmd),
 }
 
 /// Where the configuration comes from (shared by every subcommand that opens the database).
@@ -83,6 +92,27 @@ pub async fn open_store(cfg: &ConfigArgs) -> anyhow::Result<Store> {
     Store::connect(&config.database_url, 2)
         .await
         .with_context(|| format!("cannot open {}", redact_url(&config.database_url)))
+}
+
+/// An audit entry of a change made with the command line: the actor is `cli:<OS user>` with
+/// the admin role (whoever can run the binary against the database can do anything).
+pub fn cli_audit(action: &str, target: impl Into<String>) -> llmscope_store::audit::Audit {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = hostname::get()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    llmscope_store::audit::Audit {
+        at: llmscope_model::now_us(),
+        actor: format!("cli:{user}"),
+        role: "admin".into(),
+        client: format!("cli@{host}"),
+        action: action.to_owned(),
+        target: target.into(),
+        before: None,
+        after: None,
+    }
 }
 
 /// RFC 3339, `now`, or a relative time like `-2h` / `-30m`, as Unix µs.

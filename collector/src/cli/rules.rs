@@ -94,7 +94,17 @@ pub async fn run(cmd: RulesCmd) -> anyhow::Result<()> {
             SettingsDoc::parse(&json).map_err(|e| anyhow::anyhow!("{e}"))?;
             let store = open_store(&cfg).await?;
             store
-                .set_rule_config(kind, &value, &json, &by, now_us())
+                .set_rule_config(
+                    kind,
+                    &value,
+                    &json,
+                    &by,
+                    now_us(),
+                    Some(
+                        &super::cli_audit("rules.set", format!("rules:{kind}:{value}"))
+                            .change(None, Some(json.clone())),
+                    ),
+                )
                 .await?;
             eprintln!("set {kind} {value}: {json} (running collectors apply it within seconds)");
         }

@@ -60,7 +60,14 @@ pub async fn run(cmd: TokenCmd) -> anyhow::Result<()> {
             let store = open_store(&cfg).await?;
             let role = if admin { Role::Admin } else { Role::Ingest };
             let (token, record) = generate_token(role, site, &name);
-            store.insert_token(&record).await?;
+            let entry = super::cli_audit("token.create", format!("token:{}", record.id)).change(
+                None,
+                Some(
+                    serde_json::json!({"role": role.as_str(), "site": record.site, "name": record.name})
+                        .to_string(),
+                ),
+            );
+            store.insert_token(&record, Some(&entry)).await?;
             eprintln!(
                 "created {} token {} {}; store it now, it is not shown again:",
                 role.as_str(),
@@ -102,7 +109,8 @@ pub async fn run(cmd: TokenCmd) -> anyhow::Result<()> {
         }
         TokenCmd::Revoke { cfg, id } => {
             let store = open_store(&cfg).await?;
-            if !store.revoke_token(&id, now_us()).await? {
+            let entry = super::cli_audit("token.revoke", format!("token:{id}"));
+            if !store.revoke_token(&id, now_us(), Some(&entry)).await? {
                 anyhow::bail!(
                     "no active token with id `{id}` (see `llmscope-collector token list`)"
                 );

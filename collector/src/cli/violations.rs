@@ -78,7 +78,14 @@ pub async fn run(cmd: ViolationsCmd) -> anyhow::Result<()> {
                 anyhow::bail!("--by must name who acknowledges");
             }
             let store = open_store(&cfg).await?;
-            if !store.ack_violation(&id, &by, &note, now_us()).await? {
+            let entry = super::cli_audit("violation.ack", format!("violation:{id}")).change(
+                None,
+                Some(serde_json::json!({"acked_by": by, "note": note}).to_string()),
+            );
+            if !store
+                .ack_violation(&id, &by, &note, now_us(), Some(&entry))
+                .await?
+            {
                 anyhow::bail!(
                     "no violation with id `{id}` (see `llmscope-collector violations list`)"
                 );

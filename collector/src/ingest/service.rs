@@ -36,6 +36,8 @@ pub struct IngestLimits {
     pub retention: Duration,
     /// Batches one stream may have in flight.
     pub stream_window: usize,
+    /// Largest request, bytes (named in the error of a larger one).
+    pub max_message_bytes: usize,
 }
 
 /// The ingest service.
@@ -128,6 +130,28 @@ impl IngestServer {
             Ok(ack)
         })
     }
+}
+
+/// What the HTTP/2 stack says of a malformed or oversized request, in words a client can act
+/// on: a message that is not protobuf is `INVALID_ARGUMENT` (tonic says `INTERNAL`), one over
+/// the limit names `ingest.max_message_bytes`. `None`: keep the status.
+pub fn remap_status(s: &Status, max_message_bytes: usize) -> Option<Status> {
+    let m = s.message();
+    if s.code() == tonic::Code::Internal && m.contains("decode") {
+        return Some(ErrorCode::InvalidArgument.status(format!(
+            "the request is not a valid llmscope.v1 protobuf message ({m}); see proto/llmscope/v1/ingest.proto"
+        )));
+    }
+    if matches!(
+        s.code(),
+        tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+    ) && m.contains("too large")
+    {
+        return Some(ErrorCode::TooLarge.status(format!(
+            "the request is larger than ingest.max_message_bytes ({max_message_bytes} bytes): split the batch ({m})"
+        )));
+    }
+    None
 }
 
 fn write_status(e: WriteError) -> Status {
@@ -225,7 +249,10 @@ impl IngestService for IngestServer {
                             Err(status) => {
                                 tracing::debug!(%status, "ingest stream read failed");
                                 reading = false;
-                                end_status = Some(status);
+                                end_status = Some(
+                                    remap_status(&status, this.limits.max_message_bytes)
+                                        .unwrap_or(status),
+                                );
                             }
                         }
                     }

@@ -213,7 +213,17 @@ fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<Sample, Fail> 
             format!("http_status {h} is not between 100 and 599"),
         ));
     }
-    let error = text("error", s.error, MAX_ERROR, false)?;
+    // a failure's text is kept, made safe to show and log on one line
+    let error: String = text("error", s.error, MAX_ERROR, false)?
+        .chars()
+        .map(|c| {
+            if c.is_control() || llmscope_model::series::is_invisible(c) {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
     if s.labels.len() > MAX_LABELS {
         return Err(fail(
             "labels",
@@ -228,6 +238,15 @@ fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<Sample, Fail> 
         if key.is_empty() {
             return Err(fail("labels", "a label key is empty"));
         }
+        if key
+            .chars()
+            .any(|c| c.is_control() || llmscope_model::series::is_invisible(c))
+        {
+            return Err(fail(
+                "labels",
+                "a label key contains control or invisible characters",
+            ));
+        }
         if key.len() > MAX_LABEL_KEY {
             return Err(fail(
                 &field,
@@ -239,6 +258,15 @@ fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<Sample, Fail> 
         }
         let value = String::from_utf8(entry.value)
             .map_err(|_| fail(&field, format!("label `{key}` value is not valid UTF-8")))?;
+        if value
+            .chars()
+            .any(|c| c.is_control() || llmscope_model::series::is_invisible(c))
+        {
+            return Err(fail(
+                &field,
+                format!("label `{key}` value contains control or invisible characters"),
+            ));
+        }
         if value.len() > MAX_LABEL_VALUE {
             return Err(fail(
                 &field,

@@ -127,7 +127,7 @@ pub async fn ingest_token(store: &Store, site: &str) -> String {
         Some(site.into()),
         "test",
     );
-    store.insert_token(&rec).await.expect("token stored");
+    store.insert_token(&rec, None).await.expect("token stored");
     t
 }
 
