@@ -50,6 +50,16 @@ fn literal_host(url: &str) -> Option<IpAddr> {
     host.parse().ok()
 }
 
+/// Refuses a URL whose host is an internal address literal (the resolver never sees those).
+pub fn check_literal(url: &str) -> Result<(), String> {
+    match literal_host(url) {
+        Some(ip) if is_internal(ip) => Err(format!(
+            "`{ip}` is an internal address and `alerts.deny_private_targets` is on"
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks a channel's URL (and, for names, what they resolve to now).
 pub async fn check_url(url: &str) -> Result<(), String> {
     if let Some(ip) = literal_host(url) {

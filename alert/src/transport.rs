@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use llmscope_store::alerts::ChannelRow;
+
+use crate::channel::SendContext;
 use serde::Serialize;
 
 /// What a channel answered.
@@ -38,8 +40,7 @@ impl SendResult {
 /// POSTs a serialized JSON body (sent byte for byte) to the channel's `url` with extra
 /// headers; any 2xx is success.
 pub async fn post_json(
-    client: &reqwest::Client,
-    timeout: Duration,
+    ctx: SendContext<'_>,
     ch: &ChannelRow,
     body: String,
     headers: &[(&str, String)],
@@ -48,9 +49,16 @@ pub async fn post_json(
         .ok()
         .and_then(|v| v.get("url").and_then(|u| u.as_str()).map(str::to_owned))
         .unwrap_or_default();
-    let mut rb = client
+    if ctx.cfg.deny_private_targets {
+        // names are checked by the client's resolver; literals never reach it
+        if let Err(e) = crate::targets::check_literal(&url) {
+            return SendResult::failed(e);
+        }
+    }
+    let mut rb = ctx
+        .client
         .post(&url)
-        .timeout(timeout)
+        .timeout(ctx.cfg.timeout)
         .header("user-agent", "llmscope-collector")
         .header("content-type", "application/json")
         .body(body);

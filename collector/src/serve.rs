@@ -191,7 +191,11 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         .reconcile(&store, clock.now_us())
         .await
         .map_err(|e| ServeError::Alerts(e.to_string()))?;
-    let http_client = reqwest::Client::builder()
+    let mut http_client = reqwest::Client::builder();
+    if cfg.alerts.deny_private_targets {
+        http_client = llmscope_alert::targets::harden(http_client);
+    }
+    let http_client = http_client
         .build()
         .map_err(|e| ServeError::Tls(TlsError::Rustls(format!("http client: {e}"))))?;
     // cluster mode: NATS first — the log's consumers must exist before a batch is accepted

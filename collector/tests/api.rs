@@ -38,7 +38,7 @@ fn noise(n: usize) -> Vec<f64> {
 }
 
 async fn get(base: &str, path: &str) -> Value {
-    let (code, v, text) = call(Method::GET, base, path, None, None).await;
+    let (code, v, text) = call(Method::GET, base, path, Some(ADMIN), None).await;
     assert_eq!(code, 200, "GET {path}: {text}");
     v
 }
@@ -316,7 +316,7 @@ async fn rest_api_end_to_end() {
                 "key",
             ),
         ] {
-            let (code, v, text) = call(Method::GET, &base, path, None, None).await;
+            let (code, v, text) = call(Method::GET, &base, path, Some(ADMIN), None).await;
             assert_eq!(
                 (code, v["field"].as_str()),
                 (400, Some(field)),
@@ -324,7 +324,14 @@ async fn rest_api_end_to_end() {
             );
             assert!(!v["error"].as_str().unwrap().is_empty());
         }
-        let (code, v, _) = call(Method::GET, &base, "/api/v1/violations/nope", None, None).await;
+        let (code, v, _) = call(
+            Method::GET,
+            &base,
+            "/api/v1/violations/nope",
+            Some(ADMIN),
+            None,
+        )
+        .await;
         assert_eq!(code, 404);
         assert!(v["error"].as_str().unwrap().contains("nope"));
         // a body over the limit: 413, in JSON, naming the body
@@ -408,7 +415,7 @@ async fn rest_api_end_to_end() {
         assert_eq!(code, 200, "{text}");
         assert_eq!(
             (v["status"].as_str(), v["acked_by"].as_str()),
-            (Some("acknowledged"), Some("alice"))
+            (Some("acknowledged"), Some("admin-token (alice)"))
         );
         let acked = get(&base, "/api/v1/violations?status=acknowledged").await;
         assert_eq!(acked["items"].as_array().unwrap().len(), 1);
@@ -417,7 +424,7 @@ async fn rest_api_end_to_end() {
             Method::GET,
             &base,
             "/api/v1/violations.csv?site=lab&rule=1",
-            None,
+            Some(ADMIN),
             None,
         )
         .await;
@@ -430,7 +437,7 @@ async fn rest_api_end_to_end() {
             Method::GET,
             &base,
             &format!("/api/v1/samples.csv?site=lab&from={from_ms}&to={to_ms}"),
-            None,
+            Some(ADMIN),
             None,
         )
         .await;
@@ -480,7 +487,7 @@ async fn rest_api_end_to_end() {
         assert_eq!(code, 201, "{text}");
         let secret = t["token"].as_str().unwrap().to_owned();
         assert!(secret.starts_with("llms_"));
-        let (_, _, list) = call(Method::GET, &base, "/api/v1/tokens", None, None).await;
+        let (_, _, list) = call(Method::GET, &base, "/api/v1/tokens", Some(ADMIN), None).await;
         assert!(!list.contains(&secret) && !list.contains("hash"), "{list}");
         let (code, _, _) = call(
             Method::DELETE,
@@ -583,7 +590,16 @@ async fn rest_api_end_to_end() {
                 e.path
             );
             if e.method == "get" && !e.path.contains('{') && e.path != "/api/v1/events" {
-                let (code, _, text) = call(Method::GET, &base, e.path, None, None).await;
+                let (code, _, text) = call(Method::GET, &base, e.path, Some(ADMIN), None).await;
+                if e.path == "/api/v1/auth/tokens" {
+                    // personal tokens belong to users; the bootstrap token is none
+                    assert_eq!(code, 403, "{text}");
+                    continue;
+                }
+                if e.path.starts_with("/api/v1/auth/oidc/") {
+                    assert_eq!(code, 404, "no [auth.oidc] here: {text}");
+                    continue;
+                }
                 assert!(code == 200 || code == 400, "{} → {code} {text}", e.path);
             }
         }
@@ -600,7 +616,12 @@ async fn events_stream_and_dashboard_fallback() {
     let running = start(&cfg).await;
     let base = format!("http://{}", running.http_addr);
     let token = ingest_token(&running.store, "lab").await;
-    let mut resp = reqwest::get(format!("{base}/api/v1/events")).await.unwrap();
+    let mut resp = reqwest::Client::new()
+        .get(format!("{base}/api/v1/events"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(
         resp.headers()["content-type"].to_str().unwrap(),
         "text/event-stream"
@@ -677,6 +698,7 @@ async fn an_ongoing_episode_shows_every_flagged_point() {
         let mut cfg = config(db.url());
         cfg.spc.baseline_points = 20;
         cfg.spc.arl0 = 1000.0; // what a 20-point Phase I can deliver
+        cfg.admin_token = Some(Secret(ADMIN.into()));
         let running = start(&cfg).await;
         let base = format!("http://{}", running.http_addr);
         let token = ingest_token(&running.store, "lab").await;

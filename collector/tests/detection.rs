@@ -72,6 +72,8 @@ async fn incidents_and_expected_false_alarms() {
         let db = TestDb::new(backend).await;
         let mut cfg = config(db.url());
         cfg.spc.baseline_points = 100;
+        // a wall screen: anonymous reading turned back on
+        cfg.auth.anonymous_role = Some(llmscope_collector::access::Role::Viewer);
         let running = start(&cfg).await;
         let base = format!("http://{}", running.http_addr);
         let token = ingest_token(&running.store, "lab").await;

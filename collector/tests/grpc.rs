@@ -314,7 +314,7 @@ async fn whole_request_limits_answer_with_a_status_naming_the_limit() {
         .map(|i| (format!("k{i}"), "v".repeat(250)))
         .collect();
     let e = c.push(authed(big, &tok)).await.unwrap_err();
-    assert_eq!(e.code(), Code::OutOfRange, "{e:?}");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
     assert!(
         e.message().contains("4096"),
         "names the limit: {}",

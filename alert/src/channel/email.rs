@@ -182,6 +182,12 @@ fn transport(
 /// Sends one digest as one email to every recipient.
 async fn send(cfg: &AlertsConfig, ch: &ChannelRow, d: &Digest) -> SendResult {
     let conf: Value = serde_json::from_str(&ch.config).unwrap_or(Value::Null);
+    if cfg.deny_private_targets {
+        let host = conf["host"].as_str().unwrap_or("");
+        if let Err(e) = crate::targets::check_url(&format!("smtp://{host}:25")).await {
+            return SendResult::failed(e);
+        }
+    }
     let (subject, text, html) = render(cfg, d);
     let from: Mailbox = match conf["from"].as_str().unwrap_or("").parse() {
         Ok(m) => m,

@@ -37,7 +37,7 @@ impl Channel for PagerDuty {
         let mut last = SendResult::default();
         for c in d.items.iter().filter(|c| c.event != AlertEvent::Repeat) {
             let body = event(ctx.cfg, ch, c).to_string();
-            last = post_json(ctx.client, ctx.cfg.timeout, ch, body, &[]).await;
+            last = post_json(ctx, ch, body, &[]).await;
             if !last.ok() {
                 return last;
             }

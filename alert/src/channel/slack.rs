@@ -25,7 +25,7 @@ impl Channel for Slack {
 
     async fn send(&self, ctx: SendContext<'_>, ch: &ChannelRow, d: &Digest) -> SendResult {
         let body = message(ctx.cfg, d).to_string();
-        post_json(ctx.client, ctx.cfg.timeout, ch, body, &[]).await
+        post_json(ctx, ch, body, &[]).await
     }
 }
 

@@ -89,7 +89,7 @@ async fn send(ctx: SendContext<'_>, ch: &ChannelRow, d: &Digest) -> SendResult {
             signature(&ch.secret, ts, body.as_bytes()),
         ),
     ];
-    post_json(ctx.client, ctx.cfg.timeout, ch, body, &headers).await
+    post_json(ctx, ch, body, &headers).await
 }
 
 #[cfg(test)]
