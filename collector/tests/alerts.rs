@@ -717,7 +717,10 @@ async fn silences_from_the_api_suppress_and_record_then_expire() {
         )
         .await;
         assert_eq!(list.as_array().unwrap().len(), 1);
-        assert_eq!(list[0]["created_by"], "admin-token (deploy-pipeline)", "the token acted; the stated name is kept beside it");
+        assert_eq!(
+            list[0]["created_by"], "admin-token (deploy-pipeline)",
+            "the token acted; the stated name is kept beside it"
+        );
         // expire: the next violation goes out
         let (code, body) = admin(
             addr,

@@ -115,3 +115,11 @@ where
         db.drop_db().await;
     }
 }
+
+/// Tries to rewrite the audit log; the append-only trigger must refuse it.
+pub async fn rewrite_audit(store: &Store) -> Result<u64, sqlx::Error> {
+    with_pool!(store, p => sqlx::query("UPDATE audit SET actor = 'mallory'")
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+}

@@ -157,7 +157,9 @@ pub async fn identify(
                 .at("x-csrf-token"));
             }
         }
-        if now - s.seen_at > TOUCH_EVERY_US {
+        // the idle clock restarts at most once a minute (a write per request is too many),
+        // and often enough for a short `session_idle`
+        if now - s.seen_at > TOUCH_EVERY_US.min(idle_us / 4) {
             st.store.touch_session(&id, now).await?;
         }
         return Ok(caller(

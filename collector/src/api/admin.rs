@@ -32,6 +32,12 @@ async fn baselines(
         Some(k) => Some(super::read::parse_key(k)?),
         None => None,
     };
+    // another site's series is answered as if it did not exist
+    if let Some(k) = &key
+        && !caller.may_see(&k.site)
+    {
+        return Err(ApiError::not_found(format!("no series `{k}`")));
+    }
     let rows = st.store.list_baselines(!q.history.unwrap_or(false)).await?;
     // a series' own baselines (the pooled ones judging it have keys of their own)
     let out: Vec<llmscope_model::BaselineRecord> = rows

@@ -296,6 +296,14 @@ async fn test_channel(
     check_target(&st, &config).await?;
     let r = st.dispatcher.test_send(&c).await;
     tracing::info!(channel = ?name, ok = r.ok(), status = ?r.status, actor = ?caller.actor, "test notification sent");
+    // a test send reaches out of the collector: recorded like a change
+    let entry = st
+        .audit(&caller, "channel.test", format!("channel:{name}"))
+        .change(
+            None,
+            Some(json!({"ok": r.ok(), "status": r.status}).to_string()),
+        );
+    st.store.audit(&entry).await?;
     Ok(Json(json!({
         "ok": r.ok(), "status": r.status, "response": excerpt(&r.response),
         "error": r.error.as_deref().map(excerpt),
