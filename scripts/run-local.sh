@@ -20,8 +20,19 @@ if [ ! -s "$DATA/agent-token" ]; then
   mv "$DATA/agent-token.tmp" "$DATA/agent-token"
   chmod 600 "$DATA/agent-token"
 fi
-# an admin token for changes made in the dashboard or through the API (asked for once per
-# browser session)
+# the first admin, to sign in to the dashboard with (a generated password, kept in the data
+# folder), and an admin token for scripts using the API
+ADMIN_EMAIL="${LLMSCOPE_ADMIN_EMAIL:-admin@llmscope.local}"
+if [ ! -s "$DATA/admin-password" ]; then
+  if "$BIN/llmscope-collector" user create "$ADMIN_EMAIL" --role admin --name "Quick start admin" \
+      --database-url "$DB" < /dev/null > "$DATA/admin-password.tmp" 2>/dev/null; then
+    mv "$DATA/admin-password.tmp" "$DATA/admin-password"
+    chmod 600 "$DATA/admin-password"
+  else
+    rm -f "$DATA/admin-password.tmp"
+    echo "note: $ADMIN_EMAIL exists already; set a new password with: llmscope-collector user password $ADMIN_EMAIL --database-url $DB" >&2
+  fi
+fi
 if [ ! -s "$DATA/admin-token" ]; then
   "$BIN/llmscope-collector" token create --admin --name quick-start-admin --database-url "$DB" > "$DATA/admin-token.tmp" 2>/dev/null
   mv "$DATA/admin-token.tmp" "$DATA/admin-token"
@@ -40,6 +51,7 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${GRPC%:*}/${GRPC##*:}") 2>/dev/nul
 AGENT=$!
 echo "collector: grpc $GRPC, http http://$HTTP (readyz: http://$HTTP/readyz)"
 echo "agent: metrics http://127.0.0.1:9464/metrics; data in $DATA"
-echo "dashboard: http://$HTTP/  (admin token for changes: $(cat "$DATA/admin-token"), also in $DATA/admin-token)"
+echo "dashboard: http://$HTTP/  sign in as $ADMIN_EMAIL, password $(cat "$DATA/admin-password" 2>/dev/null || echo '(see above)') (kept in $DATA/admin-password)"
+echo "API: curl -H \"Authorization: Bearer \$(cat $DATA/admin-token)\" http://$HTTP/api/v1/series"
 echo "simulated model: baseline learnt after ~3 min; 50 % slower from minute 7 to 11 — watch Incidents"
 wait -n $COLLECTOR $AGENT

@@ -106,7 +106,7 @@ impl Install {
         std::fs::write(
             &config,
             format!(
-                "[cluster]\nlog_max_bytes = 67108864\n\n[spc]\nrefresh_interval = \"0s\"\n\n[alerts]\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\npoll_interval = \"200ms\"\n\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n"
+                "[cluster]\nlog_max_bytes = 67108864\n\n# the tests read the API without signing in\n[auth]\nanonymous_role = \"viewer\"\n\n[spc]\nrefresh_interval = \"0s\"\n\n[alerts]\ngroup_wait = \"0s\"\ngroup_interval = \"1s\"\npoll_interval = \"200ms\"\n\n[[alerts.channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"http://{addr}/hook\"\n"
             ),
         )
         .unwrap();

@@ -1,9 +1,9 @@
-// Client for the collector's REST API (docs/api.md). Reading is open; every change carries
-// the admin token as a Bearer header. The token is asked for the first time a change is
-// attempted (and again on a 401) and kept in sessionStorage for the browser session.
+// Client for the collector's REST API (docs/api.md). The browser is signed in with the
+// session cookie (HttpOnly, set by /api/v1/auth/login or the single sign-on callback); every
+// change carries the session's CSRF token from /api/v1/auth/me in X-CSRF-Token. A 401 sends
+// the user to the sign-in page and back.
 
-import { h, notice } from './dom';
-import { openModal } from './modal';
+import { navigate } from './router';
 
 export type Status = 'in_control' | 'violation' | 'learning';
 
@@ -279,7 +279,8 @@ export interface Page<T> {
 export interface Channel {
   name: string;
   kind: string;
-  config: Record<string, unknown>;
+  /** `null` unless the caller is an admin (then with masked URLs). */
+  config: Record<string, unknown> | null;
   has_secret: boolean;
   max_attempts?: number;
   source?: string;
@@ -373,24 +374,94 @@ export class ApiError extends Error {
   }
 }
 
-const TOKEN_KEY = 'llmscope.adminToken';
+export type Role = 'viewer' | 'editor' | 'admin';
 
-export function adminToken(): string | null {
-  try {
-    return sessionStorage.getItem(TOKEN_KEY);
-  } catch {
-    return null;
-  }
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  sites: string[] | null;
+  disabled: boolean;
+  created_at: number;
+  last_login_at: number | null;
+  has_password: boolean;
+  oidc: boolean;
+  /** Only in the answer that created the user without a password: shown once. */
+  password?: string;
 }
 
-export function setAdminToken(t: string | null): void {
+/** `/api/v1/auth/me`: who this browser is. */
+export interface Me {
+  signed_in: boolean;
+  anonymous: boolean;
+  actor: string;
+  role: Role | null;
+  sites: string[] | null;
+  user: User | null;
+  csrf: string | null;
+  methods: { password: boolean; oidc: { name: string; start: string } | null };
+}
+
+export interface PersonalToken {
+  id: string;
+  name: string | null;
+  created_at: number;
+  revoked_at: number | null;
+  /** Only in the answer that created it: shown once. */
+  token?: string;
+}
+
+export interface AuditEntry {
+  id: number;
+  at: number;
+  actor: string;
+  role: string;
+  client: string;
+  action: string;
+  target: string;
+  before: unknown;
+  after: unknown;
+}
+
+const RANK: Record<Role, number> = { viewer: 1, editor: 2, admin: 3 };
+let me: Me | null = null;
+
+/** Who this browser is (null until loaded). */
+export function currentMe(): Me | null {
+  return me;
+}
+
+/** Asks the collector who this browser is; announces `llmscope:me`. */
+export async function loadMe(): Promise<Me> {
+  let res: Response;
   try {
-    if (t) sessionStorage.setItem(TOKEN_KEY, t);
-    else sessionStorage.removeItem(TOKEN_KEY);
+    res = await fetch('/api/v1/auth/me', { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
   } catch {
-    /* storage disabled: ask every time */
+    throw new ApiError(0, 'Cannot reach the collector — is it running?');
   }
-  document.dispatchEvent(new CustomEvent('llmscope:token'));
+  if (!res.ok) throw await errorFrom(res);
+  me = (await res.json()) as Me;
+  document.dispatchEvent(new CustomEvent('llmscope:me'));
+  return me;
+}
+
+/** Whether the signed-in caller has at least `role`. */
+export function can(role: Role): boolean {
+  return !!me?.role && RANK[me.role] >= RANK[role];
+}
+
+/** Whether a signed-in user (not a wall screen) is acting: their name is recorded. */
+export function isUser(): boolean {
+  return !!me?.user;
+}
+
+/** Goes to the sign-in page, coming back here afterwards. */
+export function toSignIn(reason?: string): void {
+  if (location.pathname === '/signin') return;
+  const q = new URLSearchParams({ next: location.pathname + location.search });
+  if (reason) q.set('reason', reason);
+  navigate(`/signin?${q.toString()}`, true);
 }
 
 /** Builds `/api/v1/<path>?<params>`, skipping empty values; arrays repeat the key. */
@@ -428,92 +499,44 @@ async function errorFrom(res: Response): Promise<ApiError> {
 export async function get<T>(path: string, params?: Parameters<typeof url>[1], signal?: AbortSignal): Promise<T> {
   let res: Response;
   try {
-    res = await fetch(url(path, params), { headers: { Accept: 'application/json' }, signal });
+    res = await fetch(url(path, params), { headers: { Accept: 'application/json' }, credentials: 'same-origin', signal });
   } catch (e) {
     if ((e as Error).name === 'AbortError') throw e;
     throw new ApiError(0, 'Cannot reach the collector — is it running?');
   }
-  if (!res.ok) throw await errorFrom(res);
+  if (!res.ok) {
+    const e = await errorFrom(res);
+    if (res.status === 401) toSignIn(e.message);
+    throw e;
+  }
   return (await res.json()) as T;
 }
 
-let pendingPrompt: Promise<string | null> | null = null;
-
-/** Asks for the admin token in a modal; resolves null when the user cancels. */
-export function askAdminToken(reason?: string): Promise<string | null> {
-  if (pendingPrompt) return pendingPrompt;
-  pendingPrompt = new Promise<string | null>((resolve) => {
-    let done = false;
-    const input = h('input', { type: 'password', autocomplete: 'off', spellcheck: 'false', testid: 'admin-token-input', placeholder: 'llms_…', id: 'admin-token-input' });
-    const err = h('div', { testid: 'admin-token-error' }, reason ? notice('error', reason) : null);
-    const form = h(
-      'form',
-      { class: 'stack' },
-      h('p', null, 'Changes need the collector’s admin token. It is kept in this browser tab only, until you close it.'),
-      h('label', { class: 'field', for: 'admin-token-input' }, h('span', { class: 'field-label' }, 'Admin token'), input,
-        h('span', { class: 'field-hint' }, 'Create one with: llmscope-collector token create --admin')),
-      err,
-      h('div', { class: 'actions' },
-        h('button', { class: 'btn', type: 'button', testid: 'admin-token-cancel', on: { click: () => m.close() } }, 'Cancel'),
-        h('button', { class: 'btn btn-primary', type: 'submit', testid: 'admin-token-submit' }, 'Continue')),
-    );
-    const m = openModal({
-      title: 'Admin token',
-      content: form,
-      testid: 'admin-token-modal',
-      onClose: () => {
-        pendingPrompt = null;
-        if (!done) resolve(null);
+/** A change: POST/PUT/PATCH/DELETE with the session's CSRF token. */
+export async function mutate<T>(method: 'POST' | 'PUT' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(url(path), {
+      method,
+      credentials: 'same-origin',
+      headers: {
+        Accept: 'application/json',
+        ...(me?.csrf ? { 'X-CSRF-Token': me.csrf } : {}),
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
       },
+      body: body === undefined ? undefined : JSON.stringify(body),
     });
-    form.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      const t = input.value.trim();
-      if (!t) {
-        err.replaceChildren(notice('error', 'Enter the admin token.'));
-        input.focus();
-        return;
-      }
-      done = true;
-      setAdminToken(t);
-      resolve(t);
-      m.close();
-    });
-  });
-  return pendingPrompt;
-}
-
-/** A change: POST/PUT/DELETE with the admin token, asking for it when needed. */
-export async function mutate<T>(method: 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
-  let token = adminToken() ?? (await askAdminToken());
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (!token) throw new ApiError(401, 'Cancelled: this change needs the admin token.');
-    let res: Response;
-    try {
-      res = await fetch(url(path), {
-        method,
-        headers: {
-          Accept: 'application/json',
-          Authorization: `Bearer ${token}`,
-          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch {
-      throw new ApiError(0, 'Cannot reach the collector — is it running?');
-    }
-    if (res.status === 401) {
-      const e = await errorFrom(res);
-      setAdminToken(null);
-      token = await askAdminToken(`The collector refused the token: ${e.message}`);
-      continue;
-    }
-    if (!res.ok) throw await errorFrom(res);
-    if (res.status === 204) return undefined as T;
-    const text = await res.text();
-    return (text ? JSON.parse(text) : undefined) as T;
+  } catch {
+    throw new ApiError(0, 'Cannot reach the collector — is it running?');
   }
-  throw new ApiError(401, 'The collector refused the admin token.');
+  if (!res.ok) {
+    const e = await errorFrom(res);
+    if (res.status === 401) toSignIn(e.message);
+    throw e;
+  }
+  if (res.status === 204) return undefined as T;
+  const text = await res.text();
+  return (text ? JSON.parse(text) : undefined) as T;
 }
 
 export function errorText(e: unknown): string {

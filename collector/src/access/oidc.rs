@@ -68,6 +68,9 @@ pub struct Identity {
     pub role: Role,
     /// Sites from `sites_claim` (`None`: every site).
     pub sites: Option<Vec<String>>,
+    /// Whether the provider vouches for the email (`email_verified`): only then may the
+    /// identity take over a local user with the same email.
+    pub email_verified: bool,
 }
 
 /// The configured provider.
@@ -186,7 +189,9 @@ impl Provider {
             .take_oidc_pending(state, since)
             .await?
             .ok_or(OidcError::UnknownState)?;
-        let client = self.client(self.metadata().await?)?;
+        let md = self.metadata().await?;
+        let userinfo = md.userinfo_endpoint().map(|u| u.url().clone());
+        let client = self.client(md)?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .map_err(|e| OidcError::Provider(format!("token endpoint: {e}")))?
@@ -194,7 +199,7 @@ impl Provider {
             .request_async(&self.http)
             .await
             .map_err(|e| OidcError::Refused(format!("code exchange: {e}")))?;
-        use openidconnect::TokenResponse;
+        use openidconnect::{OAuth2TokenResponse, TokenResponse};
         let id_token = token
             .id_token()
             .ok_or_else(|| OidcError::Invalid("no ID token in the answer".into()))?;
@@ -203,11 +208,40 @@ impl Provider {
             .claims(&verifier, &Nonce::new(pending.nonce.clone()))
             .map_err(|e| OidcError::Invalid(e.to_string()))?;
         // the token is verified: its other claims (groups, sites) are read from its payload
-        let payload = payload_of(&id_token.to_string())?;
+        let mut payload = payload_of(&id_token.to_string())?;
         let sub = claims.subject().as_str().to_owned();
+        // providers that keep scope claims out of the ID token give them at userinfo
+        let missing = |p: &Value| {
+            p.get(&self.cfg.role_claim).is_none()
+                || p.get("email").is_none()
+                || self.cfg.sites_claim.as_ref().is_some_and(|c| p.get(c).is_none())
+        };
+        if missing(&payload)
+            && let Some(url) = userinfo
+        {
+            let info = self
+                .userinfo(url, token.access_token().secret())
+                .await?;
+            if info["sub"].as_str() != Some(sub.as_str()) {
+                return Err(OidcError::Invalid(
+                    "userinfo answered for another subject".into(),
+                ));
+            }
+            if let (Value::Object(p), Value::Object(i)) = (&mut payload, info) {
+                for (k, v) in i {
+                    p.entry(k).or_insert(v);
+                }
+            }
+        }
+        let email_verified = claims
+            .email_verified()
+            .or_else(|| payload["email_verified"].as_bool())
+            .unwrap_or(false);
         let email = claims
             .email()
             .map(|e| e.as_str().to_lowercase())
+            .or_else(|| payload["email"].as_str().map(str::to_lowercase))
+            .filter(|e| e.contains('@') && !e.chars().any(char::is_control))
             .unwrap_or_else(|| {
                 let host = self
                     .cfg
@@ -234,9 +268,34 @@ impl Provider {
                 name,
                 role,
                 sites,
+                email_verified,
             },
             pending.return_to,
         ))
+    }
+
+    /// The userinfo endpoint's claims (JSON) for an access token.
+    async fn userinfo(&self, url: openidconnect::url::Url, access_token: &str) -> Result<Value, OidcError> {
+        let r = self
+            .http
+            .get(url)
+            .bearer_auth(access_token)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| OidcError::Provider(format!("userinfo: {e}")))?;
+        if !r.status().is_success() {
+            return Err(OidcError::Provider(format!(
+                "userinfo answered {}",
+                r.status()
+            )));
+        }
+        let body = r
+            .bytes()
+            .await
+            .map_err(|e| OidcError::Provider(format!("userinfo: {e}")))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| OidcError::Invalid(format!("userinfo is not JSON: {e}")))
     }
 
     fn role_of(&self, payload: &Value) -> Result<Role, OidcError> {

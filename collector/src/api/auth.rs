@@ -427,9 +427,12 @@ async fn oidc_callback(
     };
     // the user: found by subject, else by email (a local user signing in with the provider
     // for the first time), else created on first sign-in
+    // (by email only when the provider has verified it: else anyone able to name an email
+    // at the provider could take over that local account)
     let existing = match st.store.user_by_subject(&id.subject).await? {
         Some(u) => Some(u),
-        None => st.store.user_by_email(&id.email).await?,
+        None if id.email_verified => st.store.user_by_email(&id.email).await?,
+        None => None,
     };
     let actor = Caller {
         actor: id.email.clone(),

@@ -99,7 +99,17 @@ pub async fn open_store(cfg: &ConfigArgs) -> anyhow::Result<Store> {
 pub fn cli_audit(action: &str, target: impl Into<String>) -> llmscope_store::audit::Audit {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+        .unwrap_or_else(|_| {
+            // no login environment (a container, a service): the numeric user id
+            std::fs::read_to_string("/proc/self/status")
+                .ok()
+                .and_then(|t| {
+                    t.lines()
+                        .find_map(|l| l.strip_prefix("Uid:"))
+                        .and_then(|v| v.split_whitespace().next().map(|u| format!("uid {u}")))
+                })
+                .unwrap_or_else(|| "unknown".into())
+        });
     let host = hostname::get()
         .map(|h| h.to_string_lossy().into_owned())
         .unwrap_or_default();

@@ -1,4 +1,5 @@
 import {
+  can,
   get,
   mutate,
   type BaselineRow,
@@ -30,34 +31,25 @@ const TABS: Array<[string, string]> = [
   ['cluster', 'Cluster'],
 ];
 
-const USER_KEY = 'llmscope.user';
-function rememberedUser(): string {
-  try {
-    return localStorage.getItem(USER_KEY) ?? '';
-  } catch {
-    return '';
-  }
-}
-function rememberUser(u: string): void {
-  try {
-    localStorage.setItem(USER_KEY, u);
-  } catch {
-    /* ignore */
-  }
+/** A card explaining which role a form needs, shown instead of the form. */
+function needs(role: 'editor' | 'admin', what: string): HTMLElement {
+  return h('p', { class: 'muted small', testid: `needs-${role}` }, `${what} needs the ${role} role.`);
 }
 
 export async function settingsPage(view: HTMLElement, ctx: PageCtx): Promise<void> {
-  const tab = TABS.some(([k]) => k === ctx.params.get('tab')) ? ctx.params.get('tab')! : 'channels';
+  // ingest tokens are the admins' business
+  const tabsShown = TABS.filter(([k]) => k !== 'tokens' || can('admin'));
+  const tab = tabsShown.some(([k]) => k === ctx.params.get('tab')) ? ctx.params.get('tab')! : 'channels';
   const panel = h('div', { class: 'tab-panel', role: 'tabpanel', id: 'settings-panel', testid: `panel-${tab}`, 'aria-labelledby': `tab-${tab}` });
   const tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Settings' },
-    ...TABS.map(([k, l]) => h('button', {
+    ...tabsShown.map(([k, l]) => h('button', {
       type: 'button', role: 'tab', id: `tab-${k}`, 'aria-selected': String(k === tab), 'aria-controls': 'settings-panel', tabindex: k === tab ? '0' : '-1',
       class: k === tab ? 'active' : '', testid: `tab-${k}`, on: { click: () => updateParams({ tab: k }) },
     }, l)));
   tabs.addEventListener('keydown', (ev) => {
     if (ev.key !== 'ArrowRight' && ev.key !== 'ArrowLeft') return;
-    const i = TABS.findIndex(([k]) => k === tab);
-    const next = TABS[(i + (ev.key === 'ArrowRight' ? 1 : TABS.length - 1)) % TABS.length]![0];
+    const i = tabsShown.findIndex(([k]) => k === tab);
+    const next = tabsShown[(i + (ev.key === 'ArrowRight' ? 1 : tabsShown.length - 1)) % tabsShown.length]![0];
     updateParams({ tab: next }, true);
     requestAnimationFrame(() => document.getElementById(`tab-${next}`)?.focus());
   });
@@ -100,13 +92,13 @@ async function channelsTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
   const testSlot = h('div', { testid: 'channel-test-slot' });
   panel.append(
     card('Channels', h('p', { class: 'muted small' }, 'Where alerts are delivered. Channels from the config file are read-only here; secrets are never shown.'), msg, listSlot, testSlot),
-    card('Add a channel', channelForm({
+    can('admin') ? card('Add a channel', channelForm({
       idPrefix: 'channel',
       onCreated: (c) => {
         mount(msg, notice('ok', `Channel ${c.name} created. Send a test to check the receiver.`, 'channel-created'));
         void load();
       },
-    })),
+    })) : needs('admin', 'Adding channels, changing them and sending tests'),
   );
   const load = async () => {
     try {
@@ -118,11 +110,13 @@ async function channelsTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
       mount(listSlot, table('channels-table', ['Name', 'Kind', 'Target', 'Secret', 'Source', ''], chans.map((c) => {
         const test = h('button', { class: 'btn btn-small', type: 'button', testid: 'channel-test', dataset: { name: c.name } }, 'Send test');
         test.addEventListener('click', () => void sendTest(c.name, test, testSlot));
-        const target = c.kind === 'email' ? (Array.isArray(c.config.to) ? (c.config.to as string[]).join(', ') : String(c.config.to ?? '')) : String(c.config.url ?? '—');
+        // the target (its secrets masked) is shown to admins only
+        const conf = c.config ?? null;
+        const target = !conf ? 'hidden' : c.kind === 'email' ? (Array.isArray(conf.to) ? (conf.to as string[]).join(', ') : String(conf.to ?? '')) : String(conf.url ?? '—');
         return h('tr', { testid: 'channel-row', dataset: { name: c.name } },
           h('td', { class: 'mono' }, c.name), h('td', null, c.kind), h('td', { class: 'truncate', title: target }, target),
           h('td', null, c.has_secret ? 'set' : h('span', { class: 'muted' }, 'none')), h('td', null, c.source ?? 'api'),
-          h('td', { class: 'row-actions' }, test, c.source === 'config' ? null : confirmBtn('Delete', 'channel-delete', `Delete channel ${c.name}? Routes that use it stop delivering to it.`, async (b) => {
+          h('td', { class: 'row-actions' }, can('admin') ? test : null, c.source === 'config' || !can('admin') ? null : confirmBtn('Delete', 'channel-delete', `Delete channel ${c.name}? Routes that use it stop delivering to it.`, async (b) => {
             await withButton(b, msg, () => mutate('DELETE', `channels/${encodeURIComponent(c.name)}`));
             void load();
           }, { name: c.name })));
@@ -140,7 +134,7 @@ async function routesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
   const listSlot = h('div', null, loading());
   const msg = h('div');
   const formSlot = h('div');
-  panel.append(card('Routes', h('p', { class: 'muted small' }, 'Checked top to bottom; the first route whose matchers all match a violation sends it, and stops unless “continue” is set. Unmatched violations go to the default route.'), msg, listSlot), card('Add a route', formSlot));
+  panel.append(card('Routes', h('p', { class: 'muted small' }, 'Checked top to bottom; the first route whose matchers all match a violation sends it, and stops unless “continue” is set. Unmatched violations go to the default route.'), msg, listSlot), can('admin') ? card('Add a route', formSlot) : needs('admin', 'Changing routes'));
   let channels: Channel[] = [];
   const load = async () => {
     try {
@@ -151,7 +145,7 @@ async function routesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
       const trs = rows.map((r) => h('tr', { testid: 'route-row', dataset: { id: String(r.id) } },
         h('td', { class: 'num' }, String(r.position ?? '')), h('td', null, matcherChips(r.matchers)), h('td', null, r.channels.join(', ')),
         h('td', null, r.continue ? 'yes' : 'no'), h('td', null, r.source ?? 'api'),
-        h('td', { class: 'row-actions' }, r.source === 'config' ? null : confirmBtn('Delete', 'route-delete', 'Delete this route?', async (b) => {
+        h('td', { class: 'row-actions' }, r.source === 'config' || !can('admin') ? null : confirmBtn('Delete', 'route-delete', 'Delete this route?', async (b) => {
           await withButton(b, msg, () => mutate('DELETE', `routes/${encodeURIComponent(String(r.id))}`));
           void load();
         }))));
@@ -220,13 +214,12 @@ async function silencesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
   const quick = h('span', { class: 'quick' }, ...([['1 h', 1], ['4 h', 4], ['1 d', 24], ['1 w', 168]] as Array<[string, number]>).map(([l, hrs]) =>
     h('button', { type: 'button', class: 'btn btn-small btn-ghost', testid: `silence-for-${hrs}h`, on: { click: () => (ends.value = toLocalInput(Date.now() + hrs * 3600_000)) } }, l)));
   const comment = h('input', { type: 'text', testid: 'silence-comment', placeholder: 'e.g. deploying vLLM 0.6 on gpu-2' });
-  const by = h('input', { type: 'text', testid: 'silence-created-by', placeholder: 'your name', value: rememberedUser() });
   const errors = h('div');
   const submit = h('button', { class: 'btn btn-primary', type: 'submit', testid: 'silence-create' }, 'Create silence');
   const form = h('form', { class: 'stack', novalidate: true, testid: 'silence-form' },
     h('p', { class: 'muted small' }, 'Matching violations are still recorded, but no alert is sent until the silence ends. Set at least one matcher; prefix a value with ~ for a regular expression (e.g. ~gpu-.*).'),
     h('div', { class: 'form-grid' }, field('Site', m.site), field('Host', m.host), field('Model', m.model), field('Metric', m.metric), field('Rule', m.rule)),
-    h('div', { class: 'form-grid' }, h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Ends'), ends, quick), field('Comment', comment), field('Created by', by)),
+    h('div', { class: 'form-grid' }, h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Ends'), ends, quick), field('Comment', comment)),
     errors, h('div', { class: 'actions' }, submit));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -236,15 +229,14 @@ async function silencesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
     else if (end <= Date.now()) problems.push('Ends: must be in the future.');
     if (!Object.values(m).some((el) => el.value.trim())) problems.push('Matchers: set at least one (site, host, model, metric or rule) — an empty silence would mute everything.');
     if (!comment.value.trim()) problems.push('Comment: say why alerts are silenced (e.g. the maintenance).');
-    if (!by.value.trim()) problems.push('Created by: enter your name.');
     if (problems.length) return mount(errors, h('div', { class: 'notice notice-error', role: 'alert', testid: 'silence-validation' }, h('ul', null, ...problems.map((p) => h('li', null, p)))));
     const matchers: Record<string, unknown> = {};
     for (const [k, el] of Object.entries(m)) {
       const v = el.value.trim();
       if (v) matchers[k] = k === 'rule' ? Number(v) : v;
     }
-    rememberUser(by.value.trim());
-    const created = await withButton(submit, errors, () => mutate<Silence>('POST', 'silences', { matchers, ends_at: end, comment: comment.value.trim(), created_by: by.value.trim() }));
+    // the signed-in user is recorded as its author
+    const created = await withButton(submit, errors, () => mutate<Silence>('POST', 'silences', { matchers, ends_at: end, comment: comment.value.trim() }));
     if (created) {
       comment.value = '';
       mount(msg, notice('ok', `Silence created until ${new Date(created.ends_at ?? end!).toLocaleString()}.`, 'silence-created'));
@@ -252,7 +244,7 @@ async function silencesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
     }
   });
 
-  panel.append(card(h('span', { class: 'card-title-row' }, 'Silences', stateSel), msg, listSlot), card('Create a silence', form));
+  panel.append(card(h('span', { class: 'card-title-row' }, 'Silences', stateSel), msg, listSlot), can('editor') ? card('Create a silence', form) : needs('editor', 'Silencing alerts'));
 
   const load = async () => {
     try {
@@ -265,7 +257,7 @@ async function silencesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
         h('tr', { testid: 'silence-row', dataset: { id: String(s.id), state: s.state } },
           h('td', null, matcherChips(s.matchers)), h('td', null, timeEl(s.starts_at)), h('td', null, timeEl(s.ends_at)),
           h('td', { testid: 'silence-comment-cell' }, s.comment), h('td', null, s.created_by), h('td', null, statusBadge(s.state)),
-          h('td', { class: 'row-actions' }, s.state === 'expired' ? null : confirmBtn('Expire', 'silence-expire', 'Expire this silence now? Alerts resume at once.', async (b) => {
+          h('td', { class: 'row-actions' }, s.state === 'expired' || !can('editor') ? null : confirmBtn('Expire', 'silence-expire', 'Expire this silence now? Alerts resume at once.', async (b) => {
             await withButton(b, msg, () => mutate('DELETE', `silences/${encodeURIComponent(String(s.id))}`));
             void load();
           }))))));
@@ -396,7 +388,7 @@ async function rulesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
   const listSlot = h('div', null, loading());
   const formSlot = h('div');
   const msg = h('div');
-  panel.append(card('Rule configuration', h('p', { class: 'muted small' }, 'The most specific configuration wins: model, then site, then global, then the defaults. Nelson rules mark the charts and list as evidence in incidents; they page only where [alerts] severity makes a rule critical or error. Each configuration shows how often it marks a healthy series by chance (simulated with the configured Phase I); the Detection tab gives the figure per day at each series’ own probe rate.'), msg, listSlot), card('Edit a configuration', formSlot));
+  panel.append(card('Rule configuration', h('p', { class: 'muted small' }, 'The most specific configuration wins: model, then site, then global, then the defaults. Nelson rules mark the charts and list as evidence in incidents; they page only where [alerts] severity makes a rule critical or error. Each configuration shows how often it marks a healthy series by chance (simulated with the configured Phase I); the Detection tab gives the figure per day at each series’ own probe rate.'), msg, listSlot), can('editor') ? card('Edit a configuration', formSlot) : needs('editor', 'Changing rule settings'));
   let defaults: RuleSettings = {};
 
   const describe = (s: RuleSettings): HTMLElement => h('div', { class: 'rule-summary' },
@@ -466,7 +458,7 @@ async function rulesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
       const rows = r.configs.map((c) => h('tr', { testid: 'rules-row' },
         h('td', null, c.scope_kind), h('td', { class: 'mono' }, c.scope_value ?? '—'), h('td', null, describe({ ...(c.settings as RuleSettings), marker_arl0: c.marker_arl0 })),
         h('td', null, c.updated_by ?? '—', ' ', c.updated_at ? timeEl(c.updated_at) : null),
-        h('td', { class: 'row-actions' }, h('button', { class: 'btn btn-small', type: 'button', testid: 'rules-edit', on: { click: () => { renderForm(c); formSlot.scrollIntoView({ behavior: 'smooth' }); } } }, 'Edit'))));
+        h('td', { class: 'row-actions' }, !can('editor') ? null : h('button', { class: 'btn btn-small', type: 'button', testid: 'rules-edit', on: { click: () => { renderForm(c); formSlot.scrollIntoView({ behavior: 'smooth' }); } } }, 'Edit'))));
       mount(listSlot,
         h('div', { class: 'defaults', testid: 'rules-defaults' }, h('strong', null, 'Defaults: '), describe(defaults)),
         rows.length ? table('rules-table', ['Scope', 'Applies to', 'Settings', 'Updated', ''], rows) : emptyState('No overrides — the defaults apply everywhere.', 'Use the form below to switch a rule off or change its parameters for a site or a model.', 'rules-empty'));
@@ -543,13 +535,12 @@ async function baselinesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
   const from = h('input', { type: 'datetime-local', testid: 'rebaseline-from', value: toLocalInput(Date.now() - 3600_000) });
   const to = h('input', { type: 'datetime-local', testid: 'rebaseline-to', value: toLocalInput(Date.now()) });
   const reason = h('input', { type: 'text', testid: 'rebaseline-reason', placeholder: 'e.g. upgraded to vLLM 0.6' });
-  const by = h('input', { type: 'text', testid: 'rebaseline-by', value: rememberedUser(), placeholder: 'your name' });
   const errors = h('div');
   const submit = h('button', { class: 'btn btn-primary', type: 'submit', testid: 'rebaseline-submit' }, 'Re-baseline');
   const form = h('form', { class: 'stack', novalidate: true },
     h('p', { class: 'muted small' }, 'Estimate new centre lines and limits from a period you know was normal — e.g. the hour after a deployment. Past violations keep their frozen baseline.'),
     h('div', { class: 'form-grid' }, field('Site', site), field('Host', host), field('Model', model), field('Metric', metric)),
-    h('div', { class: 'form-grid' }, field('From', from), field('To', to), field('Reason', reason), field('By', by)),
+    h('div', { class: 'form-grid' }, field('From', from), field('To', to), field('Reason', reason)),
     errors, h('div', { class: 'actions' }, submit));
   form.addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -561,10 +552,8 @@ async function baselinesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
     else if (t <= f) problems.push('To: must be after From.');
     else if (t > Date.now() + 60_000) problems.push('To: cannot be in the future.');
     if (!reason.value.trim()) problems.push('Reason: say why (it is kept with the baseline).');
-    if (!by.value.trim()) problems.push('By: enter your name.');
     if (problems.length) return mount(errors, h('div', { class: 'notice notice-error', role: 'alert', testid: 'rebaseline-validation' }, h('ul', null, ...problems.map((p) => h('li', null, p)))));
-    rememberUser(by.value.trim());
-    const body: Record<string, unknown> = { site: site.value.trim(), from: f, to: t, reason: reason.value.trim(), by: by.value.trim() };
+    const body: Record<string, unknown> = { site: site.value.trim(), from: f, to: t, reason: reason.value.trim() };
     if (host.value.trim()) body.host = host.value.trim();
     if (model.value.trim()) body.model = model.value.trim();
     if (metric.value) body.metric = metric.value;
@@ -574,7 +563,7 @@ async function baselinesTab(panel: HTMLElement, ctx: PageCtx): Promise<void> {
       void load();
     }
   });
-  panel.append(card('Current baselines', msg, listSlot), card('Re-baseline from a range', form));
+  panel.append(card('Current baselines', msg, listSlot), can('editor') ? card('Re-baseline from a range', form) : needs('editor', 'Re-baselining'));
   const load = async () => {
     try {
       const rows = (await get<BaselineRow[]>('baselines', undefined, ctx.signal)).filter((b) => !ctx.site || !b.site || b.site === ctx.site);

@@ -1,4 +1,6 @@
 import {
+  can,
+  currentMe,
   get,
   mutate,
   url,
@@ -23,27 +25,10 @@ import type { PageCtx } from '../page';
 import { DETECTORS, findingChip, loading, pageHead, severityBadge, showError, statusBadge, withButton } from '../ui';
 
 const FILTERS = ['host', 'model', 'metric', 'detector', 'severity', 'rule', 'status', 'incident', 'from', 'to'] as const;
-const USER_KEY = 'llmscope.user';
 
 // Cursors of the pages before the current one, for "Previous" (reset when filters change).
 let cursorStack: string[] = [];
 let stackFilter = '';
-
-function rememberedUser(): string {
-  try {
-    return localStorage.getItem(USER_KEY) ?? '';
-  } catch {
-    return '';
-  }
-}
-
-function rememberUser(u: string): void {
-  try {
-    localStorage.setItem(USER_KEY, u);
-  } catch {
-    /* ignore */
-  }
-}
 
 export async function violationsPage(view: HTMLElement, ctx: PageCtx): Promise<void> {
   const p = ctx.params;
@@ -215,25 +200,18 @@ function detailModal(id: string, ctx: PageCtx, onUpdate: (v: Violation) => void,
     const info = det ? { ...rule(0), name: det.name, color: det.color, text: det.text } : rule(v.rule);
     titleEl.replaceChildren(det ? `${v.rule_name ?? det.name}` : `Rule ${v.rule} · ${v.rule_name ?? info.name}`);
     const status = violationStatus(v);
-    const by = h('input', { type: 'text', testid: 'ack-by', 'aria-label': 'Your name', placeholder: 'Your name', value: rememberedUser(), autocomplete: 'name' });
     const note = h('input', { type: 'text', testid: 'ack-note', 'aria-label': 'Note', placeholder: 'Note (optional): what you found or did' });
     const msg = h('div', { testid: 'violation-action-msg', 'aria-live': 'polite' });
     const act = (what: 'ack' | 'resolve') => async (ev: Event) => {
       const btn = ev.currentTarget as HTMLButtonElement;
-      const name = by.value.trim();
-      if (!name) {
-        msg.replaceChildren(notice('error', 'Enter your name: it is recorded with the acknowledgement.'));
-        by.focus();
-        return;
-      }
-      rememberUser(name);
-      const res = await withButton(btn, msg, () => mutate<Violation>('POST', `violations/${encodeURIComponent(id)}/${what}`, { by: name, note: note.value.trim() || null }));
+      // the signed-in user is recorded as who did it
+      const res = await withButton(btn, msg, () => mutate<Violation>('POST', `violations/${encodeURIComponent(id)}/${what}`, { note: note.value.trim() || null }));
       if (res) {
         const merged = { ...v, ...res };
         onUpdate(merged);
         render(merged);
         m.body.querySelector<HTMLElement>('[data-testid=violation-action-msg]')?.replaceChildren(
-          notice('ok', what === 'ack' ? `Acknowledged by ${merged.acked_by ?? name}.` : 'Resolved.', 'violation-action-ok'));
+          notice('ok', what === 'ack' ? `Acknowledged by ${merged.acked_by ?? 'you'}.` : 'Resolved.', 'violation-action-ok'));
       }
     };
     const ackBtn = h('button', { class: 'btn btn-primary', type: 'button', testid: 'violation-ack', disabled: status !== 'open', on: { click: act('ack') } }, 'Acknowledge');
@@ -266,10 +244,14 @@ function detailModal(id: string, ctx: PageCtx, onUpdate: (v: Violation) => void,
           ? h('div', null, h('h3', null, 'Reference'), referenceText(v))
           : h('div', null, h('h3', null, 'Baseline in force (frozen)'), baselineTable(b, v.metric)),
         h('div', null, h('h3', null, 'Host telemetry at the time'), telemetryAt(v.context?.telemetry ?? null, v.opened_at))),
-      h('div', { class: 'action-box' },
-        h('div', { class: 'action-fields' }, by, note),
-        h('div', { class: 'actions' }, seriesLink, resolveBtn, ackBtn),
-        msg),
+      can('editor')
+        ? h('div', { class: 'action-box' },
+          h('div', { class: 'action-fields' }, note),
+          h('div', { class: 'actions' }, seriesLink, resolveBtn, ackBtn),
+          msg)
+        : h('div', { class: 'action-box' },
+          h('p', { class: 'muted small', testid: 'violation-readonly' }, `Acknowledging and resolving need the editor role; you are ${currentMe()?.role ?? 'a viewer'}.`),
+          h('div', { class: 'actions' }, seriesLink)),
     );
 
     chart?.destroy();
