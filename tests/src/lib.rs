@@ -199,10 +199,19 @@ pub fn sum_metric(text: &str, name: &str) -> f64 {
 
 /// A plain HTTP/1.1 GET over a socket (no client library needed); returns the body.
 pub async fn http_get(addr: &str, path: &str) -> String {
+    http_get_as(addr, path, None).await
+}
+
+/// [`http_get`] with `Authorization: Bearer <token>` when a token is given.
+pub async fn http_get_as(addr: &str, path: &str, token: Option<&str>) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n")
+            .as_bytes(),
     )
     .await
     .expect("write");

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use llmscope_e2e::{Collector, collector_cmd, http_get, wait_until};
+use llmscope_e2e::{Collector, collector_cmd, http_get_as, wait_until};
 use llmscope_proto::v1::{self, IngestRequest, ingest_service_client::IngestServiceClient};
 use serde_json::Value;
 
@@ -101,8 +101,8 @@ async fn push(grpc: &str, token: &str, samples: Vec<v1::Sample>, telemetry: Vec<
     }
 }
 
-async fn get_json(http: &str, path: &str) -> Value {
-    serde_json::from_str(&http_get(http, path).await).unwrap_or(Value::Null)
+async fn get_json(http: &str, token: &str, path: &str) -> Value {
+    serde_json::from_str(&http_get_as(http, path, Some(token)).await).unwrap_or(Value::Null)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,11 +160,11 @@ async fn dashboard_e2e_against_the_real_collector() {
 
     let http = collector.http.clone();
     let ready = wait_until(Duration::from_secs(60), || {
-        let http = http.clone();
+        let (http, admin) = (http.clone(), admin.clone());
         async move {
-            let open = get_json(&http, "/api/v1/violations?status=open").await;
-            let incidents = get_json(&http, "/api/v1/incidents?status=open").await;
-            let series = get_json(&http, "/api/v1/series").await;
+            let open = get_json(&http, &admin, "/api/v1/violations?status=open").await;
+            let incidents = get_json(&http, &admin, "/api/v1/incidents?status=open").await;
+            let series = get_json(&http, &admin, "/api/v1/series").await;
             let has_open = open["items"].as_array().is_some_and(|a| !a.is_empty())
                 && incidents["items"].as_array().is_some_and(|a| !a.is_empty());
             let models: Vec<&str> = series
@@ -180,8 +180,13 @@ async fn dashboard_e2e_against_the_real_collector() {
     assert!(
         ready,
         "no open violation, incident or series listed within 60 s: violations {} series {}",
-        http_get(&collector.http, "/api/v1/violations?status=open").await,
-        http_get(&collector.http, "/api/v1/series").await
+        http_get_as(
+            &collector.http,
+            "/api/v1/violations?status=open",
+            Some(&admin)
+        )
+        .await,
+        http_get_as(&collector.http, "/api/v1/series", Some(&admin)).await
     );
 
     let shots = root.join("artifacts/screenshots");

@@ -214,14 +214,16 @@ impl Provider {
         let missing = |p: &Value| {
             p.get(&self.cfg.role_claim).is_none()
                 || p.get("email").is_none()
-                || self.cfg.sites_claim.as_ref().is_some_and(|c| p.get(c).is_none())
+                || self
+                    .cfg
+                    .sites_claim
+                    .as_ref()
+                    .is_some_and(|c| p.get(c).is_none())
         };
         if missing(&payload)
             && let Some(url) = userinfo
         {
-            let info = self
-                .userinfo(url, token.access_token().secret())
-                .await?;
+            let info = self.userinfo(url, token.access_token().secret()).await?;
             if info["sub"].as_str() != Some(sub.as_str()) {
                 return Err(OidcError::Invalid(
                     "userinfo answered for another subject".into(),
@@ -275,7 +277,11 @@ impl Provider {
     }
 
     /// The userinfo endpoint's claims (JSON) for an access token.
-    async fn userinfo(&self, url: openidconnect::url::Url, access_token: &str) -> Result<Value, OidcError> {
+    async fn userinfo(
+        &self,
+        url: openidconnect::url::Url,
+        access_token: &str,
+    ) -> Result<Value, OidcError> {
         let r = self
             .http
             .get(url)

@@ -118,11 +118,11 @@ export async function usersPage(view: HTMLElement, ctx: PageCtx): Promise<void> 
   };
 
   // create
-  const email = h('input', { type: 'email', testid: 'user-email', placeholder: 'name@example.com', autocomplete: 'off' });
-  const name = h('input', { type: 'text', testid: 'user-name', placeholder: 'optional' });
-  const role = select({ testid: 'user-role' }, ROLES, 'viewer');
-  const siteIn = h('input', { type: 'text', testid: 'user-sites', placeholder: 'all sites', value: '' });
-  const pw = h('input', { type: 'password', testid: 'user-password', placeholder: 'empty: generate one', autocomplete: 'new-password' });
+  const email = h('input', { type: 'email', testid: 'new-user-email', placeholder: 'name@example.com', autocomplete: 'off' });
+  const name = h('input', { type: 'text', testid: 'new-user-name', placeholder: 'optional' });
+  const role = select({ testid: 'new-user-role' }, ROLES, 'viewer');
+  const siteIn = h('input', { type: 'text', testid: 'new-user-sites', placeholder: 'all sites', value: '' });
+  const pw = h('input', { type: 'password', testid: 'new-user-password', placeholder: 'empty: generate one', autocomplete: 'new-password' });
   const errors = h('div');
   const submit = h('button', { class: 'btn btn-primary', type: 'submit', testid: 'user-create' }, 'Create user');
   const form = h('form', { class: 'stack', novalidate: true, testid: 'user-form' },
