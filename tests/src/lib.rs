@@ -71,7 +71,11 @@ impl Collector {
             } else {
                 &["--grpc-listen", "127.0.0.1:0"][..]
             })
-            .args(["--http-listen", "127.0.0.1:0"])
+            .args(if extra.contains(&"--http-listen") {
+                &[][..]
+            } else {
+                &["--http-listen", "127.0.0.1:0"][..]
+            })
             .args(extra)
             .env("LLMSCOPE_LOG", "warn")
             .envs(env.iter().copied())

@@ -260,9 +260,18 @@ impl Provider {
             .name()
             .and_then(|n| n.get(None))
             .map(|n| n.as_str().to_owned())
+            .or_else(|| payload["name"].as_str().map(str::to_owned))
+            .filter(|n| !n.chars().any(char::is_control))
             .unwrap_or_default();
         let role = self.role_of(&payload)?;
-        let sites = self.cfg.sites_claim.as_ref().map(|c| strings(&payload[c]));
+        // an absent sites claim: every site; a present one (even empty): those sites only
+        let sites = self
+            .cfg
+            .sites_claim
+            .as_ref()
+            .and_then(|c| payload.get(c))
+            .filter(|v| !v.is_null())
+            .map(strings);
         Ok((
             Identity {
                 subject: format!("{}|{sub}", self.cfg.issuer),
