@@ -4,6 +4,9 @@
 //!   N samples of one series at 1 Hz (2 592 000 = 30 days), inserted with SQL, rolled up by
 //!   the collector's rollup job code, then `GET /api/v1/series/points` for the whole range
 //!   with `max_points=2000` through a real collector, R times: p50 / p95 / max, bucket count.
+//!   Asked in alternation by two callers: an admin (every site, no filter) and a viewer limited
+//!   to the series' site by a personal token (the permission filter), so the filter's cost is
+//!   read side by side from one run.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -60,6 +63,8 @@ async fn run(backend: &str, n: i64, rounds: usize) {
         ..Config::default()
     };
     cfg.spc.enabled = false;
+    let admin = "llms_bench_points_admin_token";
+    cfg.admin_token = Some(llmscope_collector::config::Secret(admin.into()));
     cfg.api.rollup_interval = Duration::from_secs(3600); // the bench rolls up itself
     let running = llmscope_collector::serve::start(&cfg).await.unwrap();
     let t = Instant::now();
@@ -81,20 +86,33 @@ async fn run(backend: &str, n: i64, rounds: usize) {
         running.http_addr
     );
     let client = reqwest::Client::new();
-    let mut times = Vec::new();
-    let mut buckets = 0;
-    let mut count = 0;
+    let viewer = viewer_token(&client, running.http_addr, admin).await;
+    let mut times = [Vec::new(), Vec::new()];
+    let mut buckets = [0, 0];
+    let mut count = [0, 0];
     for i in 0..rounds + 2 {
-        let t = Instant::now();
-        let v: serde_json::Value = client.get(&url).send().await.unwrap().json().await.unwrap();
-        let ms = t.elapsed().as_secs_f64() * 1e3;
-        if i >= 2 {
-            times.push(ms); // two warm-up rounds
+        for (c, token) in [admin, viewer.as_str()].into_iter().enumerate() {
+            let t = Instant::now();
+            let v: serde_json::Value = client
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            if i >= 2 {
+                times[c].push(ms); // two warm-up rounds
+            }
+            let b = v["buckets"].as_array().unwrap_or_else(|| panic!("{v}"));
+            buckets[c] = b.len();
+            count[c] = b.iter().map(|x| x["count"].as_i64().unwrap()).sum::<i64>();
         }
-        let b = v["buckets"].as_array().unwrap();
-        buckets = b.len();
-        count = b.iter().map(|x| x["count"].as_i64().unwrap()).sum::<i64>();
     }
+    assert_eq!(buckets[0], buckets[1], "both callers see the same buckets");
+    assert_eq!(count[0], count[1], "both callers see the same samples");
     // the peer: the same 2 000 buckets aggregated from raw samples in one SQL statement
     let width = (n * 1_000_000 + 60_000_000) / 2000;
     let (from_us, to_us) = (from * 1000, to * 1000);
@@ -123,13 +141,52 @@ async fn run(backend: &str, n: i64, rounds: usize) {
         "{backend:<8} peer: one GROUP BY over the raw samples (no rollups, SQL only, no HTTP): p50 {:.0} ms over 3",
         pct(&mut raw_times, 0.5)
     );
+    let [mut all, mut limited] = times;
     println!(
-        "{backend:<8} {n} samples (insert {fill_s:.1} s, rollup {rollup_s:.1} s): points query over the whole range → {buckets} buckets covering {count} samples: p50 {:.1} ms  p95 {:.1} ms  max {:.1} ms over {rounds}",
-        pct(&mut times, 0.5),
-        pct(&mut times, 0.95),
-        pct(&mut times, 1.0)
+        "{backend:<8} {n} samples (insert {fill_s:.1} s, rollup {rollup_s:.1} s): points query over the whole range → {} buckets covering {} samples:",
+        buckets[0], count[0]
     );
+    for (who, t) in [
+        ("admin (every site, no filter)", &mut all),
+        ("viewer limited to the site (filter)", &mut limited),
+    ] {
+        println!(
+            "{backend:<8}   {who:<38} p50 {:.1} ms  p95 {:.1} ms  max {:.1} ms over {rounds}",
+            pct(t, 0.5),
+            pct(t, 0.95),
+            pct(t, 1.0)
+        );
+    }
     running.stop().await.unwrap();
+}
+
+/// A viewer limited to site `bench`, and its personal token, created through the API.
+async fn viewer_token(client: &reqwest::Client, http: std::net::SocketAddr, admin: &str) -> String {
+    let user: serde_json::Value = client
+        .post(format!("http://{http}/api/v1/users"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"email": "bench-viewer@example.com", "role": "viewer", "sites": ["bench"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = user["id"].as_str().unwrap_or_else(|| panic!("{user}"));
+    let token: serde_json::Value = client
+        .post(format!("http://{http}/api/v1/users/{id}/tokens"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({"name": "bench"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    token["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{token}"))
+        .to_owned()
 }
 
 #[tokio::main]

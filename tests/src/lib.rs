@@ -64,6 +64,29 @@ impl Collector {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Collector {
+        Collector::spawn(database_url, extra, env, Stdio::inherit()).await
+    }
+
+    /// [`Collector::start_with_env`] at log level `info`, its log (stderr) written to `log`
+    /// (to look for secrets in it afterwards).
+    pub async fn start_logged(
+        database_url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        log: &std::path::Path,
+    ) -> Collector {
+        let file = std::fs::File::create(log).expect("create the collector log file");
+        let mut env = env.to_vec();
+        env.push(("LLMSCOPE_LOG", "info"));
+        Collector::spawn(database_url, extra, &env, Stdio::from(file)).await
+    }
+
+    async fn spawn(
+        database_url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        stderr: Stdio,
+    ) -> Collector {
         let mut child = Command::new(bin("llmscope-collector"))
             .args(["serve", "--database-url", database_url])
             .args(if extra.contains(&"--grpc-listen") {
@@ -80,7 +103,7 @@ impl Collector {
             .env("LLMSCOPE_LOG", "warn")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn collector");

@@ -90,7 +90,8 @@ eu-team = "viewer"
     .unwrap();
     let admin = format!("llms_oidc_admin_{}", uuid::Uuid::new_v4().simple());
     let http_listen = format!("127.0.0.1:{http_port}");
-    let collector = Collector::start_with_env(
+    let log = dir.path().join("collector.log");
+    let collector = Collector::start_logged(
         &url,
         &[
             "--config",
@@ -102,6 +103,7 @@ eu-team = "viewer"
             ("LLMSCOPE_ADMIN_TOKEN", &admin),
             ("E2E_OIDC_SECRET", "e2e-client-secret"),
         ],
+        &log,
     )
     .await;
     seed(&collector.grpc, &eu, "eu").await;
@@ -171,4 +173,20 @@ eu-team = "viewer"
     assert!(line("user.disable", "user:bob@example.com"), "{audit}");
     assert!(!audit.contains("carol"), "{audit}");
     assert!(collector.terminate().await);
+
+    // the whole log: sign-ins are logged, the client secret, the admin token, session cookies
+    // and codes are not
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("signed in with single sign-on"), "{text}");
+    for secret in [
+        "e2e-client-secret",
+        admin.as_str(),
+        "llmscope_session=",
+        "code=",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "`{secret}` in the collector log:\n{text}"
+        );
+    }
 }

@@ -329,7 +329,12 @@ function range(q) {
   return { from, to };
 }
 
+// the mock signs everyone in as this admin (the dashboard sends the session's CSRF token)
+const MOCK_USER = { id: 'mock-admin', email: 'dev@llmscope.local', name: 'Dev Admin', role: 'admin', sites: null, disabled: false, has_password: true, oidc: false };
+const MOCK_CSRF = 'mock-csrf';
+
 function requireAdmin(req) {
+  if (req.headers['x-csrf-token'] === MOCK_CSRF) return;
   const auth = req.headers.authorization ?? '';
   const m = /^Bearer (.+)$/.exec(auth);
   if (!m) throw new HttpError(401, 'this change needs the admin token: Authorization: Bearer <token>');
@@ -398,6 +403,10 @@ async function api(req, res, url) {
   const visible = EMPTY ? [] : series;
   const site = siteFilter(q);
 
+  if (method === 'GET' && p === '/auth/me') {
+    return send(res, 200, { signed_in: true, anonymous: false, actor: MOCK_USER.email, role: 'admin', sites: null, user: MOCK_USER, csrf: MOCK_CSRF, methods: { password: true, oidc: null } });
+  }
+  if (method === 'POST' && (p === '/auth/login' || p === '/auth/logout')) return send(res, 200, { user: MOCK_USER, csrf: MOCK_CSRF });
   if (method === 'GET' && p === '/setup') return send(res, 200, { first_run: EMPTY && tokens.length === 0 && sitesCreated.size === 0, grpc_addr: '0.0.0.0:7070', version: '0.1.0-mock' });
   if (method === 'GET' && p === '/sites') {
     const names = new Set([...sitesCreated, ...visible.map((s) => s.site)]);

@@ -60,7 +60,7 @@ impl Default for AuthConfig {
             password_min_length: 12,
             // chosen so a sign-in takes 50–250 ms on the project's machine (BENCHMARKS.md)
             argon2_memory_kib: 19 * 1024,
-            argon2_iterations: 2,
+            argon2_iterations: 5,
             argon2_parallelism: 1,
             cookie_secure: None,
             audit_retention: Duration::from_secs(90 * 86_400),
