@@ -321,6 +321,10 @@ mod tests {
             provider in "[^|\\p{Cc}]{1,12}", model in "[^|\\p{Cc}]{1,12}", m in 0usize..4,
             src in 0usize..4,
         ) {
+            // valid: no separator, no control or invisible character
+            for part in [&site, &host, &provider, &model] {
+                prop_assume!(SeriesId::check_part(part).is_ok());
+            }
             let id = SeriesId::series(&site, &host, &provider, &model, Metric::ALL[m])
                 .with_source(Source::ALL[src]);
             prop_assert_eq!(id.to_string().parse::<SeriesId>(), Ok(id));
