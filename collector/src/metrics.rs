@@ -106,6 +106,8 @@ pub struct CollectorMetrics {
     pub cluster_takeovers: Counter,
     /// Cluster mode: log messages not yet both stored and judged.
     pub cluster_log_pending: Gauge<i64, AtomicI64>,
+    /// OTLP spans received, by outcome (`sample`, or why they were ignored).
+    pub otlp_spans: Family<Vec<(&'static str, &'static str)>, Counter>,
     series_cap: AtomicUsize,
     series_admitted: Mutex<HashSet<Dynamic>>,
     open_sites: Mutex<HashSet<String>>,
@@ -164,6 +166,7 @@ impl CollectorMetrics {
             cluster_messages: Family::default(),
             cluster_takeovers: Counter::default(),
             cluster_log_pending: Gauge::default(),
+            otlp_spans: Family::default(),
             series_cap: AtomicUsize::new(DEFAULT_SERIES_CAP),
             series_admitted: Mutex::new(HashSet::new()),
             open_sites: Mutex::new(HashSet::new()),
@@ -190,6 +193,7 @@ impl CollectorMetrics {
             "llmscope_cluster_log_messages", "Cluster mode: log messages by stage (stored, judged, caught_up, stored_on_takeover, unreadable)" => Listed(m.cluster_messages.clone());
             "llmscope_cluster_takeovers", "Cluster mode: partitions this replica took over" => m.cluster_takeovers.clone();
             "llmscope_cluster_log_pending_messages", "Cluster mode: log messages not yet both stored and judged" => m.cluster_log_pending.clone();
+            "llmscope_otlp_spans", "OTLP spans received by outcome: sample (a model call), or ignored with its reason (not_genai, operation, no_model, bad_times)" => Listed(m.otlp_spans.clone());
         );
         CollectorMetrics { registry: r, ..m }
     }
@@ -314,6 +318,20 @@ impl IngestTally {
                 .get_or_create(&[("kind", kind), ("outcome", outcome)])
                 .inc_by(n);
         }
+    }
+}
+
+/// Counts one OTLP export's spans: `samples` mapped to samples, and the ignored ones by
+/// reason.
+pub fn otlp_spans<'a>(samples: u64, ignored: impl Iterator<Item = (&'static str, u64)> + 'a) {
+    let m = metrics();
+    m.otlp_spans
+        .get_or_create(&vec![("outcome", "sample")])
+        .inc_by(samples);
+    for (why, n) in ignored {
+        m.otlp_spans
+            .get_or_create(&vec![("outcome", why)])
+            .inc_by(n);
     }
 }
 

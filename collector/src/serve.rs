@@ -362,11 +362,17 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     health_reporter
         .set_serving::<IngestServiceServer<IngestServer>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(llmscope_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| ServeError::Tls(TlsError::Rustls(format!("reflection: {e}"))))?;
+    // reflection v1 (grpcurl ≥ 1.9, grpc_cli) and v1alpha (grpcurl 1.8, Postman, older tools)
+    let described = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(llmscope_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_err = |e: tonic_reflection::server::Error| {
+        ServeError::Tls(TlsError::Rustls(format!("reflection: {e}")))
+    };
+    let reflection = described().build_v1().map_err(reflection_err)?;
+    let reflection_v1alpha = described().build_v1alpha().map_err(reflection_err)?;
 
     let max_bytes = cfg.ingest.max_message_bytes;
     let mut builder = tonic::transport::Server::builder()
@@ -386,14 +392,21 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     if let Some(t) = grpc_tls {
         builder = builder.tls_config(t)?;
     }
-    let ingest = IngestServiceServer::new(svc)
+    let ingest = IngestServiceServer::new(svc.clone())
         .max_decoding_message_size(cfg.ingest.max_message_bytes)
         .max_encoding_message_size(cfg.ingest.max_message_bytes);
+    let otlp_traces = opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
+        crate::ingest::otlp::OtlpTraces(svc.clone()),
+    )
+    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+    .max_decoding_message_size(cfg.ingest.max_message_bytes);
     let mut grpc_shutdown = shutdown_rx.clone();
     let grpc_future = builder
         .add_service(health_service)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(ingest)
+        .add_service(otlp_traces)
         .serve_with_incoming_shutdown(
             tokio_stream::StreamExt::map(TcpListenerStream::new(grpc_listener), |r| {
                 // connections that send nothing are closed; agents' streams carry batches
@@ -430,6 +443,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         tracing::warn!(role = ?cfg.auth.anonymous_role, "anonymous callers may use the API with this role ([auth] anonymous_role)");
     }
     let app = http::router(http::AppState {
+        ingest: svc.clone(),
         store: store.clone(),
         writer: writer.clone(),
         cluster: cluster.clone(),

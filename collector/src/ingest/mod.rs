@@ -5,6 +5,7 @@
 //! (cluster mode); the ack is sent only when they are durable (committed, or stored by
 //! JetStream). Bounded queues between the two give backpressure.
 
+pub mod otlp;
 pub mod service;
 pub mod sink;
 pub mod validate;

@@ -86,9 +86,36 @@ impl IngestServer {
         }
     }
 
+    /// Authenticates a caller by its `authorization` metadata.
+    pub(crate) async fn authenticate(
+        &self,
+        md: &tonic::metadata::MetadataMap,
+    ) -> Result<Principal, Status> {
+        self.auth.authenticate(md).await
+    }
+
+    /// Authenticates an HTTP caller (OTLP/HTTP) by its `Authorization` header.
+    pub(crate) async fn authenticate_headers(
+        &self,
+        headers: &axum::http::HeaderMap,
+    ) -> Result<Principal, Status> {
+        let md = tonic::metadata::MetadataMap::from_headers(headers.clone());
+        self.auth.authenticate(&md).await
+    }
+
+    /// Most items per request (`ingest.max_items_per_batch`).
+    pub(crate) fn max_items(&self) -> usize {
+        self.limits.max_items
+    }
+
+    /// Largest request in bytes (`ingest.max_message_bytes`).
+    pub(crate) fn max_message_bytes(&self) -> usize {
+        self.limits.max_message_bytes
+    }
+
     /// Validates and queues one request; the returned future resolves to its ack once the
     /// rows are committed.
-    async fn start_batch(
+    pub(crate) async fn start_batch(
         &self,
         req: IngestRequest,
         who: &Principal,

@@ -177,6 +177,7 @@ fn sample(s: wire::Sample, who: &Principal, b: &Bounds) -> Result<Sample, Fail> 
         Ok(wire::Source::Probe) => Source::Probe,
         Ok(wire::Source::Proxy) => Source::Proxy,
         Ok(wire::Source::Client | wire::Source::Unspecified) => Source::Client,
+        Ok(wire::Source::Otlp) => Source::Otlp,
         Err(_) => {
             return Err(fail(
                 "source",

@@ -1,0 +1,364 @@
+//! OpenTelemetry into LLMscope with clients nobody here wrote: the Python OpenTelemetry SDK
+//! with its OTLP gRPC and HTTP exporters and the official OpenAI instrumentation
+//! (`opentelemetry-instrumentation-openai-v2`) around the official `openai` client, calling the
+//! project's fake OpenAI-compatible server with streaming on (`tests/clients/otel/`); and
+//! grpcurl 1.8 (reflection v1alpha only) listing and describing the collector's services.
+//! Bad input over OTLP/HTTP: malformed protobuf and JSON, a wrong token, an oversized body.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use llmscope_e2e::fake::{FakeServer, Script};
+use llmscope_e2e::{Collector, collector_cmd, http_get_as, sum_metric, wait_until};
+use serde_json::Value;
+
+fn peers() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/otel")
+}
+
+/// The peers' venv (created on first use).
+fn python() -> String {
+    let out = std::process::Command::new("bash")
+        .arg(peers().join("setup.sh"))
+        .output()
+        .expect("bash tests/clients/otel/setup.sh");
+    assert!(
+        out.status.success(),
+        "setup.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+async fn app(py: &str, args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(py)
+        .arg(peers().join("genai_app.py"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "genai_app.py {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("genai_app.py printed no JSON ({e}):\n{stdout}\n{stderr}"))
+}
+
+async fn series_of(http: &str, admin: &str, model: &str) -> Vec<Value> {
+    let v: Value =
+        serde_json::from_str(&http_get_as(http, "/api/v1/series", Some(admin)).await).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["model"] == model)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_and_the_openai_instrumentation_export_genai_spans() {
+    let py = python();
+    let fake = FakeServer::start(Script {
+        first_token: Duration::from_millis(40),
+        per_token: Duration::from_millis(5),
+        tokens: 6,
+        prompt_tokens: 9,
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let token = collector_cmd(&[
+        "token",
+        "create",
+        "--site",
+        "otel-eu",
+        "--database-url",
+        &url,
+    ])
+    .await;
+    let admin = format!("llms_otlp_admin_{}", uuid::Uuid::new_v4().simple());
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        "[api]\nrollup_interval = \"200ms\"\nrollup_lag = \"0s\"\n",
+    )
+    .unwrap();
+    let collector = Collector::start_with_env(
+        &url,
+        &["--config", cfg.to_str().unwrap()],
+        &[("LLMSCOPE_ADMIN_TOKEN", admin.as_str())],
+    )
+    .await;
+    let openai = format!("{}/v1", fake.url());
+
+    // gRPC exporter to the gRPC listener, then HTTP/protobuf to the HTTP listener, each with its
+    // own model name so the two paths are told apart
+    for (protocol, endpoint, model, streamed, plain) in [
+        (
+            "grpc",
+            format!("http://{}", collector.grpc),
+            "gpt-4o-mini",
+            12,
+            3,
+        ),
+        (
+            "http",
+            format!("http://{}", collector.http),
+            "gpt-4.1-nano",
+            8,
+            2,
+        ),
+    ] {
+        let sent = app(
+            &py,
+            &[
+                "--openai",
+                &openai,
+                "--protocol",
+                protocol,
+                "--endpoint",
+                &endpoint,
+                "--token",
+                &token,
+                "--model",
+                model,
+                "--streamed",
+                &streamed.to_string(),
+                "--plain",
+                &plain.to_string(),
+            ],
+        )
+        .await;
+        assert_eq!(sent["flushed"], true, "{sent}");
+        let calls = streamed + plain;
+        let arrived = wait_until(Duration::from_secs(30), || {
+            let (http, admin) = (collector.http.clone(), admin.clone());
+            async move {
+                let csv = http_get_as(
+                    &http,
+                    &format!("/api/v1/samples.csv?site=otel-eu&model={model}&from=0"),
+                    Some(&admin),
+                )
+                .await;
+                csv.lines().count() > calls
+            }
+        })
+        .await;
+        let csv = http_get_as(
+            &collector.http,
+            &format!("/api/v1/samples.csv?site=otel-eu&model={model}&from=0"),
+            Some(&admin),
+        )
+        .await;
+        assert!(arrived, "{protocol}: {calls} samples expected:\n{csv}");
+        let mut rows = csv::Reader::from_reader(csv.as_bytes());
+        let header = rows.headers().unwrap().clone();
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let recs: Vec<csv::StringRecord> = rows.records().map(Result::unwrap).collect();
+        assert_eq!(
+            recs.len(),
+            calls,
+            "{protocol}: one sample per model call\n{csv}"
+        );
+        for r in &recs {
+            assert_eq!(&r[col("site")], "otel-eu", "the token's site");
+            assert_eq!(&r[col("provider")], "openai");
+            assert_eq!(&r[col("source")], "otlp");
+            assert_eq!(&r[col("host")], "127.0.0.1", "server.address");
+            assert_eq!(&r[col("status")], "ok");
+            let latency: f64 = r[col("latency_ms")].parse().unwrap();
+            // the fake answers after 40 ms, then 5 ms per further chunk
+            assert!((30.0..5_000.0).contains(&latency), "latency {latency}");
+            assert_eq!(&r[col("tokens_in")], "9", "input tokens from usage");
+            assert_eq!(&r[col("tokens_out")], "6", "output tokens from usage");
+        }
+        // the series catalogue (updated with the rollups) lists the model's otlp series
+        let listed = wait_until(Duration::from_secs(30), || {
+            let (http, admin) = (collector.http.clone(), admin.clone());
+            async move {
+                series_of(&http, &admin, model)
+                    .await
+                    .iter()
+                    .any(|s| s["metric"] == "latency_ms" && s["source"] == "otlp")
+            }
+        })
+        .await;
+        assert!(
+            listed,
+            "{:?}",
+            series_of(&collector.http, &admin, model).await
+        );
+    }
+
+    // the ordinary HTTP span and the chat span without a model were counted, not stored
+    let metrics = http_get_as(&collector.http, "/metrics", None).await;
+    assert!(
+        sum_metric(&metrics, "llmscope_otlp_spans_total{outcome=\"not_genai\"}") >= 2.0,
+        "{metrics}"
+    );
+    assert!(
+        sum_metric(&metrics, "llmscope_otlp_spans_total{outcome=\"no_model\"}") >= 2.0,
+        "{metrics}"
+    );
+    assert!(sum_metric(&metrics, "llmscope_otlp_spans_total{outcome=\"sample\"}") >= 25.0);
+    assert!(collector.terminate().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_http_answers_bad_input_with_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let token = collector_cmd(&["token", "create", "--site", "eu", "--database-url", &url]).await;
+    let collector = Collector::start(&url, &["--config", "/dev/null"]).await;
+    let http = reqwest::Client::new();
+    let post = |ctype: &str, token: &str, body: Vec<u8>| {
+        http.post(format!("http://{}/v1/traces", collector.http))
+            .header("content-type", ctype)
+            .bearer_auth(token)
+            .body(body)
+            .send()
+    };
+    // malformed protobuf → 400 with a protobuf Status naming the problem
+    let r = post("application/x-protobuf", &token, vec![0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.bytes().await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("not an OTLP protobuf ExportTraceServiceRequest"),
+        "{body:?}"
+    );
+    // malformed JSON → 400 with a JSON message
+    let r = post(
+        "application/json",
+        &token,
+        b"{\"resourceSpans\": 3}".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["message"].as_str().unwrap().contains("OTLP JSON"), "{v}");
+    // a wrong token → 401
+    let r = post("application/json", "llms_wrong", b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // oversized (over ingest.max_message_bytes = 16 MiB) → 413
+    let r = post("application/x-protobuf", &token, vec![0u8; 17 << 20])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    // not OTLP at all → 415
+    let r = post("text/plain", &token, b"hello".to_vec()).await.unwrap();
+    assert_eq!(r.status(), 415);
+    // a valid JSON export (hex ids, string nanos) with one GenAI span and one without a model:
+    // the span is stored, the other ignored and said so
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let span = |id: &str, attrs: Value| {
+        serde_json::json!({"traceId": "5b8efff798038103d269b633813fc60c", "spanId": id, "name": "chat m",
+            "kind": 3, "startTimeUnixNano": (now - 900_000_000).to_string(), "endTimeUnixNano": now.to_string(),
+            "attributes": attrs, "status": {}})
+    };
+    let kv = |k: &str, v: Value| serde_json::json!({"key": k, "value": v});
+    let body = serde_json::json!({"resourceSpans": [{"resource": {"attributes": [kv("service.name", serde_json::json!({"stringValue": "svc"}))]},
+    "scopeSpans": [{"scope": {"name": "manual"}, "spans": [
+        span("eee19b7ec3c1b174", serde_json::json!([
+            kv("gen_ai.operation.name", serde_json::json!({"stringValue": "chat"})),
+            kv("gen_ai.provider.name", serde_json::json!({"stringValue": "vllm"})),
+            kv("gen_ai.request.model", serde_json::json!({"stringValue": "llama-3.1-8b"})),
+            kv("server.address", serde_json::json!({"stringValue": "gpu-7"})),
+            kv("gen_ai.response.time_to_first_chunk", serde_json::json!({"doubleValue": 0.25})),
+            kv("gen_ai.usage.input_tokens", serde_json::json!({"intValue": "12"})),
+            kv("gen_ai.usage.output_tokens", serde_json::json!({"intValue": 40})),
+        ])),
+        span("eee19b7ec3c1b175", serde_json::json!([kv("gen_ai.operation.name", serde_json::json!({"stringValue": "chat"}))])),
+    ]}]}]});
+    let r = post("application/json", &token, body.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["partialSuccess"]["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("no_model 1")),
+        "{v}"
+    );
+    let csv = http_get_as(
+        &collector.http,
+        "/api/v1/samples.csv?site=eu&model=llama-3.1-8b&from=0",
+        Some(&token_admin(&url).await),
+    )
+    .await;
+    let line = csv.lines().nth(1).unwrap_or_else(|| panic!("{csv}"));
+    assert!(
+        line.contains("gpu-7") && line.contains("vllm") && line.contains("otlp"),
+        "{csv}"
+    );
+    assert!(
+        line.contains(",250,") || line.contains(",250.0,"),
+        "TTFT 0.25 s: {csv}"
+    );
+    assert!(collector.terminate().await);
+}
+
+/// An admin token made with the CLI (the collector reads tokens from the database).
+async fn token_admin(url: &str) -> String {
+    collector_cmd(&["token", "create", "--admin", "--database-url", url]).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_1_8_lists_and_describes_by_reflection_v1alpha() {
+    let py = python();
+    let grpcurl = Path::new(&py).with_file_name("grpcurl");
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let collector = Collector::start(&url, &[]).await;
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&grpcurl)
+            .args(["-plaintext"])
+            .args(args)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "grpcurl {args:?}: {text}");
+        text
+    };
+    let version = std::process::Command::new(&grpcurl)
+        .arg("-version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).to_string()
+        + &String::from_utf8_lossy(&version.stderr);
+    assert!(version.contains("1.8."), "{version}");
+    let list = run(&[&collector.grpc, "list"]);
+    assert!(list.contains("llmscope.v1.IngestService"), "{list}");
+    assert!(list.contains("grpc.health.v1.Health"), "{list}");
+    let described = run(&[&collector.grpc, "describe", "llmscope.v1.IngestService"]);
+    assert!(
+        described.contains("rpc Push") && described.contains("rpc Stream"),
+        "{described}"
+    );
+    let msg = run(&[&collector.grpc, "describe", "llmscope.v1.Sample"]);
+    assert!(msg.contains("latency_ms"), "{msg}");
+    assert!(collector.terminate().await);
+}
