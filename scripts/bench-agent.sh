@@ -6,6 +6,8 @@
 #   2. agent idle: 5 probe targets (15 s interval) and 1 Hz telemetry for 60 s: RSS and CPU.
 # Usage: scripts/bench-agent.sh [SECONDS_PER_ROUND]   (default 10; 3 rounds per target)
 set -euo pipefail
+# the OTLP receivers' own listeners are not measured here (and would share ports 4317/4318)
+export LLMSCOPE_OTLP_GRPC_LISTEN=off LLMSCOPE_OTLP_HTTP_LISTEN=off
 cd "$(dirname "$0")/.."
 SECS="${1:-10}"
 if ! command -v nginx >/dev/null 2>&1; then

@@ -11,6 +11,8 @@
 #      other; time until the survivor holds every partition (three times).
 # Usage: scripts/bench-cluster.sh [SAMPLES]   (default 400000)
 set -euo pipefail
+# the OTLP receivers' own listeners are not measured here (and would share ports 4317/4318)
+export LLMSCOPE_OTLP_GRPC_LISTEN=off LLMSCOPE_OTLP_HTTP_LISTEN=off
 cd "$(dirname "$0")/.."
 N="${1:-400000}"
 PG="${LLMSCOPE_BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
@@ -51,8 +53,8 @@ start_collector() { # url extra-args... -> sets CPID, GRPC, HTTP
     > "$ready" 2> "$WORK/collector.$N_COLL.log" &
   CPID=$!; PIDS+=("$CPID")
   for _ in $(seq 1 300); do grep -q ready "$ready" 2>/dev/null && break; sleep 0.1; done
-  GRPC=$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' "$ready")
-  HTTP=$(sed -n 's/.*http=\([^ ]*\).*/\1/p' "$ready")
+  GRPC=$(sed -n 's/.* grpc=\([^ ]*\).*/\1/p' "$ready")
+  HTTP=$(sed -n 's/.* http=\([^ ]*\).*/\1/p' "$ready")
   [ -n "$GRPC" ] || { cat "$WORK/collector.$N_COLL.log"; exit 1; }
 }
 stop_collector() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }

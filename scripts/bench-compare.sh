@@ -7,6 +7,8 @@
 #   each folder holds a release build's `llmscope-collector` and `llmscope-loadgen`
 #   (e.g. build the old commit in a `git worktree` with its own CARGO_TARGET_DIR).
 set -uo pipefail
+# the OTLP receivers' own listeners are not measured here (and would share ports 4317/4318)
+export LLMSCOPE_OTLP_GRPC_LISTEN=off LLMSCOPE_OTLP_HTTP_LISTEN=off
 OLD="${1:?old release folder}"; NEW="${2:?new release folder}"
 PG="${LLMSCOPE_BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
 W=$(mktemp -d /tmp/llmscope-cmp.XXXXXX)
@@ -26,7 +28,7 @@ run() { # bin database spc loadgen-args label
   local P=$!
   for _ in $(seq 1 100); do grep -q ready "$W/ready" 2>/dev/null && break; sleep 0.1; done
   local G
-  G=$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' "$W/ready")
+  G=$(sed -n 's/.* grpc=\([^ ]*\).*/\1/p' "$W/ready")
   # shellcheck disable=SC2086
   echo "$5 ${DB%%:*} spc=$3 $4: $("$BIN/llmscope-loadgen" --target "$G" --token "$TOKEN" $4)"
   kill "$P"; wait "$P" 2>/dev/null

@@ -7,6 +7,8 @@
 #   4. collector -> SQLite end to end.
 # Usage: scripts/bench-ingest.sh [SAMPLES]   (default 400000)
 set -euo pipefail
+# the OTLP receivers' own listeners are not measured here (and would share ports 4317/4318)
+export LLMSCOPE_OTLP_GRPC_LISTEN=off LLMSCOPE_OTLP_HTTP_LISTEN=off
 cd "$(dirname "$0")/.."
 N="${1:-400000}"
 PG="${LLMSCOPE_BENCH_PG:-postgres://postgres@127.0.0.1:5432}"
@@ -21,7 +23,7 @@ start_collector() { # url -> sets CPID, GRPC
     > "$WORK/ready" 2> "$WORK/collector.log" &
   CPID=$!
   for _ in $(seq 1 200); do grep -q ready "$WORK/ready" 2>/dev/null && break; sleep 0.1; done
-  GRPC=$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' "$WORK/ready")
+  GRPC=$(sed -n 's/.* grpc=\([^ ]*\).*/\1/p' "$WORK/ready")
   [ -n "$GRPC" ] || { cat "$WORK/collector.log"; exit 1; }
 }
 stop_collector() { kill "$CPID"; wait "$CPID" 2>/dev/null || true; }

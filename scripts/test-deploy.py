@@ -178,7 +178,7 @@ def cmd_expect(variant, rendered):
         if "LLMSCOPE_DATABASE_URL" not in cenv:
             fail(f"{variant}: collector has no LLMSCOPE_DATABASE_URL")
         ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-        if ports != {"grpc": 7070, "http": 8080}:
+        if ports != {"grpc": 7070, "http": 8080, "otlp-grpc": 4317, "otlp-http": 4318}:
             fail(f"{variant}: collector ports {ports}")
         if coll["spec"].get("template", {}).get("spec", {}).get("automountServiceAccountToken") is not False:
             fail(f"{variant}: collector mounts a service account token")

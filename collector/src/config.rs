@@ -21,6 +21,10 @@ pub use llmscope_store::redact_url;
 pub const DEFAULT_GRPC_LISTEN: &str = "0.0.0.0:7070";
 /// Default HTTP listen address.
 pub const DEFAULT_HTTP_LISTEN: &str = "0.0.0.0:8080";
+/// Default OTLP/gRPC listen address of a loaded configuration.
+pub const DEFAULT_OTLP_GRPC_LISTEN: &str = "0.0.0.0:4317";
+/// Default OTLP/HTTP listen address of a loaded configuration.
+pub const DEFAULT_OTLP_HTTP_LISTEN: &str = "0.0.0.0:4318";
 /// Default database: embedded SQLite under `./llmscope-data`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./llmscope-data/llmscope.db";
 
@@ -32,6 +36,16 @@ pub struct Config {
     pub grpc_listen: SocketAddr,
     /// Address the HTTP server (health, API, dashboard) listens on.
     pub http_listen: SocketAddr,
+    /// The OTLP/gRPC receiver's own address (OTLP is also served on `grpc_listen`), or `off`.
+    /// A loaded configuration defaults to `0.0.0.0:4317`; `Config::default()` (embedding,
+    /// tests) to `off`.
+    #[serde(default = "default_otlp_grpc")]
+    pub otlp_grpc_listen: String,
+    /// The OTLP/HTTP receiver's own address (`/v1/traces` is also served on `http_listen`),
+    /// or `off`. A loaded configuration defaults to `0.0.0.0:4318`; `Config::default()` to
+    /// `off`.
+    #[serde(default = "default_otlp_http")]
+    pub otlp_http_listen: String,
     /// `sqlite://PATH` (embedded, one machine) or `postgres://USER@HOST:PORT/DB`.
     pub database_url: String,
     /// Maximum database connections in the pool.
@@ -120,11 +134,32 @@ pub struct TlsConfig {
     pub client_ca: Option<PathBuf>,
 }
 
+fn default_otlp_grpc() -> String {
+    DEFAULT_OTLP_GRPC_LISTEN.into()
+}
+
+fn default_otlp_http() -> String {
+    DEFAULT_OTLP_HTTP_LISTEN.into()
+}
+
+/// `off` (or empty): `None`; else the address, or an error naming `key`.
+fn listen_or_off(key: &str, v: &str) -> Result<Option<SocketAddr>, String> {
+    let v = v.trim();
+    if v.is_empty() || v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| format!("`{key}` must be an address like 0.0.0.0:4317 or `off`, got `{v}`"))
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             grpc_listen: DEFAULT_GRPC_LISTEN.parse().expect("valid constant"),
             http_listen: DEFAULT_HTTP_LISTEN.parse().expect("valid constant"),
+            otlp_grpc_listen: "off".into(),
+            otlp_http_listen: "off".into(),
             database_url: DEFAULT_DATABASE_URL.into(),
             database_max_connections: 8,
             insecure_no_auth: false,
@@ -212,6 +247,10 @@ pub struct Overrides {
     pub grpc_listen: Option<SocketAddr>,
     /// `--http-listen`.
     pub http_listen: Option<SocketAddr>,
+    /// `--otlp-grpc-listen` (`off` to disable).
+    pub otlp_grpc_listen: Option<String>,
+    /// `--otlp-http-listen` (`off` to disable).
+    pub otlp_http_listen: Option<String>,
     /// `--database-url`.
     pub database_url: Option<String>,
     /// `--insecure-no-auth`.
@@ -323,6 +362,12 @@ impl Config {
         if let Some(v) = flags.http_listen {
             cfg.http_listen = v;
         }
+        if let Some(v) = &flags.otlp_grpc_listen {
+            cfg.otlp_grpc_listen = v.clone();
+        }
+        if let Some(v) = &flags.otlp_http_listen {
+            cfg.otlp_http_listen = v.clone();
+        }
         if let Some(v) = &flags.database_url {
             cfg.database_url = v.clone();
         }
@@ -348,8 +393,28 @@ impl Config {
         Ok(cfg)
     }
 
+    /// The OTLP/gRPC listener's address (`None`: off). Valid after [`Config::validate`].
+    pub fn otlp_grpc_addr(&self) -> Option<SocketAddr> {
+        listen_or_off("otlp_grpc_listen", &self.otlp_grpc_listen)
+            .ok()
+            .flatten()
+    }
+
+    /// The OTLP/HTTP listener's address (`None`: off). Valid after [`Config::validate`].
+    pub fn otlp_http_addr(&self) -> Option<SocketAddr> {
+        listen_or_off("otlp_http_listen", &self.otlp_http_listen)
+            .ok()
+            .flatten()
+    }
+
     /// Checks combinations and ranges; messages quote the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (key, v) in [
+            ("otlp_grpc_listen", &self.otlp_grpc_listen),
+            ("otlp_http_listen", &self.otlp_http_listen),
+        ] {
+            listen_or_off(key, v).map_err(ConfigError::Invalid)?;
+        }
         let bad = |m: String| Err(ConfigError::Invalid(m));
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")
@@ -470,6 +535,41 @@ mod tests {
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
         assert!(!c.insecure_no_auth);
+        // the OTLP receivers' own listeners: on in a loaded configuration, off when embedded
+        assert_eq!(
+            c.otlp_grpc_addr().map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:4317")
+        );
+        assert_eq!(
+            c.otlp_http_addr().map(|a| a.to_string()).as_deref(),
+            Some("0.0.0.0:4318")
+        );
+        assert_eq!(Config::default().otlp_grpc_addr(), None);
+        let off = Config::load(
+            None,
+            env(&[("LLMSCOPE_OTLP_GRPC_LISTEN", "off")]),
+            &Overrides {
+                otlp_http_listen: Some("127.0.0.1:0".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(off.otlp_grpc_addr(), None);
+        assert_eq!(
+            off.otlp_http_addr().map(|a| a.to_string()).as_deref(),
+            Some("127.0.0.1:0")
+        );
+        let msg = Config::load(
+            None,
+            env(&[("LLMSCOPE_OTLP_HTTP_LISTEN", "everywhere")]),
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("otlp_http_listen") && msg.contains("everywhere"),
+            "{msg}"
+        );
     }
 
     #[test]

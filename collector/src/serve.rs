@@ -89,6 +89,10 @@ pub struct Running {
     pub grpc_addr: SocketAddr,
     /// Bound HTTP address.
     pub http_addr: SocketAddr,
+    /// Bound OTLP/gRPC address (`otlp_grpc_listen`), when on.
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    /// Bound OTLP/HTTP address (`otlp_http_listen`), when on.
+    pub otlp_http_addr: Option<SocketAddr>,
     /// The store (tests and tools read it).
     pub store: Store,
     /// The live events of this process (tests subscribe to them).
@@ -104,6 +108,8 @@ pub struct Running {
     registration: crate::replica::Registration,
     grpc: JoinHandle<Result<(), tonic::transport::Error>>,
     http: JoinHandle<std::io::Result<()>>,
+    /// The OTLP listeners' servers, when on.
+    otlp: Vec<JoinHandle<()>>,
     retention: JoinHandle<()>,
     writer_tasks: WriterTasks,
     engine: Option<JoinHandle<()>>,
@@ -126,6 +132,9 @@ impl Running {
         self.metrics.abort();
         let grpc = tokio::time::timeout(SHUTDOWN_GRACE, self.grpc).await;
         let http = tokio::time::timeout(Duration::from_secs(5), self.http).await;
+        for t in self.otlp {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
         // cluster mode: hand the partitions back (what was judged is acknowledged), finish
         // the storage consumer's commits
         let _ = self.cluster_stop.send(true);
@@ -280,6 +289,16 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
 
     let grpc_listener = bind(cfg.grpc_listen).await?;
     let http_listener = bind(cfg.http_listen).await?;
+    let otlp_grpc_listener = match cfg.otlp_grpc_addr() {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let otlp_http_listener = match cfg.otlp_http_addr() {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let local = |l: &Option<TcpListener>| l.as_ref().and_then(|l| l.local_addr().ok());
+    let (otlp_grpc_addr, otlp_http_addr) = (local(&otlp_grpc_listener), local(&otlp_http_listener));
     let grpc_addr = grpc_listener
         .local_addr()
         .map_err(|source| ServeError::Bind {
@@ -389,7 +408,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
                 None => r,
             },
         ));
-    if let Some(t) = grpc_tls {
+    if let Some(t) = grpc_tls.clone() {
         builder = builder.tls_config(t)?;
     }
     let ingest = IngestServiceServer::new(svc.clone())
@@ -473,10 +492,51 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     let http = tokio::spawn(http::serve(
         http_listener,
         app,
-        http_tls,
+        http_tls.clone(),
         shutdown_rx.clone(),
     ));
     drop(writer);
+
+    // the OTLP receivers' own listeners (OTLP is served on the main listeners as well)
+    let mut otlp = Vec::new();
+    if let Some(l) = otlp_grpc_listener {
+        let mut b = tonic::transport::Server::builder();
+        if let Some(t) = grpc_tls {
+            b = b.tls_config(t)?;
+        }
+        let traces = opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
+            crate::ingest::otlp::OtlpTraces(svc.clone()),
+        )
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_decoding_message_size(cfg.ingest.max_message_bytes);
+        let mut stop = shutdown_rx.clone();
+        let fut = b.add_service(traces).serve_with_incoming_shutdown(
+            tokio_stream::StreamExt::map(TcpListenerStream::new(l), |r| {
+                r.map(|s| crate::idle::Idle::new(s, crate::idle::FIRST_BYTES, GRPC_IDLE))
+            }),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        );
+        otlp.push(tokio::spawn(async move {
+            if let Err(e) = fut.await {
+                tracing::error!(error = %e, "the OTLP/gRPC listener failed");
+            }
+        }));
+    }
+    if let Some(l) = otlp_http_listener {
+        let fut = http::serve(
+            l,
+            crate::ingest::otlp::http_router(svc.clone()),
+            http_tls,
+            shutdown_rx.clone(),
+        );
+        otlp.push(tokio::spawn(async move {
+            if let Err(e) = fut.await {
+                tracing::error!(error = %e, "the OTLP/HTTP listener failed");
+            }
+        }));
+    }
 
     let rollup = tokio::spawn(crate::api::rollup_job(
         store.clone(),
@@ -491,10 +551,13 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         clock.clone(),
         cfg.auth.clone(),
     ));
-    tracing::info!(%grpc_addr, %http_addr, tls = cfg.tls.cert.is_some(), mtls = cfg.tls.client_ca.is_some(), cluster = cluster.as_ref().map(|c| c.id.as_str()).unwrap_or("off"), "collector listening");
+    tracing::info!(%grpc_addr, %http_addr, otlp_grpc = ?otlp_grpc_addr, otlp_http = ?otlp_http_addr, tls = cfg.tls.cert.is_some(), mtls = cfg.tls.client_ca.is_some(), cluster = cluster.as_ref().map(|c| c.id.as_str()).unwrap_or("off"), "collector listening");
     Ok(Running {
         grpc_addr,
         http_addr,
+        otlp_grpc_addr,
+        otlp_http_addr,
+        otlp,
         store,
         events,
         cluster,

@@ -49,6 +49,10 @@ pub struct Collector {
     pub grpc: String,
     /// HTTP address it listens on.
     pub http: String,
+    /// OTLP/gRPC receiver address (`off` when disabled).
+    pub otlp_grpc: String,
+    /// OTLP/HTTP receiver address (`off` when disabled).
+    pub otlp_http: String,
 }
 
 impl Collector {
@@ -89,16 +93,19 @@ impl Collector {
     ) -> Collector {
         let mut child = Command::new(bin("llmscope-collector"))
             .args(["serve", "--database-url", database_url])
-            .args(if extra.contains(&"--grpc-listen") {
-                &[][..]
-            } else {
-                &["--grpc-listen", "127.0.0.1:0"][..]
-            })
-            .args(if extra.contains(&"--http-listen") {
-                &[][..]
-            } else {
-                &["--http-listen", "127.0.0.1:0"][..]
-            })
+            // every listener on a free local port unless the caller names it (the OTLP
+            // receivers' defaults, 4317 and 4318, would collide between tests side by side)
+            .args(
+                [
+                    "--grpc-listen",
+                    "--http-listen",
+                    "--otlp-grpc-listen",
+                    "--otlp-http-listen",
+                ]
+                .into_iter()
+                .filter(|flag| !extra.contains(flag))
+                .flat_map(|flag| [flag, "127.0.0.1:0"]),
+            )
             .args(extra)
             .env("LLMSCOPE_LOG", "warn")
             .envs(env.iter().copied())
@@ -117,6 +124,8 @@ impl Collector {
         Collector {
             grpc: field("grpc="),
             http: field("http="),
+            otlp_grpc: field("otlp_grpc="),
+            otlp_http: field("otlp_http="),
             child,
         }
     }

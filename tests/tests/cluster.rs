@@ -742,6 +742,10 @@ async fn a_second_replica_without_nats_refuses_to_start() {
                 "127.0.0.1:0",
                 "--http-listen",
                 "127.0.0.1:0",
+                "--otlp-grpc-listen",
+                "off",
+                "--otlp-http-listen",
+                "off",
             ])
             .args(extra)
             .env("LLMSCOPE_LOG", "warn")

@@ -102,8 +102,8 @@ async fn the_python_sdk_and_the_openai_instrumentation_export_genai_spans() {
     .await;
     let openai = format!("{}/v1", fake.url());
 
-    // gRPC exporter to the gRPC listener, then HTTP/protobuf to the HTTP listener, each with its
-    // own model name so the two paths are told apart
+    // gRPC exporter to the gRPC listener, HTTP/protobuf to the HTTP listener, then both to the
+    // OTLP listeners of their own, each with its own model name so the paths are told apart
     for (protocol, endpoint, model, streamed, plain) in [
         (
             "grpc",
@@ -118,6 +118,21 @@ async fn the_python_sdk_and_the_openai_instrumentation_export_genai_spans() {
             "gpt-4.1-nano",
             8,
             2,
+        ),
+        // the receivers' own listeners (--otlp-grpc-listen, --otlp-http-listen)
+        (
+            "grpc",
+            format!("http://{}", collector.otlp_grpc),
+            "gpt-4.1",
+            3,
+            1,
+        ),
+        (
+            "http",
+            format!("http://{}", collector.otlp_http),
+            "o3-mini",
+            3,
+            1,
         ),
     ] {
         let sent = app(
@@ -204,14 +219,14 @@ async fn the_python_sdk_and_the_openai_instrumentation_export_genai_spans() {
     // the ordinary HTTP span and the chat span without a model were counted, not stored
     let metrics = http_get_as(&collector.http, "/metrics", None).await;
     assert!(
-        sum_metric(&metrics, "llmscope_otlp_spans_total{outcome=\"not_genai\"}") >= 2.0,
+        sum_metric(&metrics, "llmscope_otlp_spans_total{outcome=\"not_genai\"}") >= 4.0,
         "{metrics}"
     );
     assert!(
-        sum_metric(&metrics, "llmscope_otlp_spans_total{outcome=\"no_model\"}") >= 2.0,
+        sum_metric(&metrics, "llmscope_otlp_spans_total{outcome=\"no_model\"}") >= 4.0,
         "{metrics}"
     );
-    assert!(sum_metric(&metrics, "llmscope_otlp_spans_total{outcome=\"sample\"}") >= 25.0);
+    assert!(sum_metric(&metrics, "llmscope_otlp_spans_total{outcome=\"sample\"}") >= 33.0);
     assert!(collector.terminate().await);
 }
 

@@ -20,6 +20,12 @@ pub struct ServeArgs {
     /// HTTP listen address [default: 0.0.0.0:8080].
     #[arg(long)]
     pub http_listen: Option<SocketAddr>,
+    /// OTLP/gRPC receiver address, or `off` [default: 0.0.0.0:4317].
+    #[arg(long)]
+    pub otlp_grpc_listen: Option<String>,
+    /// OTLP/HTTP receiver address, or `off` [default: 0.0.0.0:4318].
+    #[arg(long)]
+    pub otlp_http_listen: Option<String>,
     /// Accept ingest without tokens (any site). For local experiments only.
     #[arg(long)]
     pub insecure_no_auth: bool,
@@ -71,6 +77,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Overrides {
             grpc_listen: args.grpc_listen,
             http_listen: args.http_listen,
+            otlp_grpc_listen: args.otlp_grpc_listen,
+            otlp_http_listen: args.otlp_http_listen,
             database_url: None,
             insecure_no_auth: args.insecure_no_auth,
             tls_cert: args.tls_cert,
@@ -83,9 +91,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     metrics::set_series_cap(config.metrics_series_cap);
     let running = serve::start(&config).await?;
     // one machine-readable line on stdout for scripts and tests
+    let addr = |a: Option<std::net::SocketAddr>| a.map_or("off".to_owned(), |a| a.to_string());
     println!(
-        "llmscope-collector ready grpc={} http={}",
-        running.grpc_addr, running.http_addr
+        "llmscope-collector ready grpc={} http={} otlp_grpc={} otlp_http={}",
+        running.grpc_addr,
+        running.http_addr,
+        addr(running.otlp_grpc_addr),
+        addr(running.otlp_http_addr)
     );
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight batches");
