@@ -476,6 +476,10 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
                 .map(|t| crate::auth::hash_token(&t.0)),
             spc: Arc::new(cfg.spc.clone()),
             grpc_addr: grpc_addr.to_string(),
+            otlp_addrs: (
+                otlp_grpc_addr.map(|a| a.to_string()),
+                otlp_http_addr.map(|a| a.to_string()),
+            ),
             events: events.clone(),
             sse,
             cluster: cluster.clone(),

@@ -275,6 +275,43 @@ async fn otlp_http_answers_bad_input_with_clear_errors() {
         .await
         .unwrap();
     assert_eq!(r.status(), 413);
+    // the same over OTLP/gRPC: a wrong token → UNAUTHENTICATED, too large → RESOURCE_EXHAUSTED
+    {
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
+        };
+        use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+        let mut c = TraceServiceClient::connect(format!("http://{}", collector.grpc))
+            .await
+            .unwrap()
+            .max_encoding_message_size(64 << 20);
+        let with = |token: &str, req: ExportTraceServiceRequest| {
+            let mut r = tonic::Request::new(req);
+            r.metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            r
+        };
+        let err = c
+            .export(with("llms_wrong", ExportTraceServiceRequest::default()))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err}");
+        let big = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        name: "x".repeat(17 << 20),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let err = c.export(with(&token, big)).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
+        assert!(err.message().contains("max_message_bytes"), "{err}");
+    }
     // not OTLP at all → 415
     let r = post("text/plain", &token, b"hello".to_vec()).await.unwrap();
     assert_eq!(r.status(), 415);

@@ -359,6 +359,9 @@ export interface RuleConfig {
 export interface Setup {
   first_run: boolean;
   grpc_addr: string;
+  /** The OTLP receivers' own addresses (null: off; OTLP is then on grpc_addr and the HTTP port). */
+  otlp_grpc_addr?: string | null;
+  otlp_http_addr?: string | null;
   version: string;
   /** Phase I size (`[spc] baseline_points`); older collectors leave it out. */
   baseline_points?: number;

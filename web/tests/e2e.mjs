@@ -404,6 +404,12 @@ try {
       assert(cmd.includes(token), `${kind} install command lacks the token`);
       assert(cmd.includes(site), `${kind} install command lacks the site`);
     }
+    // an instrumented application: the OTLP endpoint (the receiver's own port) and the token
+    const otel = (await byTestId(page, 'setup-cmd-otel').textContent()) ?? '';
+    const setupInfo = await page.evaluate(async () => (await fetch('/api/v1/setup')).json());
+    const otlpPort = (setupInfo.otlp_grpc_addr ?? setupInfo.grpc_addr).split(':').pop();
+    assert(otel.includes(`authorization=Bearer%20${token}`), `OpenTelemetry commands lack the token header: ${otel}`);
+    assert(new RegExp(`OTEL_EXPORTER_OTLP_ENDPOINT=http://[^\\s]+:${otlpPort}\\b`).test(otel), `OpenTelemetry endpoint is not the OTLP port ${otlpPort}: ${otel}`);
     await shot(page, '13-setup-3-install');
     await byTestId(page, 'setup-next').click();
     // channel validation first, then a real test send

@@ -453,7 +453,8 @@ async fn setup(State(st): State<ApiState>) -> ApiResult<impl IntoResponse> {
     let has_data = !st.store.catalog(None, None, None, None).await?.is_empty();
     let first_run = !has_data && !st.store.has_ingest_tokens().await?;
     Ok(Json(json!({"first_run": first_run, "has_data": has_data,
-        "grpc_addr": st.grpc_addr, "version": env!("CARGO_PKG_VERSION"), "backend": st.store.backend(),
+        "grpc_addr": st.grpc_addr, "otlp_grpc_addr": st.otlp_addrs.0, "otlp_http_addr": st.otlp_addrs.1,
+        "version": env!("CARGO_PKG_VERSION"), "backend": st.store.backend(),
         "baseline_points": st.spc.baseline_points})))
 }
 

@@ -62,6 +62,8 @@ pub struct ApiState {
     pub spc: Arc<SpcConfig>,
     /// The gRPC address agents connect to (for the setup wizard).
     pub grpc_addr: String,
+    /// The OTLP receivers' own addresses (gRPC, HTTP), when on (for the setup wizard).
+    pub otlp_addrs: (Option<String>, Option<String>),
     /// Live events of this process (changes made through the API are announced here too).
     pub events: broadcast::Sender<LiveEvent>,
     /// What the dashboards' server-sent events carry: this process's events and, in cluster

@@ -4,7 +4,9 @@
 //! collector acks or at a fixed total rate; reports samples/s and ack latency (p50/p99, from a
 //! batch's send to its ack) as one JSON line. `--emit-csv FILE` instead writes the same kind of
 //! rows as CSV for `psql \copy`, so the database's own COPY rate can be measured on identical
-//! data.
+//! data. `--otlp` sends the same samples as OpenTelemetry GenAI spans over OTLP/gRPC
+//! (`TraceService/Export`, one export at a time per stream, as an SDK's batch processor does)
+//! to compare the OTLP receiver with the native ingest on identical data.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -22,6 +24,7 @@ struct Args {
     rate: Option<f64>,
     emit_csv: Option<String>,
     hosts: usize,
+    otlp: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -34,6 +37,7 @@ fn parse() -> Result<Args, String> {
         rate: None,
         emit_csv: None,
         hosts: 50,
+        otlp: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -51,9 +55,10 @@ fn parse() -> Result<Args, String> {
             "--rate" => a.rate = Some(num(val()?)?),
             "--hosts" => a.hosts = num(val()?)?.max(1.0) as usize,
             "--emit-csv" => a.emit_csv = Some(val()?),
+            "--otlp" => a.otlp = true,
             "-h" | "--help" => {
                 println!(
-                    "llmscope-loadgen --target HOST:PORT --token T [--samples N] [--batch B] [--streams C] [--rate SAMPLES_PER_S] [--hosts H] [--emit-csv FILE]"
+                    "llmscope-loadgen --target HOST:PORT --token T [--samples N] [--batch B] [--streams C] [--rate SAMPLES_PER_S] [--hosts H] [--emit-csv FILE] [--otlp]"
                 );
                 std::process::exit(0);
             }
@@ -210,6 +215,96 @@ async fn run_stream(
     Ok(lat)
 }
 
+/// One sample as the GenAI span an instrumented application would send.
+fn span_of(s: &v1::Sample) -> opentelemetry_proto::tonic::trace::v1::Span {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+    let kv = |k: &str, v: Value| KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    };
+    let end = s.ts_unix_nanos as u64;
+    let start = end - (s.latency_ms * 1e6) as u64;
+    // ids from the sample's UUID: unique per sample, as real trace and span ids are
+    let id = uuid::Uuid::parse_str(&s.id).unwrap_or_else(|_| uuid::Uuid::now_v7());
+    opentelemetry_proto::tonic::trace::v1::Span {
+        trace_id: id.as_bytes().to_vec(),
+        span_id: id.as_bytes()[8..].to_vec(),
+        name: format!("chat {}", s.model),
+        kind: 3,
+        start_time_unix_nano: start,
+        end_time_unix_nano: end,
+        attributes: vec![
+            kv("gen_ai.operation.name", Value::StringValue("chat".into())),
+            kv(
+                "gen_ai.provider.name",
+                Value::StringValue(s.provider.clone()),
+            ),
+            kv("gen_ai.request.model", Value::StringValue(s.model.clone())),
+            kv("server.address", Value::StringValue(s.host.clone())),
+            kv(
+                "gen_ai.response.time_to_first_chunk",
+                Value::DoubleValue(s.ttft_ms.unwrap_or(0.0) / 1e3),
+            ),
+            kv(
+                "gen_ai.usage.input_tokens",
+                Value::IntValue(i64::from(s.tokens_in.unwrap_or(0))),
+            ),
+            kv(
+                "gen_ai.usage.output_tokens",
+                Value::IntValue(i64::from(s.tokens_out.unwrap_or(0))),
+            ),
+        ],
+        ..Default::default()
+    }
+}
+
+/// The batches as OTLP exports, one at a time (what an SDK's batch span processor does).
+async fn run_otlp(args: &Args, batches: Vec<IngestRequest>) -> Result<Vec<Duration>, String> {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, trace_service_client::TraceServiceClient,
+    };
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+    let mut client = TraceServiceClient::connect(format!("http://{}", args.target))
+        .await
+        .map_err(|e| format!("connect {}: {e}", args.target))?
+        .max_encoding_message_size(64 << 20);
+    let mut lat = Vec::new();
+    for b in batches {
+        let spans = b.samples.iter().map(span_of).collect();
+        let export = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: None,
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        let mut req = Request::new(export);
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {}", args.token)
+                .parse()
+                .map_err(|_| "bad token".to_string())?,
+        );
+        let t = Instant::now();
+        let r = client
+            .export(req)
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        if let Some(p) = r.partial_success
+            && p.rejected_spans > 0
+        {
+            return Err(format!("rejected: {}", p.error_message));
+        }
+        lat.push(t.elapsed());
+    }
+    Ok(lat)
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -263,7 +358,11 @@ async fn main() {
     for batches in all {
         let a = args.clone();
         tasks.push(tokio::spawn(async move {
-            run_stream(&a, batches, per_stream_rate).await
+            if a.otlp {
+                run_otlp(&a, batches).await
+            } else {
+                run_stream(&a, batches, per_stream_rate).await
+            }
         }));
     }
     let mut lat = Vec::new();

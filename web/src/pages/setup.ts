@@ -16,6 +16,20 @@ export function agentAddress(grpc: string): string {
   return `${host}:${port}`;
 }
 
+/** The environment of an application instrumented with OpenTelemetry, exporting to this collector. */
+export function otelCommands(o: { token: string; endpoint: string }): string {
+  return [
+    '# an application instrumented with OpenTelemetry GenAI spans (e.g. opentelemetry-instrumentation-openai-v2)',
+    `export OTEL_EXPORTER_OTLP_ENDPOINT=http://${o.endpoint}`,
+    'export OTEL_EXPORTER_OTLP_PROTOCOL=grpc',
+    `export OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20${o.token}"`,
+    'export OTEL_SERVICE_NAME=my-llm-app',
+    'export OTEL_TRACES_EXPORTER=otlp OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none',
+    '# Python: pip install opentelemetry-distro opentelemetry-exporter-otlp opentelemetry-instrumentation-openai-v2',
+    'opentelemetry-instrument python app.py',
+  ].join('\n');
+}
+
 export function installCommands(o: { site: string; token: string; addr: string; version: string }): { binary: string; docker: string; helm: string } {
   const collector = `http://${o.addr}`;
   const tag = o.version && /^v?\d+\.\d+\.\d+$/.test(o.version) ? o.version.replace(/^v/, '') : 'latest';
@@ -160,7 +174,17 @@ export async function setupPage(view: HTMLElement, ctx: PageCtx): Promise<void> 
       mount(cmds,
         h('h3', null, 'Binary (systemd host)'), codeBlock(c.binary, 'setup-cmd-binary'),
         h('h3', null, 'Docker'), codeBlock(c.docker, 'setup-cmd-docker'),
-        h('h3', null, 'Kubernetes (Helm, agent DaemonSet on GPU nodes)'), codeBlock(c.helm, 'setup-cmd-helm'));
+        h('h3', null, 'Kubernetes (Helm, agent DaemonSet on GPU nodes)'), codeBlock(c.helm, 'setup-cmd-helm'),
+        h('h3', null, 'OpenTelemetry (an instrumented application, no agent)'),
+        h('p', { class: 'muted' }, 'Spans that follow the GenAI semantic conventions become samples of this site; other spans are ignored.'),
+        codeBlock(otelCommands({ token: state.token, endpoint: otlpEndpoint() }), 'setup-cmd-otel'));
+    };
+    // the OTLP/gRPC receiver on the host the agents reach, at its own port (4317) when on
+    const otlpEndpoint = (): string => {
+      const agent = addr.value.trim() || agentAddress(setup.grpc_addr);
+      const host = agent.replace(/:\d+$/, '');
+      const port = (setup.otlp_grpc_addr ?? setup.grpc_addr).split(':').pop();
+      return `${host}:${port}`;
     };
     addr.addEventListener('input', draw);
     draw();
