@@ -381,11 +381,13 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     health_reporter
         .set_serving::<IngestServiceServer<IngestServer>>()
         .await;
-    // reflection v1 (grpcurl ≥ 1.9, grpc_cli) and v1alpha (grpcurl 1.8, Postman, older tools)
+    // reflection v1 (grpcurl ≥ 1.9, grpc_cli) and v1alpha (grpcurl 1.8, Postman, older tools),
+    // of the ingest, health and OTLP services
     let described = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(llmscope_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(opentelemetry_proto::DESCRIPTORS)
     };
     let reflection_err = |e: tonic_reflection::server::Error| {
         ServeError::Tls(TlsError::Rustls(format!("reflection: {e}")))

@@ -405,6 +405,10 @@ async fn grpcurl_1_8_lists_and_describes_by_reflection_v1alpha() {
     let list = run(&[&collector.grpc, "list"]);
     assert!(list.contains("llmscope.v1.IngestService"), "{list}");
     assert!(list.contains("grpc.health.v1.Health"), "{list}");
+    assert!(
+        list.contains("opentelemetry.proto.collector.trace.v1.TraceService"),
+        "{list}"
+    );
     let described = run(&[&collector.grpc, "describe", "llmscope.v1.IngestService"]);
     assert!(
         described.contains("rpc Push") && described.contains("rpc Stream"),
