@@ -323,7 +323,7 @@ impl IngestTally {
 
 /// Counts one OTLP export's spans: `samples` mapped to samples, and the ignored ones by
 /// reason.
-pub fn otlp_spans<'a>(samples: u64, ignored: impl Iterator<Item = (&'static str, u64)> + 'a) {
+pub fn otlp_spans(samples: u64, ignored: impl Iterator<Item = (&'static str, u64)>) {
     let m = metrics();
     m.otlp_spans
         .get_or_create(&vec![("outcome", "sample")])

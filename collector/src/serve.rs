@@ -416,11 +416,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     let ingest = IngestServiceServer::new(svc.clone())
         .max_decoding_message_size(cfg.ingest.max_message_bytes)
         .max_encoding_message_size(cfg.ingest.max_message_bytes);
-    let otlp_traces = opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
-        crate::ingest::otlp::OtlpTraces(svc.clone()),
-    )
-    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-    .max_decoding_message_size(cfg.ingest.max_message_bytes);
+    let otlp_traces = crate::ingest::otlp::grpc_service(svc.clone());
     let mut grpc_shutdown = shutdown_rx.clone();
     let grpc_future = builder
         .add_service(health_service)
@@ -510,11 +506,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         if let Some(t) = grpc_tls {
             b = b.tls_config(t)?;
         }
-        let traces = opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer::new(
-            crate::ingest::otlp::OtlpTraces(svc.clone()),
-        )
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .max_decoding_message_size(cfg.ingest.max_message_bytes);
+        let traces = crate::ingest::otlp::grpc_service(svc.clone());
         let mut stop = shutdown_rx.clone();
         let fut = b.add_service(traces).serve_with_incoming_shutdown(
             tokio_stream::StreamExt::map(TcpListenerStream::new(l), |r| {

@@ -25,7 +25,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use common::{BACKENDS, Backend, TestDb, config, ingest_token, now_ns};
+use common::{BACKENDS, Backend, TestDb, config, enc, ingest_token, now_ns};
 use llmscope_collector::access::{Access, Role};
 use llmscope_collector::api::openapi::ENDPOINTS;
 use llmscope_collector::config::{Config, Secret};
@@ -387,18 +387,6 @@ fn concrete(w: &World, user_id: &str, method: &str, path: &str) -> String {
         _ => String::new(),
     };
     format!("{p}{q}")
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// Reads the head of a streaming response (the SSE route) and gives up on the body.

@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    BACKENDS, TestDb, call, config, ingest_token, now_ns, push_all, series_samples, start,
+    BACKENDS, TestDb, call, config, enc, ingest_token, now_ns, push_all, series_samples, start,
 };
 use llmscope_collector::config::Secret;
 use reqwest::Method;
@@ -41,18 +41,6 @@ async fn get(base: &str, path: &str) -> Value {
     let (code, v, text) = call(Method::GET, base, path, Some(ADMIN), None).await;
     assert_eq!(code, 200, "GET {path}: {text}");
     v
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,13 +20,13 @@ const TOUCH_EVERY_US: i64 = 60_000_000;
 /// The policy of `method` on the route `path` (as routed: `/api/v1/violations/{id}`).
 pub fn policy_of(method: &Method, path: &str) -> Option<Access> {
     let m = if method == Method::HEAD {
-        "get".to_owned()
+        "get"
     } else {
-        method.as_str().to_ascii_lowercase()
+        method.as_str()
     };
     crate::api::openapi::ENDPOINTS
         .iter()
-        .find(|e| e.method == m && e.path == path)
+        .find(|e| e.path == path && e.method.eq_ignore_ascii_case(m))
         .map(|e| e.access)
 }
 

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use llmscope_proto::wire;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-    trace_service_server::TraceService,
+    trace_service_server::{TraceService, TraceServiceServer},
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode as SpanStatus};
@@ -312,6 +312,15 @@ impl TraceService for OtlpTraces {
         let outcome = self.0.export_spans(request.into_inner(), &who).await?;
         Ok(tonic::Response::new(response(outcome)))
     }
+}
+
+/// The OTLP/gRPC trace service over `ingest` (gzip accepted, requests up to
+/// `ingest.max_message_bytes`), for the gRPC listener and the OTLP listener alike.
+pub fn grpc_service(ingest: IngestServer) -> TraceServiceServer<OtlpTraces> {
+    let max = ingest.max_message_bytes();
+    TraceServiceServer::new(OtlpTraces(ingest))
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .max_decoding_message_size(max)
 }
 
 /// An OTLP/HTTP error: the status and a `google.rpc.Status`-shaped body in the request's

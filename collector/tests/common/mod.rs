@@ -11,6 +11,19 @@ use llmscope_store::Store;
 
 pub use llmscope_store::testing::{BACKENDS, Backend, TestDb};
 
+/// Percent-encodes a query value (series keys hold `|`).
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// A collector config on random local ports. The engine reads rule configuration and
 /// baselines before every batch (`spc.refresh_interval = 0s`), so a test that changes them
 /// need not wait for a refresh.
