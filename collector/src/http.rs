@@ -32,20 +32,20 @@ pub struct AppState {
     pub cluster: Option<llmscope_cluster::Cluster>,
     /// The REST API.
     pub api: crate::api::ApiState,
-    /// The ingest service (OTLP/HTTP receivers).
-    pub ingest: crate::ingest::service::IngestServer,
+    /// The OTLP/HTTP receivers.
+    pub otlp: crate::ingest::otlp::Otlp,
 }
 
 /// The router with every HTTP route.
 pub fn router(state: AppState) -> Router {
     let api = crate::api::router(state.api.clone());
-    let ingest = state.ingest.clone();
+    let otlp = state.otlp.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(state)
         .merge(api)
-        .merge(crate::ingest::otlp::http_router(ingest))
+        .merge(crate::ingest::otlp::http_router(otlp))
         .merge(crate::metrics::router())
 }
 

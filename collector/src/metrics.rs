@@ -108,6 +108,8 @@ pub struct CollectorMetrics {
     pub cluster_log_pending: Gauge<i64, AtomicI64>,
     /// OTLP spans received, by outcome (`sample`, or why they were ignored).
     pub otlp_spans: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// OTLP metric data points by outcome.
+    pub otlp_points: Family<Vec<(&'static str, &'static str)>, Counter>,
     series_cap: AtomicUsize,
     series_admitted: Mutex<HashSet<Dynamic>>,
     open_sites: Mutex<HashSet<String>>,
@@ -167,6 +169,7 @@ impl CollectorMetrics {
             cluster_takeovers: Counter::default(),
             cluster_log_pending: Gauge::default(),
             otlp_spans: Family::default(),
+            otlp_points: Family::default(),
             series_cap: AtomicUsize::new(DEFAULT_SERIES_CAP),
             series_admitted: Mutex::new(HashSet::new()),
             open_sites: Mutex::new(HashSet::new()),
@@ -194,6 +197,7 @@ impl CollectorMetrics {
             "llmscope_cluster_takeovers", "Cluster mode: partitions this replica took over" => m.cluster_takeovers.clone();
             "llmscope_cluster_log_pending_messages", "Cluster mode: log messages not yet both stored and judged" => m.cluster_log_pending.clone();
             "llmscope_otlp_spans", "OTLP spans received by outcome: sample (a model call), or ignored with its reason (not_genai, operation, no_model, bad_times)" => Listed(m.otlp_spans.clone());
+            "llmscope_otlp_metric_points", "OTLP metric data points received by outcome: interval (stored), rejected, or ignored with its reason (not_genai, not_histogram, unit, no_model, bad_times, no_sum, empty, reference, stale)" => Listed(m.otlp_points.clone());
         );
         CollectorMetrics { registry: r, ..m }
     }
@@ -332,6 +336,22 @@ pub fn otlp_spans(samples: u64, ignored: impl Iterator<Item = (&'static str, u64
         m.otlp_spans
             .get_or_create(&vec![("outcome", why)])
             .inc_by(n);
+    }
+}
+
+/// Counts one OTLP metrics export's data points: stored as intervals, rejected, and ignored
+/// by reason.
+pub fn otlp_points(
+    intervals: u64,
+    rejected: u64,
+    ignored: impl Iterator<Item = (&'static str, u64)>,
+) {
+    let m = metrics();
+    let f = &m.otlp_points;
+    f.get_or_create(&vec![("outcome", "interval")]).inc_by(intervals);
+    f.get_or_create(&vec![("outcome", "rejected")]).inc_by(rejected);
+    for (why, n) in ignored {
+        f.get_or_create(&vec![("outcome", why)]).inc_by(n);
     }
 }
 

@@ -416,7 +416,12 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     let ingest = IngestServiceServer::new(svc.clone())
         .max_decoding_message_size(cfg.ingest.max_message_bytes)
         .max_encoding_message_size(cfg.ingest.max_message_bytes);
-    let otlp_traces = crate::ingest::otlp::grpc_service(svc.clone());
+    let otlp = crate::ingest::otlp::Otlp {
+        ingest: svc.clone(),
+        store: store.clone(),
+        started_ns: u64::try_from(llmscope_model::now_us()).unwrap_or(0) * 1000,
+    };
+    let (otlp_traces, otlp_metrics) = crate::ingest::otlp::grpc_services(otlp.clone());
     let mut grpc_shutdown = shutdown_rx.clone();
     let grpc_future = builder
         .add_service(health_service)
@@ -424,6 +429,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         .add_service(reflection_v1alpha)
         .add_service(ingest)
         .add_service(otlp_traces)
+        .add_service(otlp_metrics)
         .serve_with_incoming_shutdown(
             tokio_stream::StreamExt::map(TcpListenerStream::new(grpc_listener), |r| {
                 // connections that send nothing are closed; agents' streams carry batches
@@ -460,7 +466,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         tracing::warn!(role = ?cfg.auth.anonymous_role, "anonymous callers may use the API with this role ([auth] anonymous_role)");
     }
     let app = http::router(http::AppState {
-        ingest: svc.clone(),
+        otlp: otlp.clone(),
         store: store.clone(),
         writer: writer.clone(),
         cluster: cluster.clone(),
@@ -500,15 +506,15 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     drop(writer);
 
     // the OTLP receivers' own listeners (OTLP is served on the main listeners as well)
-    let mut otlp = Vec::new();
+    let mut otlp_tasks = Vec::new();
     if let Some(l) = otlp_grpc_listener {
         let mut b = tonic::transport::Server::builder();
         if let Some(t) = grpc_tls {
             b = b.tls_config(t)?;
         }
-        let traces = crate::ingest::otlp::grpc_service(svc.clone());
+        let (traces, metrics) = crate::ingest::otlp::grpc_services(otlp.clone());
         let mut stop = shutdown_rx.clone();
-        let fut = b.add_service(traces).serve_with_incoming_shutdown(
+        let fut = b.add_service(traces).add_service(metrics).serve_with_incoming_shutdown(
             tokio_stream::StreamExt::map(TcpListenerStream::new(l), |r| {
                 r.map(|s| crate::idle::Idle::new(s, crate::idle::FIRST_BYTES, GRPC_IDLE))
             }),
@@ -516,7 +522,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
                 let _ = stop.wait_for(|s| *s).await;
             },
         );
-        otlp.push(tokio::spawn(async move {
+        otlp_tasks.push(tokio::spawn(async move {
             if let Err(e) = fut.await {
                 tracing::error!(error = %e, "the OTLP/gRPC listener failed");
             }
@@ -525,11 +531,11 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     if let Some(l) = otlp_http_listener {
         let fut = http::serve(
             l,
-            crate::ingest::otlp::http_router(svc.clone()),
+            crate::ingest::otlp::http_router(otlp.clone()),
             http_tls,
             shutdown_rx.clone(),
         );
-        otlp.push(tokio::spawn(async move {
+        otlp_tasks.push(tokio::spawn(async move {
             if let Err(e) = fut.await {
                 tracing::error!(error = %e, "the OTLP/HTTP listener failed");
             }
@@ -555,7 +561,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         http_addr,
         otlp_grpc_addr,
         otlp_http_addr,
-        otlp,
+        otlp: otlp_tasks,
         store,
         events,
         cluster,
@@ -614,6 +620,21 @@ async fn retention_job(
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "retention: deleted expired rollups"),
             Err(e) => tracing::warn!(error = %e, "rollup retention failed; will retry"),
+        }
+        // so do the OTLP metrics' intervals (and streams not exported since)
+        loop {
+            match store.prune_intervals(cutoff, RETENTION_BATCH).await {
+                Ok(n) if n == RETENTION_BATCH as u64 => continue,
+                Ok(0) => break,
+                Ok(n) => {
+                    tracing::info!(rows = n, "retention: deleted expired otlp intervals");
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "otlp interval retention failed; will retry");
+                    break;
+                }
+            }
         }
         if store.timescale() {
             continue; // the TimescaleDB policy does the samples and telemetry

@@ -33,6 +33,7 @@
 //! - [`counters`]: per-series counters (late points, errors, newest evaluated point).
 //! - [`leases`]: leader leases and the saved state of bucket charts.
 //! - [`alerts`]: channels, notifications, groups, routes, silences, the delivery log.
+//! - [`intervals`]: OTLP GenAI histogram intervals and the cumulative streams behind them.
 //! - [`read`]: the API's read model (minute rollups, series catalogue).
 //! - [`replicas`]: collector replicas on this database and their heartbeats.
 //! - `testing` (feature `testing`): throwaway databases on both backends for tests.
@@ -58,6 +59,7 @@ pub mod alerts;
 pub mod audit;
 pub mod baselines;
 pub mod counters;
+pub mod intervals;
 pub mod leases;
 pub mod postgres;
 pub mod read;

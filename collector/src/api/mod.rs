@@ -15,6 +15,7 @@ pub mod detection;
 pub mod events;
 pub mod incidents;
 pub mod openapi;
+pub mod otlp;
 pub mod read;
 pub mod users;
 pub mod violations;
@@ -117,6 +118,7 @@ pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .merge(alerts::routes())
         .merge(read::routes())
+        .merge(otlp::routes())
         .merge(violations::routes())
         .merge(incidents::routes())
         .merge(detection::routes())

@@ -302,6 +302,27 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep!(
         "get",
+        "/api/v1/otlp/series",
+        "Interval series from OTLP GenAI metrics (one per instrument, model, host, operation)",
+        VIEWER,
+        &[("site", "only this site"), ("model", "only this model")],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/otlp/intervals",
+        "One interval series: count, mean, quantiles per export interval, and its X̄ chart of interval means",
+        VIEWER,
+        &[
+            ("key", "interval series key otlp|site|host|provider|model|operation|instrument|token_type (required)"),
+            ("from", "start"),
+            ("to", "end"),
+            ("phase1", "intervals the limits are estimated from, 8..1000, default 20")
+        ],
+        false
+    ),
+    ep!(
+        "get",
         "/api/v1/compare",
         "Several series over one range (repeat `key`)",
         VIEWER,

@@ -6,6 +6,7 @@
 //! JetStream). Bounded queues between the two give backpressure.
 
 pub mod otlp;
+pub mod otlp_metrics;
 pub mod service;
 pub mod sink;
 pub mod validate;

@@ -21,11 +21,16 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    metrics_service_server::{MetricsService, MetricsServiceServer},
+};
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode as SpanStatus};
 use prost::Message;
 use tonic::{Request, Status};
 
+use super::otlp_metrics;
 use super::service::IngestServer;
 
 /// Operations that are one call to a model.
@@ -71,7 +76,7 @@ pub struct Mapped {
     pub ignored: BTreeMap<Ignored, u64>,
 }
 
-fn text(v: &AnyValue) -> Option<String> {
+pub(crate) fn text(v: &AnyValue) -> Option<String> {
     match v.value.as_ref()? {
         any_value::Value::StringValue(s) => Some(s.clone()),
         any_value::Value::IntValue(i) => Some(i.to_string()),
@@ -90,7 +95,7 @@ fn number(v: &AnyValue) -> Option<f64> {
     }
 }
 
-struct Attrs<'a>(&'a [KeyValue]);
+pub(crate) struct Attrs<'a>(pub &'a [KeyValue]);
 
 impl Attrs<'_> {
     fn get(&self, key: &str) -> Option<&AnyValue> {
@@ -99,7 +104,7 @@ impl Attrs<'_> {
             .find(|kv| kv.key == key)
             .and_then(|kv| kv.value.as_ref())
     }
-    fn text(&self, keys: &[&str]) -> Option<String> {
+    pub(crate) fn text(&self, keys: &[&str]) -> Option<String> {
         keys.iter()
             .find_map(|k| self.get(k).and_then(text))
             .filter(|s| !s.trim().is_empty())
@@ -218,7 +223,13 @@ pub fn map_spans(req: &ExportTraceServiceRequest) -> Mapped {
         for ss in &rs.scope_spans {
             for span in &ss.spans {
                 match span_sample(span, &resource) {
-                    Ok(s) => out.samples.push(s),
+                    Ok(mut s) => {
+                        // with --insecure-no-auth the resource names the site
+                        if let Some(site) = resource.text(&["llmscope.site"]) {
+                            s.site = site.into_bytes();
+                        }
+                        out.samples.push(s)
+                    }
                     Err(why) => *out.ignored.entry(why).or_default() += 1,
                 }
             }
@@ -298,6 +309,108 @@ fn response(o: Outcome) -> ExportTraceServiceResponse {
     }
 }
 
+/// What the OTLP receivers share: the ingest service (authentication, limits, the sample
+/// path) and the store the metrics' intervals are written to.
+#[derive(Clone)]
+pub struct Otlp {
+    /// The native ingest: spans go its way.
+    pub ingest: IngestServer,
+    /// Where GenAI metrics' intervals and cumulative streams are kept.
+    pub store: llmscope_store::Store,
+    /// When this collector started, Unix ns (a cumulative stream that started earlier has a
+    /// history partly missed: its first point is a reference only).
+    pub started_ns: u64,
+}
+
+/// What one metrics export did.
+fn metrics_response(
+    rejected: &[otlp_metrics::Rejected],
+    ignored: &BTreeMap<otlp_metrics::Ignored, u64>,
+) -> ExportMetricsServiceResponse {
+    let mut parts = Vec::new();
+    if let Some(f) = rejected.first() {
+        parts.push(format!(
+            "{} data point(s) rejected, first: {}",
+            rejected.len(),
+            f.reason
+        ));
+    }
+    let n: u64 = ignored.values().sum();
+    if n > 0 {
+        let why: Vec<String> = ignored
+            .iter()
+            .map(|(k, v)| format!("{} {v}", k.as_str()))
+            .collect();
+        parts.push(format!(
+            "{n} data point(s) not stored as GenAI intervals ({})",
+            why.join(", ")
+        ));
+    }
+    ExportMetricsServiceResponse {
+        partial_success: (!parts.is_empty()).then(|| ExportMetricsPartialSuccess {
+            rejected_data_points: rejected.len() as i64,
+            error_message: parts.join("; "),
+        }),
+    }
+}
+
+impl Otlp {
+    /// Turns the GenAI histograms of an export into intervals of the caller's site and stores
+    /// them (with the cumulative streams' new points) in one transaction before answering.
+    async fn export_metrics(
+        &self,
+        req: ExportMetricsServiceRequest,
+        who: &crate::auth::Principal,
+    ) -> Result<ExportMetricsServiceResponse, Status> {
+        let mut mapped = otlp_metrics::map_metrics(&req, who.site.as_deref());
+        let mut streams: Vec<String> = mapped
+            .points
+            .iter()
+            .filter(|p| p.cumulative)
+            .map(|p| p.stream.clone())
+            .collect();
+        streams.sort();
+        streams.dedup();
+        let unavailable = |e: llmscope_store::StoreError| {
+            tracing::warn!(error = %e, "otlp metrics: the store failed");
+            crate::error::ErrorCode::Unavailable
+                .status(format!("the database is unavailable, retry later: {e}"))
+        };
+        let saved = self.store.otlp_streams(&streams).await.map_err(unavailable)?;
+        let mut previous: std::collections::HashMap<String, otlp_metrics::Cumulative> = saved
+            .into_iter()
+            .filter_map(|(k, v)| serde_json::from_str(&v).ok().map(|c| (k, c)))
+            .collect();
+        let mut rows = Vec::new();
+        let mut states = BTreeMap::new();
+        for p in &mapped.points {
+            let (r, state) = otlp_metrics::resolve(p, previous.get(&p.stream), self.started_ns);
+            if let Some(st) = state {
+                if let Ok(c) = serde_json::from_str(&st.state) {
+                    previous.insert(p.stream.clone(), c);
+                }
+                states.insert(st.stream.clone(), st);
+            }
+            match r {
+                Ok(i) => rows.push(i),
+                Err(why) => *mapped.ignored.entry(why).or_default() += 1,
+            }
+        }
+        let states: Vec<_> = states.into_values().collect();
+        let now = llmscope_model::now_us();
+        self.store
+            .write_intervals(&rows, &states, now)
+            .await
+            .map_err(unavailable)?;
+        crate::metrics::otlp_points(
+            rows.len() as u64,
+            mapped.rejected.len() as u64,
+            mapped.ignored.iter().map(|(k, v)| (k.as_str(), *v)),
+        );
+        Ok(metrics_response(&mapped.rejected, &mapped.ignored))
+    }
+}
+
 /// The OTLP/gRPC trace service.
 #[derive(Clone)]
 pub struct OtlpTraces(pub IngestServer);
@@ -314,13 +427,40 @@ impl TraceService for OtlpTraces {
     }
 }
 
-/// The OTLP/gRPC trace service over `ingest` (gzip accepted, requests up to
+/// The OTLP/gRPC metrics service.
+#[derive(Clone)]
+pub struct OtlpMetrics(pub Otlp);
+
+#[tonic::async_trait]
+impl MetricsService for OtlpMetrics {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, Status> {
+        let who = self.0.ingest.authenticate(request.metadata()).await?;
+        let r = self.0.export_metrics(request.into_inner(), &who).await?;
+        Ok(tonic::Response::new(r))
+    }
+}
+
+/// The OTLP/gRPC trace and metrics services over `otlp` (gzip accepted, requests up to
 /// `ingest.max_message_bytes`), for the gRPC listener and the OTLP listener alike.
-pub fn grpc_service(ingest: IngestServer) -> TraceServiceServer<OtlpTraces> {
-    let max = ingest.max_message_bytes();
-    TraceServiceServer::new(OtlpTraces(ingest))
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .max_decoding_message_size(max)
+pub fn grpc_services(
+    otlp: Otlp,
+) -> (
+    TraceServiceServer<OtlpTraces>,
+    MetricsServiceServer<OtlpMetrics>,
+) {
+    let max = otlp.ingest.max_message_bytes();
+    let gzip = tonic::codec::CompressionEncoding::Gzip;
+    (
+        TraceServiceServer::new(OtlpTraces(otlp.ingest.clone()))
+            .accept_compressed(gzip)
+            .max_decoding_message_size(max),
+        MetricsServiceServer::new(OtlpMetrics(otlp))
+            .accept_compressed(gzip)
+            .max_decoding_message_size(max),
+    )
 }
 
 /// An OTLP/HTTP error: the status and a `google.rpc.Status`-shaped body in the request's
@@ -368,13 +508,12 @@ fn http_status(s: &Status) -> StatusCode {
     }
 }
 
-/// `POST /v1/traces`: OTLP/HTTP, `application/x-protobuf` or `application/json`, optionally
-/// `Content-Encoding: gzip`.
-async fn http_traces(
-    State(ingest): State<IngestServer>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// Decodes an OTLP/HTTP body: `application/x-protobuf` or `application/json`, optionally
+/// `Content-Encoding: gzip`, at most `limit` bytes once decompressed; the error is the answer.
+fn decode<T>(headers: &HeaderMap, body: &Bytes, limit: usize, what: &str) -> Result<(T, bool), Response>
+where
+    T: Message + Default + serde::de::DeserializeOwned,
+{
     let ctype = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -388,16 +527,15 @@ async fn http_traces(
         "application/x-protobuf" | "application/protobuf" => false,
         "application/json" => true,
         other => {
-            return http_error(
+            return Err(http_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 true,
                 format!(
                     "content-type `{other}` is not OTLP: send application/x-protobuf or application/json"
                 ),
-            );
+            ));
         }
     };
-    let limit = ingest.max_message_bytes();
     let gzip = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -410,49 +548,46 @@ async fn http_traces(
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out);
             if let Err(e) = read {
-                return http_error(
+                return Err(http_error(
                     StatusCode::BAD_REQUEST,
                     json,
                     format!("the gzip body does not decompress: {e}"),
-                );
+                ));
             }
             out
         }
         Some(other) => {
-            return http_error(
+            return Err(http_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json,
                 format!("content-encoding `{other}` is not supported: send gzip or none"),
-            );
+            ));
         }
     };
     if raw.len() > limit {
-        return http_error(
+        return Err(http_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             json,
             format!(
                 "the request is over {limit} bytes (ingest.max_message_bytes): export smaller batches"
             ),
-        );
+        ));
     }
-    let who = match ingest.authenticate_headers(&headers).await {
-        Ok(w) => w,
-        Err(s) => return http_error(http_status(&s), json, s.message().to_owned()),
-    };
     let req = if json {
-        serde_json::from_slice::<ExportTraceServiceRequest>(&raw)
-            .map_err(|e| format!("the body is not an OTLP JSON ExportTraceServiceRequest: {e}"))
+        serde_json::from_slice::<T>(&raw)
+            .map_err(|e| format!("the body is not an OTLP JSON {what}: {e}"))
     } else {
-        ExportTraceServiceRequest::decode(&raw[..])
-            .map_err(|e| format!("the body is not an OTLP protobuf ExportTraceServiceRequest: {e}"))
+        T::decode(&raw[..]).map_err(|e| format!("the body is not an OTLP protobuf {what}: {e}"))
     };
-    let req = match req {
-        Ok(r) => r,
-        Err(m) => return http_error(StatusCode::BAD_REQUEST, json, m),
-    };
-    match ingest.export_spans(req, &who).await {
-        Ok(o) => {
-            let r = response(o);
+    req.map(|r| (r, json))
+        .map_err(|m| http_error(StatusCode::BAD_REQUEST, json, m))
+}
+
+/// The answer to an OTLP/HTTP export: the response message, or the error with Retry-After
+/// when the collector cannot take it now.
+fn http_answer<T: Message + serde::Serialize>(r: Result<T, Status>, json: bool) -> Response {
+    match r {
+        Ok(r) => {
             if json {
                 (
                     StatusCode::OK,
@@ -481,12 +616,61 @@ async fn http_traces(
     }
 }
 
-/// The OTLP/HTTP routes (`/v1/traces`), outside the REST API's sign-in: they take ingest
-/// tokens.
-pub fn http_router(ingest: IngestServer) -> axum::Router {
-    let limit = ingest.max_message_bytes();
+/// Authenticates an OTLP/HTTP caller (after the body was read: an unauthenticated caller
+/// learns nothing about its body).
+async fn http_caller(
+    otlp: &Otlp,
+    headers: &HeaderMap,
+    json: bool,
+) -> Result<crate::auth::Principal, Response> {
+    otlp.ingest
+        .authenticate_headers(headers)
+        .await
+        .map_err(|s| http_error(http_status(&s), json, s.message().to_owned()))
+}
+
+/// `POST /v1/traces`: OTLP/HTTP, `application/x-protobuf` or `application/json`, optionally
+/// `Content-Encoding: gzip`.
+async fn http_traces(State(otlp): State<Otlp>, headers: HeaderMap, body: Bytes) -> Response {
+    let limit = otlp.ingest.max_message_bytes();
+    let (req, json) =
+        match decode::<ExportTraceServiceRequest>(&headers, &body, limit, "ExportTraceServiceRequest") {
+            Ok(r) => r,
+            Err(e) => return e,
+        };
+    let who = match http_caller(&otlp, &headers, json).await {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    http_answer(otlp.ingest.export_spans(req, &who).await.map(response), json)
+}
+
+/// `POST /v1/metrics`: as `/v1/traces`, for GenAI histograms.
+async fn http_metrics(State(otlp): State<Otlp>, headers: HeaderMap, body: Bytes) -> Response {
+    let limit = otlp.ingest.max_message_bytes();
+    let (req, json) = match decode::<ExportMetricsServiceRequest>(
+        &headers,
+        &body,
+        limit,
+        "ExportMetricsServiceRequest",
+    ) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let who = match http_caller(&otlp, &headers, json).await {
+        Ok(w) => w,
+        Err(e) => return e,
+    };
+    http_answer(otlp.export_metrics(req, &who).await, json)
+}
+
+/// The OTLP/HTTP routes (`/v1/traces`, `/v1/metrics`), outside the REST API's sign-in: they
+/// take ingest tokens.
+pub fn http_router(otlp: Otlp) -> axum::Router {
+    let limit = otlp.ingest.max_message_bytes();
     axum::Router::new()
         .route("/v1/traces", axum::routing::post(http_traces))
+        .route("/v1/metrics", axum::routing::post(http_metrics))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
-        .with_state(ingest)
+        .with_state(otlp)
 }
