@@ -348,8 +348,10 @@ pub fn otlp_points(
 ) {
     let m = metrics();
     let f = &m.otlp_points;
-    f.get_or_create(&vec![("outcome", "interval")]).inc_by(intervals);
-    f.get_or_create(&vec![("outcome", "rejected")]).inc_by(rejected);
+    f.get_or_create(&vec![("outcome", "interval")])
+        .inc_by(intervals);
+    f.get_or_create(&vec![("outcome", "rejected")])
+        .inc_by(rejected);
     for (why, n) in ignored {
         f.get_or_create(&vec![("outcome", why)]).inc_by(n);
     }

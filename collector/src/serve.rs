@@ -514,14 +514,17 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         }
         let (traces, metrics) = crate::ingest::otlp::grpc_services(otlp.clone());
         let mut stop = shutdown_rx.clone();
-        let fut = b.add_service(traces).add_service(metrics).serve_with_incoming_shutdown(
-            tokio_stream::StreamExt::map(TcpListenerStream::new(l), |r| {
-                r.map(|s| crate::idle::Idle::new(s, crate::idle::FIRST_BYTES, GRPC_IDLE))
-            }),
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
-        );
+        let fut = b
+            .add_service(traces)
+            .add_service(metrics)
+            .serve_with_incoming_shutdown(
+                tokio_stream::StreamExt::map(TcpListenerStream::new(l), |r| {
+                    r.map(|s| crate::idle::Idle::new(s, crate::idle::FIRST_BYTES, GRPC_IDLE))
+                }),
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            );
         otlp_tasks.push(tokio::spawn(async move {
             if let Err(e) = fut.await {
                 tracing::error!(error = %e, "the OTLP/gRPC listener failed");

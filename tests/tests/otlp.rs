@@ -230,6 +230,312 @@ async fn the_python_sdk_and_the_openai_instrumentation_export_genai_spans() {
     assert!(collector.terminate().await);
 }
 
+async fn metrics_app(py: &str, args: &[&str]) -> Value {
+    let out = tokio::process::Command::new(py)
+        .arg(peers().join("genai_metrics.py"))
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "genai_metrics.py {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("genai_metrics.py printed no JSON ({e}):\n{stdout}\n{stderr}"))
+}
+
+async fn get_json(http: &str, path: &str, admin: &str) -> Value {
+    let body = http_get_as(http, path, Some(admin)).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// Percent-encodes a query value (series keys hold `|`).
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The interval series of `model` for `instrument` (and token type).
+async fn interval_series(
+    http: &str,
+    admin: &str,
+    model: &str,
+    instrument: &str,
+    token_type: &str,
+) -> Option<Value> {
+    let all = get_json(http, "/api/v1/otlp/series?site=otel-eu", admin).await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| {
+            s["model"] == model && s["instrument"] == instrument && s["token_type"] == token_type
+        })
+        .cloned()
+}
+
+/// Exact quantile of sorted values by the nearest-rank-free linear definition used only to
+/// bound the estimate: the estimate must lie within the values' range and near the median.
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_exports_genai_metrics_delta_and_cumulative() {
+    let py = python();
+    let fake = FakeServer::start(Script {
+        first_token: Duration::from_millis(20),
+        per_token: Duration::from_millis(2),
+        tokens: 6,
+        prompt_tokens: 9,
+        ..Script::default()
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let token = collector_cmd(&[
+        "token",
+        "create",
+        "--site",
+        "otel-eu",
+        "--database-url",
+        &url,
+    ])
+    .await;
+    let admin = format!("llms_otlp_admin_{}", uuid::Uuid::new_v4().simple());
+    let collector =
+        Collector::start_with_env(&url, &[], &[("LLMSCOPE_ADMIN_TOKEN", admin.as_str())]).await;
+    let openai = format!("{}/v1", fake.url());
+    let (rounds, calls) = (3usize, 4usize);
+
+    for (temporality, protocol, endpoint, model, server_model) in [
+        (
+            "delta",
+            "grpc",
+            format!("http://{}", collector.otlp_grpc),
+            "gpt-4o-mini",
+            "llama-3-8b",
+        ),
+        (
+            "cumulative",
+            "http",
+            format!("http://{}", collector.http),
+            "gpt-4.1-nano",
+            "llama-3-70b",
+        ),
+    ] {
+        let sent = metrics_app(
+            &py,
+            &[
+                "--openai",
+                &openai,
+                "--protocol",
+                protocol,
+                "--endpoint",
+                &endpoint,
+                "--token",
+                &token,
+                "--temporality",
+                temporality,
+                "--model",
+                model,
+                "--server-model",
+                server_model,
+                "--rounds",
+                &rounds.to_string(),
+                "--calls",
+                &calls.to_string(),
+            ],
+        )
+        .await;
+        let sent_rounds = sent["rounds"].as_array().unwrap();
+        assert_eq!(sent_rounds.len(), rounds, "{sent}");
+
+        // the model server's TTFT, exponential buckets: one interval per round, exact count and
+        // mean, quantiles from the buckets close to the values'
+        let s = interval_series(
+            &collector.http,
+            &admin,
+            server_model,
+            "gen_ai.server.time_to_first_token",
+            "",
+        )
+        .await
+        .unwrap_or_else(|| panic!("{temporality}: no TTFT interval series"));
+        assert_eq!(
+            (
+                s["host"].as_str(),
+                s["provider"].as_str(),
+                s["unit"].as_str()
+            ),
+            (Some("gpu-7"), Some("vllm"), Some("ms")),
+            "{s}"
+        );
+        let key = s["key"].as_str().unwrap();
+        let iv = get_json(
+            &collector.http,
+            &format!("/api/v1/otlp/intervals?key={}&from=0", enc(key)),
+            &admin,
+        )
+        .await;
+        assert_eq!(iv["kind"], "exponential", "{iv}");
+        assert_eq!(iv["temporality"], temporality, "{iv}");
+        let pts = iv["points"].as_array().unwrap();
+        assert_eq!(
+            pts.len(),
+            rounds,
+            "{temporality}: one interval per export\n{iv}"
+        );
+        for (p, r) in pts.iter().zip(sent_rounds) {
+            let values: Vec<f64> = r["ttft_s"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() * 1e3)
+                .collect();
+            assert_eq!(p["count"].as_u64().unwrap() as usize, values.len(), "{p}");
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let got = p["mean"].as_f64().unwrap();
+            assert!(
+                (got - mean).abs() <= 1e-9 * mean,
+                "{temporality}: mean {got} vs {mean}"
+            );
+            let p50 = p["p50"].as_f64().unwrap();
+            let med = median(&values);
+            let (lo, hi) = (
+                values.iter().copied().fold(f64::MAX, f64::min),
+                values.iter().copied().fold(f64::MIN, f64::max),
+            );
+            assert!(
+                p50 >= lo - 1e-6 && p50 <= hi + 1e-6,
+                "p50 {p50} outside [{lo}, {hi}]"
+            );
+            assert!(
+                (p50 - med).abs() / med < 0.05,
+                "{temporality}: p50 {p50} vs median {med}"
+            );
+            let p99 = p["p99"].as_f64().unwrap();
+            assert!(p99 >= p50 && p99 <= hi * 1.01, "p99 {p99}");
+        }
+        // consecutive intervals of a cumulative stream join up
+        if temporality == "cumulative" {
+            for w in pts.windows(2) {
+                assert_eq!(w[1]["start"], w[0]["end"], "{iv}");
+            }
+        }
+        // TTFT rises by 20 ms a round: three means, too few for limits — the chart says why
+        assert!(
+            iv["chart"]["none"].as_str().unwrap().contains("at least"),
+            "{iv}"
+        );
+
+        // the OpenAI instrumentation's own histograms (explicit buckets)
+        let d = interval_series(
+            &collector.http,
+            &admin,
+            model,
+            "gen_ai.client.operation.duration",
+            "",
+        )
+        .await
+        .unwrap_or_else(|| panic!("{temporality}: no operation.duration series"));
+        assert_eq!(
+            (
+                d["provider"].as_str(),
+                d["host"].as_str(),
+                d["operation"].as_str()
+            ),
+            (Some("openai"), Some("127.0.0.1"), Some("chat")),
+            "{d}"
+        );
+        let dv = get_json(
+            &collector.http,
+            &format!(
+                "/api/v1/otlp/intervals?key={}&from=0",
+                enc(d["key"].as_str().unwrap())
+            ),
+            &admin,
+        )
+        .await;
+        assert_eq!(dv["kind"], "explicit", "{dv}");
+        let dp = dv["points"].as_array().unwrap();
+        assert_eq!(dp.len(), rounds, "{dv}");
+        for p in dp {
+            assert_eq!(p["count"].as_u64().unwrap() as usize, calls, "{p}");
+            let mean = p["mean"].as_f64().unwrap();
+            // the fake answers after ≥ 20 ms; the client's own overhead on top
+            assert!((15.0..5_000.0).contains(&mean), "duration mean {mean} ms");
+            let p95 = p["p95"].as_f64().unwrap();
+            assert!(p95 > 0.0 && p95 < 10_000.0, "{p}");
+        }
+        // token usage: input 9 and output 6 per call, exactly
+        for (ty, per_call) in [("input", 9.0), ("output", 6.0)] {
+            let t = interval_series(
+                &collector.http,
+                &admin,
+                model,
+                "gen_ai.client.token.usage",
+                ty,
+            )
+            .await;
+            let t = t.or(if ty == "output" {
+                interval_series(
+                    &collector.http,
+                    &admin,
+                    model,
+                    "gen_ai.client.token.usage",
+                    "completion",
+                )
+                .await
+            } else {
+                None
+            });
+            let t = t.unwrap_or_else(|| panic!("{temporality}: no {ty} token series"));
+            assert_eq!(t["unit"], "tokens");
+            let tv = get_json(
+                &collector.http,
+                &format!(
+                    "/api/v1/otlp/intervals?key={}&from=0",
+                    enc(t["key"].as_str().unwrap())
+                ),
+                &admin,
+            )
+            .await;
+            let tp = tv["points"].as_array().unwrap();
+            assert_eq!(tp.len(), rounds, "{tv}");
+            for p in tp {
+                assert_eq!(p["count"].as_u64().unwrap() as usize, calls);
+                assert_eq!(p["mean"].as_f64().unwrap(), per_call, "{p}");
+            }
+        }
+    }
+    let metrics = http_get_as(&collector.http, "/metrics", None).await;
+    // 2 runs × 3 rounds × (TTFT, duration, 2 token types)
+    assert!(
+        sum_metric(
+            &metrics,
+            "llmscope_otlp_metric_points_total{outcome=\"interval\"}"
+        ) >= 24.0,
+        "{metrics}"
+    );
+    assert!(collector.terminate().await);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn otlp_http_answers_bad_input_with_clear_errors() {
     let dir = tempfile::tempdir().unwrap();

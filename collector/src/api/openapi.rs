@@ -314,10 +314,16 @@ pub const ENDPOINTS: &[Endpoint] = &[
         "One interval series: count, mean, quantiles per export interval, and its X̄ chart of interval means",
         VIEWER,
         &[
-            ("key", "interval series key otlp|site|host|provider|model|operation|instrument|token_type (required)"),
+            (
+                "key",
+                "interval series key otlp|site|host|provider|model|operation|instrument|token_type (required)"
+            ),
             ("from", "start"),
             ("to", "end"),
-            ("phase1", "intervals the limits are estimated from, 8..1000, default 20")
+            (
+                "phase1",
+                "intervals the limits are estimated from, 8..1000, default 20"
+            )
         ],
         false
     ),

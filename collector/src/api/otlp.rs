@@ -213,10 +213,7 @@ async fn intervals(
     let rows = st.store.intervals(&key, from, to, MAX_INTERVALS).await?;
     let points = merge(&rows);
     let with_calls: Vec<&Merged> = points.iter().filter(|m| m.count > 0).collect();
-    let means: Vec<f64> = with_calls
-        .iter()
-        .map(|m| m.sum / m.count as f64)
-        .collect();
+    let means: Vec<f64> = with_calls.iter().map(|m| m.sum / m.count as f64).collect();
     let (chart_json, flags) = match chart(&means, phase1) {
         Ok((b, flags)) => (
             json!({
@@ -258,6 +255,9 @@ async fn intervals(
         .map(|m| m.errors)
         .sum();
     let mut body = key_json(&key);
+    let newest = rows.iter().rev().find(|r| r.error_type.is_empty());
+    body["kind"] = json!(newest.map(|r| r.kind.as_str()));
+    body["temporality"] = json!(newest.map(|r| r.temporality.as_str()));
     body["points"] = json!(out);
     body["chart"] = chart_json;
     body["failed_calls_in_intervals_without_successes"] = json!(errors_only);

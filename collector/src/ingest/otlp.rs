@@ -17,13 +17,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use llmscope_proto::wire;
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
-    trace_service_server::{TraceService, TraceServiceServer},
-};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
     metrics_service_server::{MetricsService, MetricsServiceServer},
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, status::StatusCode as SpanStatus};
@@ -376,7 +376,11 @@ impl Otlp {
             crate::error::ErrorCode::Unavailable
                 .status(format!("the database is unavailable, retry later: {e}"))
         };
-        let saved = self.store.otlp_streams(&streams).await.map_err(unavailable)?;
+        let saved = self
+            .store
+            .otlp_streams(&streams)
+            .await
+            .map_err(unavailable)?;
         let mut previous: std::collections::HashMap<String, otlp_metrics::Cumulative> = saved
             .into_iter()
             .filter_map(|(k, v)| serde_json::from_str(&v).ok().map(|c| (k, c)))
@@ -510,7 +514,12 @@ fn http_status(s: &Status) -> StatusCode {
 
 /// Decodes an OTLP/HTTP body: `application/x-protobuf` or `application/json`, optionally
 /// `Content-Encoding: gzip`, at most `limit` bytes once decompressed; the error is the answer.
-fn decode<T>(headers: &HeaderMap, body: &Bytes, limit: usize, what: &str) -> Result<(T, bool), Response>
+fn decode<T>(
+    headers: &HeaderMap,
+    body: &Bytes,
+    limit: usize,
+    what: &str,
+) -> Result<(T, bool), Response>
 where
     T: Message + Default + serde::de::DeserializeOwned,
 {
@@ -633,16 +642,23 @@ async fn http_caller(
 /// `Content-Encoding: gzip`.
 async fn http_traces(State(otlp): State<Otlp>, headers: HeaderMap, body: Bytes) -> Response {
     let limit = otlp.ingest.max_message_bytes();
-    let (req, json) =
-        match decode::<ExportTraceServiceRequest>(&headers, &body, limit, "ExportTraceServiceRequest") {
-            Ok(r) => r,
-            Err(e) => return e,
-        };
+    let (req, json) = match decode::<ExportTraceServiceRequest>(
+        &headers,
+        &body,
+        limit,
+        "ExportTraceServiceRequest",
+    ) {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
     let who = match http_caller(&otlp, &headers, json).await {
         Ok(w) => w,
         Err(e) => return e,
     };
-    http_answer(otlp.ingest.export_spans(req, &who).await.map(response), json)
+    http_answer(
+        otlp.ingest.export_spans(req, &who).await.map(response),
+        json,
+    )
 }
 
 /// `POST /v1/metrics`: as `/v1/traces`, for GenAI histograms.

@@ -228,9 +228,9 @@ impl Buckets {
                     };
                     let hi = match bounds.get(i) {
                         Some(b) => *b,
-                        None => max.unwrap_or_else(|| {
-                            bounds.last().copied().unwrap_or(mean).max(lo)
-                        }),
+                        None => {
+                            max.unwrap_or_else(|| bounds.last().copied().unwrap_or(mean).max(lo))
+                        }
                     };
                     out.push((lo, hi, *c, false));
                 }
@@ -418,7 +418,10 @@ struct Ctx<'a> {
 }
 
 /// The series key of a point with `attributes`, or why not.
-fn key_of(c: &Ctx<'_>, attributes: &[KeyValue]) -> Result<Result<(IntervalKey, String), Ignored>, Rejected> {
+fn key_of(
+    c: &Ctx<'_>,
+    attributes: &[KeyValue],
+) -> Result<Result<(IntervalKey, String), Ignored>, Rejected> {
     let a = Attrs(attributes);
     let Some(model) = a.text(&["gen_ai.response.model", "gen_ai.request.model"]) else {
         return Ok(Err(Ignored::NoModel));
@@ -476,8 +479,8 @@ fn explicit(c: &Ctx<'_>, p: &HistogramDataPoint) -> Result<Result<Point, Ignored
         return Ok(Err(Ignored::NoSum));
     };
     let sorted = p.explicit_bounds.windows(2).all(|w| w[0] < w[1]);
-    let layout_ok = p.bucket_counts.is_empty()
-        || p.bucket_counts.len() == p.explicit_bounds.len() + 1;
+    let layout_ok =
+        p.bucket_counts.is_empty() || p.bucket_counts.len() == p.explicit_bounds.len() + 1;
     if !sorted || !layout_ok || p.explicit_bounds.iter().any(|b| !b.is_finite()) {
         return Err(Rejected {
             reason: format!(
@@ -504,7 +507,13 @@ fn explicit(c: &Ctx<'_>, p: &HistogramDataPoint) -> Result<Result<Point, Ignored
         });
     }
     Ok(Ok(Point {
-        stream: stream_id(c.site, c.instrument, c.resource_text, c.scope, &p.attributes),
+        stream: stream_id(
+            c.site,
+            c.instrument,
+            c.resource_text,
+            c.scope,
+            &p.attributes,
+        ),
         key,
         error_type,
         cumulative: c.cumulative,
@@ -559,7 +568,13 @@ fn exponential(
         });
     }
     Ok(Ok(Point {
-        stream: stream_id(c.site, c.instrument, c.resource_text, c.scope, &p.attributes),
+        stream: stream_id(
+            c.site,
+            c.instrument,
+            c.resource_text,
+            c.scope,
+            &p.attributes,
+        ),
         key,
         error_type,
         cumulative: c.cumulative,
@@ -724,18 +739,37 @@ pub fn resolve(
                 }
             }
             Some(_) => (
-                p.start_ns, p.time_ns, p.count, p.sum, p.min, p.max, p.buckets.clone(),
+                p.start_ns,
+                p.time_ns,
+                p.count,
+                p.sum,
+                p.min,
+                p.max,
+                p.buckets.clone(),
                 Some(state(&now)),
             ),
             None if p.start_ns >= started_ns && p.start_ns > 0 => (
-                p.start_ns, p.time_ns, p.count, p.sum, p.min, p.max, p.buckets.clone(),
+                p.start_ns,
+                p.time_ns,
+                p.count,
+                p.sum,
+                p.min,
+                p.max,
+                p.buckets.clone(),
                 Some(state(&now)),
             ),
             None => return (Err(Ignored::Reference), Some(state(&now))),
         }
     } else {
         (
-            p.start_ns, p.time_ns, p.count, p.sum, p.min, p.max, p.buckets.clone(), None,
+            p.start_ns,
+            p.time_ns,
+            p.count,
+            p.sum,
+            p.min,
+            p.max,
+            p.buckets.clone(),
+            None,
         )
     };
     if count == 0 {
@@ -789,7 +823,10 @@ mod tests {
         // the +Inf bucket without a max ends at the last bound
         let b = explicit(&[1.0, 2.0], &[0, 0, 4]);
         assert_eq!(b.quantile(0.5, None, None, 7.0), Some(2.0));
-        assert_eq!(explicit(&[1.0], &[0, 0]).quantile(0.5, None, None, 0.0), None);
+        assert_eq!(
+            explicit(&[1.0], &[0, 0]).quantile(0.5, None, None, 0.0),
+            None
+        );
     }
 
     #[test]
@@ -850,10 +887,21 @@ mod tests {
         );
         // a count that went down is no delta
         assert!(before.minus(&after).is_none());
-        assert!(explicit(&[1.0], &[1, 1]).minus(&explicit(&[2.0], &[0, 0])).is_none());
+        assert!(
+            explicit(&[1.0], &[1, 1])
+                .minus(&explicit(&[2.0], &[0, 0]))
+                .is_none()
+        );
     }
 
-    fn point(cumulative: bool, start: u64, time: u64, count: u64, sum: f64, counts: &[u64]) -> Point {
+    fn point(
+        cumulative: bool,
+        start: u64,
+        time: u64,
+        count: u64,
+        sum: f64,
+        counts: &[u64],
+    ) -> Point {
         Point {
             key: IntervalKey {
                 site: "eu".into(),
@@ -891,7 +939,10 @@ mod tests {
         let second = point(true, 2_000_000, 122_000_000_000, 10, 16.0, &[1, 6, 3]);
         let (i, _) = resolve(&second, Some(&prev), started);
         let i = i.unwrap();
-        assert_eq!((i.start_us, i.end_us, i.count), (62_000_000, 122_000_000, 6));
+        assert_eq!(
+            (i.start_us, i.end_us, i.count),
+            (62_000_000, 122_000_000, 6)
+        );
         assert_eq!(i.sum, 10_000.0);
         assert_eq!((i.min, i.max), (None, None));
         // 6 values: 4 in (1,2], 2 in (2, +Inf) closed at 2 → p50 = rank 3 of 4 in (1,2]
