@@ -382,6 +382,10 @@ fn concrete(w: &World, user_id: &str, method: &str, path: &str) -> String {
         "/api/v1/compare" | "/api/v1/baselines" => format!("?key={k}"),
         "/api/v1/detection" => format!("?site={EU}"),
         "/api/v1/telemetry" => format!("?site={EU}&host=eu-gpu&from={from}&to={to}"),
+        "/api/v1/otlp/intervals" => format!(
+            "?key={}",
+            enc(&format!("otlp|{EU}|eu-gpu|p|m|chat|gen_ai.client.operation.duration|"))
+        ),
         "/api/v1/samples.csv" => format!("?site={EU}&from={from}&to={to}"),
         "/api/v1/auth/oidc/callback" => "?code=x&state=y".into(),
         _ => String::new(),
@@ -693,6 +697,10 @@ async fn a_site_limited_viewer_never_reads_another_site() {
         format!("/api/v1/compare?key={uk}"),
         format!("/api/v1/baselines?key={uk}"),
         format!("/api/v1/telemetry?site={US}&host=us-gpu&from={from}&to={to}"),
+        format!(
+            "/api/v1/otlp/intervals?key={}",
+            enc(&format!("otlp|{US}|us-gpu|p|m|chat|gen_ai.client.operation.duration|"))
+        ),
     ] {
         let r = send(&base, Method::GET, &path, &sv, None).await;
         assert_eq!(r.code, 404, "{path}: {}", r.text);
