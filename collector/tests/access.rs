@@ -384,7 +384,9 @@ fn concrete(w: &World, user_id: &str, method: &str, path: &str) -> String {
         "/api/v1/telemetry" => format!("?site={EU}&host=eu-gpu&from={from}&to={to}"),
         "/api/v1/otlp/intervals" => format!(
             "?key={}",
-            enc(&format!("otlp|{EU}|eu-gpu|p|m|chat|gen_ai.client.operation.duration|"))
+            enc(&format!(
+                "otlp|{EU}|eu-gpu|p|m|chat|gen_ai.client.operation.duration|"
+            ))
         ),
         "/api/v1/samples.csv" => format!("?site={EU}&from={from}&to={to}"),
         "/api/v1/auth/oidc/callback" => "?code=x&state=y".into(),
@@ -699,7 +701,9 @@ async fn a_site_limited_viewer_never_reads_another_site() {
         format!("/api/v1/telemetry?site={US}&host=us-gpu&from={from}&to={to}"),
         format!(
             "/api/v1/otlp/intervals?key={}",
-            enc(&format!("otlp|{US}|us-gpu|p|m|chat|gen_ai.client.operation.duration|"))
+            enc(&format!(
+                "otlp|{US}|us-gpu|p|m|chat|gen_ai.client.operation.duration|"
+            ))
         ),
     ] {
         let r = send(&base, Method::GET, &path, &sv, None).await;

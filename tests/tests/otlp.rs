@@ -672,6 +672,119 @@ async fn otlp_http_answers_bad_input_with_clear_errors() {
         line.contains(",250,") || line.contains(",250.0,"),
         "TTFT 0.25 s: {csv}"
     );
+
+    // /v1/metrics: the same answers for bad input
+    let post_metrics = |ctype: &str, token: &str, body: Vec<u8>| {
+        http.post(format!("http://{}/v1/metrics", collector.http))
+            .header("content-type", ctype)
+            .bearer_auth(token)
+            .body(body)
+            .send()
+    };
+    let r = post_metrics("application/x-protobuf", &token, vec![0xff, 0xff, 0xff])
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body = r.bytes().await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&body).contains("not an OTLP protobuf ExportMetricsServiceRequest"),
+        "{body:?}"
+    );
+    let r = post_metrics(
+        "application/json",
+        &token,
+        b"{\"resourceMetrics\": {}}".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("ExportMetricsServiceRequest"),
+        "{v}"
+    );
+    let r = post_metrics("application/json", "llms_wrong", b"{}".to_vec())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // one histogram with a model, one without (ignored and counted), one whose buckets do not
+    // add up (rejected, saying so), and a gauge that is not GenAI: the first is kept
+    let hist = |attrs: Value, counts: Value, count: &str| {
+        serde_json::json!({"attributes": attrs, "startTimeUnixNano": (now - 60_000_000_000).to_string(),
+            "timeUnixNano": now.to_string(), "count": count, "sum": 1.5, "bucketCounts": counts,
+            "explicitBounds": [0.25, 0.5, 1.0]})
+    };
+    let s = |v: &str| serde_json::json!({"stringValue": v});
+    let attrs = serde_json::json!([
+        kv("gen_ai.operation.name", s("chat")),
+        kv("gen_ai.provider.name", s("vllm")),
+        kv("gen_ai.request.model", s("qwen-2.5")),
+        kv("server.address", s("gpu-9"))
+    ]);
+    let body = serde_json::json!({"resourceMetrics": [{"resource": {"attributes": []}, "scopeMetrics": [{"metrics": [
+        {"name": "gen_ai.client.operation.duration", "unit": "s", "histogram": {"aggregationTemporality": 1, "dataPoints": [
+            hist(attrs.clone(), serde_json::json!(["0", "2", "1", "0"]), "3"),
+            hist(serde_json::json!([kv("gen_ai.operation.name", s("chat"))]), serde_json::json!(["1", "0", "0", "0"]), "1"),
+            hist(attrs.clone(), serde_json::json!(["1", "1", "1", "1"]), "9"),
+        ]}},
+        {"name": "process.cpu.utilization", "unit": "1", "gauge": {"dataPoints": [{"asDouble": 0.5, "timeUnixNano": now.to_string()}]}},
+    ]}]}]});
+    let r = post_metrics("application/json", &token, body.to_string().into_bytes())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let msg = v["partialSuccess"]["errorMessage"]
+        .as_str()
+        .unwrap_or_default();
+    // int64 as a number or, as the OTLP JSON mapping prefers, a decimal string
+    let rejected = &v["partialSuccess"]["rejectedDataPoints"];
+    assert!(rejected == 1 || rejected == "1", "{v}");
+    assert!(msg.contains("add up to 4, not the point's count 9"), "{v}");
+    assert!(
+        msg.contains("no_model 1") && msg.contains("not_genai 1"),
+        "{v}"
+    );
+    let admin = token_admin(&url).await;
+    let series = http_get_as(&collector.http, "/api/v1/otlp/series", Some(&admin)).await;
+    let series: Value = serde_json::from_str(&series).unwrap();
+    let listed: Vec<&Value> = series.as_array().unwrap().iter().collect();
+    assert_eq!(listed.len(), 1, "{series}");
+    assert_eq!(listed[0]["model"], "qwen-2.5");
+    let iv = http_get_as(
+        &collector.http,
+        &format!(
+            "/api/v1/otlp/intervals?key={}&from=0",
+            enc(listed[0]["key"].as_str().unwrap())
+        ),
+        Some(&admin),
+    )
+    .await;
+    let iv: Value = serde_json::from_str(&iv).unwrap();
+    let p = &iv["points"][0];
+    // 3 calls, sum 1.5 s → mean 500 ms; p50: rank 1.5 of 2 in (0.25, 0.5] → 437.5 ms
+    assert_eq!(
+        (p["count"].as_i64(), p["mean"].as_f64()),
+        (Some(3), Some(500.0)),
+        "{iv}"
+    );
+    assert_eq!(p["p50"].as_f64(), Some(437.5), "{iv}");
+    // a malformed key names the field
+    let r = http
+        .get(format!(
+            "http://{}/api/v1/otlp/intervals?key=series%7Cx",
+            collector.http
+        ))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["field"], "key", "{v}");
     assert!(collector.terminate().await);
 }
 
