@@ -205,3 +205,99 @@ async fn bad_urls_are_clear() {
     let e = Store::connect("mysql://x", 1).await.unwrap_err();
     assert!(e.to_string().contains("unsupported scheme"), "{e}");
 }
+
+#[tokio::test]
+async fn otlp_intervals_round_trip_idempotently_and_expire() {
+    use llmscope_store::intervals::{Interval, IntervalKey, StreamState};
+    each_backend(|store, backend| async move {
+        let key = IntervalKey {
+            site: "eu".into(),
+            host: "gpu-7".into(),
+            provider: "vllm".into(),
+            model: "llama-3-8b".into(),
+            operation: "chat".into(),
+            instrument: "gen_ai.server.time_to_first_token".into(),
+            token_type: String::new(),
+        };
+        let row = |end: i64, error: &str| Interval {
+            id: format!("{end}-{error}"),
+            key: key.clone(),
+            error_type: error.into(),
+            start_us: end - 60_000_000,
+            end_us: end,
+            count: 4,
+            sum: 400.5,
+            min: Some(90.0),
+            max: None,
+            quantiles: [Some(100.0), Some(110.0), None, Some(120.0)],
+            temporality: "cumulative".into(),
+            kind: "exponential".into(),
+        };
+        let rows = vec![
+            row(1_000_000_000, ""),
+            row(1_060_000_000, ""),
+            row(1_060_000_000, "timeout"),
+        ];
+        let st = StreamState {
+            stream: "abc".into(),
+            state: "{\"n\":1}".into(),
+        };
+        assert_eq!(
+            store
+                .write_intervals(&rows, &[st.clone()], 5)
+                .await
+                .unwrap(),
+            3,
+            "{backend:?}"
+        );
+        // an exporter's retry: nothing new; the stream's state moves on
+        let st2 = StreamState {
+            state: "{\"n\":2}".into(),
+            ..st
+        };
+        assert_eq!(store.write_intervals(&rows, &[st2], 6).await.unwrap(), 0);
+        let saved = store
+            .otlp_streams(&["abc".into(), "other".into()])
+            .await
+            .unwrap();
+        assert_eq!(saved.len(), 1);
+        assert_eq!(saved["abc"], "{\"n\":2}");
+        let back = store.intervals(&key, 0, i64::MAX, 100).await.unwrap();
+        assert_eq!(
+            back,
+            vec![
+                row(1_000_000_000, ""),
+                row(1_060_000_000, ""),
+                row(1_060_000_000, "timeout")
+            ]
+        );
+        let other = IntervalKey {
+            token_type: "input".into(),
+            ..key.clone()
+        };
+        assert!(
+            store
+                .intervals(&other, 0, i64::MAX, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let series = store.interval_series().await.unwrap();
+        assert_eq!(series.len(), 1);
+        assert_eq!((series[0].intervals, series[0].last_us), (2, 1_060_000_000));
+        // retention: the older interval and the stream (last updated at 6 µs) go
+        assert_eq!(store.prune_intervals(1_030_000_000, 1000).await.unwrap(), 1);
+        assert_eq!(
+            store.intervals(&key, 0, i64::MAX, 100).await.unwrap().len(),
+            2
+        );
+        assert!(
+            store
+                .otlp_streams(&["abc".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}
