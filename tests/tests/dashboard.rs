@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use llmscope_e2e::{Collector, collector_cmd, http_get_as, wait_until};
 use llmscope_proto::v1::{self, IngestRequest, ingest_service_client::IngestServiceClient};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const XSS_MODEL: &str = "<img src=x onerror=window.__xss=1>";
 
@@ -105,6 +105,48 @@ async fn get_json(http: &str, token: &str, path: &str) -> Value {
     serde_json::from_str(&http_get_as(http, path, Some(token)).await).unwrap_or(Value::Null)
 }
 
+/// 40 one-minute delta intervals of a model server's TTFT histogram over OTLP/HTTP JSON
+/// (explicit buckets), the last 8 about 40 % slower: the OTLP metrics page's X̄ chart marks them.
+async fn push_otlp_metrics(http: &str, token: &str) {
+    let mut noise = Noise(0x5EED_0F_0071);
+    let end = now_ns();
+    let kv = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
+    let bounds = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0];
+    let points: Vec<Value> = (0..40i64)
+        .map(|i| {
+            let t = end - (39 - i) * 60_000_000_000;
+            let centre = if i >= 32 { 0.21 } else { 0.15 };
+            let values: Vec<f64> = (0..30).map(|_| (centre + 0.02 * noise.normal()).max(0.01)).collect();
+            let mut counts = vec![0u64; bounds.len() + 1];
+            for v in &values {
+                counts[bounds.iter().position(|b| v <= b).unwrap_or(bounds.len())] += 1;
+            }
+            json!({"attributes": [kv("gen_ai.operation.name", "chat"), kv("gen_ai.provider.name", "vllm"),
+                    kv("gen_ai.request.model", "llama3"), kv("server.address", "gpu-lab-1")],
+                "startTimeUnixNano": (t - 60_000_000_000).to_string(), "timeUnixNano": t.to_string(),
+                "count": values.len().to_string(), "sum": values.iter().sum::<f64>(),
+                "min": values.iter().copied().fold(f64::MAX, f64::min), "max": values.iter().copied().fold(f64::MIN, f64::max),
+                "bucketCounts": counts.iter().map(u64::to_string).collect::<Vec<_>>(), "explicitBounds": bounds})
+        })
+        .collect();
+    let body = json!({"resourceMetrics": [{"resource": {"attributes": [kv("service.name", "vllm")]},
+        "scopeMetrics": [{"metrics": [{"name": "gen_ai.server.time_to_first_token", "unit": "s",
+            "histogram": {"aggregationTemporality": 1, "dataPoints": points}}]}]}]});
+    let r = reqwest::Client::new()
+        .post(format!("http://{http}/v1/metrics"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(
+        status.is_success() && !text.contains("rejected"),
+        "{status} {text}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_e2e_against_the_real_collector() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -157,6 +199,8 @@ async fn dashboard_e2e_against_the_real_collector() {
         .map(|i| telemetry(ts(i), ((i as f64) / 9.0).sin().abs()))
         .collect();
     push(&collector.grpc, &token, samples, tel).await;
+
+    push_otlp_metrics(&collector.http, &token).await;
 
     let http = collector.http.clone();
     let ready = wait_until(Duration::from_secs(60), || {

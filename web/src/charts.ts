@@ -426,7 +426,7 @@ export interface LineSeries {
 export function lineChart(
   el: HTMLElement,
   lines: LineSeries[],
-  o: { from: number; to: number; height?: number; syncKey?: string; yFmt: (v: number) => string; yMin?: number; yMax?: number; showX?: boolean; colors?: string[]; legend?: boolean },
+  o: { from: number; to: number; height?: number; syncKey?: string; yFmt: (v: number) => string; yMin?: number; yMax?: number; showX?: boolean; colors?: string[]; legend?: boolean; pointsFor?: number[]; dashedFor?: number[] },
 ): ChartHandle {
   const height = o.height ?? 120;
   const tables: uPlot.AlignedData[] = lines.map((l) => [l.xs.map((x) => x / 1000), l.ys] as uPlot.AlignedData);
@@ -442,7 +442,8 @@ export function lineChart(
         stroke: colors[i % colors.length],
         width: 1.25,
         spanGaps: false,
-        points: { show: false },
+        dash: o.dashedFor?.includes(i) ? [6, 4] : undefined,
+        points: o.pointsFor?.includes(i) ? { show: true, size: 8, fill: colors[i % colors.length] } : { show: false },
         value: (_u: uPlot, v: number | null) => (v === null ? '—' : o.yFmt(v)),
       })),
     ],

@@ -380,6 +380,23 @@ try {
     await shot(page, '10-compare');
   });
 
+  await step('OTLP metrics: the interval series and its X̄ chart marks the slower intervals', page, async () => {
+    await page.goto(`${BASE}/intervals?site=`);
+    await byTestId(page, 'interval-series-link').first().waitFor();
+    await byTestId(page, 'interval-series-link').filter({ hasText: 'llama3' }).first().click();
+    await byTestId(page, 'interval-chart').locator('canvas').waitFor();
+    const limits = await byTestId(page, 'interval-limits').textContent();
+    assert(/centre .* ms, UCL .* ms/.test(limits ?? ''), `limits: ${limits}`);
+    const rows = await byTestId(page, 'interval-row').count();
+    assert(rows === 40, `${rows} interval rows, want 40`);
+    // the newest intervals (the slower ones) carry rule chips
+    const first = byTestId(page, 'interval-row').first();
+    assert((await first.locator('.rule-tag').count()) > 0, 'the newest (slower) interval is not marked');
+    const marked = await byTestId(page, 'interval-row').filter({ has: page.locator('.rule-tag') }).count();
+    assert(marked >= 4 && marked <= 14, `${marked} intervals marked; the 8 slower ones (and a few of their neighbours by the run rules) expected`);
+    await shot(page, '10b-otlp-metrics');
+  });
+
   await step('setup wizard end to end', page, async () => {
     const site = `e2e-${Date.now().toString(36)}`;
     await page.goto(`${BASE}/setup`);
