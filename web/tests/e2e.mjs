@@ -427,6 +427,7 @@ try {
     const otlpPort = (setupInfo.otlp_grpc_addr ?? setupInfo.grpc_addr).split(':').pop();
     assert(otel.includes(`authorization=Bearer%20${token}`), `OpenTelemetry commands lack the token header: ${otel}`);
     assert(new RegExp(`OTEL_EXPORTER_OTLP_ENDPOINT=http://[^\\s]+:${otlpPort}\\b`).test(otel), `OpenTelemetry endpoint is not the OTLP port ${otlpPort}: ${otel}`);
+    assert(otel.includes('OTEL_METRICS_EXPORTER=otlp'), `OpenTelemetry commands do not export metrics: ${otel}`);
     await shot(page, '13-setup-3-install');
     await byTestId(page, 'setup-next').click();
     // channel validation first, then a real test send

@@ -19,12 +19,13 @@ export function agentAddress(grpc: string): string {
 /** The environment of an application instrumented with OpenTelemetry, exporting to this collector. */
 export function otelCommands(o: { token: string; endpoint: string }): string {
   return [
-    '# an application instrumented with OpenTelemetry GenAI spans (e.g. opentelemetry-instrumentation-openai-v2)',
+    '# an application instrumented with OpenTelemetry GenAI spans and metrics (e.g. opentelemetry-instrumentation-openai-v2)',
     `export OTEL_EXPORTER_OTLP_ENDPOINT=http://${o.endpoint}`,
     'export OTEL_EXPORTER_OTLP_PROTOCOL=grpc',
     `export OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20${o.token}"`,
     'export OTEL_SERVICE_NAME=my-llm-app',
-    'export OTEL_TRACES_EXPORTER=otlp OTEL_METRICS_EXPORTER=none OTEL_LOGS_EXPORTER=none',
+    'export OTEL_TRACES_EXPORTER=otlp OTEL_METRICS_EXPORTER=otlp OTEL_LOGS_EXPORTER=none',
+    'export OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE=delta',
     '# Python: pip install opentelemetry-distro opentelemetry-exporter-otlp opentelemetry-instrumentation-openai-v2',
     'opentelemetry-instrument python app.py',
   ].join('\n');
@@ -176,7 +177,7 @@ export async function setupPage(view: HTMLElement, ctx: PageCtx): Promise<void> 
         h('h3', null, 'Docker'), codeBlock(c.docker, 'setup-cmd-docker'),
         h('h3', null, 'Kubernetes (Helm, agent DaemonSet on GPU nodes)'), codeBlock(c.helm, 'setup-cmd-helm'),
         h('h3', null, 'OpenTelemetry (an instrumented application, no agent)'),
-        h('p', { class: 'muted' }, 'Spans that follow the GenAI semantic conventions become samples of this site; other spans are ignored.'),
+        h('p', { class: 'muted' }, 'Spans that follow the GenAI semantic conventions become samples of this site; GenAI duration, TTFT and token histograms become per-interval series (the OTLP page); other spans and metrics are ignored.'),
         codeBlock(otelCommands({ token: state.token, endpoint: otlpEndpoint() }), 'setup-cmd-otel'));
     };
     // the OTLP/gRPC receiver on the host the agents reach, at its own port (4317) when on
