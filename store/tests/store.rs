@@ -244,7 +244,7 @@ async fn otlp_intervals_round_trip_idempotently_and_expire() {
         };
         assert_eq!(
             store
-                .write_intervals(&rows, &[st.clone()], 5)
+                .write_intervals(&rows, std::slice::from_ref(&st), 5)
                 .await
                 .unwrap(),
             3,

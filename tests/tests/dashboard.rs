@@ -108,7 +108,7 @@ async fn get_json(http: &str, token: &str, path: &str) -> Value {
 /// 40 one-minute delta intervals of a model server's TTFT histogram over OTLP/HTTP JSON
 /// (explicit buckets), the last 8 about 40 % slower: the OTLP metrics page's X̄ chart marks them.
 async fn push_otlp_metrics(http: &str, token: &str) {
-    let mut noise = Noise(0x5EED_0F_0071);
+    let mut noise = Noise(0x005E_ED0F_0071);
     let end = now_ns();
     let kv = |k: &str, v: &str| json!({"key": k, "value": {"stringValue": v}});
     let bounds = [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0];

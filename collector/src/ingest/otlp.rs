@@ -519,7 +519,7 @@ fn decode<T>(
     body: &Bytes,
     limit: usize,
     what: &str,
-) -> Result<(T, bool), Response>
+) -> Result<(T, bool), Box<Response>>
 where
     T: Message + Default + serde::de::DeserializeOwned,
 {
@@ -536,13 +536,13 @@ where
         "application/x-protobuf" | "application/protobuf" => false,
         "application/json" => true,
         other => {
-            return Err(http_error(
+            return Err(Box::new(http_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 true,
                 format!(
                     "content-type `{other}` is not OTLP: send application/x-protobuf or application/json"
                 ),
-            ));
+            )));
         }
     };
     let gzip = headers
@@ -557,30 +557,30 @@ where
                 .take(limit as u64 + 1)
                 .read_to_end(&mut out);
             if let Err(e) = read {
-                return Err(http_error(
+                return Err(Box::new(http_error(
                     StatusCode::BAD_REQUEST,
                     json,
                     format!("the gzip body does not decompress: {e}"),
-                ));
+                )));
             }
             out
         }
         Some(other) => {
-            return Err(http_error(
+            return Err(Box::new(http_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json,
                 format!("content-encoding `{other}` is not supported: send gzip or none"),
-            ));
+            )));
         }
     };
     if raw.len() > limit {
-        return Err(http_error(
+        return Err(Box::new(http_error(
             StatusCode::PAYLOAD_TOO_LARGE,
             json,
             format!(
                 "the request is over {limit} bytes (ingest.max_message_bytes): export smaller batches"
             ),
-        ));
+        )));
     }
     let req = if json {
         serde_json::from_slice::<T>(&raw)
@@ -589,7 +589,7 @@ where
         T::decode(&raw[..]).map_err(|e| format!("the body is not an OTLP protobuf {what}: {e}"))
     };
     req.map(|r| (r, json))
-        .map_err(|m| http_error(StatusCode::BAD_REQUEST, json, m))
+        .map_err(|m| Box::new(http_error(StatusCode::BAD_REQUEST, json, m)))
 }
 
 /// The answer to an OTLP/HTTP export: the response message, or the error with Retry-After
@@ -631,11 +631,11 @@ async fn http_caller(
     otlp: &Otlp,
     headers: &HeaderMap,
     json: bool,
-) -> Result<crate::auth::Principal, Response> {
+) -> Result<crate::auth::Principal, Box<Response>> {
     otlp.ingest
         .authenticate_headers(headers)
         .await
-        .map_err(|s| http_error(http_status(&s), json, s.message().to_owned()))
+        .map_err(|s| Box::new(http_error(http_status(&s), json, s.message().to_owned())))
 }
 
 /// `POST /v1/traces`: OTLP/HTTP, `application/x-protobuf` or `application/json`, optionally
@@ -649,11 +649,11 @@ async fn http_traces(State(otlp): State<Otlp>, headers: HeaderMap, body: Bytes) 
         "ExportTraceServiceRequest",
     ) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let who = match http_caller(&otlp, &headers, json).await {
         Ok(w) => w,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     http_answer(
         otlp.ingest.export_spans(req, &who).await.map(response),
@@ -671,11 +671,11 @@ async fn http_metrics(State(otlp): State<Otlp>, headers: HeaderMap, body: Bytes)
         "ExportMetricsServiceRequest",
     ) {
         Ok(r) => r,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     let who = match http_caller(&otlp, &headers, json).await {
         Ok(w) => w,
-        Err(e) => return e,
+        Err(e) => return *e,
     };
     http_answer(otlp.export_metrics(req, &who).await, json)
 }
