@@ -828,6 +828,16 @@ async fn grpcurl_1_8_lists_and_describes_by_reflection_v1alpha() {
         list.contains("opentelemetry.proto.collector.trace.v1.TraceService"),
         "{list}"
     );
+    assert!(
+        list.contains("opentelemetry.proto.collector.metrics.v1.MetricsService"),
+        "{list}"
+    );
+    let metrics = run(&[
+        &collector.grpc,
+        "describe",
+        "opentelemetry.proto.collector.metrics.v1.MetricsService",
+    ]);
+    assert!(metrics.contains("rpc Export"), "{metrics}");
     let described = run(&[&collector.grpc, "describe", "llmscope.v1.IngestService"]);
     assert!(
         described.contains("rpc Push") && described.contains("rpc Stream"),
