@@ -145,9 +145,39 @@ pub struct ProxyConfig {
     /// Largest request body forwarded (413 above it).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
-    /// Upstream response timeout (to the first byte).
+    /// Most time to open a connection to the upstream (502 and an error sample after it).
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Most time from forwarding the request to the upstream's response headers — its first
+    /// byte (504 and a `timeout` sample after it). Not a limit on the whole response.
     #[serde(default = "default_timeout", with = "humantime_serde")]
     pub timeout: Duration,
+    /// Most time between two chunks of the response body; a stream that stalls longer is cut
+    /// and recorded as a `timeout` sample saying so. A generation may run as long as chunks
+    /// keep coming.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Optional deadline for the whole response (off by default: long generations and
+    /// reasoning models are not cut).
+    #[serde(default, with = "humantime_serde")]
+    pub max_duration: Option<Duration>,
+}
+
+impl ProxyConfig {
+    /// A proxy with the default limits.
+    pub fn new(name: &str, listen: SocketAddr, upstream: &str, provider: Provider) -> ProxyConfig {
+        ProxyConfig {
+            name: name.to_owned(),
+            listen,
+            upstream: upstream.to_owned(),
+            provider,
+            max_body_bytes: default_max_body(),
+            connect_timeout: default_connect_timeout(),
+            timeout: default_timeout(),
+            idle_timeout: default_timeout(),
+            max_duration: None,
+        }
+    }
 }
 
 /// The simulated provider: log-normal latency, steady token rate, optional degradations.
@@ -205,6 +235,9 @@ fn default_jitter() -> f64 {
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(60)
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_prompt() -> String {
     DEFAULT_PROMPT.to_owned()
@@ -408,6 +441,16 @@ impl AgentConfig {
             if p.max_body_bytes == 0 {
                 return bad(format!("{at}: `max_body_bytes` must be at least 1"));
             }
+            for (key, d) in [
+                ("connect_timeout", Some(p.connect_timeout)),
+                ("timeout", Some(p.timeout)),
+                ("idle_timeout", Some(p.idle_timeout)),
+                ("max_duration", p.max_duration),
+            ] {
+                if d.is_some_and(|d| d.is_zero()) {
+                    return bad(format!("{at}: `{key}` must be longer than 0s"));
+                }
+            }
         }
         if self.simulated.tokens_per_s <= 0.0
             || self.simulated.ttft_median_ms <= 0.0
@@ -529,7 +572,32 @@ factor = 1.5
         assert_eq!(c.targets[0].interval, Duration::from_secs(30));
         assert_eq!(c.targets[1].max_tokens, 16);
         assert_eq!(c.proxies[0].max_body_bytes, 10 * 1024 * 1024);
+        // streaming limits: no whole-response deadline unless configured
+        let p = &c.proxies[0];
+        assert_eq!(
+            (p.connect_timeout, p.idle_timeout, p.max_duration),
+            (Duration::from_secs(10), Duration::from_secs(60), None)
+        );
         assert_eq!(c.simulated.schedule[0].kind, DegradationKind::Shift);
+    }
+
+    #[test]
+    fn proxy_limits_parse_and_zero_is_refused() {
+        let proxy = "[[proxies]]\nname = \"p\"\nlisten = \"127.0.0.1:0\"\nupstream = \"http://x\"\nprovider = \"openai\"\n";
+        let c = load(&format!(
+            "{proxy}idle_timeout = \"2m\"\nmax_duration = \"30m\"\nconnect_timeout = \"3s\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.proxies[0].idle_timeout, Duration::from_secs(120));
+        assert_eq!(c.proxies[0].max_duration, Some(Duration::from_secs(1800)));
+        assert_eq!(c.proxies[0].connect_timeout, Duration::from_secs(3));
+        let e = load(&format!("{proxy}idle_timeout = \"0s\"\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("proxies[0] (`p`): `idle_timeout` must be longer than 0s"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,11 +6,12 @@
 //! through as they are (a connection failure becomes 502) and recorded as error samples.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::Stream;
@@ -160,12 +161,17 @@ impl Call {
     }
 
     fn fail(&self, http: Option<u32>, error: String) {
+        self.fail_with(CallStatus::Error, http, error);
+    }
+
+    fn fail_with(&self, status: CallStatus, http: Option<u32>, error: String) {
         self.record(Outcome {
             latency_ms: self.start.elapsed().as_secs_f64() * 1e3,
             ttft_ms: None,
             tokens_in: None,
             tokens_out: None,
-            status: CallStatus::Error,
+            tokens_out_estimated: false,
+            status,
             http_status: http,
             error,
         });
@@ -217,14 +223,41 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
     let url = format!("{}{}", st.cfg.upstream.trim_end_matches('/'), path_q);
     let mut headers = HeaderMap::new();
     copy_headers(&parts.headers, &mut headers);
-    let upstream = st
+    // limits: connect (the client's), first byte (response headers), then idle time between
+    // chunks and an optional whole-response deadline, both in the body below
+    let deadline = st
+        .cfg
+        .max_duration
+        .map(|d| tokio::time::Instant::from_std(start) + d);
+    let first_byte = match st.cfg.max_duration {
+        Some(d) => st.cfg.timeout.min(d),
+        None => st.cfg.timeout,
+    };
+    let send = st
         .client
         .request(parts.method.clone(), url)
         .headers(headers)
         .body(bytes)
-        .timeout(st.cfg.timeout)
-        .send()
-        .await;
+        .send();
+    let upstream = match tokio::time::timeout(first_byte, send).await {
+        Ok(r) => r,
+        Err(_) => {
+            let which = if first_byte < st.cfg.timeout {
+                "max_duration"
+            } else {
+                "timeout"
+            };
+            let msg = format!(
+                "upstream {} sent no response headers within {} (proxy {which})",
+                st.cfg.upstream,
+                humantime_serde::re::humantime::format_duration(first_byte)
+            );
+            if let Some(c) = &call {
+                c.fail_with(CallStatus::Timeout, None, msg.clone());
+            }
+            return Ok(json_error(StatusCode::GATEWAY_TIMEOUT, &msg));
+        }
+    };
     let resp = match upstream {
         Ok(r) => r,
         Err(e) => {
@@ -255,8 +288,14 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
         .and_then(|v| v.to_str().ok())
         .and_then(Format::from_content_type)
         .unwrap_or(Format::Json);
+    let idle = st.cfg.idle_timeout;
     let observed = ObservedBody {
         inner: Box::pin(resp.bytes_stream()),
+        idle,
+        idle_timer: Box::pin(tokio::time::sleep(idle)),
+        deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+        max_duration: st.cfg.max_duration,
+        ended: false,
         call: call.map(|c| {
             let provider = api.unwrap_or(Provider::Openai);
             CallState {
@@ -285,12 +324,18 @@ struct CallState {
 
 impl CallState {
     fn finish(&mut self, broken: Option<String>) {
+        self.finish_as(broken, CallStatus::Error);
+    }
+
+    /// Records the call; `broken` (the body did not end normally) with `status`.
+    fn finish_as(&mut self, broken: Option<String>, broken_status: CallStatus) {
         let Some(observer) = self.observer.take() else {
             return;
         };
         let now = Instant::now();
         let obs = observer.finish(now);
         let ms = |t: Instant| t.duration_since(self.call.start).as_secs_f64() * 1e3;
+        let timed_out = broken.is_some() && broken_status == CallStatus::Timeout;
         let error = if let Some(b) = broken {
             Some(b)
         } else if !self.ok {
@@ -310,8 +355,11 @@ impl CallState {
             },
             tokens_in: obs.tokens_in,
             tokens_out: obs.tokens_out,
+            tokens_out_estimated: obs.tokens_out_estimated,
             status: if error.is_none() {
                 CallStatus::Ok
+            } else if timed_out {
+                CallStatus::Timeout
             } else {
                 CallStatus::Error
             },
@@ -324,18 +372,68 @@ impl CallState {
 type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
 /// Forwards upstream chunks as they arrive, observing them; records the call at the end (or
-/// when the client goes away).
+/// when the client goes away). A body that sends nothing for `idle`, or runs past the
+/// optional deadline, is cut: the client sees the stream end with an error, the sample says
+/// which limit hit.
 struct ObservedBody {
     inner: ByteStream,
     call: Option<CallState>,
+    /// Most time between two chunks.
+    idle: Duration,
+    /// Fires `idle` after the last chunk.
+    idle_timer: Pin<Box<tokio::time::Sleep>>,
+    /// Fires at the whole-response deadline (`max_duration`), when set.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    max_duration: Option<Duration>,
+    /// The body ended (normally, broken or cut): nothing more is polled.
+    ended: bool,
+}
+
+impl ObservedBody {
+    /// Cuts the body because a limit hit: records the call and ends the stream with an error.
+    fn cut(&mut self, reason: String) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.ended = true;
+        if let Some(c) = &mut self.call {
+            c.finish_as(Some(reason.clone()), CallStatus::Timeout);
+        }
+        Poll::Ready(Some(Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            reason,
+        ))))
+    }
 }
 
 impl Stream for ObservedBody {
     type Item = Result<Frame<Bytes>, std::io::Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.inner.as_mut().poll_next(cx) {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let polled = self.inner.as_mut().poll_next(cx);
+        if polled.is_pending() {
+            if let Some(d) = self.deadline.as_mut()
+                && d.as_mut().poll(cx).is_ready()
+            {
+                let limit = self.max_duration.unwrap_or_default();
+                return self.cut(format!(
+                    "the response ran past {} (proxy max_duration) and was cut",
+                    humantime_serde::re::humantime::format_duration(limit)
+                ));
+            }
+            if self.idle_timer.as_mut().poll(cx).is_ready() {
+                let idle = self.idle;
+                return self.cut(format!(
+                    "upstream sent nothing for {} in the middle of the response (proxy idle_timeout); the stream was cut",
+                    humantime_serde::re::humantime::format_duration(idle)
+                ));
+            }
+            return Poll::Pending;
+        }
+        match polled {
             Poll::Ready(Some(Ok(chunk))) => {
+                let next = tokio::time::Instant::now() + self.idle;
+                self.idle_timer.as_mut().reset(next);
                 if let Some(c) = &mut self.call {
                     if let Some(o) = &mut c.observer {
                         o.feed(&chunk, Instant::now());
@@ -348,6 +446,7 @@ impl Stream for ObservedBody {
                 Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
             Poll::Ready(Some(Err(e))) => {
+                self.ended = true;
                 if let Some(c) = &mut self.call {
                     c.finish(Some(format!(
                         "upstream stream broken: {}",
@@ -357,6 +456,7 @@ impl Stream for ObservedBody {
                 Poll::Ready(Some(Err(std::io::Error::other(e))))
             }
             Poll::Ready(None) => {
+                self.ended = true;
                 if let Some(c) = &mut self.call {
                     c.finish(None);
                 }

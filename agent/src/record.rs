@@ -78,6 +78,9 @@ pub fn sample(ctx: &SampleContext<'_>, ts_unix_nanos: i64, o: &Outcome) -> v1::S
     if ctx.provider == "simulated" {
         labels.insert("simulated".to_owned(), "true".to_owned());
     }
+    if o.tokens_out_estimated {
+        labels.insert("tokens_out".to_owned(), "estimated_from_chunks".to_owned());
+    }
     v1::Sample {
         id: uuid::Uuid::now_v7().to_string(),
         ts_unix_nanos,
@@ -120,6 +123,7 @@ mod tests {
             ttft_ms: Some(2.0),
             tokens_in: Some(1),
             tokens_out: Some(2),
+            tokens_out_estimated: false,
             status: CallStatus::Ok,
             http_status: Some(200),
             error: String::new(),

@@ -16,16 +16,27 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 async fn proxy_to(upstream: String, max_body: usize) -> (String, mpsc::Receiver<Record>) {
+    proxy_with(upstream, |c| {
+        c.max_body_bytes = max_body;
+        c.timeout = Duration::from_secs(5);
+    })
+    .await
+}
+
+async fn proxy_with(
+    upstream: String,
+    set: impl FnOnce(&mut ProxyConfig),
+) -> (String, mpsc::Receiver<Record>) {
     let (tx, rx) = mpsc::channel(64);
+    let mut cfg = ProxyConfig::new(
+        "p",
+        "127.0.0.1:0".parse().unwrap(),
+        &upstream,
+        Provider::OpenaiCompatible,
+    );
+    set(&mut cfg);
     let st = Arc::new(ProxyState {
-        cfg: ProxyConfig {
-            name: "p".into(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            upstream,
-            provider: Provider::OpenaiCompatible,
-            max_body_bytes: max_body,
-            timeout: Duration::from_secs(5),
-        },
+        cfg,
         client: reqwest::Client::new(),
         records: tx,
         metrics: Metrics::new(),
@@ -110,17 +121,21 @@ async fn streams_are_byte_identical_and_timed() {
             Some(5),
             "{path}: usage from the response or final event"
         );
-        let ttft = s.ttft_ms.unwrap();
-        assert!(
-            ttft >= 150.0 && ttft <= s.latency_ms,
-            "{path}: ttft {ttft} latency {}",
-            s.latency_ms
-        );
         if body["stream"] == true {
+            let ttft = s.ttft_ms.unwrap();
+            assert!(
+                ttft >= 150.0 && ttft <= s.latency_ms,
+                "{path}: ttft {ttft} latency {}",
+                s.latency_ms
+            );
             assert!(
                 s.latency_ms - ttft >= 55.0,
                 "{path}: 4 more tokens at 15 ms"
             );
+        } else {
+            // TTFT is defined for streams only: a whole-body answer has none (and so no TPOT)
+            assert_eq!(s.ttft_ms, None, "{path}: a non-streamed call has no TTFT");
+            assert!(s.latency_ms >= 150.0, "{path}: {}", s.latency_ms);
         }
         assert_eq!(
             (s.site.as_str(), s.host.as_str(), s.provider.as_str()),
@@ -225,4 +240,150 @@ async fn upstream_errors_pass_through_and_limits_apply() {
     let s = next_sample(&mut rx2).await;
     assert_eq!(s.status, v1::CallStatus::Error as i32);
     assert!(s.error.contains("unreachable"), "{}", s.error);
+}
+
+fn stream_body() -> serde_json::Value {
+    json!({"model": "m", "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": "long answer please"}]})
+}
+
+#[tokio::test]
+async fn a_long_stream_passes_whole_through_a_short_first_byte_timeout() {
+    // 12 chunks, one every 200 ms (≈ 2.3 s), through a proxy whose first-byte timeout is
+    // 500 ms and idle limit 1 s: nothing limits the whole response, so all of it arrives
+    let server = FakeServer::start(Script {
+        first_token: Duration::from_millis(100),
+        per_token: Duration::from_millis(200),
+        tokens: 12,
+        prompt_tokens: 7,
+        behavior: Behavior::Normal,
+    })
+    .await;
+    let (proxy, mut rx) = proxy_with(server.url(), |c| {
+        c.timeout = Duration::from_millis(500);
+        c.idle_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let direct = client
+        .post(format!("{}/v1/chat/completions", server.url()))
+        .json(&stream_body())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let _ = next_sample_or_none(&mut rx).await;
+    let t0 = std::time::Instant::now();
+    let via = client
+        .post(format!("{proxy}/v1/chat/completions"))
+        .json(&stream_body())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(t0.elapsed() >= Duration::from_secs(2), "{:?}", t0.elapsed());
+    assert_eq!(via, direct, "the whole stream, byte for byte");
+    assert!(String::from_utf8_lossy(&via).contains("data: [DONE]"));
+    let s = next_sample(&mut rx).await;
+    assert_eq!(s.status, v1::CallStatus::Ok as i32, "{}", s.error);
+    assert_eq!(s.tokens_out, Some(12));
+    assert!(s.latency_ms >= 2_000.0, "{}", s.latency_ms);
+}
+
+/// The next sample if one comes within a second (a direct call made no sample).
+async fn next_sample_or_none(rx: &mut mpsc::Receiver<Record>) -> Option<v1::Sample> {
+    match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+        Ok(Some(Record::Sample(s))) => Some(s),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_stream_is_cut_by_the_idle_limit_and_says_so() {
+    let server = FakeServer::start(Script {
+        first_token: Duration::from_millis(50),
+        per_token: Duration::from_millis(10),
+        tokens: 5,
+        prompt_tokens: 7,
+        behavior: Behavior::Stall,
+    })
+    .await;
+    let (proxy, mut rx) = proxy_with(server.url(), |c| {
+        c.idle_timeout = Duration::from_millis(600);
+    })
+    .await;
+    let t0 = std::time::Instant::now();
+    let resp = reqwest::Client::new()
+        .post(format!("{proxy}/v1/chat/completions"))
+        .json(&stream_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "the headers had been sent");
+    // the body ends in an error: the stream was cut, not completed
+    let body = resp.bytes().await;
+    assert!(
+        body.is_err(),
+        "a cut stream must not look complete: {body:?}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    let s = next_sample(&mut rx).await;
+    assert_eq!(s.status, v1::CallStatus::Timeout as i32, "{}", s.error);
+    assert!(s.error.contains("idle_timeout"), "{}", s.error);
+    assert!(s.error.contains("600ms"), "{}", s.error);
+}
+
+#[tokio::test]
+async fn max_duration_and_the_first_byte_limit_cut_with_their_own_reasons() {
+    let server = FakeServer::start(Script {
+        first_token: Duration::from_millis(50),
+        per_token: Duration::from_millis(200),
+        tokens: 20,
+        prompt_tokens: 7,
+        behavior: Behavior::Normal,
+    })
+    .await;
+    let (proxy, mut rx) = proxy_with(server.url(), |c| {
+        c.max_duration = Some(Duration::from_millis(700));
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let body = client
+        .post(format!("{proxy}/v1/chat/completions"))
+        .json(&stream_body())
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await;
+    assert!(body.is_err(), "cut at max_duration");
+    let s = next_sample(&mut rx).await;
+    assert_eq!(s.status, v1::CallStatus::Timeout as i32, "{}", s.error);
+    assert!(s.error.contains("max_duration"), "{}", s.error);
+
+    // an upstream that never answers: 504 after the first-byte timeout
+    server.set(|s| s.behavior = Behavior::Hang);
+    let (proxy, mut rx) = proxy_with(server.url(), |c| {
+        c.timeout = Duration::from_millis(400);
+    })
+    .await;
+    let r = client
+        .post(format!("{proxy}/v1/chat/completions"))
+        .json(&stream_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 504);
+    let s = next_sample(&mut rx).await;
+    assert_eq!(s.status, v1::CallStatus::Timeout as i32, "{}", s.error);
+    assert!(
+        s.error
+            .contains("no response headers within 400ms (proxy timeout)"),
+        "{}",
+        s.error
+    );
 }

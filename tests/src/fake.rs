@@ -28,6 +28,9 @@ pub enum Behavior {
     Cut,
     /// Never answer.
     Hang,
+    /// Send the first token (OpenAI streams), then nothing more while keeping the connection
+    /// open.
+    Stall,
 }
 
 /// Timing and usage the server reports.
@@ -278,6 +281,10 @@ async fn openai(
                         return;
                     }
                     Behavior::Cut => return,
+                    Behavior::Stall => {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        return;
+                    }
                     _ => {}
                 }
             }

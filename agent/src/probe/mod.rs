@@ -32,6 +32,8 @@ pub struct Outcome {
     pub tokens_in: Option<u32>,
     /// Completion tokens.
     pub tokens_out: Option<u32>,
+    /// `tokens_out` was counted from the stream's content chunks (no usage reported).
+    pub tokens_out_estimated: bool,
     /// `ok`, `error` or `timeout`.
     pub status: CallStatus,
     /// HTTP status, when a response arrived.
@@ -165,6 +167,7 @@ pub async fn probe_once(client: &reqwest::Client, target: &Target) -> Outcome {
             ttft_ms: obs.first_token.map(|t| ms(t.duration_since(start))),
             tokens_in: obs.tokens_in,
             tokens_out: obs.tokens_out,
+            tokens_out_estimated: obs.tokens_out_estimated,
             status: CallStatus::Ok,
             http_status: http,
             error: String::new(),
@@ -177,6 +180,7 @@ pub async fn probe_once(client: &reqwest::Client, target: &Target) -> Outcome {
             ttft_ms: None,
             tokens_in: None,
             tokens_out: None,
+            tokens_out_estimated: false,
             status: CallStatus::Timeout,
             http_status: None,
             error: format!("timed out after {}", humantime_fmt(timeout)),
@@ -198,6 +202,7 @@ fn failure(start: Instant, http: Option<u32>, error: String) -> Outcome {
         ttft_ms: None,
         tokens_in: None,
         tokens_out: None,
+        tokens_out_estimated: false,
         status: CallStatus::Error,
         http_status: http,
         error,

@@ -48,6 +48,10 @@ pub struct Observed {
     pub error: Option<String>,
     /// Whether the provider's end-of-stream marker arrived.
     pub done: bool,
+    /// Events that carried content (one token each for llama.cpp, vLLM and Ollama streams).
+    pub content_chunks: u32,
+    /// `tokens_out` was counted from content chunks because the stream carried no usage.
+    pub tokens_out_estimated: bool,
 }
 
 /// Feeds response bytes as they arrive; see the module docs.
@@ -155,8 +159,11 @@ impl Observer {
                 openai::on_event(&v, &mut self.obs)
             }
         };
-        if content && self.obs.first_token.is_none() {
-            self.obs.first_token = Some(now);
+        if content {
+            self.obs.content_chunks = self.obs.content_chunks.saturating_add(1);
+            if self.obs.first_token.is_none() {
+                self.obs.first_token = Some(now);
+            }
         }
     }
 
@@ -167,10 +174,9 @@ impl Observer {
                 let body = std::mem::take(&mut self.buf);
                 let text = String::from_utf8_lossy(&body).into_owned();
                 self.dispatch("", &text, now);
-                // a whole-body response has its first token when the body is complete
-                if self.obs.first_token.is_none() && self.obs.error.is_none() {
-                    self.obs.first_token = Some(now);
-                }
+                // time to first token is defined for streams only: a whole-body answer has
+                // none (its latency is the whole call), and so no TPOT or tokens/s either
+                self.obs.first_token = None;
                 return self.obs;
             }
             Format::Ndjson => {
@@ -193,6 +199,13 @@ impl Observer {
                 Provider::Anthropic => "stream ended before `message_stop`".into(),
                 _ => "stream ended before `data: [DONE]`".into(),
             });
+        }
+        // a server that ignores `stream_options.include_usage` (llama.cpp's): count the
+        // content chunks, one token each, so TPOT and tokens/s exist; the sample says so
+        if self.obs.error.is_none() && self.obs.tokens_out.is_none() && self.obs.content_chunks > 0
+        {
+            self.obs.tokens_out = Some(self.obs.content_chunks);
+            self.obs.tokens_out_estimated = true;
         }
         self.obs
     }
@@ -237,6 +250,34 @@ mod tests {
         );
         assert_eq!((obs.tokens_in, obs.tokens_out), (Some(9), Some(2)));
         assert!(obs.done && obs.error.is_none());
+    }
+
+    #[test]
+    fn a_stream_without_usage_counts_its_content_chunks() {
+        // llama.cpp's server ignores stream_options.include_usage
+        let obs = run(
+            Provider::OpenaiCompatible,
+            Format::Sse,
+            &[
+                "data: {\"choices\":[{\"delta\":{\"role\":\"assistant\"}}]}\n\n",
+                "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n",
+                "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\n\n",
+                "data: {\"choices\":[{\"delta\":{\"content\":\"c\"}}]}\n\n",
+                "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n",
+            ],
+        );
+        assert_eq!((obs.tokens_out, obs.tokens_out_estimated), (Some(3), true));
+        assert_eq!(obs.tokens_in, None);
+        // a whole-body answer has no TTFT
+        let obs = run(
+            Provider::Openai,
+            Format::Json,
+            &[
+                "{\"choices\":[{\"message\":{\"content\":\"hi\"}}],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":1}}",
+            ],
+        );
+        assert_eq!(obs.first_token, None);
+        assert_eq!((obs.tokens_out, obs.tokens_out_estimated), (Some(1), false));
     }
 
     #[test]
