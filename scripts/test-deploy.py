@@ -169,6 +169,17 @@ def cmd_expect(variant, rendered):
             fail(f"{variant}: agent env has no {need}")
     if aenv.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "spec.nodeName":
         fail(f"{variant}: NODE_NAME is not the downward-API spec.nodeName")
+    # automatic targets look on the node (its IP from the downward API), never in the pod
+    if aenv.get("LLMSCOPE_AUTO_HOSTS", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "status.hostIP":
+        fail(f"{variant}: LLMSCOPE_AUTO_HOSTS is not the downward-API status.hostIP")
+    if ds:
+        cms = [d for d in docs(rendered) if d.get("kind") == "ConfigMap" and "agent.toml" in (d.get("data") or {})]
+        acfg = tomllib.loads(cms[0]["data"]["agent.toml"]) if cms else {}
+        # the simulated model never reaches a production database unless asked for
+        if acfg.get("auto_simulated") is not False:
+            fail(f"{variant}: agent.toml does not set auto_simulated = false (got {acfg.get('auto_simulated')!r})")
+        if acfg.get("auto_openai_ports") != [8000] or acfg.get("auto_ollama_ports") != [11434]:
+            fail(f"{variant}: automatic target ports {acfg.get('auto_ollama_ports')} {acfg.get('auto_openai_ports')}")
     token_vol = [v for v in pod(ds).get("volumes", []) if v["name"] == "token"]
     if not token_vol or "secret" not in token_vol[0]:
         fail(f"{variant}: the agent token is not mounted from a Secret")

@@ -43,9 +43,20 @@ pub struct AgentConfig {
     pub batch_max: usize,
     /// Unacked batches in flight to the collector.
     pub ship_window: usize,
-    /// When no `targets` are configured: probe Ollama on 127.0.0.1:11434 or an
-    /// OpenAI-compatible server on 127.0.0.1:8000 if one answers, else the simulated provider.
+    /// When no `targets` are configured: probe an Ollama server (`auto_ollama_ports`) or an
+    /// OpenAI-compatible server (`auto_openai_ports`) on `auto_hosts` if one answers, else the
+    /// simulated provider when `auto_simulated` is on; with it off, keep looking every 30 s.
     pub auto_targets: bool,
+    /// Addresses the automatic targets look on (`--auto-hosts` / `LLMSCOPE_AUTO_HOSTS`,
+    /// comma-separated; in Kubernetes the node's IP from the downward API).
+    pub auto_hosts: Vec<String>,
+    /// Ports where an Ollama server is looked for.
+    pub auto_ollama_ports: Vec<u16>,
+    /// Ports where an OpenAI-compatible server (vLLM, llama.cpp, TGI…) is looked for.
+    pub auto_openai_ports: Vec<u16>,
+    /// Fall back to the built-in simulated model when no server answers (demos and the quick
+    /// start; off in production so nothing invented reaches the database).
+    pub auto_simulated: bool,
     /// Canary probe targets.
     pub targets: Vec<TargetConfig>,
     /// Timing reverse proxies for real traffic.
@@ -267,6 +278,10 @@ impl Default for AgentConfig {
             batch_max: 500,
             ship_window: 8,
             auto_targets: true,
+            auto_hosts: vec!["127.0.0.1".into()],
+            auto_ollama_ports: vec![11434],
+            auto_openai_ports: vec![8000],
+            auto_simulated: true,
             targets: Vec::new(),
             proxies: Vec::new(),
             simulated: SimulatedConfig::default(),
@@ -330,6 +345,8 @@ pub struct Overrides {
     pub http_listen: Option<SocketAddr>,
     /// `--ca-cert`.
     pub ca_cert: Option<PathBuf>,
+    /// `--auto-hosts` / `LLMSCOPE_AUTO_HOSTS` (comma-separated).
+    pub auto_hosts: Option<String>,
 }
 
 impl AgentConfig {
@@ -376,6 +393,14 @@ impl AgentConfig {
         }
         if let Some(v) = &o.ca_cert {
             cfg.ca_cert = Some(v.clone());
+        }
+        if let Some(v) = &o.auto_hosts {
+            cfg.auto_hosts = v
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect();
         }
         cfg.validate()?;
         Ok(cfg)
@@ -429,6 +454,25 @@ impl AgentConfig {
                 return bad(format!(
                     "{at}: `base_url` must start with http:// or https://"
                 ));
+            }
+        }
+        if self.auto_targets && self.targets.is_empty() {
+            if self.auto_hosts.is_empty() {
+                return bad("`auto_hosts` is empty: name at least one address (or set auto_targets = false)".into());
+            }
+            if let Some(h) = self
+                .auto_hosts
+                .iter()
+                .find(|h| h.contains(['/', ' ', '@', '?', '#']))
+            {
+                return bad(format!(
+                    "`auto_hosts`: `{h}` is not a host name or IP address"
+                ));
+            }
+            if self.auto_ollama_ports.contains(&0) || self.auto_openai_ports.contains(&0) {
+                return bad(
+                    "`auto_ollama_ports` / `auto_openai_ports`: port 0 is not a port".into(),
+                );
             }
         }
         for (i, p) in self.proxies.iter().enumerate() {

@@ -119,13 +119,23 @@ async fn answers(client: &reqwest::Client, url: &str) -> Option<serde_json::Valu
     r.json().await.ok()
 }
 
-/// With `auto_targets` and no targets configured: Ollama on 127.0.0.1:11434, else an
-/// OpenAI-compatible server on 127.0.0.1:8000, else the simulated provider.
-async fn auto_targets(client: &reqwest::Client) -> Option<TargetConfig> {
-    let base = |provider, name: &str, base_url: &str, model: String| TargetConfig {
-        name: name.into(),
+/// URL of `host:port` (IPv6 addresses bracketed).
+fn host_url(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("http://[{host}]:{port}")
+    } else {
+        format!("http://{host}:{port}")
+    }
+}
+
+/// With `auto_targets` and no targets configured: the first model server answering on
+/// `auto_hosts` — Ollama on `auto_ollama_ports` (`/api/tags`), else an OpenAI-compatible one
+/// on `auto_openai_ports` (`/v1/models`) — as a probe target with its first model.
+async fn auto_targets(client: &reqwest::Client, cfg: &AgentConfig) -> Option<TargetConfig> {
+    let base = |provider, name: String, base_url: String, model: String| TargetConfig {
+        name,
         provider,
-        base_url: Some(base_url.into()),
+        base_url: Some(base_url),
         model,
         interval: Duration::from_secs(5),
         jitter: 0.1,
@@ -135,33 +145,41 @@ async fn auto_targets(client: &reqwest::Client) -> Option<TargetConfig> {
         api_key_env: None,
         api_key_file: None,
     };
-    if let Some(tags) = answers(client, "http://127.0.0.1:11434/api/tags").await
-        && let Some(model) = tags.pointer("/models/0/name").and_then(|m| m.as_str())
-    {
-        tracing::info!(model, "found ollama on 127.0.0.1:11434; probing it");
-        return Some(base(
-            Provider::Ollama,
-            "ollama-local",
-            "http://127.0.0.1:11434",
-            model.into(),
-        ));
-    }
-    if let Some(models) = answers(client, "http://127.0.0.1:8000/v1/models").await
-        && let Some(model) = models.pointer("/data/0/id").and_then(|m| m.as_str())
-    {
-        tracing::info!(
-            model,
-            "found an openai-compatible server on 127.0.0.1:8000; probing it"
-        );
-        return Some(base(
-            Provider::OpenaiCompatible,
-            "openai-compatible-local",
-            "http://127.0.0.1:8000",
-            model.into(),
-        ));
+    for host in &cfg.auto_hosts {
+        for port in &cfg.auto_ollama_ports {
+            let url = host_url(host, *port);
+            if let Some(tags) = answers(client, &format!("{url}/api/tags")).await
+                && let Some(model) = tags.pointer("/models/0/name").and_then(|m| m.as_str())
+            {
+                tracing::info!(model, %url, "found ollama; probing it");
+                return Some(base(
+                    Provider::Ollama,
+                    format!("ollama-{host}-{port}"),
+                    url,
+                    model.into(),
+                ));
+            }
+        }
+        for port in &cfg.auto_openai_ports {
+            let url = host_url(host, *port);
+            if let Some(models) = answers(client, &format!("{url}/v1/models")).await
+                && let Some(model) = models.pointer("/data/0/id").and_then(|m| m.as_str())
+            {
+                tracing::info!(model, %url, "found an openai-compatible server; probing it");
+                return Some(base(
+                    Provider::OpenaiCompatible,
+                    format!("openai-compatible-{host}-{port}"),
+                    url,
+                    model.into(),
+                ));
+            }
+        }
     }
     None
 }
+
+/// How often the automatic targets look again while no model server answers.
+const AUTO_RETRY: Duration = Duration::from_secs(30);
 
 /// Starts everything the configuration asks for.
 pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
@@ -240,8 +258,24 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
     let mut targets = cfg.targets.clone();
     let mut simulated = None;
     if targets.is_empty() && cfg.auto_targets {
-        match auto_targets(&client).await {
+        match auto_targets(&client, &cfg).await {
             Some(t) => targets.push(t),
+            None if !cfg.auto_simulated => {
+                // in production nothing is invented: keep looking for a model server that
+                // starts after the agent (a pod scheduled later on this node)
+                tracing::info!(
+                    hosts = ?cfg.auto_hosts,
+                    "no model server answered; no probes yet (auto_simulated = false), looking again every 30 s"
+                );
+                sources.push(tokio::spawn(look_for_targets(
+                    client.clone(),
+                    cfg.clone(),
+                    records_tx.clone(),
+                    metrics.clone(),
+                    host.clone(),
+                    sources_rx.clone(),
+                )));
+            }
             None => {
                 tracing::info!(
                     "no local model server answered; probing the built-in simulated provider"
@@ -347,6 +381,42 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
         syncer,
         buffer,
     })
+}
+
+/// Looks for a model server every [`AUTO_RETRY`] until one answers, then probes it.
+async fn look_for_targets(
+    client: reqwest::Client,
+    cfg: AgentConfig,
+    records: mpsc::Sender<Record>,
+    metrics: Arc<Metrics>,
+    host: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(AUTO_RETRY) => {}
+            _ = stop.changed() => return,
+        }
+        if let Some(t) = auto_targets(&client, &cfg).await {
+            let base_url = t.base_url.clone().unwrap_or_default();
+            let target = Target {
+                cfg: t,
+                base_url,
+                api_key: None,
+            };
+            probe_loop(
+                client,
+                target,
+                records,
+                metrics,
+                cfg.site.clone(),
+                host,
+                stop,
+            )
+            .await;
+            return;
+        }
+    }
 }
 
 async fn probe_loop(

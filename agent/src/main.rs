@@ -55,6 +55,9 @@ struct RunArgs {
     /// CA bundle to verify the collector.
     #[arg(long, env = "LLMSCOPE_CA_CERT")]
     ca_cert: Option<PathBuf>,
+    /// Addresses the automatic targets look on, comma-separated [default: 127.0.0.1].
+    #[arg(long, env = "LLMSCOPE_AUTO_HOSTS")]
+    auto_hosts: Option<String>,
 }
 
 fn init_tracing() {
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
         data_dir: args.data_dir,
         http_listen: args.http_listen,
         ca_cert: args.ca_cert,
+        auto_hosts: args.auto_hosts,
     };
     let cfg = match AgentConfig::load(args.config.as_deref(), &overrides) {
         Ok(c) => c,

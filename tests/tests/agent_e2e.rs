@@ -250,3 +250,66 @@ async fn the_agent_ships_over_tls_verifying_the_collector_certificate() {
     assert!(agent.terminate().await);
     assert!(collector.terminate().await);
 }
+
+/// An agent with automatic targets on a node: `auto_simulated = false` (what the Helm chart
+/// sets) invents nothing when no model server answers; a server on a configured address and
+/// port is found and probed (here the fake OpenAI-compatible server, as the node's vLLM).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn automatic_targets_look_where_configured_and_never_invent_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let token = collector_cmd(&["token", "create", "--site", "lab", "--database-url", &url]).await;
+    let port = free_port();
+    let grpc = format!("127.0.0.1:{port}");
+    let collector = Collector::start(&url, &["--grpc-listen", &grpc]).await;
+    let store = Store::connect(&url, 1).await.unwrap();
+    let config = |name: &str, openai_port: u16| {
+        let text = format!(
+            "collector = \"http://{grpc}\"\ntoken = \"{token}\"\nsite = \"lab\"\nhost = \"{name}\"\ndata_dir = \"{}\"\nhttp_listen = \"127.0.0.1:0\"\ntelemetry_interval = \"300ms\"\nbatch_max = 50\nauto_targets = true\nauto_hosts = [\"127.0.0.1\"]\nauto_ollama_ports = [{}]\nauto_openai_ports = [{openai_port}]\nauto_simulated = false\n",
+            dir.path().join(name).display(),
+            free_port(),
+        );
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // nothing listens on either port: telemetry only, no sample at all
+    let empty = Agent::start(&config("node-without-model", free_port())).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            store.count_telemetry().await.unwrap() >= 3
+        })
+        .await,
+        "telemetry arrives"
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        store.count_samples().await.unwrap(),
+        0,
+        "no simulated (or any) samples without a model server"
+    );
+    let m = empty.metrics().await;
+    assert!(!m.contains("simulated"), "{m}");
+    drop(empty);
+
+    // a server on the configured port is found and probed
+    let fake = FakeServer::start(quick()).await;
+    let fake_port: u16 = fake.url().rsplit(':').next().unwrap().parse().unwrap();
+    let _found = Agent::start(&config("node-with-vllm", fake_port)).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            store.count_samples().await.unwrap() >= 3
+        })
+        .await,
+        "probes of the found server arrive"
+    );
+    for (id, _) in store.sample_id_counts().await.unwrap() {
+        let s = store.get_sample(id).await.unwrap().unwrap();
+        assert_eq!(
+            (s.host.as_str(), s.provider.as_str(), s.model.as_str()),
+            ("node-with-vllm", "openai_compatible", "fake-model")
+        );
+        assert!(!s.labels.contains_key("simulated"), "{:?}", s.labels);
+    }
+    assert!(collector.terminate().await);
+}
