@@ -134,6 +134,11 @@ struct Call {
     model: String,
     ts: i64,
     start: Instant,
+    /// The inference route (`/v1/chat/completions`, `/api/chat`, …): label `route`.
+    route: String,
+    /// Whether the answer streams (from the response's content type once it arrives, before
+    /// that from the request): label `stream`.
+    streamed: bool,
 }
 
 impl Call {
@@ -150,12 +155,11 @@ impl Call {
         self.st
             .metrics
             .observe_call(&self.st.cfg.name, "proxy", provider, &self.model, &o);
-        if self
-            .st
-            .records
-            .try_send(Record::Sample(sample(&ctx, self.ts, &o)))
-            .is_err()
-        {
+        let mut smp = sample(&ctx, self.ts, &o);
+        smp.labels.insert("route".into(), self.route.clone());
+        smp.labels
+            .insert("stream".into(), self.streamed.to_string());
+        if self.st.records.try_send(Record::Sample(smp)).is_err() {
             tracing::warn!(proxy = %self.st.cfg.name, "sample queue full; a proxy sample was dropped");
         }
     }
@@ -211,14 +215,23 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
     let api = (parts.method == http::Method::POST)
         .then(|| inference_api(parts.uri.path()))
         .flatten();
-    let call = api.map(|_| Call {
-        model: serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| "unknown".into()),
-        st: st.clone(),
-        ts,
-        start,
+    let call = api.map(|provider| {
+        let body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+        let field = |k: &str| body.as_ref().and_then(|v| v.get(k));
+        Call {
+            model: field("model")
+                .and_then(|m| m.as_str())
+                .map(str::to_owned)
+                .unwrap_or_else(|| "unknown".into()),
+            // Ollama streams unless told not to; the others only when asked
+            streamed: field("stream")
+                .and_then(serde_json::Value::as_bool)
+                .unwrap_or(provider == Provider::Ollama),
+            route: parts.uri.path().to_owned(),
+            st: st.clone(),
+            ts,
+            start,
+        }
     });
     let url = format!("{}{}", st.cfg.upstream.trim_end_matches('/'), path_q);
     let mut headers = HeaderMap::new();
@@ -289,6 +302,10 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
         .and_then(Format::from_content_type)
         .unwrap_or(Format::Json);
     let idle = st.cfg.idle_timeout;
+    let call = call.map(|mut c| {
+        c.streamed = format != Format::Json;
+        c
+    });
     let observed = ObservedBody {
         inner: Box::pin(resp.bytes_stream()),
         idle,

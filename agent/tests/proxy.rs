@@ -141,6 +141,10 @@ async fn streams_are_byte_identical_and_timed() {
             (s.site.as_str(), s.host.as_str(), s.provider.as_str()),
             ("lab", "gpu-1", "openai_compatible")
         );
+        // where the sample came from: the proxy, the route, streaming or not
+        assert_eq!(s.labels["target"], "p");
+        assert_eq!(s.labels["route"], path);
+        assert_eq!(s.labels["stream"], body["stream"].to_string(), "{path}");
     }
     // non-inference paths pass through and are not timed
     let models = client
