@@ -313,3 +313,112 @@ async fn automatic_targets_look_where_configured_and_never_invent_one() {
     }
     assert!(collector.terminate().await);
 }
+
+/// Mutual TLS end to end: the collector requires a client certificate signed by its client
+/// CA (`--tls-client-ca`); an agent presenting one (`client_cert`, `client_key`, made with
+/// rcgen) ships, an agent without one is refused at the handshake and ships nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_admits_the_agent_with_a_client_certificate_only() {
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(names).unwrap();
+        p.extended_key_usages = vec![usage];
+        let cert = p.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    };
+    let (server_cert, server_key) = leaf(
+        vec!["localhost".to_string()],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (client_cert, client_key) = leaf(
+        vec!["agent.gpu-node-1".to_string()],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    let ca_pem = write("ca.pem", ca.pem());
+    let (server_cert, server_key) = (write("s.pem", server_cert), write("s.key", server_key));
+    let (client_cert, client_key) = (write("a.pem", client_cert), write("a.key", client_key));
+
+    let url = format!("sqlite://{}/c.db", dir.path().display());
+    let token = collector_cmd(&["token", "create", "--site", "lab", "--database-url", &url]).await;
+    let port = free_port();
+    let collector = Collector::start(
+        &url,
+        &[
+            "--grpc-listen",
+            &format!("127.0.0.1:{port}"),
+            "--tls-cert",
+            &server_cert,
+            "--tls-key",
+            &server_key,
+            "--tls-client-ca",
+            &ca_pem,
+        ],
+    )
+    .await;
+    let fake = FakeServer::start(quick()).await;
+    let store = Store::connect(&url, 1).await.unwrap();
+    let config = |name: &str, client: Option<(&str, &str)>| {
+        let mut text = format!(
+            "collector = \"https://localhost:{port}\"\ntoken = \"{token}\"\nsite = \"lab\"\nhost = \"{name}\"\ndata_dir = \"{}\"\nhttp_listen = \"127.0.0.1:0\"\ntelemetry_interval = \"300ms\"\nauto_targets = false\nbatch_max = 50\nca_cert = \"{ca_pem}\"\n",
+            dir.path().join(name).display()
+        );
+        if let Some((c, k)) = client {
+            text.push_str(&format!("client_cert = \"{c}\"\nclient_key = \"{k}\"\n"));
+        }
+        text.push_str(&format!(
+            "\n[[targets]]\nname = \"fake\"\nprovider = \"ollama\"\nbase_url = \"{}\"\nmodel = \"llama3.1:8b\"\ninterval = \"100ms\"\njitter = 0.1\ntimeout = \"5s\"\n",
+            fake.url()
+        ));
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // without a client certificate: refused, nothing stored, the agent keeps its data
+    let refused = Agent::start(&config("no-cert", None)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        refused.counter("llmscope_agent_collector_connected").await,
+        0.0
+    );
+    assert_eq!(
+        store.count_samples().await.unwrap(),
+        0,
+        "nothing without a client certificate"
+    );
+    // its probes wait in its disk buffer, not lost
+    assert!(refused.counter("llmscope_agent_buffer_bytes").await > 0.0);
+    assert!(refused.terminate().await);
+    // with one: shipped
+    let admitted = Agent::start(&config("with-cert", Some((&client_cert, &client_key)))).await;
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            store.count_samples().await.unwrap() >= 3
+        })
+        .await,
+        "samples arrive over mutual TLS"
+    );
+    assert_eq!(
+        admitted.counter("llmscope_agent_collector_connected").await,
+        1.0
+    );
+    for (id, _) in store.sample_id_counts().await.unwrap() {
+        let s = store.get_sample(id).await.unwrap().unwrap();
+        assert_eq!(s.host, "with-cert");
+    }
+    assert!(admitted.terminate().await);
+    assert!(collector.terminate().await);
+}
