@@ -15,7 +15,7 @@ if ! command -v nginx >/dev/null 2>&1; then
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx) >&2
 fi
 cargo build --release -q -p llmscope-agent -p llmscope-collector -p llmscope-e2e
-BIN=target/release
+BIN="${CARGO_TARGET_DIR:-target}/release"
 WORK="$(mktemp -d /tmp/llmscope-agent-bench.XXXXXX)"
 cleanup() { nginx -c "$WORK/nginx.conf" -s stop 2>/dev/null || true; kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT

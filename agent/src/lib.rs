@@ -333,16 +333,9 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
     let mut proxies = Vec::new();
     let mut proxy_tasks = Vec::new();
     for p in &cfg.proxies {
-        // a client per proxy: its connect timeout is the proxy's
-        let proxy_client = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .connect_timeout(p.connect_timeout)
-            .build()
-            .map_err(|e| AgentError::Client(e.to_string()))?;
         let st = Arc::new(proxy::ProxyState {
             cfg: p.clone(),
-            client: proxy_client,
+            client: proxy::upstream_client(p.connect_timeout),
             records: records_tx.clone(),
             metrics: metrics.clone(),
             site: cfg.site.clone(),

@@ -14,9 +14,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::Stream;
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited, StreamBody, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, Full, Limited, combinators::UnsyncBoxBody};
 use hyper::body::{Frame, Incoming};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -30,12 +29,36 @@ use crate::record::{Record, SampleContext, now_ns, sample};
 
 type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 
+/// The hyper client the proxy forwards with: a pooled keep-alive connection per upstream,
+/// plain HTTP or TLS (webpki roots, HTTP/2 by ALPN), bodies streamed frame by frame.
+pub type UpstreamClient = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+/// A client for one proxy: `connect_timeout` bounds opening a connection.
+pub fn upstream_client(connect_timeout: Duration) -> UpstreamClient {
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    http.enforce_http(false);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(https)
+}
+
 /// What every connection of one proxy shares.
 pub struct ProxyState {
     /// Listener config.
     pub cfg: ProxyConfig,
-    /// Upstream client (keep-alive pool).
-    pub client: reqwest::Client,
+    /// Upstream client (keep-alive pool; see [`upstream_client`]).
+    pub client: UpstreamClient,
     /// Where samples go.
     pub records: mpsc::Sender<Record>,
     /// Metrics.
@@ -234,8 +257,19 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
         }
     });
     let url = format!("{}{}", st.cfg.upstream.trim_end_matches('/'), path_q);
-    let mut headers = HeaderMap::new();
-    copy_headers(&parts.headers, &mut headers);
+    let uri = match url.parse::<http::Uri>() {
+        Ok(u) => u,
+        Err(e) => {
+            return Ok(json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("the request path does not make an upstream URL: {e}"),
+            ));
+        }
+    };
+    let mut up = Request::new(Full::new(bytes));
+    *up.method_mut() = parts.method.clone();
+    *up.uri_mut() = uri;
+    copy_headers(&parts.headers, up.headers_mut());
     // limits: connect (the client's), first byte (response headers), then idle time between
     // chunks and an optional whole-response deadline, both in the body below
     let deadline = st
@@ -246,13 +280,7 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
         Some(d) => st.cfg.timeout.min(d),
         None => st.cfg.timeout,
     };
-    let send = st
-        .client
-        .request(parts.method.clone(), url)
-        .headers(headers)
-        .body(bytes)
-        .send();
-    let upstream = match tokio::time::timeout(first_byte, send).await {
+    let upstream = match tokio::time::timeout(first_byte, st.client.request(up)).await {
         Ok(r) => r,
         Err(_) => {
             let which = if first_byte < st.cfg.timeout {
@@ -274,20 +302,21 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
     let resp = match upstream {
         Ok(r) => r,
         Err(e) => {
+            let mut reason = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(x) = src {
+                reason = format!("{reason}: {x}");
+                src = x.source();
+            }
             let msg = format!(
                 "upstream {} unreachable: {}",
                 st.cfg.upstream,
-                short(&e.to_string(), 200)
+                short(&reason, 200)
             );
             if let Some(c) = &call {
                 c.fail(None, msg.clone());
             }
-            let status = if e.is_timeout() {
-                StatusCode::GATEWAY_TIMEOUT
-            } else {
-                StatusCode::BAD_GATEWAY
-            };
-            return Ok(json_error(status, &msg));
+            return Ok(json_error(StatusCode::BAD_GATEWAY, &msg));
         }
     };
     let status = resp.status();
@@ -307,7 +336,7 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
         c
     });
     let observed = ObservedBody {
-        inner: Box::pin(resp.bytes_stream()),
+        inner: resp.into_body(),
         idle,
         idle_timer: Box::pin(tokio::time::sleep(idle)),
         deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
@@ -324,7 +353,7 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
             }
         }),
     };
-    let body = StreamBody::new(observed).boxed_unsync();
+    let body = observed.boxed_unsync();
     Ok(builder.body(body).unwrap_or_else(|_| {
         json_error(StatusCode::BAD_GATEWAY, "invalid upstream response headers")
     }))
@@ -386,14 +415,12 @@ impl CallState {
     }
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
-
 /// Forwards upstream chunks as they arrive, observing them; records the call at the end (or
 /// when the client goes away). A body that sends nothing for `idle`, or runs past the
 /// optional deadline, is cut: the client sees the stream end with an error, the sample says
 /// which limit hit.
 struct ObservedBody {
-    inner: ByteStream,
+    inner: Incoming,
     call: Option<CallState>,
     /// Most time between two chunks.
     idle: Duration,
@@ -407,7 +434,7 @@ struct ObservedBody {
 }
 
 impl ObservedBody {
-    /// Cuts the body because a limit hit: records the call and ends the stream with an error.
+    /// Cuts the body because a limit hit: records the call and ends the body with an error.
     fn cut(&mut self, reason: String) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         self.ended = true;
         if let Some(c) = &mut self.call {
@@ -420,47 +447,53 @@ impl ObservedBody {
     }
 }
 
-impl Stream for ObservedBody {
-    type Item = Result<Frame<Bytes>, std::io::Error>;
+impl hyper::body::Body for ObservedBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         if self.ended {
             return Poll::Ready(None);
         }
-        let polled = self.inner.as_mut().poll_next(cx);
-        if polled.is_pending() {
-            if let Some(d) = self.deadline.as_mut()
-                && d.as_mut().poll(cx).is_ready()
-            {
-                let limit = self.max_duration.unwrap_or_default();
-                return self.cut(format!(
-                    "the response ran past {} (proxy max_duration) and was cut",
-                    humantime_serde::re::humantime::format_duration(limit)
-                ));
-            }
-            if self.idle_timer.as_mut().poll(cx).is_ready() {
-                let idle = self.idle;
-                return self.cut(format!(
-                    "upstream sent nothing for {} in the middle of the response (proxy idle_timeout); the stream was cut",
-                    humantime_serde::re::humantime::format_duration(idle)
-                ));
-            }
-            return Poll::Pending;
-        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match polled {
-            Poll::Ready(Some(Ok(chunk))) => {
+            Poll::Pending => {
+                if let Some(d) = self.deadline.as_mut()
+                    && d.as_mut().poll(cx).is_ready()
+                {
+                    let limit = self.max_duration.unwrap_or_default();
+                    return self.cut(format!(
+                        "the response ran past {} (proxy max_duration) and was cut",
+                        humantime_serde::re::humantime::format_duration(limit)
+                    ));
+                }
+                if self.idle_timer.as_mut().poll(cx).is_ready() {
+                    let idle = self.idle;
+                    return self.cut(format!(
+                        "upstream sent nothing for {} in the middle of the response (proxy idle_timeout); the stream was cut",
+                        humantime_serde::re::humantime::format_duration(idle)
+                    ));
+                }
+                Poll::Pending
+            }
+            Poll::Ready(Some(Ok(frame))) => {
                 let next = tokio::time::Instant::now() + self.idle;
                 self.idle_timer.as_mut().reset(next);
-                if let Some(c) = &mut self.call {
+                if let Some(chunk) = frame.data_ref()
+                    && let Some(c) = &mut self.call
+                {
                     if let Some(o) = &mut c.observer {
-                        o.feed(&chunk, Instant::now());
+                        o.feed(chunk, Instant::now());
                     }
                     if !c.ok && c.head.len() < 1024 {
                         let take = (1024 - c.head.len()).min(chunk.len());
                         c.head.extend_from_slice(&chunk[..take]);
                     }
                 }
-                Poll::Ready(Some(Ok(Frame::data(chunk))))
+                Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 self.ended = true;
@@ -479,8 +512,11 @@ impl Stream for ObservedBody {
                 }
                 Poll::Ready(None)
             }
-            Poll::Pending => Poll::Pending,
         }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended
     }
 }
 

@@ -37,7 +37,7 @@ async fn proxy_with(
     set(&mut cfg);
     let st = Arc::new(ProxyState {
         cfg,
-        client: reqwest::Client::new(),
+        client: llmscope_agent::proxy::upstream_client(Duration::from_secs(10)),
         records: tx,
         metrics: Metrics::new(),
         site: "lab".into(),
