@@ -57,6 +57,10 @@ pub struct AgentConfig {
     /// Fall back to the built-in simulated model when no server answers (demos and the quick
     /// start; off in production so nothing invented reaches the database).
     pub auto_simulated: bool,
+    /// How often the automatic targets look again while no model server answers (with
+    /// `auto_simulated` off).
+    #[serde(with = "humantime_serde")]
+    pub auto_retry: Duration,
     /// Canary probe targets.
     pub targets: Vec<TargetConfig>,
     /// Timing reverse proxies for real traffic.
@@ -282,6 +286,7 @@ impl Default for AgentConfig {
             auto_ollama_ports: vec![11434],
             auto_openai_ports: vec![8000],
             auto_simulated: true,
+            auto_retry: Duration::from_secs(30),
             targets: Vec::new(),
             proxies: Vec::new(),
             simulated: SimulatedConfig::default(),
@@ -468,6 +473,9 @@ impl AgentConfig {
                 return bad(format!(
                     "`auto_hosts`: `{h}` is not a host name or IP address"
                 ));
+            }
+            if self.auto_retry.is_zero() {
+                return bad("`auto_retry` must be longer than 0s".into());
             }
             if self.auto_ollama_ports.contains(&0) || self.auto_openai_ports.contains(&0) {
                 return bad(

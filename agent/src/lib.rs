@@ -178,9 +178,6 @@ async fn auto_targets(client: &reqwest::Client, cfg: &AgentConfig) -> Option<Tar
     None
 }
 
-/// How often the automatic targets look again while no model server answers.
-const AUTO_RETRY: Duration = Duration::from_secs(30);
-
 /// Starts everything the configuration asks for.
 pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -265,7 +262,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
                 // starts after the agent (a pod scheduled later on this node)
                 tracing::info!(
                     hosts = ?cfg.auto_hosts,
-                    "no model server answered; no probes yet (auto_simulated = false), looking again every 30 s"
+                    "no model server answered; no probes yet (auto_simulated = false), looking again every auto_retry"
                 );
                 sources.push(tokio::spawn(look_for_targets(
                     client.clone(),
@@ -376,7 +373,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
     })
 }
 
-/// Looks for a model server every [`AUTO_RETRY`] until one answers, then probes it.
+/// Looks for a model server every `auto_retry` until one answers, then probes it.
 async fn look_for_targets(
     client: reqwest::Client,
     cfg: AgentConfig,
@@ -387,7 +384,7 @@ async fn look_for_targets(
 ) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(AUTO_RETRY) => {}
+            _ = tokio::time::sleep(cfg.auto_retry) => {}
             _ = stop.changed() => return,
         }
         if let Some(t) = auto_targets(&client, &cfg).await {

@@ -293,11 +293,14 @@ impl Store {
         state: &str,
         since: i64,
     ) -> Result<Option<OidcPending>, StoreError> {
-        const GET: &str = "SELECT state, nonce, pkce_verifier, return_to, created_at FROM oidc_pending WHERE state = $1 AND created_at >= $2";
+        // writes first: a SQLite transaction that reads and then writes fails at once with
+        // "database is locked" when another connection committed in between (its snapshot
+        // cannot be upgraded); one that starts by writing waits for the lock instead
+        const TAKE: &str = "DELETE FROM oidc_pending WHERE state = $1 AND created_at >= $2 RETURNING state, nonce, pkce_verifier, return_to, created_at";
         const DEL: &str = "DELETE FROM oidc_pending WHERE state = $1 OR created_at < $2";
         let row = with_pool!(self, p => {
             let mut tx = p.begin().await?;
-            let r = sqlx::query(GET).bind(state).bind(since).fetch_optional(&mut *tx).await?;
+            let r = sqlx::query(TAKE).bind(state).bind(since).fetch_optional(&mut *tx).await?;
             sqlx::query(DEL).bind(state).bind(since).execute(&mut *tx).await?;
             tx.commit().await?;
             match r {

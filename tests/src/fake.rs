@@ -89,6 +89,11 @@ struct St {
 impl FakeServer {
     /// Starts on 127.0.0.1 with a free port.
     pub async fn start(script: Script) -> FakeServer {
+        FakeServer::start_on("127.0.0.1:0", script).await
+    }
+
+    /// [`FakeServer::start`] on a given address (a server that appears on a known port).
+    pub async fn start_on(addr: &str, script: Script) -> FakeServer {
         let st = St {
             script: Arc::new(Mutex::new(script)),
             received: Arc::default(),
@@ -108,9 +113,7 @@ impl FakeServer {
             )
             .route("/v1/messages", post(anthropic))
             .with_state(st.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;

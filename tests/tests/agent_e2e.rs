@@ -265,7 +265,7 @@ async fn automatic_targets_look_where_configured_and_never_invent_one() {
     let store = Store::connect(&url, 1).await.unwrap();
     let config = |name: &str, openai_port: u16| {
         let text = format!(
-            "collector = \"http://{grpc}\"\ntoken = \"{token}\"\nsite = \"lab\"\nhost = \"{name}\"\ndata_dir = \"{}\"\nhttp_listen = \"127.0.0.1:0\"\ntelemetry_interval = \"300ms\"\nbatch_max = 50\nauto_targets = true\nauto_hosts = [\"127.0.0.1\"]\nauto_ollama_ports = [{}]\nauto_openai_ports = [{openai_port}]\nauto_simulated = false\n",
+            "collector = \"http://{grpc}\"\ntoken = \"{token}\"\nsite = \"lab\"\nhost = \"{name}\"\ndata_dir = \"{}\"\nhttp_listen = \"127.0.0.1:0\"\ntelemetry_interval = \"300ms\"\nbatch_max = 50\nauto_targets = true\nauto_hosts = [\"127.0.0.1\"]\nauto_ollama_ports = [{}]\nauto_openai_ports = [{openai_port}]\nauto_simulated = false\nauto_retry = \"1s\"\n",
             dir.path().join(name).display(),
             free_port(),
         );
@@ -292,10 +292,17 @@ async fn automatic_targets_look_where_configured_and_never_invent_one() {
     assert!(!m.contains("simulated"), "{m}");
     drop(empty);
 
-    // a server on the configured port is found and probed
-    let fake = FakeServer::start(quick()).await;
-    let fake_port: u16 = fake.url().rsplit(':').next().unwrap().parse().unwrap();
-    let _found = Agent::start(&config("node-with-vllm", fake_port)).await;
+    // a server that starts after the agent (a pod scheduled later on the node) is found at
+    // the next look (auto_retry) and probed
+    let late_port = free_port();
+    let _found = Agent::start(&config("node-with-vllm", late_port)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        store.count_samples().await.unwrap(),
+        0,
+        "nothing before the server starts"
+    );
+    let fake = FakeServer::start_on(&format!("127.0.0.1:{late_port}"), quick()).await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             store.count_samples().await.unwrap() >= 3
