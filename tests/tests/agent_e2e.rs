@@ -302,7 +302,7 @@ async fn automatic_targets_look_where_configured_and_never_invent_one() {
         0,
         "nothing before the server starts"
     );
-    let fake = FakeServer::start_on(&format!("127.0.0.1:{late_port}"), quick()).await;
+    let _fake = FakeServer::start_on(&format!("127.0.0.1:{late_port}"), quick()).await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             store.count_samples().await.unwrap() >= 3
