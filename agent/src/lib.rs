@@ -484,12 +484,13 @@ async fn telemetry_loop(
         let snap = tokio::task::spawn_blocking(move || {
             let mut guard = s.lock().unwrap_or_else(|p| p.into_inner());
             let sm = guard.get_or_insert_with(telemetry::Sampler::new);
-            sm.sample(&site2, &host2)
+            sm.sample_with_gpus(&site2, &host2)
         })
         .await;
         match snap {
-            Ok(t) => {
+            Ok((t, gpus)) => {
                 metrics.telemetry.inc();
+                metrics.set_gpus(&host, &gpus);
                 if records.send(Record::Telemetry(t)).await.is_err() {
                     return;
                 }

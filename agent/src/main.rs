@@ -22,8 +22,13 @@ struct Cli {
 enum Command {
     /// Run the agent (the default).
     Run(Box<RunArgs>),
-    /// Print what NVML reads on this host: one line per GPU, every field.
-    GpuInfo,
+    /// Print what NVML reads on this host: one line per GPU and MIG instance, every field
+    /// (unsupported ones left out).
+    GpuInfo {
+        /// One JSON document (`{"driver", "gpus": [...]}`), e.g. for scripts/check-gpu.sh.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -71,29 +76,41 @@ fn init_tracing() {
         .init();
 }
 
-fn gpu_info() -> ExitCode {
-    match llmscope_agent::telemetry::gpu::GpuSampler::init() {
+fn gpu_info(json: bool) -> ExitCode {
+    use llmscope_agent::telemetry::gpu::{GpuBackend, GpuSampler};
+    match GpuSampler::init() {
         Err(e) => {
-            eprintln!("nvml unavailable: {e}");
-            println!("gpus=0");
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"error": format!("nvml unavailable: {e}"), "gpus": []})
+                );
+            } else {
+                eprintln!("nvml unavailable: {e}");
+                println!("gpus=0");
+            }
             ExitCode::from(1)
         }
         Ok(g) => {
-            println!("driver={} gpus={}", g.driver_version(), g.count());
-            for s in g.sample() {
+            let readings = g.readings();
+            if json {
                 println!(
-                    "index={} uuid={} name={:?} util_pct={} mem_used_bytes={} mem_total_bytes={} temp_c={} power_w={:.1} sm_clock_mhz={} throttle_reasons={:#x}",
-                    s.index,
-                    s.uuid,
-                    s.name,
-                    s.util_pct,
-                    s.mem_used_bytes,
-                    s.mem_total_bytes,
-                    s.temp_c,
-                    s.power_w,
-                    s.sm_clock_mhz,
-                    s.throttle_reasons
+                    "{}",
+                    serde_json::json!({"driver": g.driver_version(), "gpus": readings})
                 );
+                return ExitCode::SUCCESS;
+            }
+            println!("driver={} gpus={}", g.driver_version(), g.count());
+            for r in &readings {
+                let v = serde_json::to_value(r).unwrap_or_default();
+                let fields: Vec<String> = v
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(_, x)| !x.is_null())
+                    .map(|(k, x)| format!("{k}={x}"))
+                    .collect();
+                println!("{}", fields.join(" "));
             }
             ExitCode::SUCCESS
         }
@@ -103,7 +120,7 @@ fn gpu_info() -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::GpuInfo) => return gpu_info(),
+        Some(Command::GpuInfo { json }) => return gpu_info(json),
         Some(Command::Run(a)) => *a,
         None => cli.run,
     };

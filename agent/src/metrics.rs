@@ -5,7 +5,7 @@
 //! `gen_ai.client.token.usage`, with `gen_ai_system` and `gen_ai_request_model` labels).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicI64, AtomicU64};
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -17,6 +17,9 @@ use prometheus_client::registry::Registry;
 use crate::probe::{CallStatus, Outcome};
 
 type Labels = Vec<(String, String)>;
+
+/// A family of float gauges.
+type FloatGauges = Family<Labels, Gauge<f64, AtomicU64>>;
 
 /// All agent metrics.
 pub struct Metrics {
@@ -45,9 +48,34 @@ pub struct Metrics {
     pub reconnects: Counter,
     /// Telemetry snapshots taken.
     pub telemetry: Counter,
+    /// GPU gauges under the DCGM exporter's names and labels, by field name.
+    pub dcgm: Vec<(&'static str, FloatGauges)>,
     /// Buffer counters already published (the buffer counts since open; metrics follow).
     published: std::sync::Mutex<(u64, u64)>,
 }
+
+/// The GPU gauges, named and ordered as [`Metrics::set_gpus`] fills them (the DCGM
+/// exporter's field names and units).
+const DCGM: &[(&str, &str)] = &[
+    ("DCGM_FI_DEV_GPU_UTIL", "GPU utilization (in %)"),
+    ("DCGM_FI_DEV_FB_USED", "Framebuffer memory used (in MiB)"),
+    ("DCGM_FI_DEV_FB_FREE", "Framebuffer memory free (in MiB)"),
+    ("DCGM_FI_DEV_GPU_TEMP", "GPU temperature (in C)"),
+    ("DCGM_FI_DEV_POWER_USAGE", "Power draw (in W)"),
+    ("DCGM_FI_DEV_SM_CLOCK", "SM clock frequency (in MHz)"),
+    (
+        "DCGM_FI_DEV_CLOCK_THROTTLE_REASONS",
+        "Current clock throttle reasons (NVML bit mask)",
+    ),
+    (
+        "DCGM_FI_DEV_ECC_DBE_VOL_TOTAL",
+        "Total number of double-bit volatile ECC errors",
+    ),
+    (
+        "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
+        "Total number of single-bit volatile ECC errors",
+    ),
+];
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
     [
@@ -91,6 +119,10 @@ impl Metrics {
             connected: Gauge::default(),
             reconnects: Counter::default(),
             telemetry: Counter::default(),
+            dcgm: DCGM
+                .iter()
+                .map(|(name, _)| (*name, Family::default()))
+                .collect(),
             registry: Registry::default(),
             published: std::sync::Mutex::new((0, 0)),
         };
@@ -154,7 +186,49 @@ impl Metrics {
             "Telemetry snapshots taken",
             m.telemetry.clone(),
         );
+        for ((name, help), (_, family)) in DCGM.iter().zip(&m.dcgm) {
+            registry.register(*name, *help, family.clone());
+        }
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// Sets the GPU gauges from the latest readings, under the DCGM exporter's metric names
+    /// and labels (`gpu`, `UUID`, `modelName`, `Hostname`; MIG instances add
+    /// `GPU_I_ID`), so existing DCGM dashboards work. A field the device does not support is
+    /// left out, never exported as 0.
+    pub fn set_gpus(&self, host: &str, readings: &[crate::telemetry::gpu::GpuReading]) {
+        const MIB: f64 = 1024.0 * 1024.0;
+        for r in readings {
+            let mut labels: Labels = vec![
+                ("gpu".into(), r.index.to_string()),
+                ("UUID".into(), r.uuid.clone()),
+                ("modelName".into(), r.name.clone()),
+                ("Hostname".into(), host.to_owned()),
+            ];
+            if let Some(i) = r.mig_index {
+                labels.push(("GPU_I_ID".into(), i.to_string()));
+            }
+            let free = match (r.mem_total_bytes, r.mem_used_bytes) {
+                (Some(t), Some(u)) => Some(t.saturating_sub(u) as f64 / MIB),
+                _ => None,
+            };
+            let values = [
+                r.util_pct,
+                r.mem_used_bytes.map(|b| b as f64 / MIB),
+                free,
+                r.temp_c,
+                r.power_w,
+                r.sm_clock_mhz.map(f64::from),
+                r.throttle_reasons.map(|b| b as f64),
+                r.ecc_uncorrected_volatile.map(|n| n as f64),
+                r.ecc_corrected_volatile.map(|n| n as f64),
+            ];
+            for ((_, family), v) in self.dcgm.iter().zip(values) {
+                if let Some(v) = v {
+                    family.get_or_create(&labels).set(v);
+                }
+            }
+        }
     }
 
     /// Brings the buffer metrics up to date with the buffer's own statistics.

@@ -11,7 +11,7 @@ use llmscope_proto::v1;
 /// Takes host snapshots.
 pub struct Sampler {
     cpu: cpu::CpuSampler,
-    gpu: Option<gpu::GpuSampler>,
+    gpu: Option<Box<dyn gpu::GpuBackend>>,
 }
 
 impl Sampler {
@@ -20,7 +20,7 @@ impl Sampler {
         let gpu = match gpu::GpuSampler::init() {
             Ok(g) => {
                 tracing::info!(gpus = g.count(), "gpu telemetry on (nvml)");
-                Some(g)
+                Some(Box::new(g) as Box<dyn gpu::GpuBackend>)
             }
             Err(e) => {
                 tracing::info!(reason = %e, "gpu telemetry off: nvml is not available on this host");
@@ -33,14 +33,32 @@ impl Sampler {
         }
     }
 
+    /// A sampler reading GPUs from `backend` (a fake in tests).
+    pub fn with_backend(backend: Box<dyn gpu::GpuBackend>) -> Sampler {
+        Sampler {
+            cpu: cpu::CpuSampler::new(),
+            gpu: Some(backend),
+        }
+    }
+
     /// One snapshot (blocking).
     pub fn sample(&mut self, site: &str, host: &str) -> v1::Telemetry {
+        self.sample_with_gpus(site, host).0
+    }
+
+    /// One snapshot and the GPU readings behind it, unsupported fields as `None` (blocking).
+    pub fn sample_with_gpus(
+        &mut self,
+        site: &str,
+        host: &str,
+    ) -> (v1::Telemetry, Vec<gpu::GpuReading>) {
         let c = self.cpu.sample();
-        let gpus = match &self.gpu {
-            Some(g) => g.sample(),
+        let readings = match &self.gpu {
+            Some(g) => g.readings(),
             None => Vec::new(),
         };
-        v1::Telemetry {
+        let gpus = readings.iter().map(gpu::to_stats).collect();
+        let t = v1::Telemetry {
             ts_unix_nanos: crate::record::now_ns(),
             site: site.to_owned(),
             host: host.to_owned(),
@@ -49,7 +67,8 @@ impl Sampler {
             mem_total_bytes: c.mem_total_bytes,
             load1: c.load1,
             gpus,
-        }
+        };
+        (t, readings)
     }
 }
 
