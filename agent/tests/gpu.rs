@@ -1,5 +1,5 @@
-//! GPU code paths behind a fake NVML backend: every GPU and MIG instance becomes telemetry,
-//! and the agent's `/metrics` carries them under the DCGM exporter's names and labels with
+//! GPU code paths behind a fake NVML backend: every GPU becomes telemetry, every GPU and MIG
+//! instance reaches the agent's `/metrics`, which carries them under the DCGM exporter's names and labels with
 //! unsupported fields left out (never exported as 0).
 
 #![allow(clippy::unwrap_used)]
@@ -60,9 +60,11 @@ fn gpus_and_mig_instances_reach_telemetry_and_dcgm_named_gauges() {
     };
     let mut s = Sampler::with_backend(Box::new(FakeNvml(vec![h100(), mig, consumer])));
     let (t, readings) = s.sample_with_gpus("lab", "gpu-node-1");
-    assert_eq!(t.gpus.len(), 3, "every GPU and MIG instance");
+    assert_eq!(readings.len(), 3, "every GPU and MIG instance is read");
+    // the wire keys GPUs by index: MIG instances (sharing their GPU's index) stay off it
+    assert_eq!(t.gpus.len(), 2);
     assert_eq!((t.gpus[0].util_pct, t.gpus[0].sm_clock_mhz), (87.0, 1980));
-    assert_eq!(t.gpus[1].uuid, "MIG-bbbb");
+    assert_eq!(t.gpus[1].uuid, "GPU-cccc");
     assert_eq!(readings[0].throttle, vec!["sw_power_cap"]);
 
     let m = Metrics::new();
