@@ -585,6 +585,33 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     })
 }
 
+/// Runs `batch` (a delete of at most [`RETENTION_BATCH`] rows) until one comes back short;
+/// logs what it deleted, or the failure (the next tick retries).
+async fn prune_in_batches<F, Fut>(what: &'static str, mut batch: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, llmscope_store::StoreError>>,
+{
+    let mut total = 0u64;
+    loop {
+        match batch().await {
+            Ok(n) => {
+                total += n;
+                if n < RETENTION_BATCH as u64 {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, what, "retention failed; will retry");
+                break;
+            }
+        }
+    }
+    if total > 0 {
+        tracing::info!(rows = total, what, "retention: deleted expired rows");
+    }
+}
+
 async fn retention_job(
     store: Store,
     retention: Duration,
@@ -600,20 +627,10 @@ async fn retention_job(
         // the audit log keeps its own retention (90 days by default), whatever the samples'
         let audit_cutoff =
             now - i64::try_from(auth.audit_retention.as_micros()).unwrap_or(i64::MAX);
-        loop {
-            match store.prune_audit(audit_cutoff, RETENTION_BATCH).await {
-                Ok(n) if n == RETENTION_BATCH as u64 => continue,
-                Ok(0) => break,
-                Ok(n) => {
-                    tracing::info!(rows = n, "retention: deleted expired audit entries");
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "audit retention failed; will retry");
-                    break;
-                }
-            }
-        }
+        prune_in_batches("audit entries", || {
+            store.prune_audit(audit_cutoff, RETENTION_BATCH)
+        })
+        .await;
         let idle = now - i64::try_from(auth.session_idle.as_micros()).unwrap_or(i64::MAX);
         if let Err(e) = store.prune_sessions(now, idle).await {
             tracing::warn!(error = %e, "session clean-up failed; will retry");
@@ -625,20 +642,10 @@ async fn retention_job(
             Err(e) => tracing::warn!(error = %e, "rollup retention failed; will retry"),
         }
         // so do the OTLP metrics' intervals (and streams not exported since)
-        loop {
-            match store.prune_intervals(cutoff, RETENTION_BATCH).await {
-                Ok(n) if n == RETENTION_BATCH as u64 => continue,
-                Ok(0) => break,
-                Ok(n) => {
-                    tracing::info!(rows = n, "retention: deleted expired otlp intervals");
-                    break;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "otlp interval retention failed; will retry");
-                    break;
-                }
-            }
-        }
+        prune_in_batches("otlp intervals", || {
+            store.prune_intervals(cutoff, RETENTION_BATCH)
+        })
+        .await;
         if store.timescale() {
             continue; // the TimescaleDB policy does the samples and telemetry
         }

@@ -115,21 +115,29 @@ pub struct IntervalSeries {
 const COLUMNS: &str = "id, site, host, provider, model, operation, instrument, token_type, error_type, start_us, end_us, count, sum, min, max, p50, p90, p95, p99, temporality, kind, received_us";
 
 impl Store {
-    /// The saved cumulative points of `streams` (those that have one).
+    /// The saved cumulative points of `streams` (those that have one), in one query.
     pub async fn otlp_streams(
         &self,
         streams: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
-        const SQL: &str = "SELECT state FROM otlp_streams WHERE stream = $1";
-        let mut out = HashMap::new();
-        for s in streams {
-            let row = with_pool!(self, p => sqlx::query(SQL).bind(s).fetch_optional(p).await?
-                .map(|r| r.try_get::<String, _>("state")).transpose()?);
-            if let Some(state) = row {
-                out.insert(s.clone(), state);
-            }
+        if streams.is_empty() {
+            return Ok(HashMap::new());
         }
-        Ok(out)
+        let rows: Vec<(String, String)> = match self {
+            Store::Sqlite(s) => {
+                sqlx::query_as("SELECT stream, state FROM otlp_streams WHERE stream IN (SELECT value FROM json_each($1))")
+                    .bind(serde_json::to_string(streams).unwrap_or_else(|_| "[]".into()))
+                    .fetch_all(s.pool())
+                    .await?
+            }
+            Store::Postgres(p) => {
+                sqlx::query_as("SELECT stream, state FROM otlp_streams WHERE stream = ANY($1)")
+                    .bind(streams)
+                    .fetch_all(p.pool())
+                    .await?
+            }
+        };
+        Ok(rows.into_iter().collect())
     }
 
     /// Stores intervals (an interval already stored is left as it is) and the streams' new

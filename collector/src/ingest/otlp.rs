@@ -386,21 +386,26 @@ impl Otlp {
             .filter_map(|(k, v)| serde_json::from_str(&v).ok().map(|c| (k, c)))
             .collect();
         let mut rows = Vec::new();
-        let mut states = BTreeMap::new();
+        let mut touched = std::collections::BTreeSet::new();
         for p in &mapped.points {
             let (r, state) = otlp_metrics::resolve(p, previous.get(&p.stream), self.started_ns);
-            if let Some(st) = state {
-                if let Ok(c) = serde_json::from_str(&st.state) {
-                    previous.insert(p.stream.clone(), c);
-                }
-                states.insert(st.stream.clone(), st);
+            if let Some(c) = state {
+                previous.insert(p.stream.clone(), c);
+                touched.insert(p.stream.clone());
             }
             match r {
                 Ok(i) => rows.push(i),
                 Err(why) => *mapped.ignored.entry(why).or_default() += 1,
             }
         }
-        let states: Vec<_> = states.into_values().collect();
+        // each touched stream's last point, as the next export's reference
+        let states: Vec<llmscope_store::intervals::StreamState> = touched
+            .into_iter()
+            .filter_map(|stream| {
+                let state = serde_json::to_string(previous.get(&stream)?).ok()?;
+                Some(llmscope_store::intervals::StreamState { stream, state })
+            })
+            .collect();
         let now = llmscope_model::now_us();
         self.store
             .write_intervals(&rows, &states, now)

@@ -25,7 +25,7 @@
 use std::collections::BTreeMap;
 
 use llmscope_model::series::SeriesId;
-use llmscope_store::intervals::{Interval, IntervalKey, StreamState};
+use llmscope_store::intervals::{Interval, IntervalKey};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -121,6 +121,16 @@ pub enum Buckets {
 }
 
 impl Buckets {
+    /// The values counted in the buckets.
+    fn total(&self) -> u64 {
+        match self {
+            Buckets::Explicit { counts, .. } => counts.iter().sum(),
+            Buckets::Exponential {
+                zero_count, counts, ..
+            } => zero_count + counts.iter().sum::<u64>(),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Buckets::Explicit { .. } => "explicit",
@@ -467,124 +477,131 @@ fn times(start: u64, time: u64, cumulative: bool) -> Result<(), Ignored> {
     Ok(())
 }
 
-fn explicit(c: &Ctx<'_>, p: &HistogramDataPoint) -> Result<Result<Point, Ignored>, Rejected> {
-    let (key, error_type) = match key_of(c, &p.attributes)? {
+/// What both histogram layouts carry besides their buckets.
+struct Common<'a> {
+    attributes: &'a [KeyValue],
+    start_ns: u64,
+    time_ns: u64,
+    count: u64,
+    /// `None` when there is no usable sum (absent, not finite, negative values recorded).
+    sum: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+/// A point from what both layouts carry; `buckets` is read only for a point that is not
+/// ignored before (no model, bad times, no sum), and must add up to the point's count.
+fn point(
+    c: &Ctx<'_>,
+    p: Common<'_>,
+    buckets: impl FnOnce() -> Result<Buckets, Rejected>,
+) -> Result<Result<Point, Ignored>, Rejected> {
+    let (key, error_type) = match key_of(c, p.attributes)? {
         Ok(k) => k,
         Err(i) => return Ok(Err(i)),
     };
-    if let Err(i) = times(p.start_time_unix_nano, p.time_unix_nano, c.cumulative) {
+    if let Err(i) = times(p.start_ns, p.time_ns, c.cumulative) {
         return Ok(Err(i));
     }
-    let Some(sum) = p.sum.filter(|s| s.is_finite()) else {
+    let Some(sum) = p.sum else {
         return Ok(Err(Ignored::NoSum));
     };
-    let sorted = p.explicit_bounds.windows(2).all(|w| w[0] < w[1]);
-    let layout_ok =
-        p.bucket_counts.is_empty() || p.bucket_counts.len() == p.explicit_bounds.len() + 1;
-    if !sorted || !layout_ok || p.explicit_bounds.iter().any(|b| !b.is_finite()) {
-        return Err(Rejected {
-            reason: format!(
-                "{}: {} bucket counts for {} explicit bounds (want bounds + 1, bounds finite and ascending)",
-                c.instrument,
-                p.bucket_counts.len(),
-                p.explicit_bounds.len()
-            ),
-        });
-    }
-    let (bounds, counts) = if p.bucket_counts.is_empty() {
-        (Vec::new(), vec![p.count])
-    } else {
-        (p.explicit_bounds.clone(), p.bucket_counts.clone())
-    };
-    if counts.iter().sum::<u64>() != p.count {
+    let buckets = buckets()?;
+    if buckets.total() != p.count {
         return Err(Rejected {
             reason: format!(
                 "{}: the bucket counts add up to {}, not the point's count {}",
                 c.instrument,
-                counts.iter().sum::<u64>(),
+                buckets.total(),
                 p.count
             ),
         });
     }
     Ok(Ok(Point {
-        stream: stream_id(
-            c.site,
-            c.instrument,
-            c.resource_text,
-            c.scope,
-            &p.attributes,
-        ),
+        stream: stream_id(c.site, c.instrument, c.resource_text, c.scope, p.attributes),
         key,
         error_type,
         cumulative: c.cumulative,
-        start_ns: p.start_time_unix_nano,
-        time_ns: p.time_unix_nano,
+        start_ns: p.start_ns,
+        time_ns: p.time_ns,
         count: p.count,
         sum,
         min: p.min.filter(|v| v.is_finite()),
         max: p.max.filter(|v| v.is_finite()),
-        buckets: Buckets::Explicit { bounds, counts },
+        buckets,
         factor: c.factor,
     }))
+}
+
+fn explicit(c: &Ctx<'_>, p: &HistogramDataPoint) -> Result<Result<Point, Ignored>, Rejected> {
+    let common = Common {
+        attributes: &p.attributes,
+        start_ns: p.start_time_unix_nano,
+        time_ns: p.time_unix_nano,
+        count: p.count,
+        sum: p.sum.filter(|s| s.is_finite()),
+        min: p.min,
+        max: p.max,
+    };
+    point(c, common, || {
+        let sorted = p.explicit_bounds.windows(2).all(|w| w[0] < w[1]);
+        let layout_ok =
+            p.bucket_counts.is_empty() || p.bucket_counts.len() == p.explicit_bounds.len() + 1;
+        if !sorted || !layout_ok || p.explicit_bounds.iter().any(|b| !b.is_finite()) {
+            return Err(Rejected {
+                reason: format!(
+                    "{}: {} bucket counts for {} explicit bounds (want bounds + 1, bounds finite and ascending)",
+                    c.instrument,
+                    p.bucket_counts.len(),
+                    p.explicit_bounds.len()
+                ),
+            });
+        }
+        Ok(if p.bucket_counts.is_empty() {
+            Buckets::Explicit {
+                bounds: Vec::new(),
+                counts: vec![p.count],
+            }
+        } else {
+            Buckets::Explicit {
+                bounds: p.explicit_bounds.clone(),
+                counts: p.bucket_counts.clone(),
+            }
+        })
+    })
 }
 
 fn exponential(
     c: &Ctx<'_>,
     p: &ExponentialHistogramDataPoint,
 ) -> Result<Result<Point, Ignored>, Rejected> {
-    let (key, error_type) = match key_of(c, &p.attributes)? {
-        Ok(k) => k,
-        Err(i) => return Ok(Err(i)),
-    };
-    if let Err(i) = times(p.start_time_unix_nano, p.time_unix_nano, c.cumulative) {
-        return Ok(Err(i));
-    }
     let negative: u64 = p
         .negative
         .as_ref()
         .map_or(0, |b| b.bucket_counts.iter().sum());
-    let Some(sum) = p.sum.filter(|s| s.is_finite() && negative == 0) else {
-        return Ok(Err(Ignored::NoSum));
-    };
-    if !(-10..=20).contains(&p.scale) {
-        return Err(Rejected {
-            reason: format!(
-                "{}: exponential scale {} is outside -10..=20",
-                c.instrument, p.scale
-            ),
-        });
-    }
-    let (offset, counts) = p
-        .positive
-        .as_ref()
-        .map_or((0, Vec::new()), |b| (b.offset, b.bucket_counts.clone()));
-    let total = counts.iter().sum::<u64>() + p.zero_count;
-    if total != p.count {
-        return Err(Rejected {
-            reason: format!(
-                "{}: the bucket counts add up to {total}, not the point's count {}",
-                c.instrument, p.count
-            ),
-        });
-    }
-    Ok(Ok(Point {
-        stream: stream_id(
-            c.site,
-            c.instrument,
-            c.resource_text,
-            c.scope,
-            &p.attributes,
-        ),
-        key,
-        error_type,
-        cumulative: c.cumulative,
+    let common = Common {
+        attributes: &p.attributes,
         start_ns: p.start_time_unix_nano,
         time_ns: p.time_unix_nano,
         count: p.count,
-        sum,
-        min: p.min.filter(|v| v.is_finite()),
-        max: p.max.filter(|v| v.is_finite()),
-        buckets: Buckets::Exponential {
+        sum: p.sum.filter(|s| s.is_finite() && negative == 0),
+        min: p.min,
+        max: p.max,
+    };
+    point(c, common, || {
+        if !(-10..=20).contains(&p.scale) {
+            return Err(Rejected {
+                reason: format!(
+                    "{}: exponential scale {} is outside -10..=20",
+                    c.instrument, p.scale
+                ),
+            });
+        }
+        let (offset, counts) = p
+            .positive
+            .as_ref()
+            .map_or((0, Vec::new()), |b| (b.offset, b.bucket_counts.clone()));
+        Ok(Buckets::Exponential {
             scale: p.scale,
             zero_count: p.zero_count,
             zero_threshold: if p.zero_threshold.is_finite() {
@@ -594,9 +611,8 @@ fn exponential(
             },
             offset,
             counts,
-        },
-        factor: c.factor,
-    }))
+        })
+    })
 }
 
 /// The site a resource's points belong to: the token's, or with `--insecure-no-auth` the
@@ -695,104 +711,105 @@ fn interval_id(stream: &str, start_ns: u64, end_ns: u64) -> String {
     uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, name.as_bytes()).to_string()
 }
 
+/// One interval's numbers, before the unit factor.
+struct Delta<'a> {
+    start_ns: u64,
+    count: u64,
+    sum: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+    buckets: &'a Buckets,
+}
+
+/// The interval of `p` ending at its time with the numbers of `d`.
+fn interval(p: &Point, d: Delta<'_>) -> Result<Interval, Ignored> {
+    if d.count == 0 {
+        return Err(Ignored::Empty);
+    }
+    let us = |ns: u64| i64::try_from(ns / 1000).unwrap_or(i64::MAX);
+    let mean = d.sum / d.count as f64;
+    let f = p.factor;
+    Ok(Interval {
+        id: interval_id(&p.stream, d.start_ns, p.time_ns),
+        key: p.key.clone(),
+        error_type: p.error_type.clone(),
+        start_us: us(d.start_ns),
+        end_us: us(p.time_ns),
+        count: i64::try_from(d.count).unwrap_or(i64::MAX),
+        sum: d.sum * f,
+        min: d.min.map(|v| v * f),
+        max: d.max.map(|v| v * f),
+        quantiles: QUANTILES.map(|q| d.buckets.quantile(q, d.min, d.max, mean).map(|v| v * f)),
+        temporality: if p.cumulative { "cumulative" } else { "delta" }.into(),
+        kind: d.buckets.kind().into(),
+    })
+}
+
 /// The interval a point stands for, given the stream's previous cumulative point, and the
-/// stream's new state (cumulative points only). `started_ns`: when this collector started.
+/// stream's new state (cumulative points only, a resent one excepted). `started_ns`: when
+/// this collector started.
 pub fn resolve(
     p: &Point,
     previous: Option<&Cumulative>,
     started_ns: u64,
-) -> (Result<Interval, Ignored>, Option<StreamState>) {
-    let us = |ns: u64| i64::try_from(ns / 1000).unwrap_or(i64::MAX);
-    let state = |c: &Cumulative| StreamState {
-        stream: p.stream.clone(),
-        state: serde_json::to_string(c).unwrap_or_default(),
-    };
-    // (start, end, count, sum, min, max, buckets) of the interval
-    let (start, end, count, sum, min, max, buckets, new_state) = if p.cumulative {
-        let now = Cumulative {
-            start_ns: p.start_ns,
-            time_ns: p.time_ns,
-            count: p.count,
-            sum: p.sum,
-            buckets: p.buckets.clone(),
-        };
-        match previous {
-            Some(prev) if prev.start_ns == p.start_ns && p.time_ns <= prev.time_ns => {
-                return (Err(Ignored::Stale), None);
-            }
-            Some(prev) if prev.start_ns == p.start_ns => {
-                let diff = p.buckets.minus(&prev.buckets);
-                match (diff, p.count.checked_sub(prev.count)) {
-                    (Some(b), Some(n)) => (
-                        prev.time_ns,
-                        p.time_ns,
-                        n,
-                        p.sum - prev.sum,
-                        None,
-                        None,
-                        b,
-                        Some(state(&now)),
-                    ),
-                    // counts went down with the same start: a reset the exporter did not
-                    // mark; start over from this point
-                    _ => return (Err(Ignored::Reference), Some(state(&now))),
-                }
-            }
-            Some(_) => (
-                p.start_ns,
-                p.time_ns,
-                p.count,
-                p.sum,
-                p.min,
-                p.max,
-                p.buckets.clone(),
-                Some(state(&now)),
-            ),
-            None if p.start_ns >= started_ns && p.start_ns > 0 => (
-                p.start_ns,
-                p.time_ns,
-                p.count,
-                p.sum,
-                p.min,
-                p.max,
-                p.buckets.clone(),
-                Some(state(&now)),
-            ),
-            None => return (Err(Ignored::Reference), Some(state(&now))),
-        }
-    } else {
-        (
-            p.start_ns,
-            p.time_ns,
-            p.count,
-            p.sum,
-            p.min,
-            p.max,
-            p.buckets.clone(),
-            None,
+) -> (Result<Interval, Ignored>, Option<Cumulative>) {
+    // the point's own numbers: a delta point, or a cumulative one covering its whole history
+    let whole = || {
+        interval(
+            p,
+            Delta {
+                start_ns: p.start_ns,
+                count: p.count,
+                sum: p.sum,
+                min: p.min,
+                max: p.max,
+                buckets: &p.buckets,
+            },
         )
     };
-    if count == 0 {
-        return (Err(Ignored::Empty), new_state);
+    if !p.cumulative {
+        return (whole(), None);
     }
-    let mean = sum / count as f64;
-    let f = p.factor;
-    let quantiles = QUANTILES.map(|q| buckets.quantile(q, min, max, mean).map(|v| v * f));
-    let interval = Interval {
-        id: interval_id(&p.stream, start, end),
-        key: p.key.clone(),
-        error_type: p.error_type.clone(),
-        start_us: us(start),
-        end_us: us(end),
-        count: i64::try_from(count).unwrap_or(i64::MAX),
-        sum: sum * f,
-        min: min.map(|v| v * f),
-        max: max.map(|v| v * f),
-        quantiles,
-        temporality: if p.cumulative { "cumulative" } else { "delta" }.into(),
-        kind: buckets.kind().into(),
+    let r = match previous {
+        Some(prev) if prev.start_ns == p.start_ns && p.time_ns <= prev.time_ns => {
+            return (Err(Ignored::Stale), None);
+        }
+        Some(prev) if prev.start_ns == p.start_ns => {
+            match (
+                p.buckets.minus(&prev.buckets),
+                p.count.checked_sub(prev.count),
+            ) {
+                // min and max are since the start: not this interval's
+                (Some(b), Some(n)) => interval(
+                    p,
+                    Delta {
+                        start_ns: prev.time_ns,
+                        count: n,
+                        sum: p.sum - prev.sum,
+                        min: None,
+                        max: None,
+                        buckets: &b,
+                    },
+                ),
+                // counts went down with the same start: a reset the exporter did not mark;
+                // start over from this point
+                _ => Err(Ignored::Reference),
+            }
+        }
+        // a new start (the application restarted), or a stream that started after this
+        // collector did: its whole history is here
+        Some(_) => whole(),
+        None if p.start_ns >= started_ns && p.start_ns > 0 => whole(),
+        None => Err(Ignored::Reference),
     };
-    (Ok(interval), new_state)
+    let now = Cumulative {
+        start_ns: p.start_ns,
+        time_ns: p.time_ns,
+        count: p.count,
+        sum: p.sum,
+        buckets: p.buckets.clone(),
+    };
+    (r, Some(now))
 }
 
 #[cfg(test)]
@@ -935,7 +952,7 @@ mod tests {
         assert_eq!((i.start_us, i.end_us, i.count), (2_000, 62_000_000, 4));
         assert_eq!(i.sum, 6000.0);
         assert_eq!(i.min, Some(500.0));
-        let prev: Cumulative = serde_json::from_str(&s.unwrap().state).unwrap();
+        let prev = s.unwrap();
         let second = point(true, 2_000_000, 122_000_000_000, 10, 16.0, &[1, 6, 3]);
         let (i, _) = resolve(&second, Some(&prev), started);
         let i = i.unwrap();
