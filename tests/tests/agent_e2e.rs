@@ -35,6 +35,50 @@ fn agent_config(
     path
 }
 
+/// A test PKI written to `dir` (rcgen): a CA, a server certificate for `localhost` and a
+/// client certificate, as PEM file paths.
+struct Pki {
+    ca: String,
+    server_cert: String,
+    server_key: String,
+    client_cert: String,
+    client_key: String,
+}
+
+impl Pki {
+    fn new(dir: &Path) -> Pki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+        };
+        let write = |name: &str, text: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).unwrap();
+            p.display().to_string()
+        };
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca_params, ca_key);
+        let leaf = |name: &str, usage: ExtendedKeyUsagePurpose| {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(vec![name.to_string()]).unwrap();
+            p.extended_key_usages = vec![usage];
+            let cert = p.signed_by(&key, &issuer).unwrap();
+            (cert.pem(), key.serialize_pem())
+        };
+        let (sc, sk) = leaf("localhost", ExtendedKeyUsagePurpose::ServerAuth);
+        let (cc, ck) = leaf("agent.gpu-node-1", ExtendedKeyUsagePurpose::ClientAuth);
+        Pki {
+            ca: write("ca.pem", ca.pem()),
+            server_cert: write("s.pem", sc),
+            server_key: write("s.key", sk),
+            client_cert: write("a.pem", cc),
+            client_key: write("a.key", ck),
+        }
+    }
+}
+
 fn quick() -> Script {
     Script {
         first_token: Duration::from_millis(20),
@@ -183,29 +227,8 @@ async fn kill_9_with_unacked_data_replays_and_corruption_is_skipped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_ships_over_tls_verifying_the_collector_certificate() {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
     let dir = tempfile::tempdir().unwrap();
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let write = |name: &str, text: String| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    };
-    let (ca_pem, cert_pem, key_pem) = (
-        write("ca.pem", ca.pem()),
-        write("c.pem", cert.pem()),
-        write("c.key", key.serialize_pem()),
-    );
-
+    let pki = Pki::new(dir.path());
     let url = format!("sqlite://{}/c.db", dir.path().display());
     let token = collector_cmd(&["token", "create", "--site", "lab", "--database-url", &url]).await;
     let port = free_port();
@@ -216,9 +239,9 @@ async fn the_agent_ships_over_tls_verifying_the_collector_certificate() {
             "--grpc-listen",
             &grpc,
             "--tls-cert",
-            &cert_pem,
+            &pki.server_cert,
             "--tls-key",
-            &key_pem,
+            &pki.server_key,
         ],
     )
     .await;
@@ -232,7 +255,7 @@ async fn the_agent_ships_over_tls_verifying_the_collector_certificate() {
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace("collector = \"http://", "collector = \"https://")
-        .replacen("\n", &format!("\nca_cert = \"{ca_pem}\"\n"), 1);
+        .replacen("\n", &format!("\nca_cert = \"{}\"\n", pki.ca), 1);
     std::fs::write(&cfg, text).unwrap();
     let agent = Agent::start(&cfg).await;
     let store = Store::connect(&url, 1).await.unwrap();
@@ -326,39 +349,9 @@ async fn automatic_targets_look_where_configured_and_never_invent_one() {
 /// rcgen) ships, an agent without one is refused at the handshake and ships nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutual_tls_admits_the_agent_with_a_client_certificate_only() {
-    use rcgen::{
-        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    };
     let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: String| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca_params, ca_key);
-    let leaf = |names: Vec<String>, usage: ExtendedKeyUsagePurpose| {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(names).unwrap();
-        p.extended_key_usages = vec![usage];
-        let cert = p.signed_by(&key, &issuer).unwrap();
-        (cert.pem(), key.serialize_pem())
-    };
-    let (server_cert, server_key) = leaf(
-        vec!["localhost".to_string()],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let (client_cert, client_key) = leaf(
-        vec!["agent.gpu-node-1".to_string()],
-        ExtendedKeyUsagePurpose::ClientAuth,
-    );
-    let ca_pem = write("ca.pem", ca.pem());
-    let (server_cert, server_key) = (write("s.pem", server_cert), write("s.key", server_key));
-    let (client_cert, client_key) = (write("a.pem", client_cert), write("a.key", client_key));
-
+    let pki = Pki::new(dir.path());
+    let ca_pem = &pki.ca;
     let url = format!("sqlite://{}/c.db", dir.path().display());
     let token = collector_cmd(&["token", "create", "--site", "lab", "--database-url", &url]).await;
     let port = free_port();
@@ -368,11 +361,11 @@ async fn mutual_tls_admits_the_agent_with_a_client_certificate_only() {
             "--grpc-listen",
             &format!("127.0.0.1:{port}"),
             "--tls-cert",
-            &server_cert,
+            &pki.server_cert,
             "--tls-key",
-            &server_key,
+            &pki.server_key,
             "--tls-client-ca",
-            &ca_pem,
+            &pki.ca,
         ],
     )
     .await;
@@ -396,7 +389,18 @@ async fn mutual_tls_admits_the_agent_with_a_client_certificate_only() {
     };
     // without a client certificate: refused, nothing stored, the agent keeps its data
     let refused = Agent::start(&config("no-cert", None)).await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // it probed, tried to ship and was turned away (at least twice)
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            refused
+                .counter("llmscope_agent_collector_reconnects_total")
+                .await
+                >= 2.0
+        })
+        .await,
+        "the agent without a certificate kept trying: {}",
+        refused.metrics().await
+    );
     assert_eq!(
         refused.counter("llmscope_agent_collector_connected").await,
         0.0
@@ -410,7 +414,11 @@ async fn mutual_tls_admits_the_agent_with_a_client_certificate_only() {
     assert!(refused.counter("llmscope_agent_buffer_bytes").await > 0.0);
     assert!(refused.terminate().await);
     // with one: shipped
-    let admitted = Agent::start(&config("with-cert", Some((&client_cert, &client_key)))).await;
+    let admitted = Agent::start(&config(
+        "with-cert",
+        Some((&pki.client_cert, &pki.client_key)),
+    ))
+    .await;
     assert!(
         wait_until(Duration::from_secs(30), || async {
             store.count_samples().await.unwrap() >= 3

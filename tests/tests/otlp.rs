@@ -37,9 +37,11 @@ fn python() -> String {
         .to_owned()
 }
 
-async fn app(py: &str, args: &[&str]) -> Value {
+/// Runs one of the peer scripts (`genai_app.py`, `genai_metrics.py`) and reads the JSON line
+/// it prints last: what it sent.
+async fn app(py: &str, script: &str, args: &[&str]) -> Value {
     let out = tokio::process::Command::new(py)
-        .arg(peers().join("genai_app.py"))
+        .arg(peers().join(script))
         .args(args)
         .output()
         .await
@@ -48,10 +50,10 @@ async fn app(py: &str, args: &[&str]) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "genai_app.py {args:?} failed:\n{stdout}\n{stderr}"
+        "{script} {args:?} failed:\n{stdout}\n{stderr}"
     );
     serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("genai_app.py printed no JSON ({e}):\n{stdout}\n{stderr}"))
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}):\n{stdout}\n{stderr}"))
 }
 
 async fn series_of(http: &str, admin: &str, model: &str) -> Vec<Value> {
@@ -137,6 +139,7 @@ async fn the_python_sdk_and_the_openai_instrumentation_export_genai_spans() {
     ] {
         let sent = app(
             &py,
+            "genai_app.py",
             &[
                 "--openai",
                 &openai,
@@ -230,23 +233,6 @@ async fn the_python_sdk_and_the_openai_instrumentation_export_genai_spans() {
     assert!(collector.terminate().await);
 }
 
-async fn metrics_app(py: &str, args: &[&str]) -> Value {
-    let out = tokio::process::Command::new(py)
-        .arg(peers().join("genai_metrics.py"))
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "genai_metrics.py {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("genai_metrics.py printed no JSON ({e}):\n{stdout}\n{stderr}"))
-}
-
 async fn get_json(http: &str, path: &str, admin: &str) -> Value {
     let body = http_get_as(http, path, Some(admin)).await;
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
@@ -282,8 +268,7 @@ async fn interval_series(
         .cloned()
 }
 
-/// Exact quantile of sorted values by the nearest-rank-free linear definition used only to
-/// bound the estimate: the estimate must lie within the values' range and near the median.
+/// The median of `v` (the mean of the middle two for an even count).
 fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(f64::total_cmp);
@@ -339,8 +324,9 @@ async fn the_python_sdk_exports_genai_metrics_delta_and_cumulative() {
             "llama-3-70b",
         ),
     ] {
-        let sent = metrics_app(
+        let sent = app(
             &py,
+            "genai_metrics.py",
             &[
                 "--openai",
                 &openai,
@@ -543,44 +529,65 @@ async fn otlp_http_answers_bad_input_with_clear_errors() {
     let token = collector_cmd(&["token", "create", "--site", "eu", "--database-url", &url]).await;
     let collector = Collector::start(&url, &["--config", "/dev/null"]).await;
     let http = reqwest::Client::new();
-    let post = |ctype: &str, token: &str, body: Vec<u8>| {
-        http.post(format!("http://{}/v1/traces", collector.http))
+    let post = |path: &str, ctype: &str, token: &str, body: Vec<u8>| {
+        http.post(format!("http://{}{path}", collector.http))
             .header("content-type", ctype)
             .bearer_auth(token)
             .body(body)
             .send()
     };
-    // malformed protobuf → 400 with a protobuf Status naming the problem
-    let r = post("application/x-protobuf", &token, vec![0xff, 0xff, 0xff])
+    // both endpoints answer bad input alike
+    for (path, what, bad_json) in [
+        (
+            "/v1/traces",
+            "ExportTraceServiceRequest",
+            "{\"resourceSpans\": 3}",
+        ),
+        (
+            "/v1/metrics",
+            "ExportMetricsServiceRequest",
+            "{\"resourceMetrics\": {}}",
+        ),
+    ] {
+        // malformed protobuf → 400 with a protobuf Status naming the problem
+        let r = post(
+            path,
+            "application/x-protobuf",
+            &token,
+            vec![0xff, 0xff, 0xff],
+        )
         .await
         .unwrap();
-    assert_eq!(r.status(), 400);
-    let body = r.bytes().await.unwrap();
-    assert!(
-        String::from_utf8_lossy(&body).contains("not an OTLP protobuf ExportTraceServiceRequest"),
-        "{body:?}"
-    );
-    // malformed JSON → 400 with a JSON message
-    let r = post(
-        "application/json",
-        &token,
-        b"{\"resourceSpans\": 3}".to_vec(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 400);
-    let v: Value = r.json().await.unwrap();
-    assert!(v["message"].as_str().unwrap().contains("OTLP JSON"), "{v}");
-    // a wrong token → 401
-    let r = post("application/json", "llms_wrong", b"{}".to_vec())
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    // oversized (over ingest.max_message_bytes = 16 MiB) → 413
-    let r = post("application/x-protobuf", &token, vec![0u8; 17 << 20])
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 413);
+        assert_eq!(r.status(), 400, "{path}");
+        let body = r.bytes().await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&body).contains(&format!("not an OTLP protobuf {what}")),
+            "{path}: {body:?}"
+        );
+        // malformed JSON → 400 with a JSON message
+        let r = post(path, "application/json", &token, bad_json.into())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let v: Value = r.json().await.unwrap();
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("OTLP JSON {what}")),
+            "{path}: {v}"
+        );
+        // a wrong token → 401
+        let r = post(path, "application/json", "llms_wrong", b"{}".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        // oversized (over ingest.max_message_bytes = 16 MiB) → 413
+        let r = post(path, "application/x-protobuf", &token, vec![0u8; 17 << 20])
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{path}");
+    }
     // the same over OTLP/gRPC: a wrong token → UNAUTHENTICATED, too large → RESOURCE_EXHAUSTED
     {
         use opentelemetry_proto::tonic::collector::trace::v1::{
@@ -619,7 +626,9 @@ async fn otlp_http_answers_bad_input_with_clear_errors() {
         assert!(err.message().contains("max_message_bytes"), "{err}");
     }
     // not OTLP at all → 415
-    let r = post("text/plain", &token, b"hello".to_vec()).await.unwrap();
+    let r = post("/v1/traces", "text/plain", &token, b"hello".to_vec())
+        .await
+        .unwrap();
     assert_eq!(r.status(), 415);
     // a valid JSON export (hex ids, string nanos) with one GenAI span and one without a model:
     // the span is stored, the other ignored and said so
@@ -646,9 +655,14 @@ async fn otlp_http_answers_bad_input_with_clear_errors() {
         ])),
         span("eee19b7ec3c1b175", serde_json::json!([kv("gen_ai.operation.name", serde_json::json!({"stringValue": "chat"}))])),
     ]}]}]});
-    let r = post("application/json", &token, body.to_string().into_bytes())
-        .await
-        .unwrap();
+    let r = post(
+        "/v1/traces",
+        "application/json",
+        &token,
+        body.to_string().into_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert!(
@@ -673,43 +687,6 @@ async fn otlp_http_answers_bad_input_with_clear_errors() {
         "TTFT 0.25 s: {csv}"
     );
 
-    // /v1/metrics: the same answers for bad input
-    let post_metrics = |ctype: &str, token: &str, body: Vec<u8>| {
-        http.post(format!("http://{}/v1/metrics", collector.http))
-            .header("content-type", ctype)
-            .bearer_auth(token)
-            .body(body)
-            .send()
-    };
-    let r = post_metrics("application/x-protobuf", &token, vec![0xff, 0xff, 0xff])
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let body = r.bytes().await.unwrap();
-    assert!(
-        String::from_utf8_lossy(&body).contains("not an OTLP protobuf ExportMetricsServiceRequest"),
-        "{body:?}"
-    );
-    let r = post_metrics(
-        "application/json",
-        &token,
-        b"{\"resourceMetrics\": {}}".to_vec(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(r.status(), 400);
-    let v: Value = r.json().await.unwrap();
-    assert!(
-        v["message"]
-            .as_str()
-            .unwrap()
-            .contains("ExportMetricsServiceRequest"),
-        "{v}"
-    );
-    let r = post_metrics("application/json", "llms_wrong", b"{}".to_vec())
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
     // one histogram with a model, one without (ignored and counted), one whose buckets do not
     // add up (rejected, saying so), and a gauge that is not GenAI: the first is kept
     let hist = |attrs: Value, counts: Value, count: &str| {
@@ -732,9 +709,14 @@ async fn otlp_http_answers_bad_input_with_clear_errors() {
         ]}},
         {"name": "process.cpu.utilization", "unit": "1", "gauge": {"dataPoints": [{"asDouble": 0.5, "timeUnixNano": now.to_string()}]}},
     ]}]}]});
-    let r = post_metrics("application/json", &token, body.to_string().into_bytes())
-        .await
-        .unwrap();
+    let r = post(
+        "/v1/metrics",
+        "application/json",
+        &token,
+        body.to_string().into_bytes(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     let msg = v["partialSuccess"]["errorMessage"]
