@@ -528,7 +528,12 @@ async fn otlp_http_answers_bad_input_with_clear_errors() {
     let url = format!("sqlite://{}/c.db", dir.path().display());
     let token = collector_cmd(&["token", "create", "--site", "eu", "--database-url", &url]).await;
     let collector = Collector::start(&url, &["--config", "/dev/null"]).await;
-    let http = reqwest::Client::new();
+    // a fresh connection per request: the server closes the one an oversized body came on,
+    // and a pooled client could otherwise send the next request on it
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
     let post = |path: &str, ctype: &str, token: &str, body: Vec<u8>| {
         http.post(format!("http://{}{path}", collector.http))
             .header("content-type", ctype)
