@@ -67,6 +67,46 @@ pub struct AgentConfig {
     pub proxies: Vec<ProxyConfig>,
     /// The built-in simulated model endpoint (demos and the quick start).
     pub simulated: SimulatedConfig,
+    /// Discovery of model-server pods on this node through the Kubernetes API.
+    pub kubernetes: KubernetesConfig,
+}
+
+/// Model-server pods on this node as probe targets, found and followed through the
+/// Kubernetes API (list + watch of pods with `label_selector` and `spec.nodeName` = this
+/// node). A pod's annotations say how to probe it: `llmscope.io/provider` (`openai_compatible`
+/// by default, or `ollama`), `llmscope.io/port` (default: its first container port),
+/// `llmscope.io/model` (default: the first model the server lists), `llmscope.io/server-metrics`
+/// (`vllm`, `ollama` or `none`; default by provider).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Turn discovery on (`--k8s-discover` / `LLMSCOPE_K8S_DISCOVER`). Needs RBAC to get,
+    /// list and watch pods (the Helm chart renders it when `agent.discovery.enabled`).
+    pub discover: bool,
+    /// Which pods are model servers.
+    pub label_selector: String,
+    /// Namespace to watch; all namespaces when absent.
+    pub namespace: Option<String>,
+    /// This node's name; default `NODE_NAME` (the downward API's `spec.nodeName`).
+    pub node_name: Option<String>,
+    /// The API server; default: in-cluster (service account), else the kubeconfig.
+    pub api_url: Option<String>,
+    /// Time between probes of a discovered pod.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+}
+
+impl Default for KubernetesConfig {
+    fn default() -> Self {
+        KubernetesConfig {
+            discover: false,
+            label_selector: "llmscope.io/model-server=true".into(),
+            namespace: None,
+            node_name: None,
+            api_url: None,
+            probe_interval: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Which wire format a target speaks.
@@ -143,6 +183,34 @@ pub struct TargetConfig {
     /// File holding the API key.
     #[serde(default)]
     pub api_key_file: Option<PathBuf>,
+    /// Also read the server's own metrics at every telemetry tick and ship them beside the
+    /// host snapshot: `vllm` (Prometheus `/metrics`: queue, KV cache, TTFT and end-to-end
+    /// means) or `ollama` (`/api/ps`: loaded models, VRAM). Off when absent.
+    #[serde(default)]
+    pub server_metrics: Option<crate::scrape::ServerKind>,
+    /// Where to read them; default beside `base_url` (`<base>/metrics` without a trailing
+    /// `/v1` for vLLM, `<base>/api/ps` for Ollama).
+    #[serde(default)]
+    pub server_metrics_url: Option<String>,
+}
+
+impl TargetConfig {
+    /// The model-server metrics to read for this target, if any.
+    pub fn scrape_target(&self) -> Option<crate::scrape::ScrapeTarget> {
+        let kind = self.server_metrics?;
+        let base = self
+            .base_url
+            .clone()
+            .unwrap_or_else(|| self.provider.default_base_url().to_owned());
+        Some(crate::scrape::ScrapeTarget {
+            target: self.name.clone(),
+            kind,
+            url: self
+                .server_metrics_url
+                .clone()
+                .unwrap_or_else(|| kind.default_url(&base)),
+        })
+    }
 }
 
 /// One timing reverse proxy.
@@ -290,6 +358,7 @@ impl Default for AgentConfig {
             targets: Vec::new(),
             proxies: Vec::new(),
             simulated: SimulatedConfig::default(),
+            kubernetes: KubernetesConfig::default(),
         }
     }
 }
@@ -352,6 +421,10 @@ pub struct Overrides {
     pub ca_cert: Option<PathBuf>,
     /// `--auto-hosts` / `LLMSCOPE_AUTO_HOSTS` (comma-separated).
     pub auto_hosts: Option<String>,
+    /// `--k8s-discover` / `LLMSCOPE_K8S_DISCOVER`.
+    pub k8s_discover: Option<bool>,
+    /// `--k8s-label-selector` / `LLMSCOPE_K8S_LABEL_SELECTOR`.
+    pub k8s_label_selector: Option<String>,
 }
 
 impl AgentConfig {
@@ -398,6 +471,12 @@ impl AgentConfig {
         }
         if let Some(v) = &o.ca_cert {
             cfg.ca_cert = Some(v.clone());
+        }
+        if let Some(v) = o.k8s_discover {
+            cfg.kubernetes.discover = v;
+        }
+        if let Some(v) = &o.k8s_label_selector {
+            cfg.kubernetes.label_selector = v.clone();
         }
         if let Some(v) = &o.auto_hosts {
             cfg.auto_hosts = v
@@ -459,6 +538,35 @@ impl AgentConfig {
                 return bad(format!(
                     "{at}: `base_url` must start with http:// or https://"
                 ));
+            }
+            if let Some(u) = &t.server_metrics_url {
+                if !(u.starts_with("http://") || u.starts_with("https://")) {
+                    return bad(format!(
+                        "{at}: `server_metrics_url` must start with http:// or https://"
+                    ));
+                }
+                if t.server_metrics.is_none() {
+                    return bad(format!(
+                        "{at}: `server_metrics_url` is set but `server_metrics` is not (say `vllm` or `ollama`)"
+                    ));
+                }
+            }
+        }
+        let k = &self.kubernetes;
+        if k.discover {
+            if k.label_selector.trim().is_empty() {
+                return bad("`kubernetes.label_selector` is empty: discovery would probe every pod on the node".into());
+            }
+            if k.node_name.is_none() && std::env::var("NODE_NAME").is_err() {
+                return bad("`kubernetes.discover` needs this node's name: set `kubernetes.node_name` or NODE_NAME (downward API spec.nodeName)".into());
+            }
+            if k.probe_interval < Duration::from_millis(100) {
+                return bad("`kubernetes.probe_interval` must be at least 100ms".into());
+            }
+            if let Some(u) = &k.api_url
+                && !(u.starts_with("http://") || u.starts_with("https://"))
+            {
+                return bad("`kubernetes.api_url` must start with http:// or https://".into());
             }
         }
         if self.auto_targets && self.targets.is_empty() {

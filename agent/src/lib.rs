@@ -22,11 +22,13 @@
 
 pub mod buffer;
 pub mod config;
+pub mod discover;
 pub mod http;
 pub mod metrics;
 pub mod probe;
 pub mod proxy;
 pub mod record;
+pub mod scrape;
 pub mod ship;
 pub mod simulated;
 pub mod telemetry;
@@ -60,6 +62,9 @@ pub enum AgentError {
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
     Client(String),
+    /// Kubernetes discovery could not start.
+    #[error("{0}")]
+    Discover(#[from] discover::DiscoverError),
 }
 
 /// A running agent.
@@ -132,6 +137,8 @@ fn host_url(host: &str, port: u16) -> String {
 /// `auto_hosts` — Ollama on `auto_ollama_ports` (`/api/tags`), else an OpenAI-compatible one
 /// on `auto_openai_ports` (`/v1/models`) — as a probe target with its first model.
 async fn auto_targets(client: &reqwest::Client, cfg: &AgentConfig) -> Option<TargetConfig> {
+    // found servers' own metrics are read too: Ollama's /api/ps; for an OpenAI-compatible
+    // server vLLM's /metrics (another server answers 404 there, and nothing is shipped)
     let base = |provider, name: String, base_url: String, model: String| TargetConfig {
         name,
         provider,
@@ -144,6 +151,12 @@ async fn auto_targets(client: &reqwest::Client, cfg: &AgentConfig) -> Option<Tar
         max_tokens: 16,
         api_key_env: None,
         api_key_file: None,
+        server_metrics: Some(if provider == Provider::Ollama {
+            scrape::ServerKind::Ollama
+        } else {
+            scrape::ServerKind::Vllm
+        }),
+        server_metrics_url: None,
     };
     for host in &cfg.auto_hosts {
         for port in &cfg.auto_ollama_ports {
@@ -251,10 +264,29 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
         ship_rx,
     ));
 
-    // targets
+    // targets, and the model servers whose own metrics are read
+    let scrape_list: scrape::ScrapeList = Arc::default();
     let mut targets = cfg.targets.clone();
     let mut simulated = None;
-    if targets.is_empty() && cfg.auto_targets {
+    if cfg.kubernetes.discover {
+        // the model servers are the pods found on this node: no looking on auto_hosts
+        let kube = discover::client(&cfg.kubernetes).await?;
+        let start_probe = discovered_prober(
+            client.clone(),
+            cfg.kubernetes.probe_interval,
+            records_tx.clone(),
+            metrics.clone(),
+            cfg.site.clone(),
+            host.clone(),
+            scrape_list.clone(),
+        );
+        let (k, stop) = (cfg.kubernetes.clone(), sources_rx.clone());
+        sources.push(tokio::spawn(async move {
+            if let Err(e) = discover::follow(kube, k, start_probe, stop).await {
+                tracing::error!(error = %e, "kubernetes discovery stopped");
+            }
+        }));
+    } else if targets.is_empty() && cfg.auto_targets {
         match auto_targets(&client, &cfg).await {
             Some(t) => targets.push(t),
             None if !cfg.auto_simulated => {
@@ -267,6 +299,7 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
                 sources.push(tokio::spawn(look_for_targets(
                     client.clone(),
                     cfg.clone(),
+                    scrape_list.clone(),
                     records_tx.clone(),
                     metrics.clone(),
                     host.clone(),
@@ -289,6 +322,8 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
                     max_tokens: 16,
                     api_key_env: None,
                     api_key_file: None,
+                    server_metrics: None,
+                    server_metrics_url: None,
                 });
             }
         }
@@ -310,6 +345,12 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
             (p, None) => p.default_base_url().to_owned(),
         };
         names.push(t.name.clone());
+        if let Some(st) = t.scrape_target() {
+            scrape_list
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(st);
+        }
         let target = Target {
             cfg: t,
             base_url,
@@ -346,6 +387,8 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
     // telemetry
     sources.push(tokio::spawn(telemetry_loop(
         cfg.telemetry_interval,
+        client.clone(),
+        scrape_list,
         records_tx.clone(),
         metrics.clone(),
         cfg.site.clone(),
@@ -373,10 +416,79 @@ pub async fn start(cfg: AgentConfig) -> Result<Running, AgentError> {
     })
 }
 
+/// How a discovered pod is probed: find its model (the annotation, else the first the server
+/// lists, asked again every interval until the server answers), read its own metrics, probe
+/// it until its sender is dropped.
+fn discovered_prober(
+    client: reqwest::Client,
+    interval: Duration,
+    records: mpsc::Sender<Record>,
+    metrics: Arc<Metrics>,
+    site: String,
+    host: String,
+    scrape_list: scrape::ScrapeList,
+) -> discover::StartProbe {
+    Box::new(move |pod, mut stop| {
+        let (client, records, metrics) = (client.clone(), records.clone(), metrics.clone());
+        let (site, host, scrape_list) = (site.clone(), host.clone(), scrape_list.clone());
+        tokio::spawn(async move {
+            let model = loop {
+                if let Some(m) = &pod.model {
+                    break m.clone();
+                }
+                let listed = match pod.provider {
+                    Provider::Ollama => answers(&client, &format!("{}/api/tags", pod.base_url))
+                        .await
+                        .and_then(|v| {
+                            v.pointer("/models/0/name")
+                                .and_then(|m| m.as_str())
+                                .map(str::to_owned)
+                        }),
+                    _ => answers(&client, &format!("{}/v1/models", pod.base_url))
+                        .await
+                        .and_then(|v| {
+                            v.pointer("/data/0/id")
+                                .and_then(|m| m.as_str())
+                                .map(str::to_owned)
+                        }),
+                };
+                if let Some(m) = listed {
+                    break m;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            };
+            let cfg = pod.config(model, interval);
+            let scraped = cfg.scrape_target();
+            if let Some(st) = &scraped {
+                scrape_list
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(st.clone());
+            }
+            let target = Target {
+                base_url: pod.base_url.clone(),
+                cfg,
+                api_key: None,
+            };
+            probe_loop(client, target, records, metrics, site, host, stop).await;
+            if let Some(st) = scraped {
+                scrape_list
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .retain(|x| *x != st);
+            }
+        });
+    })
+}
+
 /// Looks for a model server every `auto_retry` until one answers, then probes it.
 async fn look_for_targets(
     client: reqwest::Client,
     cfg: AgentConfig,
+    scrape_list: scrape::ScrapeList,
     records: mpsc::Sender<Record>,
     metrics: Arc<Metrics>,
     host: String,
@@ -389,6 +501,12 @@ async fn look_for_targets(
         }
         if let Some(t) = auto_targets(&client, &cfg).await {
             let base_url = t.base_url.clone().unwrap_or_default();
+            if let Some(st) = t.scrape_target() {
+                scrape_list
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(st);
+            }
             let target = Target {
                 cfg: t,
                 base_url,
@@ -463,8 +581,11 @@ async fn probe_loop(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn telemetry_loop(
     every: Duration,
+    client: reqwest::Client,
+    scrape_list: scrape::ScrapeList,
     records: mpsc::Sender<Record>,
     metrics: Arc<Metrics>,
     site: String,
@@ -472,6 +593,9 @@ async fn telemetry_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let sampler = Arc::new(Mutex::new(None::<telemetry::Sampler>));
+    let mut scraper = scrape::Scraper::new();
+    // a model server's metrics page must not hold up the host snapshot for long
+    let scrape_timeout = every.clamp(Duration::from_millis(100), Duration::from_secs(2));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -487,8 +611,18 @@ async fn telemetry_loop(
             sm.sample_with_gpus(&site2, &host2)
         })
         .await;
+        let servers = scrape_list
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let server_metrics = if servers.is_empty() {
+            Vec::new()
+        } else {
+            scraper.scrape(&client, &servers, scrape_timeout).await
+        };
         match snap {
-            Ok((t, gpus)) => {
+            Ok((mut t, gpus)) => {
+                t.server_metrics = server_metrics;
                 metrics.telemetry.inc();
                 metrics.set_gpus(&host, &gpus);
                 if records.send(Record::Telemetry(t)).await.is_err() {

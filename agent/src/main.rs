@@ -63,6 +63,12 @@ struct RunArgs {
     /// Addresses the automatic targets look on, comma-separated [default: 127.0.0.1].
     #[arg(long, env = "LLMSCOPE_AUTO_HOSTS")]
     auto_hosts: Option<String>,
+    /// Discover model-server pods on this node through the Kubernetes API.
+    #[arg(long, env = "LLMSCOPE_K8S_DISCOVER")]
+    k8s_discover: Option<bool>,
+    /// Label selector of the model-server pods [default: llmscope.io/model-server=true].
+    #[arg(long, env = "LLMSCOPE_K8S_LABEL_SELECTOR")]
+    k8s_label_selector: Option<String>,
 }
 
 fn init_tracing() {
@@ -135,6 +141,8 @@ fn main() -> ExitCode {
         http_listen: args.http_listen,
         ca_cert: args.ca_cert,
         auto_hosts: args.auto_hosts,
+        k8s_discover: args.k8s_discover,
+        k8s_label_selector: args.k8s_label_selector,
     };
     let cfg = match AgentConfig::load(args.config.as_deref(), &overrides) {
         Ok(c) => c,

@@ -75,6 +75,10 @@ const DCGM: &[(&str, &str)] = &[
         "DCGM_FI_DEV_ECC_SBE_VOL_TOTAL",
         "Total number of single-bit volatile ECC errors",
     ),
+    (
+        "DCGM_FI_DEV_XID_ERRORS",
+        "Value of the last XID error encountered",
+    ),
 ];
 
 fn duration_buckets() -> impl Iterator<Item = f64> {
@@ -222,6 +226,7 @@ impl Metrics {
                 r.throttle_reasons.map(|b| b as f64),
                 r.ecc_uncorrected_volatile.map(|n| n as f64),
                 r.ecc_corrected_volatile.map(|n| n as f64),
+                r.xid_last.map(f64::from),
             ];
             for ((_, family), v) in self.dcgm.iter().zip(values) {
                 if let Some(v) = v {

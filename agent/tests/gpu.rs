@@ -35,6 +35,8 @@ fn h100() -> GpuReading {
         throttle: throttle_names(0x4),
         ecc_corrected_volatile: Some(3),
         ecc_uncorrected_volatile: Some(0),
+        xid_errors: vec![79],
+        xid_last: Some(79),
     }
 }
 
@@ -61,10 +63,36 @@ fn gpus_and_mig_instances_reach_telemetry_and_dcgm_named_gauges() {
     let mut s = Sampler::with_backend(Box::new(FakeNvml(vec![h100(), mig, consumer])));
     let (t, readings) = s.sample_with_gpus("lab", "gpu-node-1");
     assert_eq!(readings.len(), 3, "every GPU and MIG instance is read");
-    // the wire keys GPUs by index: MIG instances (sharing their GPU's index) stay off it
-    assert_eq!(t.gpus.len(), 2);
-    assert_eq!((t.gpus[0].util_pct, t.gpus[0].sm_clock_mhz), (87.0, 1980));
-    assert_eq!(t.gpus[1].uuid, "GPU-cccc");
+    // every GPU and MIG instance goes on the wire; a MIG instance is keyed by its GPU's
+    // index and its own mig_index; what a device does not support stays absent
+    assert_eq!(t.gpus.len(), 3);
+    assert_eq!(
+        (
+            t.gpus[0].util_pct,
+            t.gpus[0].sm_clock_mhz,
+            t.gpus[0].mig_index
+        ),
+        (Some(87.0), Some(1980), None)
+    );
+    assert_eq!(t.gpus[0].xid_errors, vec![79]);
+    assert_eq!(t.gpus[0].ecc_corrected_volatile, Some(3));
+    let wire_mig = &t.gpus[1];
+    assert_eq!(
+        (wire_mig.index, wire_mig.mig_index, wire_mig.uuid.as_str()),
+        (0, Some(1), "MIG-bbbb")
+    );
+    assert_eq!(
+        (wire_mig.util_pct, wire_mig.temp_c, wire_mig.power_w),
+        (None, None, None),
+        "a MIG instance has no utilisation, temperature or power of its own"
+    );
+    assert_eq!(wire_mig.mem_total_bytes, Some(10 << 30));
+    assert_eq!(t.gpus[2].uuid, "GPU-cccc");
+    assert_eq!(
+        (t.gpus[2].ecc_corrected_volatile, t.gpus[2].mem_used_bytes),
+        (None, None),
+        "the consumer GPU's missing ECC and memory readings are absent, not 0"
+    );
     assert_eq!(readings[0].throttle, vec!["sw_power_cap"]);
 
     let m = Metrics::new();
@@ -81,6 +109,7 @@ fn gpus_and_mig_instances_reach_telemetry_and_dcgm_named_gauges() {
         ("DCGM_FI_DEV_CLOCK_THROTTLE_REASONS", "4.0"),
         ("DCGM_FI_DEV_ECC_SBE_VOL_TOTAL", "3.0"),
         ("DCGM_FI_DEV_ECC_DBE_VOL_TOTAL", "0.0"),
+        ("DCGM_FI_DEV_XID_ERRORS", "79.0"),
     ] {
         let line = format!("{name}{{{gpu0}}} {value}");
         assert!(text.contains(&line), "missing `{line}` in\n{text}");

@@ -24,6 +24,8 @@ fn target(provider: Provider, base_url: String, api_key: Option<&str>) -> Target
             max_tokens: 16,
             api_key_env: None,
             api_key_file: None,
+            server_metrics: None,
+            server_metrics_url: None,
         },
         base_url,
         api_key: api_key.map(str::to_owned),
@@ -47,6 +49,7 @@ async fn every_provider_is_timed_from_its_own_stream() {
             tokens: 6,
             prompt_tokens: 13,
             behavior: Behavior::Normal,
+            metrics_page: None,
         };
         let server = FakeServer::start(script).await;
         let o = probe_once(&client, &target(p, server.url(), Some("sk-secret"))).await;

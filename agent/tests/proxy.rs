@@ -66,6 +66,7 @@ async fn streams_are_byte_identical_and_timed() {
         tokens: 5,
         prompt_tokens: 9,
         behavior: Behavior::Normal,
+        metrics_page: None,
     })
     .await;
     let (proxy, mut rx) = proxy_to(server.url(), 1 << 20).await;
@@ -261,6 +262,7 @@ async fn a_long_stream_passes_whole_through_a_short_first_byte_timeout() {
         tokens: 12,
         prompt_tokens: 7,
         behavior: Behavior::Normal,
+        metrics_page: None,
     })
     .await;
     let (proxy, mut rx) = proxy_with(server.url(), |c| {
@@ -305,6 +307,7 @@ async fn a_stalled_stream_is_cut_by_the_idle_limit_and_says_so() {
         tokens: 5,
         prompt_tokens: 7,
         behavior: Behavior::Stall,
+        metrics_page: None,
     })
     .await;
     let (proxy, mut rx) = proxy_with(server.url(), |c| {
@@ -340,6 +343,7 @@ async fn max_duration_and_the_first_byte_limit_cut_with_their_own_reasons() {
         tokens: 20,
         prompt_tokens: 7,
         behavior: Behavior::Normal,
+        metrics_page: None,
     })
     .await;
     let (proxy, mut rx) = proxy_with(server.url(), |c| {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use llmscope_model::{CallStatus, Gpu, Sample, Source, Telemetry};
+use llmscope_model::{CallStatus, Gpu, Sample, ServerMetric, Source, Telemetry};
 use prost::Message;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -74,6 +74,20 @@ fn telemetry_pb(t: &Telemetry) -> pb::LogTelemetry {
                 power_w: g.power_w,
                 sm_clock_mhz: g.sm_clock_mhz,
                 throttle_reasons: g.throttle_reasons,
+                mig_index: g.mig_index,
+                ecc_corrected_volatile: g.ecc_corrected_volatile,
+                ecc_uncorrected_volatile: g.ecc_uncorrected_volatile,
+                xid_errors: g.xid_errors.clone(),
+            })
+            .collect(),
+        server_metrics: t
+            .server_metrics
+            .iter()
+            .map(|m| pb::LogServerMetric {
+                target: m.target.clone(),
+                model: m.model.clone(),
+                metric: m.metric.clone(),
+                value: m.value,
             })
             .collect(),
     }
@@ -131,6 +145,20 @@ fn telemetry_of(t: pb::LogTelemetry) -> Telemetry {
                 power_w: g.power_w,
                 sm_clock_mhz: g.sm_clock_mhz,
                 throttle_reasons: g.throttle_reasons,
+                mig_index: g.mig_index,
+                ecc_corrected_volatile: g.ecc_corrected_volatile,
+                ecc_uncorrected_volatile: g.ecc_uncorrected_volatile,
+                xid_errors: g.xid_errors,
+            })
+            .collect(),
+        server_metrics: t
+            .server_metrics
+            .into_iter()
+            .map(|m| ServerMetric {
+                target: m.target,
+                model: m.model,
+                metric: m.metric,
+                value: m.value,
             })
             .collect(),
     }
@@ -268,17 +296,35 @@ mod tests {
             mem_used_bytes: 1,
             mem_total_bytes: 2,
             load1: 0.5,
-            gpus: vec![Gpu {
-                index: 0,
-                uuid: "GPU-1".into(),
-                name: "H100".into(),
-                util_pct: 99.0,
-                mem_used_bytes: 3,
-                mem_total_bytes: 4,
-                temp_c: 70.0,
-                power_w: 500.0,
-                sm_clock_mhz: 1980,
-                throttle_reasons: 4,
+            gpus: vec![
+                Gpu {
+                    index: 0,
+                    uuid: "GPU-1".into(),
+                    name: "H100".into(),
+                    util_pct: Some(99.0),
+                    mem_used_bytes: Some(3),
+                    mem_total_bytes: Some(4),
+                    temp_c: Some(70.0),
+                    power_w: Some(500.0),
+                    sm_clock_mhz: Some(1980),
+                    throttle_reasons: Some(4),
+                    ecc_corrected_volatile: Some(2),
+                    xid_errors: vec![79, 48],
+                    ..Gpu::default()
+                },
+                Gpu {
+                    index: 0,
+                    mig_index: Some(1),
+                    uuid: "MIG-1".into(),
+                    mem_used_bytes: Some(7),
+                    ..Gpu::default()
+                },
+            ],
+            server_metrics: vec![ServerMetric {
+                target: "vllm".into(),
+                model: "m".into(),
+                metric: "requests_waiting".into(),
+                value: 3.0,
             }],
         }
     }

@@ -64,6 +64,7 @@ async fn violations_match_what_the_spc_crate_predicts() {
             mem_total_bytes: 2,
             load1: 1.0,
             gpus: vec![],
+            server_metrics: vec![],
         }];
         push_all(
             running.grpc_addr,

@@ -300,6 +300,7 @@ fn telemetry(host: &str, ts_us: i64) -> Telemetry {
         mem_total_bytes: 2,
         load1: 0.5,
         gpus: vec![],
+        server_metrics: vec![],
     }
 }
 

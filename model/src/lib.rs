@@ -42,7 +42,7 @@ pub use clock::{Clock, ManualClock, SharedClock, SystemClock, now_us};
 pub use detector::{Detector, SeverityMap};
 pub use event::{Evaluated, Judged, LiveEvent};
 pub use metric::{Dialect, Metric};
-pub use sample::{CallStatus, Gpu, Sample, Source, Telemetry};
+pub use sample::{CallStatus, Gpu, Sample, ServerMetric, Source, Telemetry};
 pub use secret::Secret;
 pub use series::{NameError, SeriesId};
 pub use violation::{

@@ -109,33 +109,57 @@ pub struct Telemetry {
     pub mem_total_bytes: i64,
     /// 1-minute load average.
     pub load1: f64,
-    /// Per-GPU readings.
+    /// Per-GPU readings (whole GPUs and MIG instances).
     pub gpus: Vec<Gpu>,
+    /// Gauges read from the host's model servers.
+    pub server_metrics: Vec<ServerMetric>,
 }
 
-/// One GPU's readings in a snapshot.
-#[derive(Debug, Clone, PartialEq)]
+/// One GPU's (or MIG instance's) readings in a snapshot; `None` where the device does not
+/// support a field.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Gpu {
-    /// NVML index.
+    /// NVML index (of the parent GPU for a MIG instance).
     pub index: i32,
+    /// MIG instance index under its GPU, for a MIG instance.
+    pub mig_index: Option<i32>,
     /// Device UUID.
     pub uuid: String,
     /// Product name.
     pub name: String,
     /// Utilisation %.
-    pub util_pct: f64,
+    pub util_pct: Option<f64>,
     /// Memory used, bytes.
-    pub mem_used_bytes: i64,
+    pub mem_used_bytes: Option<i64>,
     /// Memory total, bytes.
-    pub mem_total_bytes: i64,
+    pub mem_total_bytes: Option<i64>,
     /// Temperature, °C.
-    pub temp_c: f64,
+    pub temp_c: Option<f64>,
     /// Power, W.
-    pub power_w: f64,
+    pub power_w: Option<f64>,
     /// SM clock, MHz.
-    pub sm_clock_mhz: i32,
+    pub sm_clock_mhz: Option<i32>,
     /// Throttle reasons bitmask.
-    pub throttle_reasons: i64,
+    pub throttle_reasons: Option<i64>,
+    /// Corrected ECC errors since the driver loaded.
+    pub ecc_corrected_volatile: Option<i64>,
+    /// Uncorrected ECC errors since the driver loaded.
+    pub ecc_uncorrected_volatile: Option<i64>,
+    /// XID error codes reported since the previous snapshot.
+    pub xid_errors: Vec<i32>,
+}
+
+/// One gauge read from a model server (vLLM `/metrics`, Ollama `/api/ps`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerMetric {
+    /// The agent target it was read from.
+    pub target: String,
+    /// Model, empty for a server-wide value.
+    pub model: String,
+    /// Metric name (`requests_waiting`, `kv_cache_usage_pct`, …).
+    pub metric: String,
+    /// Value, finite and >= 0.
+    pub value: f64,
 }
 
 #[cfg(test)]

@@ -72,13 +72,23 @@ mod tests {
                 index: 1,
                 uuid: "GPU-1".into(),
                 name: "H100".into(),
-                util_pct: 90.0,
-                mem_used_bytes: 3,
-                mem_total_bytes: 4,
-                temp_c: 70.0,
-                power_w: 300.0,
-                sm_clock_mhz: 1980,
-                throttle_reasons: 4,
+                util_pct: Some(90.0),
+                mem_used_bytes: Some(3),
+                mem_total_bytes: Some(4),
+                temp_c: Some(70.0),
+                power_w: None,
+                sm_clock_mhz: Some(1980),
+                throttle_reasons: Some(4),
+                mig_index: Some(2),
+                ecc_corrected_volatile: Some(0),
+                ecc_uncorrected_volatile: None,
+                xid_errors: vec![79, 48],
+            }],
+            server_metrics: vec![v1::ServerMetric {
+                target: "vllm".into(),
+                model: "qwen".into(),
+                metric: "requests_waiting".into(),
+                value: 3.0,
             }],
         };
         let req = v1::IngestRequest {
@@ -122,8 +132,28 @@ mod tests {
             (g.uuid.as_slice(), g.name.as_slice()),
             (&b"GPU-1"[..], &b"H100"[..])
         );
-        assert_eq!((g.index, g.sm_clock_mhz, g.throttle_reasons), (1, 1980, 4));
-        assert_eq!((g.util_pct, g.temp_c, g.power_w), (90.0, 70.0, 300.0));
+        assert_eq!(
+            (g.index, g.sm_clock_mhz, g.throttle_reasons),
+            (1, Some(1980), Some(4))
+        );
+        // absent stays absent, 0 stays 0: proto3 `optional` keeps presence on the wire
+        assert_eq!(
+            (g.util_pct, g.temp_c, g.power_w),
+            (Some(90.0), Some(70.0), None)
+        );
+        assert_eq!(
+            (g.ecc_corrected_volatile, g.ecc_uncorrected_volatile),
+            (Some(0), None)
+        );
+        assert_eq!(
+            (g.mig_index, g.xid_errors.as_slice()),
+            (Some(2), &[79, 48][..])
+        );
+        let m = &t.server_metrics[0];
+        assert_eq!(
+            (m.target.as_slice(), m.metric.as_slice(), m.value),
+            (&b"vllm"[..], &b"requests_waiting"[..], 3.0)
+        );
         // and the ack round-trips between the two
         let ack = wire::IngestAck {
             batch_seq: 7,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use llmscope_model::{Gpu, Sample, Telemetry};
+use llmscope_model::{Sample, Telemetry};
 
 use crate::StoreError;
 
@@ -32,10 +32,19 @@ FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::float8[], $5::int8[], $6::in
   AS t(site, host, ts_us, cpu_pct, mem_used, mem_total, load1)
 ON CONFLICT DO NOTHING";
 
-const INSERT_GPUS: &str = "INSERT INTO gpu_telemetry (site, host, ts, gpu_index, uuid, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w, sm_clock_mhz, throttle_reasons)
-SELECT t.site, t.host, 'epoch'::timestamptz + t.ts_us * interval '1 microsecond', t.gpu_index, t.uuid, t.name, t.util_pct, t.mem_used, t.mem_total, t.temp_c, t.power_w, t.sm_clock, t.throttle
-FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int4[], $5::text[], $6::text[], $7::float8[], $8::int8[], $9::int8[], $10::float8[], $11::float8[], $12::int4[], $13::int8[])
-  AS t(site, host, ts_us, gpu_index, uuid, name, util_pct, mem_used, mem_total, temp_c, power_w, sm_clock, throttle)
+const INSERT_GPUS: &str = "INSERT INTO gpu_telemetry (site, host, ts, gpu_index, uuid, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w, sm_clock_mhz, throttle_reasons, ecc_corrected_volatile, ecc_uncorrected_volatile, xid_errors)
+SELECT v->>0, v->>1, 'epoch'::timestamptz + (v->>2)::int8 * interval '1 microsecond', (v->>3)::int4, v->>4, v->>5, (v->>6)::float8, (v->>7)::int8, (v->>8)::int8, (v->>9)::float8, (v->>10)::float8, (v->>11)::int4, (v->>12)::int8, (v->>13)::int8, (v->>14)::int8, v->>15
+FROM json_array_elements($1::json) AS v
+ON CONFLICT DO NOTHING";
+
+const INSERT_MIGS: &str = "INSERT INTO mig_telemetry (site, host, ts, gpu_index, mig_index, uuid, name, mem_used_bytes, mem_total_bytes)
+SELECT v->>0, v->>1, 'epoch'::timestamptz + (v->>2)::int8 * interval '1 microsecond', (v->>3)::int4, (v->>4)::int4, v->>5, v->>6, (v->>7)::int8, (v->>8)::int8
+FROM json_array_elements($1::json) AS v
+ON CONFLICT DO NOTHING";
+
+const INSERT_SERVER_METRICS: &str = "INSERT INTO server_metrics (site, host, ts, target, model, metric, value)
+SELECT v->>0, v->>1, 'epoch'::timestamptz + (v->>2)::int8 * interval '1 microsecond', v->>3, v->>4, v->>5, (v->>6)::float8
+FROM json_array_elements($1::json) AS v
 ON CONFLICT DO NOTHING";
 
 impl PgStore {
@@ -82,6 +91,8 @@ impl PgStore {
             ("samples", "site, host, provider, model"),
             ("telemetry", "site, host"),
             ("gpu_telemetry", "site, host, gpu_index"),
+            ("mig_telemetry", "site, host, gpu_index, mig_index"),
+            ("server_metrics", "site, host, target, model, metric"),
         ] {
             let stmts = [
                 format!(
@@ -182,55 +193,18 @@ impl PgStore {
                 .bind(load)
                 .execute(&mut *tx)
                 .await?;
-            let gpus: Vec<(&Telemetry, &Gpu)> = telemetry
-                .iter()
-                .flat_map(|t| t.gpus.iter().map(move |g| (t, g)))
-                .collect();
-            if !gpus.is_empty() {
-                sqlx::query(INSERT_GPUS)
-                    .bind(
-                        gpus.iter()
-                            .map(|(t, _)| t.site.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        gpus.iter()
-                            .map(|(t, _)| t.host.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(gpus.iter().map(|(t, _)| t.ts_us).collect::<Vec<_>>())
-                    .bind(gpus.iter().map(|(_, g)| g.index).collect::<Vec<_>>())
-                    .bind(
-                        gpus.iter()
-                            .map(|(_, g)| g.uuid.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        gpus.iter()
-                            .map(|(_, g)| g.name.as_str())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(gpus.iter().map(|(_, g)| g.util_pct).collect::<Vec<_>>())
-                    .bind(
-                        gpus.iter()
-                            .map(|(_, g)| g.mem_used_bytes)
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        gpus.iter()
-                            .map(|(_, g)| g.mem_total_bytes)
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(gpus.iter().map(|(_, g)| g.temp_c).collect::<Vec<_>>())
-                    .bind(gpus.iter().map(|(_, g)| g.power_w).collect::<Vec<_>>())
-                    .bind(gpus.iter().map(|(_, g)| g.sm_clock_mhz).collect::<Vec<_>>())
-                    .bind(
-                        gpus.iter()
-                            .map(|(_, g)| g.throttle_reasons)
-                            .collect::<Vec<_>>(),
-                    )
-                    .execute(&mut *tx)
-                    .await?;
+            let (gpus, migs, server) = crate::samples::telemetry_rows(telemetry);
+            for (sql, rows) in [
+                (INSERT_GPUS, gpus),
+                (INSERT_MIGS, migs),
+                (INSERT_SERVER_METRICS, server),
+            ] {
+                if !rows.is_empty() {
+                    sqlx::query(sql)
+                        .bind(serde_json::Value::Array(rows).to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
         }
         tx.commit().await?;

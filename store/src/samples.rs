@@ -239,8 +239,9 @@ impl Store {
         Ok(rows)
     }
 
-    /// The host's telemetry snapshots (with their GPUs) in `[from_us, to_us]`, oldest first,
-    /// at most `limit`, as (ts, JSON). Two queries, whatever the number of snapshots.
+    /// The host's telemetry snapshots (with their GPUs, MIG instances and model-server gauges)
+    /// in `[from_us, to_us]`, oldest first, at most `limit`, as (ts, JSON). Four queries,
+    /// whatever the number of snapshots. A GPU field the device does not support is `null`.
     pub async fn telemetry_range(
         &self,
         site: &str,
@@ -250,32 +251,70 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Snapshot>, StoreError> {
         let (ts, lo, hi) = (self.ts_us("ts"), self.at_us("$3"), self.at_us("$4"));
-        let gpu_index = match self {
-            Store::Sqlite(_) => "gpu_index",
-            Store::Postgres(_) => "gpu_index::int8 AS gpu_index",
+        let int8 = |c: &str| match self {
+            Store::Sqlite(_) => c.to_owned(),
+            Store::Postgres(_) => format!("{c}::int8 AS {c}"),
         };
+        let (gpu_index, mig_index, sm_clock) =
+            (int8("gpu_index"), int8("mig_index"), int8("sm_clock_mhz"));
+        let window = format!("site = $1 AND host = $2 AND ts >= {lo} AND ts <= {hi}");
         let snap = format!(
-            "SELECT {ts} AS ts_us, cpu_pct, mem_used_bytes, mem_total_bytes, load1 FROM telemetry WHERE site = $1 AND host = $2 AND ts >= {lo} AND ts <= {hi} ORDER BY ts LIMIT $5"
+            "SELECT {ts} AS ts_us, cpu_pct, mem_used_bytes, mem_total_bytes, load1 FROM telemetry WHERE {window} ORDER BY ts LIMIT $5"
         );
         let gpus = format!(
-            "SELECT {ts} AS ts_us, {gpu_index}, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w FROM gpu_telemetry WHERE site = $1 AND host = $2 AND ts >= {lo} AND ts <= {hi} ORDER BY ts, gpu_index LIMIT $5"
+            "SELECT {ts} AS ts_us, {gpu_index}, uuid, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w, {sm_clock}, throttle_reasons, ecc_corrected_volatile, ecc_uncorrected_volatile, xid_errors FROM gpu_telemetry WHERE {window} ORDER BY ts, gpu_index LIMIT $5"
+        );
+        let migs = format!(
+            "SELECT {ts} AS ts_us, {gpu_index}, {mig_index}, uuid, name, mem_used_bytes, mem_total_bytes FROM mig_telemetry WHERE {window} ORDER BY ts, gpu_index, mig_index LIMIT $5"
+        );
+        let server = format!(
+            "SELECT {ts} AS ts_us, target, model, metric, value FROM server_metrics WHERE {window} ORDER BY ts, target, model, metric LIMIT $5"
         );
         let out = with_pool!(self, p => {
             let snaps = sqlx::query(&snap).bind(site).bind(host).bind(from_us).bind(to_us).bind(limit).fetch_all(p).await?;
             if snaps.is_empty() {
                 return Ok(Vec::new());
             }
-            let g = sqlx::query(&gpus).bind(site).bind(host).bind(from_us).bind(to_us).bind(limit.saturating_mul(16)).fetch_all(p).await?;
-            let mut by_ts: std::collections::BTreeMap<i64, Vec<serde_json::Value>> = std::collections::BTreeMap::new();
+            let many = limit.saturating_mul(16);
+            let g = sqlx::query(&gpus).bind(site).bind(host).bind(from_us).bind(to_us).bind(many).fetch_all(p).await?;
+            let m = sqlx::query(&migs).bind(site).bind(host).bind(from_us).bind(to_us).bind(many).fetch_all(p).await?;
+            let sm = sqlx::query(&server).bind(site).bind(host).bind(from_us).bind(to_us).bind(many).fetch_all(p).await?;
+            type ByTs = std::collections::BTreeMap<i64, Vec<serde_json::Value>>;
+            let (mut gpus_at, mut migs_at, mut server_at) = (ByTs::new(), ByTs::new(), ByTs::new());
             for r in &g {
-                by_ts.entry(r.try_get("ts_us")?).or_default().push(serde_json::json!({
+                let xid: Option<String> = r.try_get("xid_errors")?;
+                gpus_at.entry(r.try_get("ts_us")?).or_default().push(serde_json::json!({
                     "index": r.try_get::<i64, _>("gpu_index")?,
+                    "uuid": r.try_get::<String, _>("uuid")?,
                     "name": r.try_get::<String, _>("name")?,
-                    "util_pct": r.try_get::<f64, _>("util_pct")?,
-                    "mem_used_bytes": r.try_get::<i64, _>("mem_used_bytes")?,
-                    "mem_total_bytes": r.try_get::<i64, _>("mem_total_bytes")?,
-                    "temp_c": r.try_get::<f64, _>("temp_c")?,
-                    "power_w": r.try_get::<f64, _>("power_w")?,
+                    "util_pct": r.try_get::<Option<f64>, _>("util_pct")?,
+                    "mem_used_bytes": r.try_get::<Option<i64>, _>("mem_used_bytes")?,
+                    "mem_total_bytes": r.try_get::<Option<i64>, _>("mem_total_bytes")?,
+                    "temp_c": r.try_get::<Option<f64>, _>("temp_c")?,
+                    "power_w": r.try_get::<Option<f64>, _>("power_w")?,
+                    "sm_clock_mhz": r.try_get::<Option<i64>, _>("sm_clock_mhz")?,
+                    "throttle_reasons": r.try_get::<Option<i64>, _>("throttle_reasons")?,
+                    "ecc_corrected_volatile": r.try_get::<Option<i64>, _>("ecc_corrected_volatile")?,
+                    "ecc_uncorrected_volatile": r.try_get::<Option<i64>, _>("ecc_uncorrected_volatile")?,
+                    "xid_errors": xid_list(xid.as_deref()),
+                }));
+            }
+            for r in &m {
+                migs_at.entry(r.try_get("ts_us")?).or_default().push(serde_json::json!({
+                    "index": r.try_get::<i64, _>("gpu_index")?,
+                    "mig_index": r.try_get::<i64, _>("mig_index")?,
+                    "uuid": r.try_get::<String, _>("uuid")?,
+                    "name": r.try_get::<String, _>("name")?,
+                    "mem_used_bytes": r.try_get::<Option<i64>, _>("mem_used_bytes")?,
+                    "mem_total_bytes": r.try_get::<Option<i64>, _>("mem_total_bytes")?,
+                }));
+            }
+            for r in &sm {
+                server_at.entry(r.try_get("ts_us")?).or_default().push(serde_json::json!({
+                    "target": r.try_get::<String, _>("target")?,
+                    "model": r.try_get::<String, _>("model")?,
+                    "metric": r.try_get::<String, _>("metric")?,
+                    "value": r.try_get::<f64, _>("value")?,
                 }));
             }
             let mut v = Vec::with_capacity(snaps.len());
@@ -287,7 +326,9 @@ impl Store {
                     "mem_used_bytes": r.try_get::<i64, _>("mem_used_bytes")?,
                     "mem_total_bytes": r.try_get::<i64, _>("mem_total_bytes")?,
                     "load1": r.try_get::<f64, _>("load1")?,
-                    "gpus": by_ts.remove(&t).unwrap_or_default(),
+                    "gpus": gpus_at.remove(&t).unwrap_or_default(),
+                    "mig_instances": migs_at.remove(&t).unwrap_or_default(),
+                    "server_metrics": server_at.remove(&t).unwrap_or_default(),
                 })));
             }
             v
@@ -419,16 +460,20 @@ impl Store {
     /// Deletes samples and telemetry older than `cutoff_us`, at most `batch` rows per
     /// statement; returns the rows deleted.
     pub async fn delete_older_than(&self, cutoff_us: i64, batch: i64) -> Result<u64, StoreError> {
-        let stmts: [&str; 3] = match self {
+        let stmts: [&str; 5] = match self {
             Store::Sqlite(_) => [
                 "DELETE FROM samples WHERE id IN (SELECT id FROM samples WHERE ts < $1 LIMIT $2)",
                 "DELETE FROM telemetry WHERE (site, host, ts) IN (SELECT site, host, ts FROM telemetry WHERE ts < $1 LIMIT $2)",
                 "DELETE FROM gpu_telemetry WHERE (site, host, ts, gpu_index) IN (SELECT site, host, ts, gpu_index FROM gpu_telemetry WHERE ts < $1 LIMIT $2)",
+                "DELETE FROM mig_telemetry WHERE (site, host, ts, gpu_index, mig_index) IN (SELECT site, host, ts, gpu_index, mig_index FROM mig_telemetry WHERE ts < $1 LIMIT $2)",
+                "DELETE FROM server_metrics WHERE (site, host, ts, target, model, metric) IN (SELECT site, host, ts, target, model, metric FROM server_metrics WHERE ts < $1 LIMIT $2)",
             ],
             Store::Postgres(_) => [
                 "DELETE FROM samples WHERE ctid = ANY(ARRAY(SELECT ctid FROM samples WHERE ts < 'epoch'::timestamptz + $1 * interval '1 microsecond' LIMIT $2))",
                 "DELETE FROM telemetry WHERE ctid = ANY(ARRAY(SELECT ctid FROM telemetry WHERE ts < 'epoch'::timestamptz + $1 * interval '1 microsecond' LIMIT $2))",
                 "DELETE FROM gpu_telemetry WHERE ctid = ANY(ARRAY(SELECT ctid FROM gpu_telemetry WHERE ts < 'epoch'::timestamptz + $1 * interval '1 microsecond' LIMIT $2))",
+                "DELETE FROM mig_telemetry WHERE ctid = ANY(ARRAY(SELECT ctid FROM mig_telemetry WHERE ts < 'epoch'::timestamptz + $1 * interval '1 microsecond' LIMIT $2))",
+                "DELETE FROM server_metrics WHERE ctid = ANY(ARRAY(SELECT ctid FROM server_metrics WHERE ts < 'epoch'::timestamptz + $1 * interval '1 microsecond' LIMIT $2))",
             ],
         };
         let mut total = 0;
@@ -478,4 +523,75 @@ where
         error: r.try_get("error")?,
         labels: serde_json::from_str(&labels).unwrap_or_default(),
     })
+}
+
+/// XID codes as stored: comma-separated, `None` when there were none.
+pub(crate) fn xid_text(xids: &[i32]) -> Option<String> {
+    (!xids.is_empty()).then(|| {
+        xids.iter()
+            .map(i32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// XID codes as read back (unparsable parts skipped: the column is only written by
+/// [`xid_text`]).
+fn xid_list(text: Option<&str>) -> Vec<i64> {
+    text.map(|t| t.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Positional JSON rows for the GPU, MIG-instance and model-server tables of a batch of
+/// snapshots (both backends insert them from one JSON array).
+pub(crate) fn telemetry_rows(
+    telemetry: &[Telemetry],
+) -> (
+    Vec<serde_json::Value>,
+    Vec<serde_json::Value>,
+    Vec<serde_json::Value>,
+) {
+    use serde_json::json;
+    let (mut gpus, mut migs, mut server) = (Vec::new(), Vec::new(), Vec::new());
+    for t in telemetry {
+        for g in &t.gpus {
+            match g.mig_index {
+                None => gpus.push(json!([
+                    t.site,
+                    t.host,
+                    t.ts_us,
+                    g.index,
+                    g.uuid,
+                    g.name,
+                    g.util_pct,
+                    g.mem_used_bytes,
+                    g.mem_total_bytes,
+                    g.temp_c,
+                    g.power_w,
+                    g.sm_clock_mhz,
+                    g.throttle_reasons,
+                    g.ecc_corrected_volatile,
+                    g.ecc_uncorrected_volatile,
+                    xid_text(&g.xid_errors)
+                ])),
+                Some(m) => migs.push(json!([
+                    t.site,
+                    t.host,
+                    t.ts_us,
+                    g.index,
+                    m,
+                    g.uuid,
+                    g.name,
+                    g.mem_used_bytes,
+                    g.mem_total_bytes
+                ])),
+            }
+        }
+        for m in &t.server_metrics {
+            server.push(json!([
+                t.site, t.host, t.ts_us, m.target, m.model, m.metric, m.value
+            ]));
+        }
+    }
+    (gpus, migs, server)
 }

@@ -30,10 +30,21 @@ SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->
 FROM json_each(?1) WHERE true
 ON CONFLICT (site, host, ts) DO NOTHING";
 
-const INSERT_GPUS: &str = "INSERT INTO gpu_telemetry (site, host, ts, gpu_index, uuid, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w, sm_clock_mhz, throttle_reasons)
-SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12
+const INSERT_GPUS: &str = "INSERT INTO gpu_telemetry (site, host, ts, gpu_index, uuid, name, util_pct, mem_used_bytes, mem_total_bytes, temp_c, power_w, sm_clock_mhz, throttle_reasons, ecc_corrected_volatile, ecc_uncorrected_volatile, xid_errors)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11, value ->> 12, value ->> 13, value ->> 14, value ->> 15
 FROM json_each(?1) WHERE true
 ON CONFLICT (site, host, ts, gpu_index) DO NOTHING";
+
+const INSERT_MIGS: &str = "INSERT INTO mig_telemetry (site, host, ts, gpu_index, mig_index, uuid, name, mem_used_bytes, mem_total_bytes)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7, value ->> 8
+FROM json_each(?1) WHERE true
+ON CONFLICT (site, host, ts, gpu_index, mig_index) DO NOTHING";
+
+const INSERT_SERVER_METRICS: &str =
+    "INSERT INTO server_metrics (site, host, ts, target, model, metric, value)
+SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6
+FROM json_each(?1) WHERE true
+ON CONFLICT (site, host, ts, target, model, metric) DO NOTHING";
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url` and migrates it.
@@ -119,33 +130,18 @@ impl SqliteStore {
                 .bind(serde_json::Value::Array(rows).to_string())
                 .execute(&mut *tx)
                 .await?;
-            let gpus: Vec<serde_json::Value> = telemetry
-                .iter()
-                .flat_map(|t| {
-                    t.gpus.iter().map(move |g| {
-                        json!([
-                            t.site,
-                            t.host,
-                            t.ts_us,
-                            g.index,
-                            g.uuid,
-                            g.name,
-                            g.util_pct,
-                            g.mem_used_bytes,
-                            g.mem_total_bytes,
-                            g.temp_c,
-                            g.power_w,
-                            g.sm_clock_mhz,
-                            g.throttle_reasons
-                        ])
-                    })
-                })
-                .collect();
-            if !gpus.is_empty() {
-                sqlx::query(INSERT_GPUS)
-                    .bind(serde_json::Value::Array(gpus).to_string())
-                    .execute(&mut *tx)
-                    .await?;
+            let (gpus, migs, server) = crate::samples::telemetry_rows(telemetry);
+            for (sql, rows) in [
+                (INSERT_GPUS, gpus),
+                (INSERT_MIGS, migs),
+                (INSERT_SERVER_METRICS, server),
+            ] {
+                if !rows.is_empty() {
+                    sqlx::query(sql)
+                        .bind(serde_json::Value::Array(rows).to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
         }
         tx.commit().await?;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use llmscope_model::{CallStatus, Gpu, Sample, Source, Telemetry, now_us};
+use llmscope_model::{CallStatus, Gpu, Sample, ServerMetric, Source, Telemetry, now_us};
 use llmscope_store::Store;
 use llmscope_store::testing::{BACKENDS, TestDb, each_backend};
 use uuid::Uuid;
@@ -43,16 +43,81 @@ fn tele(ts_us: i64, gpus: i32) -> Telemetry {
                 index: i,
                 uuid: format!("GPU-{i}"),
                 name: "H100".into(),
-                util_pct: 99.0,
-                mem_used_bytes: 1 << 35,
-                mem_total_bytes: 80 << 30,
-                temp_c: 70.0,
-                power_w: 700.0,
-                sm_clock_mhz: 1980,
-                throttle_reasons: 4,
+                util_pct: Some(99.0),
+                mem_used_bytes: Some(1 << 35),
+                mem_total_bytes: Some(80 << 30),
+                temp_c: Some(70.0),
+                power_w: Some(700.0),
+                sm_clock_mhz: Some(1980),
+                throttle_reasons: Some(4),
+                ..Gpu::default()
             })
             .collect(),
+        server_metrics: Vec::new(),
     }
+}
+
+#[tokio::test]
+async fn gpu_truth_mig_instances_and_server_metrics_round_trip() {
+    each_backend(|store, backend| async move {
+        let ts = now_us();
+        let mut t = tele(ts, 1);
+        // a consumer GPU without ECC or power reading; an XID error; a MIG instance
+        t.gpus.push(Gpu {
+            index: 1,
+            uuid: "GPU-1".into(),
+            name: "RTX 4090".into(),
+            util_pct: Some(5.0),
+            xid_errors: vec![13, 79],
+            ..Gpu::default()
+        });
+        t.gpus[0].ecc_corrected_volatile = Some(3);
+        t.gpus.push(Gpu {
+            index: 0,
+            mig_index: Some(1),
+            uuid: "MIG-1".into(),
+            name: "H100 MIG 1g.10gb".into(),
+            mem_used_bytes: Some(1 << 30),
+            mem_total_bytes: Some(10 << 30),
+            ..Gpu::default()
+        });
+        t.server_metrics = vec![ServerMetric {
+            target: "vllm".into(),
+            model: "qwen".into(),
+            metric: "requests_waiting".into(),
+            value: 17.0,
+        }];
+        store.write_batch(&[], &[t.clone(), t]).await.unwrap();
+        assert_eq!(store.count_gpu_rows().await.unwrap(), 2, "{backend:?}");
+        let got = store
+            .telemetry_range("eu-west", "gpu-1", ts - 1, ts + 1, 10)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+        let v = &got[0].1;
+        assert_eq!(
+            v["gpus"][0]["ecc_corrected_volatile"], 3,
+            "{backend:?}: {v}"
+        );
+        assert_eq!(v["gpus"][1]["power_w"], serde_json::Value::Null);
+        assert_eq!(
+            v["gpus"][1]["ecc_corrected_volatile"],
+            serde_json::Value::Null
+        );
+        assert_eq!(v["gpus"][1]["xid_errors"], serde_json::json!([13, 79]));
+        assert_eq!(v["mig_instances"][0]["mig_index"], 1);
+        assert_eq!(v["mig_instances"][0]["mem_total_bytes"], 10i64 << 30);
+        assert_eq!(v["server_metrics"][0]["metric"], "requests_waiting");
+        assert_eq!(v["server_metrics"][0]["value"], 17.0);
+        // retention takes them with the snapshot
+        store.delete_older_than(ts + 10, 100).await.unwrap();
+        let left = store
+            .telemetry_range("eu-west", "gpu-1", 0, i64::MAX / 2, 10)
+            .await
+            .unwrap();
+        assert!(left.is_empty());
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -46,6 +46,8 @@ pub struct Script {
     pub prompt_tokens: u32,
     /// Behaviour.
     pub behavior: Behavior,
+    /// The Prometheus page served at `/metrics` (vLLM's format); 404 when `None`.
+    pub metrics_page: Option<String>,
 }
 
 impl Default for Script {
@@ -56,6 +58,7 @@ impl Default for Script {
             tokens: 8,
             prompt_tokens: 11,
             behavior: Behavior::Normal,
+            metrics_page: None,
         }
     }
 }
@@ -112,6 +115,22 @@ impl FakeServer {
                 }),
             )
             .route("/v1/messages", post(anthropic))
+            .route("/metrics", get(metrics_page))
+            .route(
+                "/api/ps",
+                get(|| async {
+                    // Ollama's /api/ps: the loaded models, with their size in VRAM
+                    axum::Json(json!({"models": [{
+                        "name": "llama3.1:8b", "model": "llama3.1:8b", "size": 6_654_289_920_u64,
+                        "digest": "46e0c10c039e019119339687c3c1757cc81b9da49709a3b3924863ba87ca666e",
+                        "details": {"parent_model": "", "format": "gguf", "family": "llama",
+                                    "families": ["llama"], "parameter_size": "8.0B",
+                                    "quantization_level": "Q4_K_M"},
+                        "expires_at": "2026-12-06T21:04:12.345678901Z",
+                        "size_vram": 6_654_289_920_u64
+                    }]}))
+                }),
+            )
             .with_state(st.clone());
         let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
@@ -355,4 +374,20 @@ async fn anthropic(
         let _ = send(&tx, ev("message_stop", json!({"type": "message_stop"}))).await;
     });
     resp
+}
+
+async fn metrics_page(State(st): State<St>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let page = st.script.lock().expect("script").metrics_page.clone();
+    match page {
+        Some(p) => (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            p,
+        )
+            .into_response(),
+        None => axum::http::StatusCode::NOT_FOUND.into_response(),
+    }
 }

@@ -2,6 +2,7 @@
 //! reads their machine-readable ready line, and waits on conditions rather than sleeps.
 
 pub mod fake;
+pub mod fake_k8s;
 
 use std::path::PathBuf;
 use std::process::Stdio;

@@ -71,14 +71,32 @@ fn telemetry(ts: i64, load: f64) -> v1::Telemetry {
             index: 0,
             uuid: "GPU-0".into(),
             name: "NVIDIA H100 80GB HBM3".into(),
-            util_pct: 60.0 + 35.0 * load,
-            mem_used_bytes: (60 << 30) + ((10u64 << 30) as f64 * load) as u64,
-            mem_total_bytes: 80 << 30,
-            temp_c: 60.0 + 12.0 * load,
-            power_w: 400.0 + 250.0 * load,
-            sm_clock_mhz: 1980,
-            throttle_reasons: 0,
+            util_pct: Some(60.0 + 35.0 * load),
+            mem_used_bytes: Some((60 << 30) + ((10u64 << 30) as f64 * load) as u64),
+            mem_total_bytes: Some(80 << 30),
+            temp_c: Some(60.0 + 12.0 * load),
+            power_w: Some(400.0 + 250.0 * load),
+            sm_clock_mhz: Some(1980),
+            throttle_reasons: Some(0),
+            ecc_corrected_volatile: Some(0),
+            ecc_uncorrected_volatile: Some(0),
+            ..Default::default()
         }],
+        // the model server's queue grows with the load (vLLM /metrics as the agent ships it)
+        server_metrics: vec![
+            v1::ServerMetric {
+                target: "vllm".into(),
+                model: "llama3.1:8b".into(),
+                metric: "requests_waiting".into(),
+                value: (12.0 * load).round(),
+            },
+            v1::ServerMetric {
+                target: "vllm".into(),
+                model: "llama3.1:8b".into(),
+                metric: "kv_cache_usage_pct".into(),
+                value: 40.0 + 55.0 * load,
+            },
+        ],
     }
 }
 

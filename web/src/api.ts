@@ -130,9 +130,34 @@ export interface GpuPoint {
   power_w: number | null;
 }
 
+export interface ServerSeries {
+  target: string;
+  model: string;
+  /** requests_running | requests_waiting | kv_cache_usage_pct | ttft_mean_ms | e2e_mean_ms | preemptions | models_loaded | model_vram_bytes | … */
+  metric: string;
+  points: Array<{ ts: number; value: number | null }>;
+}
+
 export interface Telemetry {
   host: HostTelemetry[];
-  gpus: Array<{ gpu_index: number; name: string; points: GpuPoint[] }>;
+  gpus: Array<{
+    gpu_index: number;
+    name: string;
+    uuid?: string;
+    points: GpuPoint[];
+    xid_errors?: Array<{ ts: number; xid: number }>;
+    ecc_corrected_volatile?: number | null;
+    ecc_uncorrected_volatile?: number | null;
+  }>;
+  mig_instances?: Array<{ gpu_index: number; mig_index: number; name: string; uuid: string; points: Array<{ ts: number; mem_used_bytes: number | null; mem_total_bytes: number | null }> }>;
+  /** Gauges read from the host's model servers (vLLM /metrics, Ollama /api/ps). */
+  server?: ServerSeries[];
+}
+
+/** The model server's gauges at the newest snapshot before a violation opened. */
+export interface ServerAt {
+  ts: number;
+  metrics: Array<{ target: string; model: string; metric: string; value: number }>;
 }
 
 export interface Violation {
@@ -166,7 +191,7 @@ export interface Violation {
 export interface ViolationDetail extends Violation {
   points?: Array<{ ts: number; value: number }>;
   baseline?: Baseline | null;
-  context?: { points?: Array<{ ts: number; value: number }>; telemetry?: Telemetry | null };
+  context?: { points?: Array<{ ts: number; value: number }>; telemetry?: Telemetry | null; server_at_open?: ServerAt | null };
 }
 
 /** One incident: one change of a model on a host, led by the page that opened it. */

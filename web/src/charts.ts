@@ -515,5 +515,52 @@ export function telemetryPanels(t: Telemetry): TelemetryPanel[] {
     },
     { title: 'GPU temperature', testid: 'telemetry-gpu-temp', lines: gpuLines((p) => p.temp_c), yFmt: (v) => `${fmtNum(v)} °C`, empty: noGpu },
     { title: 'GPU power', testid: 'telemetry-gpu-power', lines: gpuLines((p) => p.power_w), yFmt: (v) => `${fmtNum(v)} W`, yMin: 0, empty: noGpu },
+    ...serverPanels(t),
   ];
+}
+
+/** How each model-server gauge is titled and shown, in panel order. */
+const SERVER_METRICS: Array<{ metric: string; title: string; fmt: (v: number) => string; yMax?: number }> = [
+  { metric: 'requests_waiting', title: 'Model server: queue (waiting)', fmt: (v) => fmtNum(v) },
+  { metric: 'requests_running', title: 'Model server: running', fmt: (v) => fmtNum(v) },
+  { metric: 'kv_cache_usage_pct', title: 'Model server: KV cache', fmt: (v) => `${fmtNum(v)}%`, yMax: 100 },
+  { metric: 'ttft_mean_ms', title: 'Model server: TTFT (mean)', fmt: (v) => `${fmtNum(v)} ms` },
+  { metric: 'e2e_mean_ms', title: 'Model server: end-to-end (mean)', fmt: (v) => `${fmtNum(v)} ms` },
+  { metric: 'preemptions', title: 'Model server: preemptions', fmt: (v) => fmtNum(v) },
+  { metric: 'models_loaded', title: 'Model server: models loaded', fmt: (v) => fmtNum(v) },
+  { metric: 'model_vram_bytes', title: 'Model server: model VRAM', fmt: (v) => fmtBytes(v) },
+];
+
+/** A label for one model-server series: the target, and the model when it names one. */
+export function serverLabel(target: string, model: string): string {
+  return model ? `${target} · ${model}` : target;
+}
+
+/** One panel per model-server gauge the host reported (none when it reported none). */
+export function serverPanels(t: Telemetry): TelemetryPanel[] {
+  const series = t.server ?? [];
+  return SERVER_METRICS.flatMap(({ metric, title, fmt, yMax }) => {
+    const of = series.filter((s) => s.metric === metric);
+    if (!of.length) return [];
+    return [{
+      title,
+      testid: `telemetry-server-${metric.replace(/_/g, '-')}`,
+      lines: of.map((s) => ({ label: serverLabel(s.target, s.model), xs: s.points.map((p) => p.ts), ys: s.points.map((p) => p.value) })),
+      yFmt: fmt,
+      yMin: 0,
+      yMax,
+    }];
+  });
+}
+
+/** A model-server gauge's value in words ("17", "93%", "300 ms"). */
+export function serverValueText(metric: string, v: number): string {
+  const m = SERVER_METRICS.find((x) => x.metric === metric);
+  return m ? m.fmt(v) : fmtNum(v);
+}
+
+/** A model-server gauge's name in words. */
+export function serverMetricName(metric: string): string {
+  const m = SERVER_METRICS.find((x) => x.metric === metric);
+  return m ? m.title.replace('Model server: ', '') : metric.replace(/_/g, ' ');
 }

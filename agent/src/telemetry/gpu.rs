@@ -41,6 +41,11 @@ pub struct GpuReading {
     pub ecc_corrected_volatile: Option<u64>,
     /// Uncorrected (double-bit) ECC errors since the driver loaded.
     pub ecc_uncorrected_volatile: Option<u64>,
+    /// XID error codes the driver reported since the previous reading, oldest first.
+    pub xid_errors: Vec<u32>,
+    /// The most recent XID error code seen since the agent started (DCGM's
+    /// `DCGM_FI_DEV_XID_ERRORS`), `None` before the first.
+    pub xid_last: Option<u32>,
 }
 
 /// Where readings come from: NVML on a GPU host, a fake in tests.
@@ -71,28 +76,43 @@ pub fn throttle_names(bits: u64) -> Vec<&'static str> {
         .collect()
 }
 
-/// The wire form of a reading. The protocol's GPU fields are not optional yet: a field the
-/// device does not support is sent as 0 (the agent's `/metrics` and `gpu-info --json` leave it
-/// out).
+/// Most XID codes kept per GPU between two readings (the wire's limit).
+pub const MAX_XIDS: usize = 32;
+
+/// The wire form of a reading: unsupported fields stay absent, a MIG instance carries its
+/// GPU's index and its own `mig_index`.
 pub fn to_stats(r: &GpuReading) -> v1::GpuStats {
     v1::GpuStats {
         index: r.index,
         uuid: r.uuid.clone(),
         name: r.name.clone(),
-        util_pct: r.util_pct.unwrap_or(0.0),
-        mem_used_bytes: r.mem_used_bytes.unwrap_or(0),
-        mem_total_bytes: r.mem_total_bytes.unwrap_or(0),
-        temp_c: r.temp_c.unwrap_or(0.0),
-        power_w: r.power_w.unwrap_or(0.0),
-        sm_clock_mhz: r.sm_clock_mhz.unwrap_or(0),
-        throttle_reasons: r.throttle_reasons.unwrap_or(0),
+        util_pct: r.util_pct,
+        mem_used_bytes: r.mem_used_bytes,
+        mem_total_bytes: r.mem_total_bytes,
+        temp_c: r.temp_c,
+        power_w: r.power_w,
+        sm_clock_mhz: r.sm_clock_mhz,
+        throttle_reasons: r.throttle_reasons,
+        mig_index: r.mig_index,
+        ecc_corrected_volatile: r.ecc_corrected_volatile,
+        ecc_uncorrected_volatile: r.ecc_uncorrected_volatile,
+        xid_errors: r.xid_errors.iter().take(MAX_XIDS).copied().collect(),
     }
 }
 
-/// Holds the NVML handle.
+/// XID errors as the watcher thread collects them: per GPU index, the codes not yet read and
+/// the last one seen.
+#[derive(Debug, Default)]
+struct Xids {
+    pending: std::collections::BTreeMap<u32, Vec<u32>>,
+    last: std::collections::BTreeMap<u32, u32>,
+}
+
+/// Holds the NVML handle (for the life of the process: the XID watcher thread borrows it).
 pub struct GpuSampler {
-    nvml: Nvml,
+    nvml: &'static Nvml,
     count: u32,
+    xids: std::sync::Arc<std::sync::Mutex<Xids>>,
 }
 
 /// Why NVML is unavailable.
@@ -102,12 +122,18 @@ pub struct NvmlUnavailable(String);
 
 impl GpuSampler {
     /// Loads `libnvidia-ml.so.1` and counts devices.
+    /// Also starts a thread that waits for XID error events (when the driver supports them).
     pub fn init() -> Result<GpuSampler, NvmlUnavailable> {
         let nvml = Nvml::init().map_err(|e| NvmlUnavailable(e.to_string()))?;
         let count = nvml
             .device_count()
             .map_err(|e| NvmlUnavailable(e.to_string()))?;
-        Ok(GpuSampler { nvml, count })
+        // one NVML handle per process, never unloaded: leaking it lets the watcher thread
+        // hold the event set, which borrows the handle
+        let nvml: &'static Nvml = Box::leak(Box::new(nvml));
+        let xids = std::sync::Arc::new(std::sync::Mutex::new(Xids::default()));
+        watch_xids(nvml, count, xids.clone());
+        Ok(GpuSampler { nvml, count, xids })
     }
 
     /// Number of GPUs.
@@ -115,9 +141,80 @@ impl GpuSampler {
         self.count
     }
 
-    /// One reading per GPU, in wire form.
+    /// One reading per GPU and MIG instance, in wire form.
     pub fn sample(&self) -> Vec<v1::GpuStats> {
         self.readings().iter().map(to_stats).collect()
+    }
+}
+
+/// Registers every GPU for critical XID events and collects them on a thread of its own
+/// (`nvmlEventSetWait` blocks). Logs and gives up where the driver does not support events.
+fn watch_xids(nvml: &'static Nvml, count: u32, xids: std::sync::Arc<std::sync::Mutex<Xids>>) {
+    use nvml_wrapper::bitmasks::event::EventTypes;
+    use nvml_wrapper::enums::event::XidError;
+    use nvml_wrapper::error::NvmlError;
+    let mut set = match nvml.create_event_set() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(error = %e, "xid events off: nvml event sets are not supported");
+            return;
+        }
+    };
+    let mut registered = 0;
+    for index in 0..count {
+        let Ok(dev) = nvml.device_by_index(index) else {
+            continue;
+        };
+        match dev.register_events(EventTypes::CRITICAL_XID_ERROR, set) {
+            Ok(s) => {
+                set = s;
+                registered += 1;
+            }
+            Err(e) => {
+                // the failed registration consumed the set: start a new one (the GPUs
+                // registered so far are lost with it; the rest are tried)
+                tracing::info!(index, error = %e.error, "xid events off for this gpu");
+                registered = 0;
+                set = match nvml.create_event_set() {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            }
+        }
+    }
+    if registered == 0 {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("xid-watch".into())
+        .spawn(move || {
+            loop {
+                match set.wait(5_000) {
+                    Ok(ev) => {
+                        let index = ev.device.index().unwrap_or(u32::MAX);
+                        let code = match ev.event_data {
+                            Some(XidError::Value(v)) => u32::try_from(v).unwrap_or(u32::MAX),
+                            _ => 0,
+                        };
+                        tracing::warn!(gpu = index, xid = code, "gpu xid error");
+                        if let Ok(mut x) = xids.lock() {
+                            let p = x.pending.entry(index).or_default();
+                            if p.len() < MAX_XIDS {
+                                p.push(code);
+                            }
+                            x.last.insert(index, code);
+                        }
+                    }
+                    Err(NvmlError::Timeout) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "xid watch stopped");
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "xid watch thread not started");
     }
 }
 
@@ -143,6 +240,8 @@ fn read(dev: &nvml_wrapper::Device<'_>, index: u32, mig_index: Option<u32>) -> G
         ecc_uncorrected_volatile: dev
             .total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile)
             .ok(),
+        xid_errors: Vec::new(),
+        xid_last: None,
     }
 }
 
@@ -155,6 +254,10 @@ impl GpuBackend for GpuSampler {
 
     fn readings(&self) -> Vec<GpuReading> {
         let mut out = Vec::with_capacity(self.count as usize);
+        let (mut pending, last) = match self.xids.lock() {
+            Ok(mut x) => (std::mem::take(&mut x.pending), x.last.clone()),
+            Err(_) => Default::default(),
+        };
         for index in 0..self.count {
             let dev = match self.nvml.device_by_index(index) {
                 Ok(d) => d,
@@ -163,7 +266,10 @@ impl GpuBackend for GpuSampler {
                     continue;
                 }
             };
-            out.push(read(&dev, index, None));
+            let mut r = read(&dev, index, None);
+            r.xid_errors = pending.remove(&index).unwrap_or_default();
+            r.xid_last = last.get(&index).copied();
+            out.push(r);
             // MIG on: each instance is a device of its own (memory, UUID); NVML reports no
             // utilisation, temperature or power per instance
             if dev.mig_mode().is_ok_and(|m| m.current == 1) {
@@ -184,7 +290,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn throttle_bits_are_named_and_unsupported_fields_become_zero_on_the_wire() {
+    fn throttle_bits_are_named_and_unsupported_fields_stay_absent_on_the_wire() {
         assert_eq!(
             throttle_names(0x4 | 0x40),
             vec!["sw_power_cap", "hw_thermal_slowdown"]
@@ -199,6 +305,10 @@ mod tests {
             ..GpuReading::default()
         };
         let s = to_stats(&mig);
-        assert_eq!((s.util_pct, s.mem_used_bytes, s.temp_c), (0.0, 5, 0.0));
+        assert_eq!(
+            (s.util_pct, s.mem_used_bytes, s.temp_c),
+            (None, Some(5), None)
+        );
+        assert_eq!((s.index, s.mig_index), (0, Some(1)));
     }
 }

@@ -57,13 +57,7 @@ impl Sampler {
             Some(g) => g.readings(),
             None => Vec::new(),
         };
-        // the wire's GPU key is (host, index): a MIG instance shares its GPU's index, so
-        // instances go to /metrics only until the protocol names them
-        let gpus = readings
-            .iter()
-            .filter(|r| r.mig_index.is_none())
-            .map(gpu::to_stats)
-            .collect();
+        let gpus = readings.iter().map(gpu::to_stats).collect();
         let t = v1::Telemetry {
             ts_unix_nanos: crate::record::now_ns(),
             site: site.to_owned(),
@@ -73,6 +67,7 @@ impl Sampler {
             mem_total_bytes: c.mem_total_bytes,
             load1: c.load1,
             gpus,
+            server_metrics: Vec::new(),
         };
         (t, readings)
     }

@@ -411,7 +411,58 @@ struct TelemetryQuery {
     max_points: Option<usize>,
 }
 
-/// Telemetry of a host, bucketed to at most `max_points` (mean per bucket).
+/// Per bucket: how many values and their sum, for each field (a missing field — `null`, a
+/// reading the device does not support — is not counted: the mean is over what was read).
+type Buckets<const N: usize> = BTreeMap<i64, [(usize, f64); N]>;
+
+fn add_fields<const N: usize>(b: &mut [(usize, f64); N], v: &Value, fields: &[&str; N]) {
+    for (slot, k) in b.iter_mut().zip(fields) {
+        if let Some(x) = v[*k].as_f64() {
+            slot.0 += 1;
+            slot.1 += x;
+        }
+    }
+}
+
+fn bucket_points<const N: usize>(
+    buckets: &Buckets<N>,
+    fields: &[&str; N],
+    from: i64,
+    width: i64,
+) -> Vec<Value> {
+    buckets
+        .iter()
+        .map(|(b, sums)| {
+            let mut o = serde_json::Map::new();
+            o.insert("ts".into(), json!(ms(from + b * width)));
+            for ((n, sum), k) in sums.iter().zip(fields) {
+                o.insert(
+                    (*k).into(),
+                    if *n == 0 {
+                        Value::Null
+                    } else {
+                        json!(sum / *n as f64)
+                    },
+                );
+            }
+            Value::Object(o)
+        })
+        .collect()
+}
+
+const HOST_FIELDS: [&str; 4] = ["cpu_pct", "mem_used_bytes", "mem_total_bytes", "load1"];
+const GPU_FIELDS: [&str; 5] = [
+    "util_pct",
+    "mem_used_bytes",
+    "mem_total_bytes",
+    "temp_c",
+    "power_w",
+];
+const MIG_FIELDS: [&str; 2] = ["mem_used_bytes", "mem_total_bytes"];
+
+/// Telemetry of a host, bucketed to at most `max_points` (mean per bucket): the host, each
+/// GPU (with the XID errors and the newest ECC counts in the range), each MIG instance, and
+/// each model-server gauge (`server`: per target, model and metric).
 pub async fn telemetry_of(
     st: &ApiState,
     site: &str,
@@ -425,63 +476,121 @@ pub async fn telemetry_of(
         .telemetry_range(site, host, from, to, 2_000_000)
         .await?;
     let width = ((to - from) / max_points as i64).max(1);
-    // bucket means of the host snapshot and of each GPU
-    let mut hostb: BTreeMap<i64, (usize, [f64; 4])> = BTreeMap::new();
-    /// Per bucket: samples and sums of util, mem used, mem total, temperature, power.
-    type GpuBuckets = BTreeMap<i64, (usize, [f64; 5])>;
-    let mut gpus: BTreeMap<i64, (String, GpuBuckets)> = BTreeMap::new();
+    let mut hostb: Buckets<4> = BTreeMap::new();
+    /// Per GPU: name, uuid, buckets, XID errors seen (ts, code), newest ECC counts.
+    #[derive(Default)]
+    struct PerGpu {
+        name: String,
+        uuid: String,
+        buckets: Buckets<5>,
+        xids: Vec<Value>,
+        ecc: (Value, Value),
+    }
+    let mut gpus: BTreeMap<i64, PerGpu> = BTreeMap::new();
+    let mut migs: BTreeMap<(i64, i64), (String, String, Buckets<2>)> = BTreeMap::new();
+    let mut server: BTreeMap<(String, String, String), Buckets<1>> = BTreeMap::new();
     for (t, v) in &rows {
         let b = (t - from) / width;
-        let e = hostb.entry(b).or_default();
-        e.0 += 1;
-        for (i, k) in ["cpu_pct", "mem_used_bytes", "mem_total_bytes", "load1"]
-            .iter()
-            .enumerate()
-        {
-            e.1[i] += v[k].as_f64().unwrap_or(0.0);
-        }
+        add_fields(hostb.entry(b).or_default(), v, &HOST_FIELDS);
         for g in v["gpus"].as_array().into_iter().flatten() {
             let idx = g["index"].as_i64().unwrap_or(0);
-            let ge = gpus
-                .entry(idx)
-                .or_insert_with(|| (g["name"].as_str().unwrap_or("").to_owned(), BTreeMap::new()));
-            let s = ge.1.entry(b).or_default();
-            s.0 += 1;
-            for (i, k) in [
-                "util_pct",
-                "mem_used_bytes",
-                "mem_total_bytes",
-                "temp_c",
-                "power_w",
-            ]
-            .iter()
-            .enumerate()
-            {
-                s.1[i] += g[k].as_f64().unwrap_or(0.0);
+            let ge = gpus.entry(idx).or_insert_with(|| PerGpu {
+                name: g["name"].as_str().unwrap_or("").to_owned(),
+                uuid: g["uuid"].as_str().unwrap_or("").to_owned(),
+                ..PerGpu::default()
+            });
+            add_fields(ge.buckets.entry(b).or_default(), g, &GPU_FIELDS);
+            for x in g["xid_errors"].as_array().into_iter().flatten() {
+                ge.xids.push(json!({"ts": ms(*t), "xid": x}));
+            }
+            if !g["ecc_corrected_volatile"].is_null() || !g["ecc_uncorrected_volatile"].is_null() {
+                ge.ecc = (
+                    g["ecc_corrected_volatile"].clone(),
+                    g["ecc_uncorrected_volatile"].clone(),
+                );
             }
         }
+        for g in v["mig_instances"].as_array().into_iter().flatten() {
+            let key = (
+                g["index"].as_i64().unwrap_or(0),
+                g["mig_index"].as_i64().unwrap_or(0),
+            );
+            let me = migs.entry(key).or_insert_with(|| {
+                (
+                    g["name"].as_str().unwrap_or("").to_owned(),
+                    g["uuid"].as_str().unwrap_or("").to_owned(),
+                    BTreeMap::new(),
+                )
+            });
+            add_fields(me.2.entry(b).or_default(), g, &MIG_FIELDS);
+        }
+        for m in v["server_metrics"].as_array().into_iter().flatten() {
+            let key = (
+                m["target"].as_str().unwrap_or("").to_owned(),
+                m["model"].as_str().unwrap_or("").to_owned(),
+                m["metric"].as_str().unwrap_or("").to_owned(),
+            );
+            add_fields(
+                server.entry(key).or_default().entry(b).or_default(),
+                m,
+                &["value"],
+            );
+        }
     }
-    let host_pts: Vec<Value> = hostb
-        .iter()
-        .map(|(b, (n, s))| {
-            let n = *n as f64;
-            json!({"ts": ms(from + b * width), "cpu_pct": s[0] / n, "mem_used_bytes": s[1] / n, "mem_total_bytes": s[2] / n, "load1": s[3] / n})
-        })
-        .collect();
     let gpu_list: Vec<Value> = gpus
         .into_iter()
-        .map(|(idx, (name, bs))| {
-            let pts: Vec<Value> = bs
-                .iter()
-                .map(|(b, (n, s))| {
-                    let n = *n as f64;
-                    json!({"ts": ms(from + b * width), "util_pct": s[0] / n, "mem_used_bytes": s[1] / n, "mem_total_bytes": s[2] / n, "temp_c": s[3] / n, "power_w": s[4] / n})
-                })
-                .collect();
-            json!({"gpu_index": idx, "name": name, "points": pts})
+        .map(|(idx, g)| {
+            json!({"gpu_index": idx, "name": g.name, "uuid": g.uuid,
+                   "points": bucket_points(&g.buckets, &GPU_FIELDS, from, width),
+                   "xid_errors": g.xids,
+                   "ecc_corrected_volatile": g.ecc.0, "ecc_uncorrected_volatile": g.ecc.1})
         })
         .collect();
-    Ok(json!({"site": site, "host_name": host, "host": host_pts, "gpus": gpu_list}))
+    let mig_list: Vec<Value> = migs
+        .into_iter()
+        .map(|((idx, mig), (name, uuid, bs))| {
+            json!({"gpu_index": idx, "mig_index": mig, "name": name, "uuid": uuid,
+                   "points": bucket_points(&bs, &MIG_FIELDS, from, width)})
+        })
+        .collect();
+    let server_list: Vec<Value> = server
+        .into_iter()
+        .map(|((target, model, metric), bs)| {
+            json!({"target": target, "model": model, "metric": metric,
+                   "points": bucket_points(&bs, &["value"], from, width)})
+        })
+        .collect();
+    Ok(json!({"site": site, "host_name": host,
+              "host": bucket_points(&hostb, &HOST_FIELDS, from, width),
+              "gpus": gpu_list, "mig_instances": mig_list, "server": server_list}))
+}
+
+/// The model-server gauges of the newest snapshot at or before `at_us` (within 5 minutes):
+/// what the server said when a violation began.
+pub async fn server_metrics_at(
+    st: &ApiState,
+    site: &str,
+    host: &str,
+    at_us: i64,
+) -> ApiResult<Value> {
+    let rows = st
+        .store
+        .telemetry_range(
+            site,
+            host,
+            at_us.saturating_sub(300_000_000),
+            at_us,
+            2_000_000,
+        )
+        .await?;
+    let Some((t, v)) = rows.iter().rev().find(|(_, v)| {
+        v["server_metrics"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    }) else {
+        return Ok(Value::Null);
+    };
+    Ok(json!({"ts": ms(*t), "metrics": v["server_metrics"].clone()}))
 }
 
 async fn telemetry(

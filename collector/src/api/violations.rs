@@ -271,6 +271,10 @@ async fn one(
     } else {
         Value::Null
     };
+    // what the host's model server said when the episode began ("queue depth when the
+    // shift began")
+    o["context"]["server_at_open"] =
+        super::read::server_metrics_at(&st, &v.series.site, &v.series.host, v.opened_at).await?;
     Ok(Json(o))
 }
 

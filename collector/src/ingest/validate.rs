@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use llmscope_proto::wire::{self, ItemKind, Rejection};
 use uuid::Uuid;
 
-use llmscope_model::{CallStatus, Gpu, Sample, SeriesId, Source, Telemetry};
+use llmscope_model::{CallStatus, Gpu, Sample, SeriesId, ServerMetric, Source, Telemetry};
 
 use crate::auth::Principal;
 
@@ -24,8 +24,14 @@ pub const MAX_NAME: usize = 256;
 pub const MAX_PROVIDER: usize = 64;
 /// Longest error text, bytes.
 pub const MAX_ERROR: usize = 1024;
-/// Most GPUs in one snapshot.
+/// Most GPUs (and MIG instances) in one snapshot.
 pub const MAX_GPUS: usize = 64;
+/// Most XID errors one GPU entry may carry.
+pub const MAX_XIDS: usize = 32;
+/// Most model-server gauges in one snapshot.
+pub const MAX_SERVER_METRICS: usize = 256;
+/// Longest model-server metric name, bytes.
+pub const MAX_METRIC_NAME: usize = 64;
 
 /// Time bounds for timestamps.
 #[derive(Debug, Clone, Copy)]
@@ -328,27 +334,68 @@ fn telemetry(t: wire::Telemetry, who: &Principal, b: &Bounds) -> Result<Telemetr
     let mut seen = std::collections::HashSet::new();
     for (i, g) in t.gpus.into_iter().enumerate() {
         let f = |name: &str| format!("gpus[{i}].{name}");
-        if !seen.insert(g.index) {
+        if !seen.insert((g.index, g.mig_index)) {
+            let what = match g.mig_index {
+                Some(m) => format!("MIG instance {m} of GPU {}", g.index),
+                None => format!("GPU index {}", g.index),
+            };
+            return Err(fail(&f("index"), format!("{what} appears twice")));
+        }
+        if g.xid_errors.len() > MAX_XIDS {
             return Err(fail(
-                &f("index"),
-                format!("GPU index {} appears twice", g.index),
+                &f("xid_errors"),
+                format!(
+                    "{} XID errors; at most {MAX_XIDS} allowed",
+                    g.xid_errors.len()
+                ),
             ));
         }
+        let small = |name: &str, x: u32| {
+            i32::try_from(x).map_err(|_| fail(&f(name), format!("{} is too large ({x})", f(name))))
+        };
         gpus.push(Gpu {
-            index: i32::try_from(g.index)
-                .map_err(|_| fail(&f("index"), "GPU index is too large"))?,
+            index: small("index", g.index)?,
+            mig_index: g.mig_index.map(|m| small("mig_index", m)).transpose()?,
             uuid: text(&f("uuid"), g.uuid, MAX_NAME, false)?,
             name: text(&f("name"), g.name, MAX_NAME, false)?,
-            util_pct: pct(&f("util_pct"), g.util_pct)?,
-            mem_used_bytes: bytes_i64(&f("mem_used_bytes"), g.mem_used_bytes)?,
-            mem_total_bytes: bytes_i64(&f("mem_total_bytes"), g.mem_total_bytes)?,
-            temp_c: non_negative(&f("temp_c"), g.temp_c)?,
-            power_w: non_negative(&f("power_w"), g.power_w)?,
-            sm_clock_mhz: i32::try_from(g.sm_clock_mhz)
-                .map_err(|_| fail(&f("sm_clock_mhz"), "too large"))?,
-            throttle_reasons: g.throttle_reasons as i64,
+            util_pct: g.util_pct.map(|x| pct(&f("util_pct"), x)).transpose()?,
+            mem_used_bytes: g
+                .mem_used_bytes
+                .map(|x| bytes_i64(&f("mem_used_bytes"), x))
+                .transpose()?,
+            mem_total_bytes: g
+                .mem_total_bytes
+                .map(|x| bytes_i64(&f("mem_total_bytes"), x))
+                .transpose()?,
+            temp_c: g
+                .temp_c
+                .map(|x| non_negative(&f("temp_c"), x))
+                .transpose()?,
+            power_w: g
+                .power_w
+                .map(|x| non_negative(&f("power_w"), x))
+                .transpose()?,
+            sm_clock_mhz: g
+                .sm_clock_mhz
+                .map(|x| small("sm_clock_mhz", x))
+                .transpose()?,
+            throttle_reasons: g.throttle_reasons.map(|x| x as i64),
+            ecc_corrected_volatile: g
+                .ecc_corrected_volatile
+                .map(|x| bytes_i64(&f("ecc_corrected_volatile"), x))
+                .transpose()?,
+            ecc_uncorrected_volatile: g
+                .ecc_uncorrected_volatile
+                .map(|x| bytes_i64(&f("ecc_uncorrected_volatile"), x))
+                .transpose()?,
+            xid_errors: g
+                .xid_errors
+                .iter()
+                .map(|&x| small("xid_errors", x))
+                .collect::<Result<_, _>>()?,
         });
     }
+    let server_metrics = server_metrics(t.server_metrics)?;
     Ok(Telemetry {
         ts_us,
         site,
@@ -358,7 +405,51 @@ fn telemetry(t: wire::Telemetry, who: &Principal, b: &Bounds) -> Result<Telemetr
         mem_total_bytes: bytes_i64("mem_total_bytes", t.mem_total_bytes)?,
         load1,
         gpus,
+        server_metrics,
     })
+}
+
+fn server_metrics(list: Vec<wire::ServerMetric>) -> Result<Vec<ServerMetric>, Fail> {
+    if list.len() > MAX_SERVER_METRICS {
+        return Err(fail(
+            "server_metrics",
+            format!(
+                "{} model-server metrics; at most {MAX_SERVER_METRICS} allowed",
+                list.len()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(list.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, m) in list.into_iter().enumerate() {
+        let f = |name: &str| format!("server_metrics[{i}].{name}");
+        let target = name(&f("target"), m.target, MAX_NAME, true)?;
+        let model = text(&f("model"), m.model, MAX_NAME, false)?;
+        let metric = text(&f("metric"), m.metric, MAX_METRIC_NAME, true)?;
+        if !metric
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(fail(
+                &f("metric"),
+                format!("metric `{metric}` may only hold a-z, 0-9 and _"),
+            ));
+        }
+        let value = non_negative(&f("value"), m.value)?;
+        if !seen.insert((target.clone(), model.clone(), metric.clone())) {
+            return Err(fail(
+                &f("metric"),
+                format!("`{metric}` of target `{target}`, model `{model}` appears twice"),
+            ));
+        }
+        out.push(ServerMetric {
+            target,
+            model,
+            metric,
+            value,
+        });
+    }
+    Ok(out)
 }
 
 /// Validates every item of a request.
@@ -615,6 +706,7 @@ mod tests {
             mem_total_bytes: 2,
             load1: 0.1,
             gpus: vec![],
+            server_metrics: vec![],
         };
         let ok = wire::Telemetry {
             cpu_pct: 50.0,
@@ -635,10 +727,92 @@ mod tests {
     }
 
     #[test]
+    fn gpu_fields_are_optional_mig_instances_keyed_apart_and_server_metrics_checked() {
+        let base = wire::Telemetry {
+            ts_unix_nanos: NOW * 1000,
+            site: vec![],
+            host: b"gpu-1".to_vec(),
+            cpu_pct: 10.0,
+            mem_used_bytes: 1,
+            mem_total_bytes: 2,
+            load1: 0.1,
+            gpus: vec![
+                wire::GpuStats {
+                    index: 0,
+                    util_pct: Some(50.0),
+                    xid_errors: vec![79],
+                    ..Default::default()
+                },
+                // a MIG instance of GPU 0: same index, its own mig_index, no utilisation
+                wire::GpuStats {
+                    index: 0,
+                    mig_index: Some(2),
+                    mem_used_bytes: Some(5),
+                    ..Default::default()
+                },
+            ],
+            server_metrics: vec![wire::ServerMetric {
+                target: b"vllm".to_vec(),
+                model: b"qwen".to_vec(),
+                metric: b"requests_waiting".to_vec(),
+                value: 7.0,
+            }],
+        };
+        let metric = |name: &[u8], value: f64| wire::ServerMetric {
+            target: b"vllm".to_vec(),
+            model: vec![],
+            metric: name.to_vec(),
+            value,
+        };
+        let bad_name = wire::Telemetry {
+            server_metrics: vec![metric(b"Queue-Depth", 1.0)],
+            ..base.clone()
+        };
+        let negative = wire::Telemetry {
+            server_metrics: vec![metric(b"requests_waiting", -1.0)],
+            ..base.clone()
+        };
+        let twice = wire::Telemetry {
+            gpus: vec![base.gpus[1].clone(), base.gpus[1].clone()],
+            ..base.clone()
+        };
+        let v = validate(
+            wire::IngestRequest {
+                batch_seq: 1,
+                samples: vec![],
+                telemetry: vec![base, bad_name, negative, twice],
+            },
+            &who(),
+            &bounds(),
+        );
+        assert_eq!(v.telemetry.len(), 1);
+        let t = &v.telemetry[0];
+        assert_eq!((t.gpus[0].util_pct, t.gpus[0].temp_c), (Some(50.0), None));
+        assert_eq!(t.gpus[0].xid_errors, vec![79]);
+        assert_eq!((t.gpus[1].index, t.gpus[1].mig_index), (0, Some(2)));
+        assert_eq!(t.server_metrics[0].metric, "requests_waiting");
+        let reasons: Vec<(&str, &str)> = v
+            .rejected
+            .iter()
+            .map(|r| (r.field.as_str(), r.reason.as_str()))
+            .collect();
+        assert_eq!(reasons[0].0, "server_metrics[0].metric");
+        assert!(reasons[0].1.contains("a-z, 0-9 and _"), "{reasons:?}");
+        assert_eq!(reasons[1].0, "server_metrics[0].value");
+        assert_eq!(reasons[2].0, "gpus[1].index");
+        assert!(
+            reasons[2]
+                .1
+                .contains("MIG instance 2 of GPU 0 appears twice"),
+            "{reasons:?}"
+        );
+    }
+
+    #[test]
     fn the_metrics_tally_counts_gpus_and_reasons() {
         let gpu = |index| wire::GpuStats {
             index,
-            util_pct: 50.0,
+            util_pct: Some(50.0),
             ..Default::default()
         };
         let t = wire::Telemetry {
@@ -650,6 +824,7 @@ mod tests {
             mem_total_bytes: 2,
             load1: 0.1,
             gpus: vec![gpu(0), gpu(1)],
+            server_metrics: vec![],
         };
         let twice = wire::Telemetry {
             gpus: vec![gpu(0), gpu(0), gpu(2)],

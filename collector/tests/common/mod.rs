@@ -103,15 +103,17 @@ pub fn telemetry(site: &str, host: &str, gpus: u32) -> v1::Telemetry {
                 index: i,
                 uuid: format!("GPU-{i}"),
                 name: "NVIDIA H100 80GB HBM3".into(),
-                util_pct: 97.0,
-                mem_used_bytes: 70 << 30,
-                mem_total_bytes: 80 << 30,
-                temp_c: 71.0,
-                power_w: 650.5,
-                sm_clock_mhz: 1980,
-                throttle_reasons: 0,
+                util_pct: Some(97.0),
+                mem_used_bytes: Some(70 << 30),
+                mem_total_bytes: Some(80 << 30),
+                temp_c: Some(71.0),
+                power_w: Some(650.5),
+                sm_clock_mhz: Some(1980),
+                throttle_reasons: Some(0),
+                ..Default::default()
             })
             .collect(),
+        server_metrics: Vec::new(),
     }
 }
 

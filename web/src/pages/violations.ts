@@ -10,11 +10,12 @@ import {
   type Page,
   type PointsResp,
   type SiteInfo,
+  type ServerAt,
   type Telemetry,
   type Violation,
   type ViolationDetail,
 } from '../api';
-import { centerLine, controlChart, type ChartHandle } from '../charts';
+import { centerLine, controlChart, serverLabel, serverMetricName, serverValueText, type ChartHandle } from '../charts';
 import { emptyState, h, mount, notice } from '../dom';
 import { subscribe, throttle } from '../events';
 import { fmtBytes, fmtNum, fmtValue, fromLocalInput, metricLabel, METRICS, timeEl, toLocalInput, utcText } from '../format';
@@ -243,7 +244,8 @@ function detailModal(id: string, ctx: PageCtx, onUpdate: (v: Violation) => void,
         det && v.detector !== 'cusum'
           ? h('div', null, h('h3', null, 'Reference'), referenceText(v))
           : h('div', null, h('h3', null, 'Baseline in force (frozen)'), baselineTable(b, v.metric)),
-        h('div', null, h('h3', null, 'Host telemetry at the time'), telemetryAt(v.context?.telemetry ?? null, v.opened_at))),
+        h('div', null, h('h3', null, 'Host telemetry at the time'), telemetryAt(v.context?.telemetry ?? null, v.opened_at),
+          serverAt(v.context?.server_at_open ?? null))),
       can('editor')
         ? h('div', { class: 'action-box' },
           h('div', { class: 'action-fields' }, note),
@@ -326,6 +328,18 @@ function nearest<T extends { ts: number }>(xs: T[], ts: number): T | null {
   return best;
 }
 
+/** What the host's model server said when the episode began ("queue depth when the shift began"). */
+function serverAt(s: ServerAt | null): HTMLElement | null {
+  if (!s || !s.metrics.length) return null;
+  const rows = s.metrics.map((m) =>
+    h('tr', null, h('th', { scope: 'row' }, `${serverMetricName(m.metric)}`, h('span', { class: 'muted' }, ` ${serverLabel(m.target, m.model)}`)), h('td', { class: 'num' }, serverValueText(m.metric, m.value))));
+  return h('div', null,
+    h('h3', null, 'Model server when it began'),
+    h('table', { class: 'kv', testid: 'violation-server', title: `read at ${utcText(s.ts)}` },
+      h('tr', null, h('th', { scope: 'row' }, 'Read at'), h('td', { class: 'num' }, new Date(s.ts).toLocaleTimeString())),
+      ...rows));
+}
+
 function telemetryAt(t: Telemetry | null, ts: number): HTMLElement {
   if (!t || (!t.host?.length && !t.gpus?.length)) return emptyState('No telemetry from this host at that time.', 'Agents send CPU, memory and GPU readings while they run.', 'violation-telemetry-empty');
   const hp = nearest(t.host ?? [], ts);
@@ -343,7 +357,9 @@ function telemetryAt(t: Telemetry | null, ts: number): HTMLElement {
     const label = `GPU ${g.gpu_index}`;
     rows.push(row(`${label} util`, gp.util_pct === null ? '—' : `${fmtNum(gp.util_pct)}%`));
     rows.push(row(`${label} memory`, `${fmtBytes(gp.mem_used_bytes)} of ${fmtBytes(gp.mem_total_bytes)}`));
-    rows.push(row(`${label} temp · power`, `${fmtNum(gp.temp_c)} °C · ${fmtNum(gp.power_w)} W`));
+    rows.push(row(`${label} temp · power`, `${gp.temp_c === null ? '—' : `${fmtNum(gp.temp_c)} °C`} · ${gp.power_w === null ? '—' : `${fmtNum(gp.power_w)} W`}`));
+    const xids = (g.xid_errors ?? []).filter((x) => Math.abs(x.ts - ts) <= 300_000);
+    if (xids.length) rows.push(row(`${label} XID errors`, xids.map((x) => x.xid).join(', ')));
   }
   const tbl = h('table', { class: 'kv', testid: 'violation-telemetry', title: `nearest reading to ${utcText(ts)}` }, ...rows);
   return tbl;
