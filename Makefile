@@ -54,6 +54,11 @@ bench:
 bench-ingest:
 	scripts/bench-ingest.sh
 
+# the agent against llama.cpp's real server on CPU (not in `make test`: its build takes ~12 min)
+.PHONY: test-real-model
+test-real-model:
+	scripts/test-real-model.sh
+
 # cluster mode (1 replica + NATS) against the direct path, and takeover after kill -9
 .PHONY: bench-cluster
 bench-cluster:

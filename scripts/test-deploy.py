@@ -82,7 +82,7 @@ SERVICE_MONITOR = {
                 "relabelings": {"type": "array", "items": RELABEL},
                 "metricRelabelings": {"type": "array", "items": RELABEL}}}}}}}}
 CRDS = {("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR}
-CORE_GROUPS = {"v1", "apps/v1", "policy/v1", "autoscaling/v2", "networking.k8s.io/v1"}
+CORE_GROUPS = {"v1", "apps/v1", "policy/v1", "autoscaling/v2", "networking.k8s.io/v1", "rbac.authorization.k8s.io/v1"}
 
 
 def cmd_manifests(rendered, out_dir):
@@ -180,6 +180,24 @@ def cmd_expect(variant, rendered):
             fail(f"{variant}: agent.toml does not set auto_simulated = false (got {acfg.get('auto_simulated')!r})")
         if acfg.get("auto_openai_ports") != [8000] or acfg.get("auto_ollama_ports") != [11434]:
             fail(f"{variant}: automatic target ports {acfg.get('auto_ollama_ports')} {acfg.get('auto_openai_ports')}")
+        # pod discovery: RBAC rendered only when it is on, and then read-only on pods
+        kube = acfg.get("kubernetes", {})
+        rbac = [d for d in docs(rendered) if d.get("kind") in ("ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding")]
+        if kube.get("discover"):
+            roles = [d for d in rbac if d["kind"] in ("ClusterRole", "Role")]
+            if len(roles) != 1 or roles[0]["rules"] != [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]:
+                fail(f"{variant}: discovery needs exactly one role reading pods, got {roles}")
+            sa = pod(ds).get("serviceAccountName")
+            binds = [d for d in rbac if d["kind"].endswith("Binding")]
+            if not binds or binds[0]["subjects"][0]["name"] != sa or pod(ds).get("automountServiceAccountToken") is not True:
+                fail(f"{variant}: discovery's role is not bound to the agent's mounted service account {sa}")
+            if not any(d.get("kind") == "ServiceAccount" and d["metadata"]["name"] == sa for d in docs(rendered)):
+                fail(f"{variant}: the agent's service account {sa} is not rendered")
+        else:
+            if rbac:
+                fail(f"{variant}: RBAC rendered without agent.discovery.enabled: {[name_of(d) for d in rbac]}")
+            if ds and pod(ds).get("automountServiceAccountToken") is not False:
+                fail(f"{variant}: the agent mounts a service account token without discovery")
     token_vol = [v for v in pod(ds).get("volumes", []) if v["name"] == "token"]
     if not token_vol or "secret" not in token_vol[0]:
         fail(f"{variant}: the agent token is not mounted from a Secret")
@@ -255,6 +273,7 @@ def cmd_expect(variant, rendered):
         "agent-only": lambda: (
             not {"Deployment", "StatefulSet"} & kinds or fail("agent-only: collector or PostgreSQL rendered"),
             aenv["LLMSCOPE_COLLECTOR"]["value"] == "https://collector.llmscope.example.com:7070" or fail("agent-only: collector URL"),
+            "ClusterRole" in kinds or fail("agent-only: discovery on but no ClusterRole"),
         ),
     }
     if variant not in checks:

@@ -231,6 +231,11 @@ try {
     assert((await byTestId(page, 'legend-alarm').count()) >= 1, 'the CUSUM page is not shown on the chart');
     await byTestId(page, 'detection-pages').waitFor();
     await byTestId(page, 'telemetry-cpu').or(byTestId(page, 'telemetry-empty')).first().waitFor();
+    // the fixture's host also reports its model server's queue and KV cache (vLLM /metrics)
+    if (await byTestId(page, 'telemetry-cpu').count()) {
+      await byTestId(page, 'telemetry-server-requests-waiting').waitFor();
+      await byTestId(page, 'telemetry-server-kv-cache-usage-pct').waitFor();
+    }
     await shot(page, '03-series');
     await xssInert(page);
   });
