@@ -3,7 +3,9 @@
 #   1. proxy added latency: the same streamed requests at 1000 req/s directly to a fast SSE
 #      upstream, through the agent's timing proxy, and through nginx (Debian package) as a
 #      reverse proxy with buffering off and upstream keep-alive; rounds interleaved;
-#   2. agent idle: 5 probe targets (15 s interval) and 1 Hz telemetry for 60 s: RSS and CPU.
+#   2. agent idle: 5 probe targets (15 s interval), 1 Hz telemetry and, per target, a vLLM
+#      /metrics page read at every tick (the test fixture, served by python's http.server),
+#      for 60 s: RSS and CPU.
 # Usage: scripts/bench-agent.sh [SECONDS_PER_ROUND]   (default 10; 3 rounds per target)
 set -euo pipefail
 # the OTLP receivers' own listeners are not measured here (and would share ports 4317/4318)
@@ -84,7 +86,12 @@ PY
 kill %2 2>/dev/null || true
 [ -n "${SKIP_IDLE:-}" ] && exit 0
 
-echo "== agent idle: 5 targets (15 s interval), 1 Hz telemetry, 60 s, shipping to a collector" >&2
+echo "== agent idle: 5 targets (15 s interval), 1 Hz telemetry, vLLM /metrics read per target, 60 s, shipping to a collector" >&2
+mkdir -p "$WORK/vllm"
+cp agent/tests/fixtures/vllm-metrics-2.txt "$WORK/vllm/metrics"
+MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+( cd "$WORK/vllm" && exec python3 -m http.server "$MPORT" --bind 127.0.0.1 ) > /dev/null 2>&1 &
+MPID=$!
 CPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 LLMSCOPE_LOG=error "$BIN/llmscope-collector" serve --insecure-no-auth --database-url "sqlite://$WORK/c/llmscope.db" \
   --grpc-listen 127.0.0.1:$CPORT --http-listen 127.0.0.1:0 > "$WORK/collector.out" &
@@ -105,6 +112,8 @@ provider = "openai_compatible"
 base_url = "http://$UP"
 model = "bench"
 interval = "15s"
+server_metrics = "vllm"
+server_metrics_url = "http://127.0.0.1:$MPORT/metrics"
 TOML
 done
 LLMSCOPE_LOG=error "$BIN/llmscope-agent" --config "$WORK/idle.toml" > "$WORK/idle.out" &
@@ -120,5 +129,6 @@ RSS=$(awk '/VmRSS/ {print $2}' /proc/$APID/status)
 HWM=$(awk '/VmHWM/ {print $2}' /proc/$APID/status)
 python3 -c "
 cpu = (($u1+$s1)-($u0+$s0))/$TCK/($t1-$t0)*100
-print(f'| agent idle (5 targets, 1 Hz telemetry, shipping to a local collector) | RSS {$RSS/1024:.1f} MiB (peak {$HWM/1024:.1f} MiB) | CPU {cpu:.2f}% of one core |')
+print(f'| agent idle (5 targets, 1 Hz telemetry, 5 vLLM /metrics pages read per second, shipping to a local collector) | RSS {$RSS/1024:.1f} MiB (peak {$HWM/1024:.1f} MiB) | CPU {cpu:.2f}% of one core |')
 "
+kill $MPID 2>/dev/null || true

@@ -239,17 +239,24 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
         .then(|| inference_api(parts.uri.path()))
         .flatten();
     let call = api.map(|provider| {
-        let body = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
-        let field = |k: &str| body.as_ref().and_then(|v| v.get(k));
+        // only the two fields the sample needs: serde skips the rest (the prompt) without
+        // building it
+        #[derive(serde::Deserialize)]
+        struct Head<'a> {
+            #[serde(borrow, default)]
+            model: Option<std::borrow::Cow<'a, str>>,
+            #[serde(default)]
+            stream: Option<bool>,
+        }
+        let head = serde_json::from_slice::<Head<'_>>(&bytes).ok();
+        let (model, stream) = match head {
+            Some(h) => (h.model.map(|m| m.into_owned()), h.stream),
+            None => (None, None),
+        };
         Call {
-            model: field("model")
-                .and_then(|m| m.as_str())
-                .map(str::to_owned)
-                .unwrap_or_else(|| "unknown".into()),
+            model: model.unwrap_or_else(|| "unknown".into()),
             // Ollama streams unless told not to; the others only when asked
-            streamed: field("stream")
-                .and_then(serde_json::Value::as_bool)
-                .unwrap_or(provider == Provider::Ollama),
+            streamed: stream.unwrap_or(provider == Provider::Ollama),
             route: parts.uri.path().to_owned(),
             st: st.clone(),
             ts,
@@ -339,6 +346,7 @@ async fn handle(req: Request<Incoming>, st: Arc<ProxyState>) -> Result<Response<
         inner: resp.into_body(),
         idle,
         idle_timer: Box::pin(tokio::time::sleep(idle)),
+        last_frame: tokio::time::Instant::now(),
         deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
         max_duration: st.cfg.max_duration,
         ended: false,
@@ -424,8 +432,11 @@ struct ObservedBody {
     call: Option<CallState>,
     /// Most time between two chunks.
     idle: Duration,
-    /// Fires `idle` after the last chunk.
+    /// Fires `idle` after the last chunk — lazily: a chunk only notes its time, and the
+    /// timer is moved on when it fires early (no timer-wheel work per chunk).
     idle_timer: Pin<Box<tokio::time::Sleep>>,
+    /// When the last chunk arrived.
+    last_frame: tokio::time::Instant,
     /// Fires at the whole-response deadline (`max_duration`), when set.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     max_duration: Option<Duration>,
@@ -470,7 +481,13 @@ impl hyper::body::Body for ObservedBody {
                         humantime_serde::re::humantime::format_duration(limit)
                     ));
                 }
-                if self.idle_timer.as_mut().poll(cx).is_ready() {
+                while self.idle_timer.as_mut().poll(cx).is_ready() {
+                    let due = self.last_frame + self.idle;
+                    if due > tokio::time::Instant::now() {
+                        // a chunk came since the timer was set: wait from that chunk
+                        self.idle_timer.as_mut().reset(due);
+                        continue;
+                    }
                     let idle = self.idle;
                     return self.cut(format!(
                         "upstream sent nothing for {} in the middle of the response (proxy idle_timeout); the stream was cut",
@@ -480,13 +497,13 @@ impl hyper::body::Body for ObservedBody {
                 Poll::Pending
             }
             Poll::Ready(Some(Ok(frame))) => {
-                let next = tokio::time::Instant::now() + self.idle;
-                self.idle_timer.as_mut().reset(next);
+                let now = Instant::now();
+                self.last_frame = tokio::time::Instant::from_std(now);
                 if let Some(chunk) = frame.data_ref()
                     && let Some(c) = &mut self.call
                 {
                     if let Some(o) = &mut c.observer {
-                        o.feed(chunk, Instant::now());
+                        o.feed(chunk, now);
                     }
                     if !c.ok && c.head.len() < 1024 {
                         let take = (1024 - c.head.len()).min(chunk.len());

@@ -97,10 +97,14 @@ impl Observer {
         if self.format == Format::Json {
             return;
         }
-        while let Some(nl) = self.buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = self.buf.drain(..=nl).collect();
-            let line = String::from_utf8_lossy(&line);
-            let line = line.trim_end_matches(['\n', '\r']);
+        // whole lines, read in place; the consumed prefix is dropped once per chunk
+        let buf = std::mem::take(&mut self.buf);
+        let mut at = 0;
+        while let Some(nl) = buf[at..].iter().position(|&b| b == b'\n') {
+            let raw = &buf[at..at + nl];
+            at += nl + 1;
+            let line = String::from_utf8_lossy(raw);
+            let line = line.trim_end_matches('\r');
             match self.format {
                 Format::Ndjson => {
                     if !line.trim().is_empty() {
@@ -111,6 +115,8 @@ impl Observer {
                 Format::Json => {}
             }
         }
+        self.buf = buf;
+        self.buf.drain(..at);
     }
 
     fn sse_line(&mut self, line: &str, now: Instant) {

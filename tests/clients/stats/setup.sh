@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The independent statistics reference: a venv with numpy and scipy (pinned wheels from PyPI)
+# that tests call to compute Welch, Mann–Whitney, Theil–Sen, the distributions' quantiles and
+# the capability indices on the same data as the Rust code. Idempotent; prints the python path.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${LLMSCOPE_STATS_VENV:-${LLMSCOPE_TOOLS:-/var/tmp/llmscope-tools}/stats-venv}"
+if ! "$VENV/bin/python" -c "import scipy, numpy" 2>/dev/null; then
+  mkdir -p "$(dirname "$VENV")"
+  python3 -m venv "$VENV" >&2
+  "$VENV/bin/pip" install -q "numpy==2.3.5" "scipy==1.16.3" >&2
+fi
+echo "$VENV/bin/python"
