@@ -78,7 +78,10 @@ pub fn capability(x: &[f64], usl: f64, lsl: Option<f64>) -> Result<Capability, S
         return Err(SpcError::NonFiniteValue { index, value });
     }
     if lsl.is_some_and(|l| l >= usl) {
-        return Err(SpcError::param("lsl", "the lower limit must be below the upper"));
+        return Err(SpcError::param(
+            "lsl",
+            "the lower limit must be below the upper",
+        ));
     }
     let n = x.len() as f64;
     let mean = x.iter().sum::<f64>() / n;

@@ -65,29 +65,9 @@ pub fn c4(n: u32) -> f64 {
     }
     let n = f64::from(n);
     // c4 = sqrt(2/(n-1)) * Γ(n/2) / Γ((n-1)/2), via ln Γ for stability
-    ((2.0 / (n - 1.0)).ln() / 2.0 + ln_gamma(n / 2.0) - ln_gamma((n - 1.0) / 2.0)).exp()
-}
-
-fn ln_gamma(x: f64) -> f64 {
-    // Lanczos approximation (g = 7, n = 9), accurate to ~1e-15 for x > 0.5
-    const G: [f64; 9] = [
-        0.999_999_999_999_809_9,
-        676.520_368_121_885_1,
-        -1_259.139_216_722_402_8,
-        771.323_428_777_653_1,
-        -176.615_029_162_140_6,
-        12.507_343_278_686_905,
-        -0.138_571_095_265_720_12,
-        9.984_369_578_019_572e-6,
-        1.505_632_735_149_311_6e-7,
-    ];
-    let x = x - 1.0;
-    let mut a = G[0];
-    let t = x + 7.5;
-    for (i, g) in G.iter().enumerate().skip(1) {
-        a += g / (x + i as f64);
-    }
-    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + a.ln()
+    ((2.0 / (n - 1.0)).ln() / 2.0 + crate::special::ln_gamma(n / 2.0)
+        - crate::special::ln_gamma((n - 1.0) / 2.0))
+    .exp()
 }
 
 /// Limits of an X̄-S chart: the grand mean and the within-subgroup process sigma.

@@ -14,6 +14,11 @@
 //! - [`episode`]: consecutive flags of one rule grouped into episodes.
 //! - [`detect`]: paging detectors with a designed false-alarm rate (robust Phase I with AR(1),
 //!   CUSUM designed for a guaranteed ARL0, outage and error-rate detectors).
+//! - [`compare`]: A/B verdicts — Welch on ln values, Mann–Whitney U, Hodges–Lehmann with its
+//!   interval, the ratio of geometric means, the effective sample size under autocorrelation.
+//! - [`capability`]: Cp, Cpk, Pp, Ppk with 95 % intervals, and the percentile Ppk.
+//! - [`trend`]: the Theil–Sen slope with Sen's interval and Holt's linear-trend forecast.
+//! - [`special`]: ln Γ, incomplete gamma and beta, normal / t / chi-square CDFs and quantiles.
 //! - [`charts`]: the other chart families (X̄-S over subgroups, p-chart, EWMA, CUSUM). Every
 //!   chart reduces a point to a z-score against its own limits, so the Nelson evaluator and the
 //!   episode tracker work unchanged on top of any of them.
@@ -28,11 +33,15 @@
 //! ```
 
 pub mod baseline;
+pub mod capability;
 pub mod charts;
+pub mod compare;
 pub mod detect;
 pub mod episode;
 mod error;
 pub mod nelson;
+pub mod special;
+pub mod trend;
 
 pub use baseline::{Baseline, BaselineOptions, Limits, SigmaMethod, Transform};
 pub use episode::{Episode, EpisodeEvent, EpisodeTracker};

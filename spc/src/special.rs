@@ -254,7 +254,13 @@ pub fn t_two_sided(t: f64, df: f64) -> f64 {
 
 /// Student t quantile, 0 < p < 1.
 pub fn t_ppf(p: f64, df: f64) -> f64 {
-    invert(|x| t_cdf(x, df), p, norm_ppf(p), f64::NEG_INFINITY, f64::INFINITY)
+    invert(
+        |x| t_cdf(x, df),
+        p,
+        norm_ppf(p),
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+    )
 }
 
 /// Chi-square CDF with `df` degrees of freedom.
@@ -318,7 +324,11 @@ mod tests {
         assert!(close(norm_ppf(0.975), 1.959_963_984_540_054, 1e-12));
         assert!(close(norm_sf(8.0), 6.220_960_574_271_74e-16, 1e-9));
         assert!(close(t_ppf(0.975, 10.0), 2.228_138_851_964_938_5, 1e-10));
-        assert!(close(t_two_sided(2.5, 7.0), 0.040_992_218_585_752_874, 1e-9));
+        assert!(close(
+            t_two_sided(2.5, 7.0),
+            0.040_992_218_585_752_874,
+            1e-9
+        ));
         assert!(close(chi2_ppf(0.025, 29.0), 16.047_071_695_364_896, 1e-9));
         assert!(close(chi2_ppf(0.975, 29.0), 45.722_285_804_174_53, 1e-9));
         assert!(close(ln_gamma(0.3), 1.095_797_994_818_075_6, 1e-12));

@@ -116,8 +116,18 @@ pub struct Forecast {
 }
 
 fn holt_sse(y: &[f64], alpha: f64, beta: f64) -> (f64, f64, f64) {
-    let mut level = y[0];
-    let mut trend = y[1] - y[0];
+    // initial level and trend: the least-squares line through the first (up to) ten points
+    let m = y.len().min(10);
+    let xm = (m - 1) as f64 / 2.0;
+    let ym = y[..m].iter().sum::<f64>() / m as f64;
+    let sxy: f64 = y[..m]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (i as f64 - xm) * (v - ym))
+        .sum();
+    let sxx: f64 = (0..m).map(|i| (i as f64 - xm).powi(2)).sum();
+    let mut trend = sxy / sxx;
+    let mut level = ym - trend * xm;
     let mut sse = 0.0;
     for &v in &y[1..] {
         let f = level + trend;
@@ -140,25 +150,26 @@ impl Holt {
                 got: y.len(),
             });
         }
-        let mut best = (f64::INFINITY, 0.5, 0.1);
-        let mut search = |a0: f64, a1: f64, b0: f64, b1: f64, steps: usize| {
-            for i in 0..=steps {
-                let a = a0 + (a1 - a0) * i as f64 / steps as f64;
-                for j in 0..=steps {
-                    let b = b0 + (b1 - b0) * j as f64 / steps as f64;
+        fn search(y: &[f64], best: &mut (f64, f64, f64), a0: f64, a1: f64, b0: f64, b1: f64) {
+            const STEPS: usize = 20;
+            for i in 0..=STEPS {
+                let a = a0 + (a1 - a0) * i as f64 / STEPS as f64;
+                for j in 0..=STEPS {
+                    let b = b0 + (b1 - b0) * j as f64 / STEPS as f64;
                     if !(0.01..=1.0).contains(&a) || !(0.0..=1.0).contains(&b) {
                         continue;
                     }
                     let (sse, _, _) = holt_sse(y, a, b);
                     if sse < best.0 {
-                        best = (sse, a, b);
+                        *best = (sse, a, b);
                     }
                 }
             }
-        };
-        search(0.01, 1.0, 0.0, 1.0, 20);
+        }
+        let mut best = (f64::INFINITY, 0.5, 0.1);
+        search(y, &mut best, 0.01, 1.0, 0.0, 1.0);
         let (_, a, b) = best;
-        search(a - 0.05, a + 0.05, b - 0.05, b + 0.05, 20);
+        search(y, &mut best, a - 0.05, a + 0.05, b - 0.05, b + 0.05);
         let (sse, alpha, beta) = best;
         let (_, level, trend) = holt_sse(y, alpha, beta);
         Ok(Holt {
