@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod alerts;
+pub mod analysis;
 pub mod audit;
 pub mod auth;
 pub mod cluster;
@@ -118,6 +119,7 @@ pub fn router(state: ApiState) -> axum::Router {
     axum::Router::new()
         .merge(alerts::routes())
         .merge(read::routes())
+        .merge(analysis::routes())
         .merge(otlp::routes())
         .merge(violations::routes())
         .merge(incidents::routes())

@@ -341,6 +341,42 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep!(
         "get",
+        "/api/v1/abtest",
+        "A/B verdict between two series over one range, or two periods of one series: Welch on ln values, Mann-Whitney U, Hodges-Lehmann shift, ratio of geometric means, effective sample size",
+        VIEWER,
+        &[
+            ("a", "series key of A (with b)"),
+            ("b", "series key of B (with a)"),
+            ("from", "start (with a and b)"),
+            ("to", "end (with a and b)"),
+            ("key", "one series key (with a_from, a_to, b_from, b_to)"),
+            ("a_from", "start of period A"),
+            ("a_to", "end of period A"),
+            ("b_from", "start of period B"),
+            ("b_to", "end of period B")
+        ],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/capability",
+        "Process capability against an SLO limit on the ln scale: Cp, Cpk, Pp, Ppk with 95 % intervals, percentile Ppk, histogram with the fitted curve",
+        VIEWER,
+        &[
+            ("key", "series key (required)"),
+            ("from", "start"),
+            ("to", "end"),
+            (
+                "usl",
+                "upper limit, the SLO, in the metric's unit (required)"
+            ),
+            ("lsl", "lower limit (optional; gives Cp and Pp)"),
+            ("bins", "histogram bins, 5..200, default 40")
+        ],
+        false
+    ),
+    ep!(
+        "get",
         "/api/v1/violations",
         "Violations, newest first, paginated",
         VIEWER,

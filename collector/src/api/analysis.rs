@@ -1,0 +1,257 @@
+//! Answers for capacity planners (issue 18, first part): an A/B verdict between two series
+//! or two periods of one series (`GET /api/v1/abtest`), and process capability against an
+//! SLO limit (`GET /api/v1/capability`). The statistics are the spc crate's
+//! ([`llmscope_spc::compare`], [`llmscope_spc::capability`]), checked against scipy there.
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::State;
+use axum::response::IntoResponse;
+use llmscope_model::{Metric, SeriesId};
+use llmscope_store::samples::PointSelector;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::read::{parse_key, range};
+use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller};
+
+/// Most points read per side.
+const MAX_POINTS: i64 = 5_000_000;
+
+async fn values(
+    st: &ApiState,
+    caller: &Caller,
+    field: &str,
+    key: &str,
+    from: i64,
+    to: i64,
+) -> ApiResult<(SeriesId, Vec<f64>)> {
+    let k = parse_key(key).map_err(|e| e.at(field))?;
+    if !caller.may_see(&k.site) {
+        return Err(super::hidden(&format!("series `{key}`")));
+    }
+    let rows = st
+        .store
+        .sample_points(&PointSelector::of(&k), from, to, false, MAX_POINTS + 1)
+        .await?;
+    if rows.len() as i64 > MAX_POINTS {
+        return Err(ApiError::bad(
+            field,
+            format!("more than {MAX_POINTS} points in the range; choose a shorter one"),
+        ));
+    }
+    let v: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| r.value(k.metric))
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
+    Ok((k, v))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AbQuery {
+    a: Option<String>,
+    b: Option<String>,
+    key: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    a_from: Option<String>,
+    a_to: Option<String>,
+    b_from: Option<String>,
+    b_to: Option<String>,
+}
+
+/// `GET /api/v1/abtest?a=KEY&b=KEY&from=&to=` or, before/after on one series,
+/// `?key=KEY&a_from=&a_to=&b_from=&b_to=`.
+async fn abtest(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<AbQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let now = st.now();
+    let ((ka, a), (kb, b), periods) = match (&q.a, &q.b, &q.key) {
+        (Some(a), Some(b), None) => {
+            let (from, to) = range(q.from.as_deref(), q.to.as_deref(), now)?;
+            let ra = values(&st, &caller, "a", a, from, to).await?;
+            let rb = values(&st, &caller, "b", b, from, to).await?;
+            if ra.0.metric != rb.0.metric {
+                return Err(ApiError::bad(
+                    "b",
+                    format!(
+                        "a is {} and b is {}: compare one metric",
+                        ra.0.metric.as_str(),
+                        rb.0.metric.as_str()
+                    ),
+                ));
+            }
+            (
+                ra,
+                rb,
+                json!({"from": super::ms(from), "to": super::ms(to)}),
+            )
+        }
+        (None, None, Some(key)) => {
+            let need = |v: &Option<String>, f: &str| {
+                v.as_deref()
+                    .map(str::to_owned)
+                    .ok_or_else(|| ApiError::bad(f, format!("`{f}` is required with `key`")))
+            };
+            let (af, at) = (need(&q.a_from, "a_from")?, need(&q.a_to, "a_to")?);
+            let (bf, bt) = (need(&q.b_from, "b_from")?, need(&q.b_to, "b_to")?);
+            let (a_from, a_to) = range(Some(&af), Some(&at), now).map_err(|e| e.at("a_from"))?;
+            let (b_from, b_to) = range(Some(&bf), Some(&bt), now).map_err(|e| e.at("b_from"))?;
+            let ra = values(&st, &caller, "key", key, a_from, a_to).await?;
+            let rb = values(&st, &caller, "key", key, b_from, b_to).await?;
+            (
+                ra,
+                rb,
+                json!({"a": {"from": super::ms(a_from), "to": super::ms(a_to)},
+                       "b": {"from": super::ms(b_from), "to": super::ms(b_to)}}),
+            )
+        }
+        _ => {
+            return Err(ApiError::bad(
+                "a",
+                "give `a` and `b` (two series over one range) or `key` with `a_from`, `a_to`, `b_from`, `b_to` (one series, two periods)",
+            ));
+        }
+    };
+    for (field, v) in [("a", &a), ("b", &b)] {
+        if v.len() < 3 {
+            return Err(ApiError::bad(
+                field,
+                format!(
+                    "{field} has {} points in its range; at least 3 are needed",
+                    v.len()
+                ),
+            ));
+        }
+    }
+    let metric = ka.metric;
+    let t = tokio::task::spawn_blocking(move || llmscope_spc::compare::ab_test(&a, &b))
+        .await
+        .map_err(|e| ApiError::bad("a", format!("the comparison failed: {e}")))?
+        .map_err(|e| ApiError::bad("a", e.to_string()))?;
+    let what = metric_words(metric);
+    Ok(Json(json!({
+        "a": ka.to_string(), "b": kb.to_string(), "metric": metric.as_str(), "periods": periods,
+        "n_a": t.n_a, "n_b": t.n_b,
+        "welch": {"t": t.welch.t, "df": t.welch.df, "p_value": t.welch.p_value, "scale": "ln"},
+        "mann_whitney": {"u": t.mann_whitney.u, "z": t.mann_whitney.z, "p_value": t.mann_whitney.p_value},
+        "hodges_lehmann": {"shift": t.hodges_lehmann.estimate, "ci": t.hodges_lehmann.ci, "unit": unit(metric)},
+        "ratio": {"estimate": t.ratio.estimate, "ci": t.ratio.ci, "of": "geometric mean of b / geometric mean of a"},
+        "effective_n": {"a": t.ess[0], "b": t.ess[1]},
+        "lag1": {"a": t.lag1[0], "b": t.lag1[1]},
+        "warning": t.warning,
+        "verdict": llmscope_spc::compare::verdict(what, &t),
+    })))
+}
+
+fn metric_words(m: Metric) -> &'static str {
+    match m {
+        Metric::LatencyMs => "latency",
+        Metric::TtftMs => "TTFT",
+        Metric::TpotMs => "time per output token",
+        Metric::TokensPerS => "tokens/s",
+    }
+}
+
+fn unit(m: Metric) -> &'static str {
+    match m {
+        Metric::TokensPerS => "tokens/s",
+        _ => "ms",
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CapabilityQuery {
+    key: String,
+    from: Option<String>,
+    to: Option<String>,
+    /// Upper specification limit (the SLO), in the metric's unit.
+    usl: f64,
+    /// Optional lower limit.
+    lsl: Option<f64>,
+    /// Histogram bins.
+    bins: Option<usize>,
+}
+
+/// `GET /api/v1/capability?key=&from=&to=&usl=[&lsl=]` — on the ln scale (times are
+/// right-skewed; the response says so).
+async fn capability(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<CapabilityQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let (from, to) = range(q.from.as_deref(), q.to.as_deref(), st.now())?;
+    if !(q.usl.is_finite() && q.usl > 0.0) {
+        return Err(ApiError::bad(
+            "usl",
+            "`usl` must be a number > 0 (the SLO limit)",
+        ));
+    }
+    if let Some(l) = q.lsl
+        && !(l.is_finite() && l > 0.0 && l < q.usl)
+    {
+        return Err(ApiError::bad("lsl", "`lsl` must be > 0 and below `usl`"));
+    }
+    let bins = q.bins.unwrap_or(40);
+    if !(5..=200).contains(&bins) {
+        return Err(ApiError::bad("bins", "`bins` must be from 5 to 200"));
+    }
+    let (k, v) = values(&st, &caller, "key", &q.key, from, to).await?;
+    if k.metric == Metric::TokensPerS {
+        return Err(ApiError::bad(
+            "key",
+            "capability is computed against an upper limit of a time metric; tokens_per_s is not supported",
+        ));
+    }
+    let ln: Vec<f64> = v.iter().map(|x| x.ln()).collect();
+    let (usl, lsl) = (q.usl.ln(), q.lsl.map(f64::ln));
+    let c = llmscope_spc::capability::capability(&ln, usl, lsl)
+        .map_err(|e| ApiError::bad("key", e.to_string()))?;
+    // histogram of the ln values with the fitted normal's expected counts
+    let (lo, hi) = ln
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(*x), b.max(*x))
+        });
+    let (lo, hi) = (lo.min(usl), hi.max(usl));
+    let width = ((hi - lo) / bins as f64).max(1e-12);
+    let mut counts = vec![0u64; bins];
+    for x in &ln {
+        let i = (((x - lo) / width) as usize).min(bins - 1);
+        counts[i] += 1;
+    }
+    let n = ln.len() as f64;
+    let fitted: Vec<f64> = (0..bins)
+        .map(|i| {
+            let (a, b) = (lo + i as f64 * width, lo + (i + 1) as f64 * width);
+            let cdf = |x: f64| llmscope_spc::special::norm_cdf((x - c.mean) / c.sigma_overall);
+            n * (cdf(b) - cdf(a))
+        })
+        .collect();
+    let edges: Vec<f64> = (0..=bins).map(|i| (lo + i as f64 * width).exp()).collect();
+    let interval =
+        |i: &llmscope_spc::compare::Interval| json!({"estimate": i.estimate, "ci": i.ci});
+    Ok(Json(json!({
+        "key": k.to_string(), "metric": k.metric.as_str(), "n": c.n,
+        "scale": "ln", "usl": q.usl, "lsl": q.lsl,
+        "mean": c.mean.exp(), "sigma_within_ln": c.sigma_within, "sigma_overall_ln": c.sigma_overall,
+        "cp": c.cp.as_ref().map(interval), "cpk": interval(&c.cpk),
+        "pp": c.pp.as_ref().map(interval), "ppk": interval(&c.ppk),
+        "ppk_percentile": if c.ppk_percentile.is_finite() { json!(c.ppk_percentile) } else { Value::Null },
+        "above_usl": c.above_usl,
+        "histogram": {"edges": edges, "counts": counts, "fitted": fitted},
+        "note": "computed on ln(values) against ln(limits): latency is right-skewed; Cpk is the one-sided Cpu against the upper limit unless lsl is given",
+    })))
+}
+
+/// The analysis routes.
+pub fn routes() -> axum::Router<ApiState> {
+    axum::Router::new()
+        .route("/api/v1/abtest", axum::routing::get(abtest))
+        .route("/api/v1/capability", axum::routing::get(capability))
+}
