@@ -42,6 +42,16 @@ provider = "openai_compatible"
 TOML
 LLMSCOPE_LOG=error "$BIN/llmscope-agent" --config "$WORK/agent.toml" > "$WORK/agent.out" &
 for _ in $(seq 1 100); do grep -q ready "$WORK/agent.out" 2>/dev/null && break; sleep 0.1; done
+# AGENT_B=/path/to/another/llmscope-agent: a second build in the same interleaved run (e.g. the
+# previous commit's), as path `agent_b`
+EXTRA=()
+if [ -n "${AGENT_B:-}" ]; then
+  BPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  sed -e "s/$PPORT/$BPORT/" -e "s#$WORK/agent\"#$WORK/agent_b\"#" "$WORK/agent.toml" > "$WORK/agent_b.toml"
+  LLMSCOPE_LOG=error "$AGENT_B" --config "$WORK/agent_b.toml" > "$WORK/agent_b.out" &
+  for _ in $(seq 1 100); do grep -q ready "$WORK/agent_b.out" 2>/dev/null && break; sleep 0.1; done
+  EXTRA=(agent_b="http://127.0.0.1:$BPORT/v1/chat/completions")
+fi
 
 mkdir -p "$WORK/nginx"
 cat > "$WORK/nginx.conf" <<NGINX
@@ -72,14 +82,14 @@ echo "== proxy latency at 1000 req/s, ${SECS}s x 3 rounds per target (interleave
 RES=$("$BIN/llmscope-proxybench" load --rate 1000 --seconds "$SECS" --rounds 3 \
   direct="http://$UP/v1/chat/completions" \
   agent="http://127.0.0.1:$PPORT/v1/chat/completions" \
-  nginx="http://127.0.0.1:$NPORT/v1/chat/completions")
+  nginx="http://127.0.0.1:$NPORT/v1/chat/completions" "${EXTRA[@]}")
 echo "$RES" >&2
 python3 - "$RES" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1]); d = r["direct"]
 print("| path | requests | errors | p50 ms | p99 ms | added p50 ms | added p99 ms | p50 / direct | p99 / direct |")
 print("|---|---|---|---|---|---|---|---|---|")
-for k in ["direct", "agent", "nginx"]:
+for k in [k for k in ["direct", "agent", "agent_b", "nginx"] if k in r]:
     v = r[k]
     print(f"| {k} | {v['requests']} | {v['errors']} | {v['p50_ms']:.3f} | {v['p99_ms']:.3f} | {v['p50_ms']-d['p50_ms']:+.3f} | {v['p99_ms']-d['p99_ms']:+.3f} | {v['p50_ms']/d['p50_ms']:.2f} | {v['p99_ms']/d['p99_ms']:.2f} |")
 PY
