@@ -152,6 +152,54 @@ async fn abtest_and_capability_answer_from_the_stored_points() {
             assert_eq!(code, 400, "{path}: {text}");
             assert_eq!(r["field"], field, "{path}: {text}");
         }
+        // trend: ten days of a series whose level rises 5 ms a day, every 10 minutes
+        let day_ns = 86_400 * 1_000_000_000i64;
+        let today0 = now_ns().div_euclid(day_ns) * day_ns;
+        let mut rising = Vec::new();
+        for d in 0..10i64 {
+            let base = today0 - (10 - d) * day_ns;
+            let day: Vec<f64> = latencies(100 + d as u64, 144, 400.0 + 5.0 * d as f64)
+                .into_iter()
+                .map(|v| v.min(2_000.0))
+                .collect();
+            let mut s = series_samples("model-trend", &day, base);
+            for (i, x) in s.iter_mut().enumerate() {
+                x.ts_unix_nanos = base + i as i64 * 600 * 1_000_000_000;
+            }
+            rising.extend(s);
+        }
+        push_all(running.grpc_addr, &token, rising, vec![]).await;
+        let kt = "series|lab|gpu-1|ollama|model-trend|latency_ms";
+        let path = format!("/api/v1/trend?key={}&days=12&slo=900&horizon=60", enc(kt));
+        let (code, r, text) = call(Method::GET, &base, &path, Some(ADMIN), None).await;
+        assert_eq!(code, 200, "{text}");
+        let daily = r["daily"].as_array().unwrap();
+        assert_eq!(daily.len(), 10, "{text}");
+        assert!(daily.iter().all(|d| d["n"] == 144));
+        let slope = r["theil_sen"]["slope_per_day"].as_f64().unwrap();
+        let ci = &r["theil_sen"]["slope_ci"];
+        // p95 of a lognormal around a median rising 5 ms/day rises ~7.5 ms/day
+        assert!(slope > 2.0 && slope < 14.0, "{slope}");
+        assert!(ci[0].as_f64().unwrap() <= slope && slope <= ci[1].as_f64().unwrap());
+        assert_eq!(r["forecast"].as_array().unwrap().len(), 60);
+        let days = r["days_to_slo"].as_u64();
+        assert!(days.is_some_and(|d| d > 0), "{text}");
+        assert!(
+            r["summary"].as_str().unwrap().contains("reaches 900"),
+            "{text}"
+        );
+        for (path, field) in [
+            (format!("/api/v1/trend?key={}&days=1", enc(kt)), "days"),
+            (format!("/api/v1/trend?key={}&slo=0", enc(kt)), "slo"),
+            (
+                format!("/api/v1/trend?key={}&horizon=1000", enc(kt)),
+                "horizon",
+            ),
+        ] {
+            let (code, r, text) = call(Method::GET, &base, &path, Some(ADMIN), None).await;
+            assert_eq!(code, 400, "{path}: {text}");
+            assert_eq!(r["field"], field, "{path}: {text}");
+        }
         running.stop().await.unwrap();
     }
 }

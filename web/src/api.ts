@@ -582,3 +582,45 @@ export function violationStatus(v: Violation): string {
   if (v.status === 'open' && v.acked_at) return 'acknowledged';
   return v.status;
 }
+
+/** GET /api/v1/abtest */
+export interface AbTest {
+  a: string;
+  b: string;
+  metric: string;
+  n_a: number;
+  n_b: number;
+  welch: { t: number; df: number; p_value: number; scale: string };
+  mann_whitney: { u: number; z: number; p_value: number };
+  hodges_lehmann: { shift: number; ci: [number, number]; unit: string };
+  ratio: { estimate: number; ci: [number, number] };
+  effective_n: { a: number; b: number };
+  lag1: { a: number; b: number };
+  warning: string | null;
+  verdict: string;
+}
+
+/** One capability index with its 95 % interval. */
+export interface CapIndex {
+  estimate: number;
+  ci: [number, number];
+}
+
+/** GET /api/v1/capability */
+export interface CapabilityResp {
+  key: string;
+  metric: string;
+  n: number;
+  scale: string;
+  usl: number;
+  lsl: number | null;
+  mean: number;
+  cp: CapIndex | null;
+  cpk: CapIndex;
+  pp: CapIndex | null;
+  ppk: CapIndex;
+  ppk_percentile: number | null;
+  above_usl: number;
+  histogram: { edges: number[]; counts: number[]; fitted: number[] };
+  note: string;
+}

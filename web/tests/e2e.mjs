@@ -382,7 +382,29 @@ try {
     await byTestId(page, 'compare-apply').click();
     await byTestId(page, 'compare-overlay').locator('canvas').waitFor();
     assert((await byTestId(page, 'compare-multiple').count()) === 2, 'not two small multiples');
+    // two series of one metric: the A/B verdict in words, with the statistics behind it
+    await byTestId(page, 'ab-verdict').waitFor();
+    const verdict = await byTestId(page, 'ab-verdict').textContent();
+    assert(/^(B's .* (lower|higher) \(95 % CI|No clear difference)/.test(verdict ?? ''), `verdict: ${verdict}`);
+    assert((await byTestId(page, 'ab-table').locator('tr').count()) === 6, 'A/B statistics table');
     await shot(page, '10-compare');
+  });
+
+  await step('capability: Cpk and Ppk of a series against an SLO limit, with the histogram', page, async () => {
+    await page.goto(`${BASE}/capability?site=`);
+    await byTestId(page, 'cap-empty').waitFor();
+    await page.locator('[data-testid="cap-key"] option:nth-child(2)').waitFor({ state: 'attached' });
+    // the fixture's busiest series: llama3's latency
+    const value = await page.locator('[data-testid="cap-key"] option').evaluateAll((os) =>
+      (os.find((o) => (o.textContent ?? '').includes('llama3') && (o.textContent ?? '').includes('Latency')) ?? os[1]).value);
+    await byTestId(page, 'cap-key').selectOption(value);
+    await byTestId(page, 'cap-usl').fill('400');
+    await byTestId(page, 'cap-apply').click();
+    await byTestId(page, 'cap-cpk').waitFor();
+    const cpk = await byTestId(page, 'cap-cpk').textContent();
+    assert(/-?\d+\.\d\d \(-?\d+\.\d\d–-?\d+\.\d\d\)/.test(cpk ?? ''), `Cpk cell: ${cpk}`);
+    assert((await byTestId(page, 'cap-histogram').locator('.hist-bin').count()) === 40, 'histogram bins');
+    await shot(page, '10b-capability');
   });
 
   await step('OTLP metrics: the interval series and its X̄ chart marks the slower intervals', page, async () => {

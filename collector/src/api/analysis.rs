@@ -249,9 +249,146 @@ async fn capability(
     })))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrendQuery {
+    key: String,
+    /// Days back from now (whole UTC days), 3..=400.
+    days: Option<i64>,
+    /// Limit the daily p95 is compared with (the SLO), in the metric's unit.
+    slo: Option<f64>,
+    /// Days to forecast, 1..=365.
+    horizon: Option<usize>,
+}
+
+const DAY_US: i64 = 86_400_000_000;
+
+fn quantile(sorted: &[f64], p: f64) -> f64 {
+    let h = (sorted.len() - 1) as f64 * p;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+/// `GET /api/v1/trend?key=&days=30[&slo=][&horizon=90]` — the daily p95 (and p50, mean) of a
+/// series, its Theil–Sen slope per day with Sen's 95 % interval, and Holt's linear-trend
+/// forecast with a 95 % prediction interval: "p95 reaches the SLO in about N days at this
+/// trend". Computed from the raw samples (their retention bounds how far back it reaches).
+async fn trend(
+    State(st): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    ApiQuery(q): ApiQuery<TrendQuery>,
+) -> ApiResult<impl IntoResponse> {
+    let days = q.days.unwrap_or(30);
+    if !(3..=400).contains(&days) {
+        return Err(ApiError::bad("days", "`days` must be from 3 to 400"));
+    }
+    let horizon = q.horizon.unwrap_or(90);
+    if !(1..=365).contains(&horizon) {
+        return Err(ApiError::bad("horizon", "`horizon` must be from 1 to 365"));
+    }
+    if let Some(s) = q.slo
+        && !(s.is_finite() && s > 0.0)
+    {
+        return Err(ApiError::bad("slo", "`slo` must be a number > 0"));
+    }
+    let now = st.now();
+    let today = now.div_euclid(DAY_US) * DAY_US;
+    let from = today - (days - 1) * DAY_US;
+    let k = parse_key(&q.key)?;
+    if !caller.may_see(&k.site) {
+        return Err(super::hidden(&format!("series `{}`", q.key)));
+    }
+    let rows = st
+        .store
+        .sample_points(&PointSelector::of(&k), from, now, false, MAX_POINTS + 1)
+        .await?;
+    if rows.len() as i64 > MAX_POINTS {
+        return Err(ApiError::bad(
+            "days",
+            format!("more than {MAX_POINTS} points in the range; ask for fewer days"),
+        ));
+    }
+    let metric = k.metric;
+    let mut by_day: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+    for r in &rows {
+        if let Some(v) = r.value(metric).filter(|v| v.is_finite()) {
+            by_day
+                .entry(r.ts_us.div_euclid(DAY_US))
+                .or_default()
+                .push(v);
+        }
+    }
+    let slo = q.slo;
+    let out = tokio::task::spawn_blocking(move || {
+        let mut daily = Vec::new();
+        let (mut xs, mut ys) = (Vec::new(), Vec::new());
+        for (d, mut v) in by_day {
+            v.sort_unstable_by(f64::total_cmp);
+            let p95 = quantile(&v, 0.95);
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            daily.push(json!({"day": super::ms(d * DAY_US), "n": v.len(), "mean": mean,
+                              "p50": quantile(&v, 0.5), "p95": p95}));
+            xs.push(d as f64);
+            ys.push(p95);
+        }
+        let theil = llmscope_spc::trend::theil_sen(&xs, &ys).ok().map(|t| {
+            json!({"slope_per_day": t.slope, "slope_ci": t.slope_ci, "intercept_at_epoch_day": t.intercept})
+        });
+        // Holt on consecutive days only (a gap would bend the trend): the days since the last gap
+        let run_start = xs
+            .windows(2)
+            .rposition(|w| w[1] - w[0] > 1.0)
+            .map(|i| i + 1)
+            .unwrap_or(0);
+        let holt = llmscope_spc::trend::Holt::fit(&ys[run_start..]).ok();
+        let last_day = xs.last().copied().unwrap_or(0.0) as i64;
+        let forecast: Vec<Value> = holt
+            .map(|h| {
+                (1..=horizon)
+                    .map(|s| {
+                        let f = h.forecast(s);
+                        json!({"day": super::ms((last_day + s as i64) * DAY_US), "p95": f.value, "interval": f.interval})
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let days_to_slo = match (holt, slo) {
+            (Some(h), Some(limit)) => h.steps_to(limit, 3650).map(|d| json!(d)).unwrap_or(Value::Null),
+            _ => Value::Null,
+        };
+        let words = match (&days_to_slo, slo, holt) {
+            (Value::Number(n), Some(limit), Some(_)) if n.as_u64() == Some(0) => {
+                format!("p95 is already at or above {limit} (the SLO)")
+            }
+            (Value::Number(n), Some(limit), Some(_)) => {
+                format!("at this trend p95 reaches {limit} (the SLO) in about {n} days")
+            }
+            (_, Some(limit), Some(h)) if h.trend <= 0.0 => {
+                format!("p95 is not rising: it does not reach {limit} at this trend")
+            }
+            (_, Some(limit), Some(_)) => format!("p95 does not reach {limit} within 10 years at this trend"),
+            (_, _, None) => "too few consecutive days for a forecast (4 needed)".to_owned(),
+            (_, None, Some(_)) => "give `slo` for the days until the limit".to_owned(),
+        };
+        json!({"daily": daily, "theil_sen": theil, "holt": holt.map(|h| json!({"alpha": h.alpha, "beta": h.beta, "level": h.level, "trend_per_day": h.trend, "sigma": h.sigma})),
+               "forecast": forecast, "slo": slo, "days_to_slo": days_to_slo, "summary": words})
+    })
+    .await
+    .map_err(|e| ApiError::bad("key", format!("the trend failed: {e}")))?;
+    let mut out = out;
+    out["key"] = json!(k.to_string());
+    out["metric"] = json!(metric.as_str());
+    out["source"] = json!(
+        "raw samples: daily p95 over the samples kept (raw retention bounds the reach; long-horizon rollups are not built yet)"
+    );
+    Ok(Json(out))
+}
+
 /// The analysis routes.
 pub fn routes() -> axum::Router<ApiState> {
     axum::Router::new()
         .route("/api/v1/abtest", axum::routing::get(abtest))
         .route("/api/v1/capability", axum::routing::get(capability))
+        .route("/api/v1/trend", axum::routing::get(trend))
 }

@@ -377,6 +377,19 @@ pub const ENDPOINTS: &[Endpoint] = &[
     ),
     ep!(
         "get",
+        "/api/v1/trend",
+        "Daily p95 of a series with its Theil-Sen slope and Holt forecast; days until the SLO",
+        VIEWER,
+        &[
+            ("key", "series key (required)"),
+            ("days", "days back, 3..400, default 30"),
+            ("slo", "limit for the days-to-SLO estimate"),
+            ("horizon", "days to forecast, 1..365, default 90")
+        ],
+        false
+    ),
+    ep!(
+        "get",
         "/api/v1/violations",
         "Violations, newest first, paginated",
         VIEWER,

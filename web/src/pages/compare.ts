@@ -1,4 +1,4 @@
-import { get, type PointsResp, type SeriesInfo } from '../api';
+import { get, type AbTest, type PointsResp, type SeriesInfo } from '../api';
 import { controlChart, lineChart, PALETTE, ruleLegend, type ChartHandle } from '../charts';
 import { debounce, emptyState, h, mount } from '../dom';
 import { axisFrom, firstTs, fmtValue, metricLabel, METRICS, resolveRange, WINDOWS } from '../format';
@@ -92,7 +92,9 @@ export async function comparePage(view: HTMLElement, ctx: PageCtx): Promise<void
     const axis = { from: range.window === 'custom' || !firsts.length ? range.from : axisFrom(range.from, range.to, Math.min(...firsts)), to: range.to };
     const overlayEl = h('div', { class: 'chart', testid: 'compare-overlay' });
     const grid = h('div', { class: 'multiples', testid: 'compare-multiples' });
+    const abSlot = h('div', { testid: 'ab-slot' });
     mount(results,
+      keys.length === 2 ? h('section', { class: 'card', testid: 'ab-card' }, h('h2', { class: 'card-title' }, 'A/B verdict (A = first, B = second)'), abSlot) : null,
       h('section', { class: 'card' }, h('h2', { class: 'card-title' }, 'Overlaid'),
         metrics.size > 1 ? h('p', { class: 'small warn-text' }, 'These series measure different metrics on one axis.') : null,
         overlayEl,
@@ -113,7 +115,32 @@ export async function comparePage(view: HTMLElement, ctx: PageCtx): Promise<void
         el, ruleLegend(s)));
       charts.push(controlChart(el, s, { from: axis.from, to: axis.to, metric: p?.metric ?? metric, label: metricLabel(p?.metric ?? metric), height: 200, syncKey, compact: true, color: PALETTE[i % PALETTE.length] }));
     });
+    if (keys.length === 2) {
+      mount(abSlot, loading('Testing…'));
+      get<AbTest>('abtest', { a: keys[0]!, b: keys[1]!, from: range.from, to: range.to }, ctx.signal)
+        .then((t) => mount(abSlot, abView(t, metric)))
+        .catch((e) => {
+          if ((e as Error).name !== 'AbortError') showError(abSlot, e);
+        });
+    }
   } catch (e) {
     if ((e as Error).name !== 'AbortError') showError(results, e);
   }
+}
+
+/** The A/B answer: the verdict in words, then every statistic behind it. */
+function abView(t: AbTest, metric: string): HTMLElement {
+  const p = (x: number) => (x < 0.001 ? '< 0.001' : x.toFixed(3));
+  const v = (x: number) => fmtValue(metric, x);
+  const row = (k: string, val: string) => h('tr', null, h('th', { scope: 'row' }, k), h('td', { class: 'num' }, val));
+  return h('div', null,
+    h('p', { class: 'verdict', testid: 'ab-verdict' }, t.verdict),
+    t.warning ? h('p', { class: 'small warn-text', testid: 'ab-warning' }, t.warning) : null,
+    h('table', { class: 'kv', testid: 'ab-table' },
+      row('Points (A · B)', `${t.n_a} · ${t.n_b}`),
+      row('Effective points (lag-1 autocorrelation)', `${Math.round(t.effective_n.a)} · ${Math.round(t.effective_n.b)}`),
+      row('Ratio of geometric means B/A (95 % CI)', `${t.ratio.estimate.toFixed(3)} (${t.ratio.ci[0].toFixed(3)}–${t.ratio.ci[1].toFixed(3)})`),
+      row('Hodges–Lehmann shift B − A (95 % CI)', `${v(t.hodges_lehmann.shift)} (${v(t.hodges_lehmann.ci[0])} to ${v(t.hodges_lehmann.ci[1])})`),
+      row('Welch t on ln values', `t = ${t.welch.t.toFixed(2)}, df = ${t.welch.df.toFixed(1)}, p ${p(t.welch.p_value)}`),
+      row('Mann–Whitney U', `U = ${t.mann_whitney.u.toFixed(0)}, p ${p(t.mann_whitney.p_value)}`)));
 }
