@@ -380,6 +380,9 @@ fn concrete(w: &World, user_id: &str, method: &str, path: &str) -> String {
     let q = match path {
         "/api/v1/series/points" => format!("?key={k}&from={from}&to={to}"),
         "/api/v1/compare" | "/api/v1/baselines" => format!("?key={k}"),
+        "/api/v1/abtest" => format!("?a={k}&b={k}&from={from}&to={to}"),
+        "/api/v1/capability" => format!("?key={k}&from={from}&to={to}&usl=100000"),
+        "/api/v1/trend" => format!("?key={k}&days=3"),
         "/api/v1/detection" => format!("?site={EU}"),
         "/api/v1/telemetry" => format!("?site={EU}&host=eu-gpu&from={from}&to={to}"),
         "/api/v1/otlp/intervals" => format!(
