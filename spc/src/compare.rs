@@ -105,27 +105,28 @@ pub fn welch(a: &[f64], b: &[f64]) -> Result<Welch, SpcError> {
     })
 }
 
-/// Ranks with ties averaged (1-based), and Σ(t³ − t) over tie groups.
-fn ranks(all: &[f64]) -> (Vec<f64>, f64) {
-    let mut idx: Vec<usize> = (0..all.len()).collect();
-    idx.sort_unstable_by(|&i, &j| all[i].total_cmp(&all[j]));
-    let mut r = vec![0.0; all.len()];
-    let mut ties = 0.0;
+/// The rank sum of a's values among all (ties averaged, 1-based) and Σ(t³ − t) over the tie
+/// groups: one sort of (value, from a) pairs.
+fn rank_sum_a(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let mut all: Vec<(f64, bool)> = Vec::with_capacity(a.len() + b.len());
+    all.extend(a.iter().map(|&v| (v, true)));
+    all.extend(b.iter().map(|&v| (v, false)));
+    all.sort_unstable_by(|x, y| x.0.total_cmp(&y.0));
+    let (mut r1, mut ties) = (0.0, 0.0);
     let mut i = 0;
-    while i < idx.len() {
+    while i < all.len() {
         let mut j = i + 1;
-        while j < idx.len() && all[idx[j]] == all[idx[i]] {
+        while j < all.len() && all[j].0 == all[i].0 {
             j += 1;
         }
         let avg = (i + j + 1) as f64 / 2.0;
-        for &k in &idx[i..j] {
-            r[k] = avg;
-        }
+        let from_a = all[i..j].iter().filter(|x| x.1).count();
+        r1 += avg * from_a as f64;
         let t = (j - i) as f64;
         ties += t * t * t - t;
         i = j;
     }
-    (r, ties)
+    (r1, ties)
 }
 
 /// Mann–Whitney U of a against b.
@@ -133,13 +134,9 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> Result<MannWhitney, SpcError> {
     if a.is_empty() || b.is_empty() {
         return Err(SpcError::TooFewPoints { needed: 1, got: 0 });
     }
-    let mut all = Vec::with_capacity(a.len() + b.len());
-    all.extend_from_slice(a);
-    all.extend_from_slice(b);
-    let (r, ties) = ranks(&all);
+    let (r1, ties) = rank_sum_a(a, b);
     let (n1, n2) = (a.len() as f64, b.len() as f64);
     let n = n1 + n2;
-    let r1: f64 = r[..a.len()].iter().sum();
     let u1 = r1 - n1 * (n1 + 1.0) / 2.0;
     let u2 = n1 * n2 - u1;
     let mu = n1 * n2 / 2.0;
@@ -167,30 +164,12 @@ fn count_le(a: &[f64], b: &[f64], d: f64) -> u64 {
     n
 }
 
-/// The k-th smallest (1-based) pairwise difference b_j − a_i of sorted samples.
-fn kth_difference(a: &[f64], b: &[f64], k: u64) -> f64 {
-    let (mut lo, mut hi) = (b[0] - a[a.len() - 1], b[b.len() - 1] - a[0]);
-    // invariant: count_le(lo) < k <= count_le(hi)
-    if count_le(a, b, lo) >= k {
-        return lo;
-    }
-    for _ in 0..200 {
-        let mid = lo + (hi - lo) / 2.0;
-        if mid <= lo || mid >= hi {
-            break;
-        }
-        if count_le(a, b, mid) >= k {
-            hi = mid;
-        } else {
-            lo = mid;
-        }
-    }
-    // `hi` is within an ulp of the k-th difference: snap to the actual difference value
-    // (the largest pairwise difference ≤ hi)
+/// The largest pairwise difference ≤ `d` (sorted samples).
+fn largest_at_most(a: &[f64], b: &[f64], d: f64) -> f64 {
     let mut best = f64::NEG_INFINITY;
     let mut i = 0;
     for &bj in b {
-        while i < a.len() && a[i] < bj - hi {
+        while i < a.len() && a[i] < bj - d {
             i += 1;
         }
         if i < a.len() {
@@ -198,6 +177,67 @@ fn kth_difference(a: &[f64], b: &[f64], k: u64) -> f64 {
         }
     }
     best
+}
+
+/// The smallest pairwise difference > `d` (sorted samples); `+∞` when there is none.
+fn smallest_above(a: &[f64], b: &[f64], d: f64) -> f64 {
+    // for each b_j the candidates are b_j − a_i with a_i < b_j − d: the largest such a_i
+    let mut best = f64::INFINITY;
+    let mut i = 0;
+    for &bj in b {
+        while i < a.len() && a[i] < bj - d {
+            i += 1;
+        }
+        if i > 0 {
+            best = best.min(bj - a[i - 1]);
+        }
+    }
+    best
+}
+
+/// The k-th smallest (1-based) pairwise difference b_j − a_i of sorted samples.
+///
+/// Searches the value axis for a point with exactly k differences at or below it (the k-th is
+/// then the largest of them): interpolating on the counts (the differences' empirical CDF is
+/// smooth for large samples, so a handful of counting passes usually do), with a bisection
+/// step whenever an interpolation step does not halve the bracket.
+fn kth_difference(a: &[f64], b: &[f64], k: u64) -> f64 {
+    let (mut lo, mut hi) = (b[0] - a[a.len() - 1], b[b.len() - 1] - a[0]);
+    let mut clo = count_le(a, b, lo);
+    if clo >= k {
+        return lo;
+    }
+    let mut chi = (a.len() * b.len()) as u64;
+    let mut bisect = false;
+    for _ in 0..200 {
+        if chi == k {
+            break;
+        }
+        let width = hi - lo;
+        let mut mid = if bisect {
+            lo + width / 2.0
+        } else {
+            lo + width * ((k - clo) as f64 / (chi - clo) as f64)
+        };
+        if !(mid > lo && mid < hi) {
+            mid = lo + width / 2.0;
+        }
+        if mid <= lo || mid >= hi {
+            break;
+        }
+        let c = count_le(a, b, mid);
+        if c >= k {
+            hi = mid;
+            chi = c;
+        } else {
+            lo = mid;
+            clo = c;
+        }
+        bisect = !bisect && (hi - lo) > width / 2.0;
+    }
+    // exactly k at or below `hi`, or `hi` within an ulp of the k-th: the k-th is the largest
+    // difference ≤ hi
+    largest_at_most(a, b, hi)
 }
 
 /// The Hodges–Lehmann shift b − a and its 95 % Moses interval (normal approximation of the
@@ -215,7 +255,15 @@ pub fn hodges_lehmann(a: &[f64], b: &[f64]) -> Result<Interval, SpcError> {
     let estimate = if m % 2 == 1 {
         kth_difference(&a, &b, m / 2 + 1)
     } else {
-        0.5 * (kth_difference(&a, &b, m / 2) + kth_difference(&a, &b, m / 2 + 1))
+        // the (k+1)-th is the k-th again (a tie) or the next difference above it: one pass
+        let k = m / 2;
+        let dk = kth_difference(&a, &b, k);
+        let next = if count_le(&a, &b, dk) > k {
+            dk
+        } else {
+            smallest_above(&a, &b, dk)
+        };
+        0.5 * (dk + next)
     };
     let (f1, f2) = (n1 as f64, n2 as f64);
     let c = (f1 * f2 / 2.0 - norm_ppf(0.975) * (f1 * f2 * (f1 + f2 + 1.0) / 12.0).sqrt())
