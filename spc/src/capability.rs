@@ -46,8 +46,9 @@ pub struct Capability {
     pub above_usl: f64,
 }
 
-fn quantile(sorted: &[f64], p: f64) -> f64 {
-    // linear interpolation between order statistics (R type 7, numpy's default)
+/// The p-quantile of sorted values: linear interpolation between order statistics (R type 7,
+/// numpy's default).
+pub fn quantile(sorted: &[f64], p: f64) -> f64 {
     let h = (sorted.len() - 1) as f64 * p;
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(sorted.len() - 1);

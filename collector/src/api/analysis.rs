@@ -12,6 +12,8 @@ use llmscope_store::samples::PointSelector;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use llmscope_spc::capability::quantile;
+
 use super::read::{parse_key, range};
 use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller};
 
@@ -263,13 +265,6 @@ struct TrendQuery {
 
 const DAY_US: i64 = 86_400_000_000;
 
-fn quantile(sorted: &[f64], p: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * p;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-}
-
 /// `GET /api/v1/trend?key=&days=30[&slo=][&horizon=90]` — the daily p95 (and p50, mean) of a
 /// series, its Theil–Sen slope per day with Sen's 95 % interval, and Holt's linear-trend
 /// forecast with a 95 % prediction interval: "p95 reaches the SLO in about N days at this
@@ -320,7 +315,7 @@ async fn trend(
         }
     }
     let slo = q.slo;
-    let out = tokio::task::spawn_blocking(move || {
+    let mut out = tokio::task::spawn_blocking(move || {
         let mut daily = Vec::new();
         let (mut xs, mut ys) = (Vec::new(), Vec::new());
         for (d, mut v) in by_day {
@@ -376,7 +371,6 @@ async fn trend(
     })
     .await
     .map_err(|e| ApiError::bad("key", format!("the trend failed: {e}")))?;
-    let mut out = out;
     out["key"] = json!(k.to_string());
     out["metric"] = json!(metric.as_str());
     out["source"] = json!(

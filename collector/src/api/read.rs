@@ -471,10 +471,33 @@ pub async fn telemetry_of(
     to: i64,
     max_points: usize,
 ) -> ApiResult<Value> {
-    let rows = st
+    let rows = telemetry_rows(st, site, host, from, to).await?;
+    Ok(bucket_telemetry(&rows, site, host, from, to, max_points))
+}
+
+/// The host's snapshots in `[from, to]` (at most 2 000 000).
+pub async fn telemetry_rows(
+    st: &ApiState,
+    site: &str,
+    host: &str,
+    from: i64,
+    to: i64,
+) -> ApiResult<Vec<llmscope_store::samples::Snapshot>> {
+    Ok(st
         .store
         .telemetry_range(site, host, from, to, 2_000_000)
-        .await?;
+        .await?)
+}
+
+/// [`telemetry_of`] over snapshots already read.
+pub fn bucket_telemetry(
+    rows: &[llmscope_store::samples::Snapshot],
+    site: &str,
+    host: &str,
+    from: i64,
+    to: i64,
+    max_points: usize,
+) -> Value {
     let width = ((to - from) / max_points as i64).max(1);
     let mut hostb: Buckets<4> = BTreeMap::new();
     /// Per GPU: name, uuid, buckets, XID errors seen (ts, code), newest ECC counts.
@@ -489,7 +512,7 @@ pub async fn telemetry_of(
     let mut gpus: BTreeMap<i64, PerGpu> = BTreeMap::new();
     let mut migs: BTreeMap<(i64, i64), (String, String, Buckets<2>)> = BTreeMap::new();
     let mut server: BTreeMap<(String, String, String), Buckets<1>> = BTreeMap::new();
-    for (t, v) in &rows {
+    for (t, v) in rows {
         let b = (t - from) / width;
         add_fields(hostb.entry(b).or_default(), v, &HOST_FIELDS);
         for g in v["gpus"].as_array().into_iter().flatten() {
@@ -560,37 +583,24 @@ pub async fn telemetry_of(
                    "points": bucket_points(&bs, &["value"], from, width)})
         })
         .collect();
-    Ok(json!({"site": site, "host_name": host,
-              "host": bucket_points(&hostb, &HOST_FIELDS, from, width),
-              "gpus": gpu_list, "mig_instances": mig_list, "server": server_list}))
+    json!({"site": site, "host_name": host,
+           "host": bucket_points(&hostb, &HOST_FIELDS, from, width),
+           "gpus": gpu_list, "mig_instances": mig_list, "server": server_list})
 }
 
-/// The model-server gauges of the newest snapshot at or before `at_us` (within 5 minutes):
-/// what the server said when a violation began.
-pub async fn server_metrics_at(
-    st: &ApiState,
-    site: &str,
-    host: &str,
-    at_us: i64,
-) -> ApiResult<Value> {
-    let rows = st
-        .store
-        .telemetry_range(
-            site,
-            host,
-            at_us.saturating_sub(300_000_000),
-            at_us,
-            2_000_000,
-        )
-        .await?;
-    let Some((t, v)) = rows.iter().rev().find(|(_, v)| {
-        v["server_metrics"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty())
-    }) else {
-        return Ok(Value::Null);
-    };
-    Ok(json!({"ts": ms(*t), "metrics": v["server_metrics"].clone()}))
+/// The model-server gauges of the newest snapshot at or before `at_us` (within 5 minutes),
+/// from snapshots already read in time order: what the server said when a violation began.
+pub fn server_metrics_at(rows: &[llmscope_store::samples::Snapshot], at_us: i64) -> Value {
+    rows.iter()
+        .rev()
+        .filter(|(t, _)| *t <= at_us && *t >= at_us.saturating_sub(300_000_000))
+        .find(|(_, v)| {
+            v["server_metrics"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        })
+        .map(|(t, v)| json!({"ts": ms(*t), "metrics": v["server_metrics"].clone()}))
+        .unwrap_or(Value::Null)
 }
 
 async fn telemetry(

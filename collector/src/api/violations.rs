@@ -256,25 +256,21 @@ async fn one(
             .collect();
     }
     let mut o = detail(&v, &after);
-    // telemetry of the host around the violation (±5 minutes)
-    let t = super::read::telemetry_of(
-        &st,
-        &v.series.site,
-        &v.series.host,
+    // telemetry of the host around the violation (±5 minutes), read once for the charts
+    // and for what the model server said when the episode began
+    let (from, to) = (
         v.opened_at.saturating_sub(300_000_000),
         v.last_point_at.saturating_add(300_000_000),
-        60,
-    )
-    .await?;
+    );
+    let rows = super::read::telemetry_rows(&st, &v.series.site, &v.series.host, from, to).await?;
+    let t = super::read::bucket_telemetry(&rows, &v.series.site, &v.series.host, from, to, 60);
     o["context"]["telemetry"] = if t["host"].as_array().is_some_and(|a| !a.is_empty()) {
         t
     } else {
         Value::Null
     };
-    // what the host's model server said when the episode began ("queue depth when the
-    // shift began")
-    o["context"]["server_at_open"] =
-        super::read::server_metrics_at(&st, &v.series.site, &v.series.host, v.opened_at).await?;
+    // "queue depth when the shift began"
+    o["context"]["server_at_open"] = super::read::server_metrics_at(&rows, v.opened_at);
     Ok(Json(o))
 }
 

@@ -353,41 +353,29 @@ fn telemetry(t: wire::Telemetry, who: &Principal, b: &Bounds) -> Result<Telemetr
         let small = |name: &str, x: u32| {
             i32::try_from(x).map_err(|_| fail(&f(name), format!("{} is too large ({x})", f(name))))
         };
+        // absent stays absent; a present reading is checked like any other
+        let bytes = |name: &str, x: Option<u64>| x.map(|x| bytes_i64(&f(name), x)).transpose();
+        let nonneg = |name: &str, x: Option<f64>| x.map(|x| non_negative(&f(name), x)).transpose();
         gpus.push(Gpu {
             index: small("index", g.index)?,
             mig_index: g.mig_index.map(|m| small("mig_index", m)).transpose()?,
             uuid: text(&f("uuid"), g.uuid, MAX_NAME, false)?,
             name: text(&f("name"), g.name, MAX_NAME, false)?,
             util_pct: g.util_pct.map(|x| pct(&f("util_pct"), x)).transpose()?,
-            mem_used_bytes: g
-                .mem_used_bytes
-                .map(|x| bytes_i64(&f("mem_used_bytes"), x))
-                .transpose()?,
-            mem_total_bytes: g
-                .mem_total_bytes
-                .map(|x| bytes_i64(&f("mem_total_bytes"), x))
-                .transpose()?,
-            temp_c: g
-                .temp_c
-                .map(|x| non_negative(&f("temp_c"), x))
-                .transpose()?,
-            power_w: g
-                .power_w
-                .map(|x| non_negative(&f("power_w"), x))
-                .transpose()?,
+            mem_used_bytes: bytes("mem_used_bytes", g.mem_used_bytes)?,
+            mem_total_bytes: bytes("mem_total_bytes", g.mem_total_bytes)?,
+            temp_c: nonneg("temp_c", g.temp_c)?,
+            power_w: nonneg("power_w", g.power_w)?,
             sm_clock_mhz: g
                 .sm_clock_mhz
                 .map(|x| small("sm_clock_mhz", x))
                 .transpose()?,
             throttle_reasons: g.throttle_reasons.map(|x| x as i64),
-            ecc_corrected_volatile: g
-                .ecc_corrected_volatile
-                .map(|x| bytes_i64(&f("ecc_corrected_volatile"), x))
-                .transpose()?,
-            ecc_uncorrected_volatile: g
-                .ecc_uncorrected_volatile
-                .map(|x| bytes_i64(&f("ecc_uncorrected_volatile"), x))
-                .transpose()?,
+            ecc_corrected_volatile: bytes("ecc_corrected_volatile", g.ecc_corrected_volatile)?,
+            ecc_uncorrected_volatile: bytes(
+                "ecc_uncorrected_volatile",
+                g.ecc_uncorrected_volatile,
+            )?,
             xid_errors: g
                 .xid_errors
                 .iter()
