@@ -58,6 +58,16 @@ pub struct Config {
     /// How often the retention job runs (plain tables only; TimescaleDB uses its policy).
     #[serde(with = "humantime_serde")]
     pub retention_interval: Duration,
+    /// How long the hourly and daily rollups, hourly usage and SLO minutes are kept, e.g.
+    /// `400d` (independent of `retention`, so a year of trends outlives the raw samples).
+    #[serde(with = "humantime_serde")]
+    pub rollup_retention: Duration,
+    /// Service level objectives (`[[slo]]`, read-only through the API).
+    pub slo: Vec<llmscope_model::plan::Slo>,
+    /// Prices per provider and model (`[[price]]`).
+    pub price: Vec<llmscope_model::plan::Price>,
+    /// Monthly budgets (`[[budget]]`).
+    pub budget: Vec<llmscope_model::plan::Budget>,
     /// Ingest limits and group-commit tuning.
     pub ingest: IngestConfig,
     /// TLS for both listeners.
@@ -165,6 +175,10 @@ impl Default for Config {
             insecure_no_auth: false,
             retention: Duration::from_secs(30 * 86_400),
             retention_interval: Duration::from_secs(3_600),
+            rollup_retention: Duration::from_secs(400 * 86_400),
+            slo: Vec::new(),
+            price: Vec::new(),
+            budget: Vec::new(),
             ingest: IngestConfig::default(),
             tls: TlsConfig::default(),
             spc: SpcConfig::default(),
@@ -407,6 +421,68 @@ impl Config {
             .flatten()
     }
 
+    /// The `[[slo]]`, `[[price]]` and `[[budget]]` tables with their ids and origin set,
+    /// checked; the error names the table entry and field (`slo[1].objective`).
+    pub fn plans(
+        &self,
+    ) -> Result<
+        (
+            Vec<llmscope_model::plan::Slo>,
+            Vec<llmscope_model::plan::Price>,
+            Vec<llmscope_model::plan::Budget>,
+        ),
+        String,
+    > {
+        use llmscope_model::plan::{ORIGIN_CONFIG, stable_id};
+        let at = |t: &str, i: usize, (f, m): (&str, String)| format!("`{t}[{i}].{f}` {m}");
+        let mut slos = self.slo.clone();
+        for (i, s) in slos.iter_mut().enumerate() {
+            s.validate().map_err(|e| at("slo", i, e))?;
+            s.id = stable_id("slo", &s.name);
+            s.origin = ORIGIN_CONFIG.into();
+        }
+        let mut prices = self.price.clone();
+        for (i, p) in prices.iter_mut().enumerate() {
+            p.validate().map_err(|e| at("price", i, e))?;
+            p.origin = ORIGIN_CONFIG.into();
+        }
+        let mut budgets = self.budget.clone();
+        for (i, b) in budgets.iter_mut().enumerate() {
+            b.validate().map_err(|e| at("budget", i, e))?;
+            b.id = stable_id("budget", &b.name);
+            b.origin = ORIGIN_CONFIG.into();
+        }
+        for (t, names) in [
+            (
+                "slo",
+                slos.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ),
+            ("budget", budgets.iter().map(|b| b.name.as_str()).collect()),
+            (
+                "price",
+                prices.iter().map(|p| p.model.as_str()).collect::<Vec<_>>(),
+            ),
+        ] {
+            for (i, n) in names.iter().enumerate() {
+                let dup = if t == "price" {
+                    prices[..i]
+                        .iter()
+                        .any(|p| p.model == *n && p.provider == prices[i].provider)
+                } else {
+                    names[..i].contains(n)
+                };
+                if dup {
+                    return Err(format!("`{t}[{i}]` repeats an earlier entry (`{n}`)"));
+                }
+            }
+        }
+        Ok((slos, prices, budgets))
+    }
+
+    fn check_plans(&self) -> Result<(), String> {
+        self.plans().map(|_| ())
+    }
+
     /// Checks combinations and ranges; messages quote the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (key, v) in [
@@ -446,6 +522,10 @@ impl Config {
         if self.retention < Duration::from_secs(3_600) {
             return bad("`retention` must be at least 1h".into());
         }
+        if self.rollup_retention < Duration::from_secs(2 * 86_400) {
+            return bad("`rollup_retention` must be at least 2d".into());
+        }
+        self.check_plans().map_err(ConfigError::Invalid)?;
         self.alerts
             .validate(llmscope_model::now_us())
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;

@@ -200,6 +200,15 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
         .reconcile(&store, clock.now_us())
         .await
         .map_err(|e| ServeError::Alerts(e.to_string()))?;
+    {
+        // SLOs, prices and budgets of the file replace the earlier file's
+        let (slos, prices, budgets) = cfg.plans().map_err(ServeError::Alerts)?;
+        let now = clock.now_us();
+        let raw_reach = now - i64::try_from(cfg.retention.as_micros()).unwrap_or(i64::MAX);
+        store
+            .sync_config_plans(&slos, &prices, &budgets, now, raw_reach)
+            .await?;
+    }
     let mut http_client = reqwest::Client::builder();
     if cfg.alerts.deny_private_targets {
         http_client = llmscope_alert::targets::harden(http_client);
@@ -553,7 +562,7 @@ pub async fn start_with_clock(cfg: &Config, clock: SharedClock) -> Result<Runnin
     ));
     let retention = tokio::spawn(retention_job(
         store.clone(),
-        cfg.retention,
+        (cfg.retention, cfg.rollup_retention),
         cfg.retention_interval,
         clock.clone(),
         cfg.auth.clone(),
@@ -614,7 +623,7 @@ where
 
 async fn retention_job(
     store: Store,
-    retention: Duration,
+    (retention, rollup_retention): (Duration, Duration),
     every: Duration,
     clock: SharedClock,
     auth: crate::access::AuthConfig,
@@ -640,6 +649,13 @@ async fn retention_job(
             Ok(0) => {}
             Ok(n) => tracing::info!(rows = n, "retention: deleted expired rollups"),
             Err(e) => tracing::warn!(error = %e, "rollup retention failed; will retry"),
+        }
+        // the hourly and daily rollups, usage and SLO minutes keep their own (400 days)
+        let long_cutoff = now - i64::try_from(rollup_retention.as_micros()).unwrap_or(i64::MAX);
+        match store.prune_long(long_cutoff, now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, "retention: pruned long-horizon rollups"),
+            Err(e) => tracing::warn!(error = %e, "long-horizon retention failed; will retry"),
         }
         // so do the OTLP metrics' intervals (and streams not exported since)
         prune_in_batches("otlp intervals", || {

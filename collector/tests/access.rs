@@ -375,7 +375,8 @@ fn concrete(w: &World, user_id: &str, method: &str, path: &str) -> String {
         .replace("{scope_kind}", "zz-nope")
         .replace("{id}", "zz-nope")
         .replace("{token}", "zz-nope")
-        .replace("{scope_value}", "m");
+        .replace("{scope_value}", "m")
+        .replace("{provider}/{model}", "zz-nope/zz-nope");
     let k = enc(EU_KEY);
     let q = match path {
         "/api/v1/series/points" => format!("?key={k}&from={from}&to={to}"),

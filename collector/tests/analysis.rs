@@ -38,6 +38,8 @@ async fn abtest_and_capability_answer_from_the_stored_points() {
         let db = TestDb::new(backend).await;
         let mut cfg = config(db.url());
         cfg.admin_token = Some(Secret(ADMIN.into()));
+        cfg.api.rollup_interval = std::time::Duration::from_millis(100);
+        cfg.api.rollup_lag = std::time::Duration::from_millis(800);
         let running = start(&cfg).await;
         let base = format!("http://{}", running.http_addr);
         let token = ingest_token(&running.store, "lab").await;
@@ -156,12 +158,17 @@ async fn abtest_and_capability_answer_from_the_stored_points() {
         let day_ns = 86_400 * 1_000_000_000i64;
         let today0 = now_ns().div_euclid(day_ns) * day_ns;
         let mut rising = Vec::new();
+        let mut exact_p95 = Vec::new();
         for d in 0..10i64 {
             let base = today0 - (10 - d) * day_ns;
             let day: Vec<f64> = latencies(100 + d as u64, 144, 400.0 + 5.0 * d as f64)
                 .into_iter()
                 .map(|v| v.min(2_000.0))
                 .collect();
+            let mut sorted = day.clone();
+            sorted.sort_by(f64::total_cmp);
+            // the lower quantile: the value of rank ceil(0.95 n)
+            exact_p95.push(sorted[(0.95 * sorted.len() as f64).ceil() as usize - 1]);
             let mut s = series_samples("model-trend", &day, base);
             for (i, x) in s.iter_mut().enumerate() {
                 x.ts_unix_nanos = base + i as i64 * 600 * 1_000_000_000;
@@ -171,11 +178,38 @@ async fn abtest_and_capability_answer_from_the_stored_points() {
         push_all(running.grpc_addr, &token, rising, vec![]).await;
         let kt = "series|lab|gpu-1|ollama|model-trend|latency_ms";
         let path = format!("/api/v1/trend?key={}&days=12&slo=900&horizon=60", enc(kt));
-        let (code, r, text) = call(Method::GET, &base, &path, Some(ADMIN), None).await;
-        assert_eq!(code, 200, "{text}");
+        // the daily rollups follow the samples within a few rollup runs
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let (r, text) = loop {
+            let (code, r, text) = call(Method::GET, &base, &path, Some(ADMIN), None).await;
+            assert_eq!(code, 200, "{text}");
+            let full = r["daily"]
+                .as_array()
+                .is_some_and(|d| d.len() == 10 && d.iter().all(|x| x["n"] == 144));
+            if full || std::time::Instant::now() > deadline {
+                break (r, text);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        };
         let daily = r["daily"].as_array().unwrap();
         assert_eq!(daily.len(), 10, "{text}");
-        assert!(daily.iter().all(|d| d["n"] == 144));
+        assert!(daily.iter().all(|d| d["n"] == 144), "{text}");
+        // quantiles from the sketch: within 0.5 % of the exact ones
+        for (d, want) in daily.iter().zip(&exact_p95) {
+            let got = d["p95"].as_f64().unwrap();
+            assert!(
+                ((got - want) / want).abs() <= llmscope_spc::sketch::RELATIVE_ERROR + 1e-9,
+                "{got} vs {want}"
+            );
+        }
+        let csv_path = format!("/api/v1/trend?key={}&days=12&format=csv", enc(kt));
+        let (code, _, csv_text) = call(Method::GET, &base, &csv_path, Some(ADMIN), None).await;
+        assert_eq!(code, 200);
+        assert!(
+            csv_text.starts_with("day_ms,n,mean,min,max,p50,p95,p99\n"),
+            "{csv_text}"
+        );
+        assert_eq!(csv_text.lines().count(), 11, "{csv_text}");
         let slope = r["theil_sen"]["slope_per_day"].as_f64().unwrap();
         let ci = &r["theil_sen"]["slope_ci"];
         // p95 of a lognormal around a median rising 5 ms/day rises ~7.5 ms/day

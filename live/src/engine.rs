@@ -228,6 +228,8 @@ pub struct Engine {
     pub(crate) incidents: Incidents,
     /// The model-hosts whose silence this engine judges (`None`: all).
     ownership: Option<HostFilter>,
+    /// When budgets were last judged (every 30 silence checks), Unix µs.
+    pub(crate) budgets_checked: Option<i64>,
 }
 
 impl Engine {
@@ -269,6 +271,7 @@ impl Engine {
             baseline_gen: 0,
             refreshed: None,
             ownership: None,
+            budgets_checked: None,
         }
     }
 
@@ -313,6 +316,9 @@ impl Engine {
                         _ = silence.tick() => {
                             if let Err(e) = engine.check_silence().await {
                                 tracing::warn!(error = %e, "live spc: silence check failed; will retry");
+                            }
+                            if let Err(e) = engine.check_plans().await {
+                                tracing::warn!(error = %e, "live spc: slo and budget check failed; will retry");
                             }
                             continue;
                         }

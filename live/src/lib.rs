@@ -3,7 +3,7 @@
 //! **Owns** judging: the engine task ([`engine`]), each series' state and the rules on it
 //! ([`state`]), Phase I learning ([`learn`]), warm-up from the database ([`warm`]), the
 //! context stored with a violation ([`context`]), rule settings per model and site
-//! ([`settings`]), the site and global X̄ charts ([`buckets`]) and re-baselining
+//! ([`settings`]), SLO burn-rate and budget alerts ([`plans`]), the site and global X̄ charts ([`buckets`]) and re-baselining
 //! ([`rebaseline`]). It writes through `llmscope-store` and announces what happened as
 //! [`llmscope_model::LiveEvent`]s on a broadcast channel it is given.
 //!
@@ -33,6 +33,7 @@ pub mod context;
 pub mod engine;
 pub mod incidents;
 pub mod learn;
+pub mod plans;
 pub mod rebaseline;
 pub mod settings;
 pub mod silence;

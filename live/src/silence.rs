@@ -132,7 +132,7 @@ impl Engine {
 
 impl Engine {
     /// Resolves a silence that ended; a page leaves its incident.
-    fn resolve(&mut self, v: &Violation, at: i64) -> ViolationOp {
+    pub(crate) fn resolve(&mut self, v: &Violation, at: i64) -> ViolationOp {
         if v.severity.is_page() {
             self.incidents.page_resolved(&v.series, &v.id);
         }

@@ -28,6 +28,10 @@ pub enum Detector {
     Silent,
     /// An agent stopped sending telemetry.
     AgentSilent,
+    /// An SLO's error budget burns too fast (the violation's `rule`: 1 fast, 2 slow).
+    SloBurn,
+    /// A month's cost forecast exceeds its budget.
+    Budget,
 }
 
 crate::text_enum!(Detector, "detector", {
@@ -37,6 +41,8 @@ crate::text_enum!(Detector, "detector", {
     ErrorRate => "error_rate",
     Silent => "silent",
     AgentSilent => "agent_silent",
+    SloBurn => "slo_burn",
+    Budget => "budget",
 });
 
 impl Detector {
@@ -47,6 +53,8 @@ impl Detector {
         Detector::ErrorRate,
         Detector::Silent,
         Detector::AgentSilent,
+        Detector::SloBurn,
+        Detector::Budget,
     ];
 
     /// A short title for lists and notifications.
@@ -58,6 +66,8 @@ impl Detector {
             Detector::ErrorRate => "Error rate up",
             Detector::Silent => "Model silent",
             Detector::AgentSilent => "Agent silent",
+            Detector::SloBurn => "SLO error budget burning",
+            Detector::Budget => "Cost over budget",
         }
     }
 
@@ -74,6 +84,12 @@ impl Detector {
             }
             Detector::Silent => "no sample for 5× the series' median interval (at least 2 minutes)",
             Detector::AgentSilent => "no telemetry from the agent for 2 minutes",
+            Detector::SloBurn => {
+                "the SLO's error budget burns faster than it can last: 14.4× over 1 h and 5 min (fast, 2 % of a 30-day budget in an hour), or 6× over 6 h and 30 min (slow)"
+            }
+            Detector::Budget => {
+                "the month's cost forecast (spend so far plus the last 7 days' daily rate for the days left) exceeds the monthly budget"
+            }
         }
     }
 

@@ -11,6 +11,7 @@
 //! runtime. Every server crate depends on this one; it depends only on `llmscope-spc`.
 //!
 //! # Layout
+//! - [`plan`]: what planners set: SLOs, prices, monthly budgets.
 //! - [`sample`]: samples, telemetry, source and call status.
 //! - [`metric`]: the four per-series metrics, their formulas in Rust and SQL.
 //! - [`series`]: [`SeriesId`] and the checks a name must pass to be part of one.
@@ -30,6 +31,7 @@ pub mod clock;
 pub mod detector;
 pub mod event;
 pub mod metric;
+pub mod plan;
 pub mod sample;
 pub mod secret;
 pub mod series;

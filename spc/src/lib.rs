@@ -18,6 +18,8 @@
 //!   interval, the ratio of geometric means, the effective sample size under autocorrelation.
 //! - [`capability`]: Cp, Cpk, Pp, Ppk with 95 % intervals, and the percentile Ppk.
 //! - [`trend`]: the Theil–Sen slope with Sen's interval and Holt's linear-trend forecast.
+//! - [`sketch`]: a mergeable logarithmic-bucket quantile sketch (0.5 % relative error) for the
+//!   hourly and daily rollups.
 //! - [`special`]: ln Γ, incomplete gamma and beta, normal / t / chi-square CDFs and quantiles.
 //! - [`charts`]: the other chart families (X̄-S over subgroups, p-chart, EWMA, CUSUM). Every
 //!   chart reduces a point to a z-score against its own limits, so the Nelson evaluator and the
@@ -40,6 +42,7 @@ pub mod detect;
 pub mod episode;
 mod error;
 pub mod nelson;
+pub mod sketch;
 pub mod special;
 pub mod trend;
 

@@ -35,6 +35,9 @@
 //! - [`alerts`]: channels, notifications, groups, routes, silences, the delivery log.
 //! - [`intervals`]: OTLP GenAI histogram intervals and the cumulative streams behind them.
 //! - [`read`]: the API's read model (minute rollups, series catalogue).
+//! - [`longterm`]: hourly and daily rollups with quantile sketches, usage per hour, SLO
+//!   minutes (kept 400 days).
+//! - [`plans`]: SLOs, prices, budgets and the SLO counts.
 //! - [`replicas`]: collector replicas on this database and their heartbeats.
 //! - `testing` (feature `testing`): throwaway databases on both backends for tests.
 
@@ -61,6 +64,8 @@ pub mod baselines;
 pub mod counters;
 pub mod intervals;
 pub mod leases;
+pub mod longterm;
+pub mod plans;
 pub mod postgres;
 pub mod read;
 pub mod replicas;

@@ -11,7 +11,7 @@ use crate::{Store, StoreError};
 /// Every successful sample received in `($1, $2]`, once per metric it carries: its series
 /// key, identity, time and value. The key text and the metric formulas come from
 /// `llmscope-model`, so they are those of the engine.
-fn values_sql(store: &Store) -> String {
+pub(crate) fn values_sql(store: &Store) -> String {
     let d = store.dialect();
     let recv = format!(
         "received_at > {} AND received_at <= {}",

@@ -21,6 +21,7 @@ const ROUTES: Array<{ path: string; label: string; page: () => Promise<PageFn>; 
   { path: '/compare', label: 'Compare', page: () => import('./pages/compare').then((m) => m.comparePage), nav: true },
   { path: '/intervals', label: 'OTLP', page: () => import('./pages/intervals').then((m) => m.intervalsPage), nav: true },
   { path: '/capability', label: 'Capability', page: () => import('./pages/capability').then((m) => m.capabilityPage), nav: true },
+  { path: '/planning', label: 'Planning', page: () => import('./pages/planning').then((m) => m.planningPage), nav: true },
   { path: '/settings', label: 'Settings', page: () => import('./pages/settings').then((m) => m.settingsPage), nav: true },
   { path: '/setup', label: 'Setup', page: () => import('./pages/setup').then((m) => m.setupPage), nav: true, role: 'admin' },
   { path: '/users', label: 'Users', page: () => import('./pages/users').then((m) => m.usersPage), nav: true, role: 'admin' },

@@ -37,6 +37,8 @@ export const DETECTORS: Record<string, { name: string; color: string; text: stri
   error_rate: { name: 'error rate up', color: '#c2410c', text: 'A Bernoulli CUSUM of the failure rate crossed its limit (designed to catch 1 % → 10 %).' },
   silent: { name: 'model silent', color: '#6b21a8', text: 'No call for 5× the model\'s median interval (at least 2 minutes).' },
   agent_silent: { name: 'agent silent', color: '#581c87', text: 'No telemetry from the agent for 2 minutes.' },
+  slo_burn: { name: 'SLO budget burning', color: '#be123c', text: 'The SLO\'s error budget burns too fast: 14.4× over 1 h and 5 min (fast) or 6× over 6 h and 30 min (slow).' },
+  budget: { name: 'over budget', color: '#a16207', text: 'The month\'s cost forecast exceeds its budget.' },
 };
 
 /** A finding: the rule chip of a Nelson marker, or the detector's chip. */

@@ -405,6 +405,54 @@ try {
     assert(/-?\d+\.\d\d \(-?\d+\.\d\d–-?\d+\.\d\d\)/.test(cpk ?? ''), `Cpk cell: ${cpk}`);
     assert((await byTestId(page, 'cap-histogram').locator('.hist-bin').count()) === 40, 'histogram bins');
     await shot(page, '10b-capability');
+    // below it, the daily p95 from the daily rollups with its trend line and forecast
+    await byTestId(page, 'trend-chart').locator('canvas').first().waitFor();
+    const summary = await byTestId(page, 'trend-summary').textContent();
+    assert(/p95|forecast|consecutive days/.test(summary ?? ''), `trend summary: ${summary}`);
+    const csv = await byTestId(page, 'trend-csv').getAttribute('href');
+    assert(/format=csv/.test(csv ?? ''), `trend csv link: ${csv}`);
+    await byTestId(page, 'trend-chart').scrollIntoViewIfNeeded();
+    await shot(page, '10c-trend');
+  });
+
+  await step('planning: an SLO with its attainment and burn rates, cost with a price, capacity', page, async () => {
+    await page.goto(`${BASE}/planning?site=`);
+    await byTestId(page, 'plan-panel-slos').waitFor();
+    const form = byTestId(page, 'slo-form');
+    await form.locator('input[name="name"]').fill('lab latency');
+    await form.locator('input[name="site"]').fill('lab');
+    await form.locator('select[name="metric"]').selectOption('latency_ms');
+    await form.locator('input[name="threshold"]').fill('400');
+    await form.locator('input[name="objective"]').fill('0.95');
+    await form.locator('button[type="submit"]').click();
+    const row = page.locator('[data-testid="slo-row"][data-name="lab latency"]');
+    await row.waitFor();
+    const att = await row.locator('[data-testid="slo-attainment"]').textContent();
+    assert(/\d+\.\d+ %|—/.test(att ?? ''), `attainment: ${att}`);
+    // a bad SLO names the field
+    await form.locator('input[name="name"]').fill('broken');
+    await form.locator('input[name="objective"]').fill('95');
+    await form.locator('button[type="submit"]').click();
+    const err = await byTestId(page, 'slo-form-error').textContent();
+    assert(/objective/.test(err ?? ''), `the error names the field: ${err}`);
+    await shot(page, '11-planning-slos');
+    await byTestId(page, 'plan-tab-cost').click();
+    await byTestId(page, 'plan-panel-cost').waitFor();
+    const pf = byTestId(page, 'price-form');
+    await pf.locator('input[name="provider"]').fill('ollama');
+    await pf.locator('input[name="model"]').fill('llama3');
+    await pf.locator('input[name="input_per_m"]').fill('0.5');
+    await pf.locator('input[name="output_per_m"]').fill('1.5');
+    await pf.locator('button[type="submit"]').click();
+    await byTestId(page, 'price-row').first().waitFor();
+    await byTestId(page, 'cost-row').first().waitFor();
+    const fc = await byTestId(page, 'cost-forecast').textContent();
+    assert(/Spent .* month ends near/.test(fc ?? ''), `forecast: ${fc}`);
+    await shot(page, '11b-planning-cost');
+    await byTestId(page, 'plan-tab-capacity').click();
+    await byTestId(page, 'plan-panel-capacity').waitFor();
+    await page.locator('[data-testid="capacity-sites"], [data-testid="capacity-empty"]').first().waitFor();
+    await shot(page, '11c-planning-capacity');
   });
 
   await step('OTLP metrics: the interval series and its X̄ chart marks the slower intervals', page, async () => {

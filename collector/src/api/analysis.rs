@@ -12,8 +12,6 @@ use llmscope_store::samples::PointSelector;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use llmscope_spc::capability::quantile;
-
 use super::read::{parse_key, range};
 use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller};
 
@@ -261,19 +259,27 @@ struct TrendQuery {
     slo: Option<f64>,
     /// Days to forecast, 1..=365.
     horizon: Option<usize>,
+    /// `json` (default) or `csv` (the daily rows).
+    format: Option<String>,
 }
 
 const DAY_US: i64 = 86_400_000_000;
 
-/// `GET /api/v1/trend?key=&days=30[&slo=][&horizon=90]` — the daily p95 (and p50, mean) of a
-/// series, its Theil–Sen slope per day with Sen's 95 % interval, and Holt's linear-trend
-/// forecast with a 95 % prediction interval: "p95 reaches the SLO in about N days at this
-/// trend". Computed from the raw samples (their retention bounds how far back it reaches).
+/// `GET /api/v1/trend?key=&days=30[&slo=][&horizon=90][&format=csv]` — the daily p95 (and
+/// p50, p99, mean) of a series from the daily rollups (kept 400 days, quantiles within
+/// 0.5 %), its Theil–Sen slope per day with Sen's 95 % interval, Holt's linear-trend forecast
+/// with a 95 % prediction interval ("p95 reaches the SLO in about N days at this trend"), and
+/// the incidents and re-baselines of its model on its host in the range, to mark on the line.
 async fn trend(
     State(st): State<ApiState>,
     Extension(caller): Extension<Caller>,
     ApiQuery(q): ApiQuery<TrendQuery>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<axum::response::Response> {
+    let csv_out = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(f) => return Err(ApiError::bad("format", format!("`{f}` is not json or csv"))),
+    };
     let days = q.days.unwrap_or(30);
     if !(3..=400).contains(&days) {
         return Err(ApiError::bad("days", "`days` must be from 3 to 400"));
@@ -294,38 +300,61 @@ async fn trend(
     if !caller.may_see(&k.site) {
         return Err(super::hidden(&format!("series `{}`", q.key)));
     }
-    let rows = st
+    let rows = st.store.long_rows(&k.to_string(), true, from, now).await?;
+    if csv_out {
+        let body = super::violations::csv(
+            &["day_ms", "n", "mean", "min", "max", "p50", "p95", "p99"],
+            rows.iter().map(|r| {
+                vec![
+                    super::ms(r.ts).to_string(),
+                    r.n.to_string(),
+                    r.mean.to_string(),
+                    r.min.to_string(),
+                    r.max.to_string(),
+                    r.p50.to_string(),
+                    r.p95.to_string(),
+                    r.p99.to_string(),
+                ]
+            }),
+        );
+        return Ok(super::violations::csv_response("trend.csv", body).into_response());
+    }
+    // what to mark on the line: incidents of this model on this host, re-baselines of the series
+    let filter = llmscope_store::violations::ViolationFilter {
+        site: Some(k.site.clone()),
+        host: (k.host != "*").then(|| k.host.clone()),
+        model: Some(k.model.clone()),
+        leads_only: true,
+        from: Some(from),
+        ..Default::default()
+    };
+    let incidents: Vec<Value> = st
         .store
-        .sample_points(&PointSelector::of(&k), from, now, false, MAX_POINTS + 1)
-        .await?;
-    if rows.len() as i64 > MAX_POINTS {
-        return Err(ApiError::bad(
-            "days",
-            format!("more than {MAX_POINTS} points in the range; ask for fewer days"),
-        ));
-    }
-    let metric = k.metric;
-    let mut by_day: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
-    for r in &rows {
-        if let Some(v) = r.value(metric).filter(|v| v.is_finite()) {
-            by_day
-                .entry(r.ts_us.div_euclid(DAY_US))
-                .or_default()
-                .push(v);
-        }
-    }
+        .search_violations(&filter, None, 500)
+        .await?
+        .iter()
+        .filter(|v| v.series.provider == k.provider)
+        .map(|v| json!({"id": v.id, "at": super::ms(v.opened_at), "resolved_at": v.resolved_at.map(super::ms),
+                        "title": v.title(), "detector": v.detector.as_str(), "severity": v.severity.as_str()}))
+        .collect();
+    let rebaselines: Vec<Value> = st
+        .store
+        .list_baselines(false)
+        .await?
+        .iter()
+        .filter(|b| b.key == k && b.valid_from >= from)
+        .map(|b| json!({"at": super::ms(b.valid_from), "reason": b.reason, "by": b.created_by}))
+        .collect();
     let slo = q.slo;
     let mut out = tokio::task::spawn_blocking(move || {
         let mut daily = Vec::new();
         let (mut xs, mut ys) = (Vec::new(), Vec::new());
-        for (d, mut v) in by_day {
-            v.sort_unstable_by(f64::total_cmp);
-            let p95 = quantile(&v, 0.95);
-            let mean = v.iter().sum::<f64>() / v.len() as f64;
-            daily.push(json!({"day": super::ms(d * DAY_US), "n": v.len(), "mean": mean,
-                              "p50": quantile(&v, 0.5), "p95": p95}));
+        for r in &rows {
+            let d = r.ts.div_euclid(DAY_US);
+            daily.push(json!({"day": super::ms(r.ts), "n": r.n, "mean": r.mean, "p50": r.p50, "p95": r.p95, "p99": r.p99,
+                              "min": r.min, "max": r.max}));
             xs.push(d as f64);
-            ys.push(p95);
+            ys.push(r.p95);
         }
         let theil = llmscope_spc::trend::theil_sen(&xs, &ys).ok().map(|t| {
             json!({"slope_per_day": t.slope, "slope_ci": t.slope_ci, "intercept_at_epoch_day": t.intercept})
@@ -372,11 +401,13 @@ async fn trend(
     .await
     .map_err(|e| ApiError::bad("key", format!("the trend failed: {e}")))?;
     out["key"] = json!(k.to_string());
-    out["metric"] = json!(metric.as_str());
+    out["metric"] = json!(k.metric.as_str());
+    out["incidents"] = json!(incidents);
+    out["rebaselines"] = json!(rebaselines);
     out["source"] = json!(
-        "raw samples: daily p95 over the samples kept (raw retention bounds the reach; long-horizon rollups are not built yet)"
+        "daily rollups (kept `rollup_retention`, 400 days by default, whatever the raw samples' retention); quantiles from a mergeable sketch, within 0.5 %"
     );
-    Ok(Json(out))
+    Ok(Json(out).into_response())
 }
 
 /// The analysis routes.

@@ -11,12 +11,14 @@ pub mod alerts;
 pub mod analysis;
 pub mod audit;
 pub mod auth;
+pub mod capacity;
 pub mod cluster;
 pub mod detection;
 pub mod events;
 pub mod incidents;
 pub mod openapi;
 pub mod otlp;
+pub mod plan;
 pub mod read;
 pub mod users;
 pub mod violations;
@@ -120,6 +122,7 @@ pub fn router(state: ApiState) -> axum::Router {
         .merge(alerts::routes())
         .merge(read::routes())
         .merge(analysis::routes())
+        .merge(plan::routes())
         .merge(otlp::routes())
         .merge(violations::routes())
         .merge(incidents::routes())
@@ -162,8 +165,13 @@ pub async fn rollup_job(
         let lease = (interval.as_micros() as i64) * 4 + 5_000_000;
         match store.try_lease("rollup", &holder, now, now + lease).await {
             Ok(true) => {
-                if let Err(e) = store.rollup_once(now - lag.as_micros() as i64).await {
+                let upper = now - lag.as_micros() as i64;
+                if let Err(e) = store.rollup_once(upper).await {
                     tracing::warn!(error = %e, "rollup: run failed; will retry");
+                }
+                // hourly and daily rollups, usage, SLO minutes (their own watermark)
+                if let Err(e) = store.rollup_long(upper).await {
+                    tracing::warn!(error = %e, "long-horizon rollup: run failed; will retry");
                 }
             }
             Ok(false) => {}

@@ -38,7 +38,7 @@ const VFILTER: &[(&str, &str)] = &[
     ("key", "series key"),
     (
         "detector",
-        "nelson | cusum | down | error_rate | silent | agent_silent",
+        "nelson | cusum | down | error_rate | silent | agent_silent | slo_burn | budget",
     ),
     ("source", "probe | proxy | client | otlp"),
     ("severity", "critical | error | warning | info"),
@@ -384,7 +384,127 @@ pub const ENDPOINTS: &[Endpoint] = &[
             ("key", "series key (required)"),
             ("days", "days back, 3..400, default 30"),
             ("slo", "limit for the days-to-SLO estimate"),
-            ("horizon", "days to forecast, 1..365, default 90")
+            ("horizon", "days to forecast, 1..365, default 90"),
+            ("format", "json | csv (the daily rows)")
+        ],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/slos",
+        "SLOs with attainment over their window, error budget left, burn rates (5m, 30m, 1h, 6h) and the open burn alert",
+        VIEWER,
+        &[("format", "json | csv")],
+        false
+    ),
+    ep!(
+        "post",
+        "/api/v1/slos",
+        "Create an SLO (back-filled from the raw samples kept)",
+        ADMIN,
+        &[],
+        true
+    ),
+    ep!(
+        "put",
+        "/api/v1/slos/{id}",
+        "Change an SLO made through the API",
+        ADMIN,
+        &[],
+        true
+    ),
+    ep!(
+        "delete",
+        "/api/v1/slos/{id}",
+        "Delete an SLO made through the API",
+        ADMIN,
+        &[],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/prices",
+        "Prices per provider and model",
+        VIEWER,
+        &[("format", "json | csv")],
+        false
+    ),
+    ep!(
+        "put",
+        "/api/v1/prices",
+        "Set the price of a provider's model",
+        ADMIN,
+        &[],
+        true
+    ),
+    ep!(
+        "delete",
+        "/api/v1/prices/{provider}/{model}",
+        "Delete a price set through the API",
+        ADMIN,
+        &[],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/cost",
+        "Cost per site, model and day (or hour): calls, tokens, host-hours, cost, per call, per 1 000 tokens; the month's forecast",
+        VIEWER,
+        &[
+            ("from", "start (default 30 days ago)"),
+            ("to", "end"),
+            ("period", "day | hour"),
+            ("site", "site"),
+            ("model", "model"),
+            ("format", "json | csv")
+        ],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/budgets",
+        "Monthly budgets with spend so far, the 7-day daily rate, the month's forecast and the open alert",
+        VIEWER,
+        &[("format", "json | csv")],
+        false
+    ),
+    ep!(
+        "post",
+        "/api/v1/budgets",
+        "Create a monthly budget",
+        ADMIN,
+        &[],
+        true
+    ),
+    ep!(
+        "put",
+        "/api/v1/budgets/{id}",
+        "Change a budget made through the API",
+        ADMIN,
+        &[],
+        true
+    ),
+    ep!(
+        "delete",
+        "/api/v1/budgets/{id}",
+        "Delete a budget made through the API",
+        ADMIN,
+        &[],
+        false
+    ),
+    ep!(
+        "get",
+        "/api/v1/capacity",
+        "Capacity headroom per model on each host and site: tokens/s against TTFT p95 and GPU utilisation",
+        VIEWER,
+        &[
+            ("days", "days of hours to fit, 1..30, default 7"),
+            ("site", "site"),
+            (
+                "slo_ms",
+                "TTFT limit in ms (default: the tightest ttft_ms SLO)"
+            ),
+            ("format", "json | csv")
         ],
         false
     ),

@@ -1,7 +1,8 @@
 // Capability: how well one series meets an SLO limit — Cp, Cpk, Pp, Ppk with their 95 %
 // intervals and the percentile Ppk, computed on ln(values) (latency is right-skewed), with a
 // histogram of the values, the fitted curve and the limit.
-import { get, type CapabilityResp, type CapIndex, type SeriesInfo } from '../api';
+import { get, url, type CapabilityResp, type CapIndex, type SeriesInfo } from '../api';
+import { lineChart } from '../charts';
 import { emptyState, h, mount } from '../dom';
 import { fmtNum, fmtValue, metricLabel, resolveRange, WINDOWS } from '../format';
 import { updateParams } from '../router';
@@ -52,9 +53,11 @@ export async function capabilityPage(view: HTMLElement, ctx: PageCtx): Promise<v
     const params: Record<string, string | number> = { key, usl, from: range.from, to: range.to };
     if (lsl) params.lsl = lsl;
     const c = await get<CapabilityResp>('capability', params, ctx.signal);
+    const trendSlot = h('section', { class: 'card', testid: 'trend-card' });
     mount(results, h('section', { class: 'card', testid: 'cap-result' },
       h('h2', { class: 'card-title' }, label(c.key)),
-      h('div', { class: 'two-col' }, indices(c), histogram(c))));
+      h('div', { class: 'two-col' }, indices(c), histogram(c))), trendSlot);
+    await trendCard(trendSlot, ctx, key, Number(usl));
   } catch (e) {
     if ((e as Error).name !== 'AbortError') showError(results, e);
   }
@@ -92,4 +95,59 @@ function histogram(c: CapabilityResp): HTMLElement {
       h('div', { class: 'hist-limit', style: { left: at(c.usl) }, title: `upper limit ${fmtValue(c.metric, c.usl)}` }),
       c.lsl ? h('div', { class: 'hist-limit', style: { left: at(c.lsl) } }) : null),
     h('div', { class: 'hist-axis small muted' }, h('span', null, fmtValue(c.metric, edges[0]!)), h('span', null, `limit ${fmtValue(c.metric, c.usl)}`), h('span', null, fmtValue(c.metric, edges[edges.length - 1]!))));
+}
+
+interface TrendResp {
+  daily: Array<{ day: number; p95: number; p50: number; n: number }>;
+  forecast: Array<{ day: number; p95: number; interval: [number, number] }>;
+  theil_sen: { slope_per_day: number; slope_ci: [number, number] } | null;
+  incidents: Array<{ at: number; title: string }>;
+  rebaselines: Array<{ at: number; reason: string }>;
+  summary: string;
+  metric: string;
+}
+
+const DAY = 86_400_000;
+
+/** Daily p95 over 30, 90 or 365 days from the daily rollups, with the Theil–Sen slope, the
+ * Holt forecast and its 95 % interval, the SLO line, and incidents and re-baselines marked. */
+async function trendCard(slot: HTMLElement, ctx: PageCtx, key: string, slo: number): Promise<void> {
+  const days = Number(ctx.params.get('tdays') ?? '90');
+  const seg = h('div', { class: 'segmented', role: 'group', 'aria-label': 'Trend window' },
+    ...[30, 90, 365].map((d) => h('button', { type: 'button', class: d === days ? 'active' : '', 'aria-pressed': String(d === days), testid: `trend-${d}`, on: { click: () => updateParams({ tdays: String(d) }) } }, `${d} d`)));
+  const params = { key, days, slo, horizon: 60 };
+  const head = h('div', { class: 'card-head' }, h('h2', { class: 'card-title' }, 'Daily p95 and its trend'), seg,
+    h('a', { class: 'btn', href: url('trend', { ...params, format: 'csv' }), download: '', testid: 'trend-csv' }, 'CSV'));
+  mount(slot, head, loading());
+  const t = await get<TrendResp>('trend', params, ctx.signal);
+  if (!t.daily.length) {
+    mount(slot, head, emptyState('No daily rollups yet.', 'Daily p95 appears once samples have been rolled up (kept 400 days).', 'trend-empty'));
+    return;
+  }
+  const chart = h('div', { class: 'trend-chart', testid: 'trend-chart' });
+  const xs = [...t.daily.map((d) => d.day), ...t.forecast.map((f) => f.day)];
+  const nD = t.daily.length;
+  const pad = (a: Array<number | null>, before: number) => [...Array(before).fill(null), ...a];
+  const marks = new Map<number, number>();
+  for (const m of [...t.incidents, ...t.rebaselines]) {
+    const d = Math.floor(m.at / DAY) * DAY;
+    const row = t.daily.find((x) => x.day === d);
+    if (row) marks.set(d, row.p95);
+  }
+  const series = [
+    { label: 'daily p95', xs, ys: [...t.daily.map((d) => d.p95), ...Array(t.forecast.length).fill(null)] },
+    { label: 'forecast', xs, ys: pad(t.forecast.map((f) => f.p95), nD) },
+    { label: '95 % low', xs, ys: pad(t.forecast.map((f) => f.interval[0]), nD) },
+    { label: '95 % high', xs, ys: pad(t.forecast.map((f) => f.interval[1]), nD) },
+    { label: 'SLO', xs, ys: xs.map(() => slo) },
+    { label: 'incident / re-baseline', xs, ys: xs.map((x, i) => (i < nD ? marks.get(x) ?? null : null)) },
+  ];
+  const slope = t.theil_sen ? `Theil–Sen slope ${fmtNum(t.theil_sen.slope_per_day)} a day (95 % CI ${fmtNum(t.theil_sen.slope_ci[0])} to ${fmtNum(t.theil_sen.slope_ci[1])}).` : '';
+  mount(slot, head, chart,
+    h('p', { testid: 'trend-summary' }, `${t.summary}. ${slope}`),
+    h('p', { class: 'small muted' }, `${t.incidents.length} incident(s) and ${t.rebaselines.length} re-baseline(s) in the range, marked as dots.`));
+  lineChart(chart, series, {
+    from: xs[0]!, to: xs[xs.length - 1]!, height: 240, yFmt: (v) => fmtValue(t.metric, v),
+    colors: ['#2563eb', '#2563eb', '#94a3b8', '#94a3b8', '#dc2626', '#ea580c'], dashedFor: [1, 2, 3, 4], pointsFor: [5],
+  });
 }

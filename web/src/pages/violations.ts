@@ -304,6 +304,8 @@ function referenceText(v: ViolationDetail): HTMLElement {
     error_rate: `The failure rate judged against ${c === null ? '1 %' : `${fmtNum(c * 100)} %`}; designed to catch a rise to ${b ? `${fmtNum(b.ucl * 100)} %` : '10 %'}.`,
     silent: `Calls came every ${c === null ? '?' : `${fmtNum(c / 1000)} s`} (median); silent after ${b ? `${fmtNum(b.ucl / 1000)} s` : '2 minutes'} without one.`,
     agent_silent: `No telemetry for ${b ? `${fmtNum(b.ucl / 1000)} s` : '2 minutes'}.`,
+    slo_burn: `The error budget burned ${fmtNum(v.points?.[0]?.value ?? null)}× faster than it lasts the window; the alert fires at ${b ? fmtNum(b.ucl) : '14.4'}× (${v.rule === 1 ? 'fast: 1 h and 5 min' : 'slow: 6 h and 30 min'}).`,
+    budget: `The month's cost forecast was ${fmtNum(v.points?.[0]?.value ?? null)} against a budget of ${b ? fmtNum(b.ucl) : '?'} (spent so far ${c === null ? '?' : fmtNum(c)}).`,
   };
   return h('p', { testid: 'violation-reference' }, text[v.detector ?? ''] ?? '—');
 }
