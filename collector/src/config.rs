@@ -28,6 +28,13 @@ pub const DEFAULT_OTLP_HTTP_LISTEN: &str = "0.0.0.0:4318";
 /// Default database: embedded SQLite under `./llmscope-data`.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://./llmscope-data/llmscope.db";
 
+/// The SLOs, prices and budgets of a configuration file, checked.
+pub type Plans = (
+    Vec<llmscope_model::plan::Slo>,
+    Vec<llmscope_model::plan::Price>,
+    Vec<llmscope_model::plan::Budget>,
+);
+
 /// The whole collector configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -423,16 +430,7 @@ impl Config {
 
     /// The `[[slo]]`, `[[price]]` and `[[budget]]` tables with their ids and origin set,
     /// checked; the error names the table entry and field (`slo[1].objective`).
-    pub fn plans(
-        &self,
-    ) -> Result<
-        (
-            Vec<llmscope_model::plan::Slo>,
-            Vec<llmscope_model::plan::Price>,
-            Vec<llmscope_model::plan::Budget>,
-        ),
-        String,
-    > {
+    pub fn plans(&self) -> Result<Plans, String> {
         use llmscope_model::plan::{ORIGIN_CONFIG, stable_id};
         let at = |t: &str, i: usize, (f, m): (&str, String)| format!("`{t}[{i}].{f}` {m}");
         let mut slos = self.slo.clone();

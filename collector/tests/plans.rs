@@ -4,6 +4,8 @@
 //! budget alerts that open once, notify a real webhook receiver like every other violation,
 //! and resolve once.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::BTreeSet;

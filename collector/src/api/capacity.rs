@@ -22,6 +22,9 @@ use super::{ApiError, ApiQuery, ApiResult, ApiState, Caller};
 
 const HOUR: i64 = 3_600_000_000;
 
+/// Per site and model: summed peak load, the tightest headroom, the hosts.
+type SiteAcc = (f64, Option<f64>, Vec<String>);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CapacityQuery {
@@ -197,8 +200,7 @@ pub(super) async fn capacity(
         }));
     }
     // sites: load summed over hosts, headroom of the tightest host
-    let mut sites: BTreeMap<(String, String, String), (f64, Option<f64>, Vec<String>)> =
-        BTreeMap::new();
+    let mut sites: BTreeMap<(String, String, String), SiteAcc> = BTreeMap::new();
     for hst in &hosts {
         let k = (
             hst["site"].as_str().unwrap_or_default().to_owned(),
