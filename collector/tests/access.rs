@@ -1199,6 +1199,46 @@ const CHANGES: &[Change] = &[
     },
     Change {
         method: "post",
+        path: "/api/v1/slos",
+        action: "slo.create",
+    },
+    Change {
+        method: "put",
+        path: "/api/v1/slos/{id}",
+        action: "slo.update",
+    },
+    Change {
+        method: "delete",
+        path: "/api/v1/slos/{id}",
+        action: "slo.delete",
+    },
+    Change {
+        method: "put",
+        path: "/api/v1/prices",
+        action: "price.set",
+    },
+    Change {
+        method: "delete",
+        path: "/api/v1/prices/{provider}/{model}",
+        action: "price.delete",
+    },
+    Change {
+        method: "post",
+        path: "/api/v1/budgets",
+        action: "budget.create",
+    },
+    Change {
+        method: "put",
+        path: "/api/v1/budgets/{id}",
+        action: "budget.update",
+    },
+    Change {
+        method: "delete",
+        path: "/api/v1/budgets/{id}",
+        action: "budget.delete",
+    },
+    Change {
+        method: "post",
         path: "/api/v1/auth/logout",
         action: "auth.logout",
     },
@@ -1338,6 +1378,39 @@ async fn every_change_writes_one_audit_entry_with_its_actor() {
                 ("delete", "/api/v1/tokens/{id}") => {
                     (format!("/api/v1/tokens/{}", ids["agent"]), None)
                 }
+                ("post", "/api/v1/slos") => (
+                    c.path.into(),
+                    Some(
+                        json!({"name": "eu ttft", "site": EU, "metric": "ttft_ms", "threshold": 800, "objective": 0.95}),
+                    ),
+                ),
+                ("put", "/api/v1/slos/{id}") => (
+                    format!("/api/v1/slos/{}", ids["slo"]),
+                    Some(
+                        json!({"name": "eu ttft", "site": EU, "metric": "ttft_ms", "threshold": 900, "objective": 0.95}),
+                    ),
+                ),
+                ("delete", "/api/v1/slos/{id}") => (format!("/api/v1/slos/{}", ids["slo"]), None),
+                ("put", "/api/v1/prices") => (
+                    c.path.into(),
+                    Some(
+                        json!({"provider": "p", "model": "m", "input_per_m": 0.5, "output_per_m": 1.5}),
+                    ),
+                ),
+                ("delete", "/api/v1/prices/{provider}/{model}") => {
+                    ("/api/v1/prices/p/m".into(), None)
+                }
+                ("post", "/api/v1/budgets") => (
+                    c.path.into(),
+                    Some(json!({"name": "eu", "site": EU, "monthly": 1000})),
+                ),
+                ("put", "/api/v1/budgets/{id}") => (
+                    format!("/api/v1/budgets/{}", ids["budget"]),
+                    Some(json!({"name": "eu", "site": EU, "monthly": 2000})),
+                ),
+                ("delete", "/api/v1/budgets/{id}") => {
+                    (format!("/api/v1/budgets/{}", ids["budget"]), None)
+                }
                 ("post", "/api/v1/auth/logout") => (c.path.into(), None),
                 other => panic!("no change for {other:?}"),
             };
@@ -1366,6 +1439,8 @@ async fn every_change_writes_one_audit_entry_with_its_actor() {
                 }
                 "/api/v1/silences" => ids.insert("silence", v["id"].as_str().unwrap().into()),
                 "/api/v1/tokens" => ids.insert("agent", v["id"].as_str().unwrap().into()),
+                "/api/v1/slos" => ids.insert("slo", v["id"].as_str().unwrap().into()),
+                "/api/v1/budgets" => ids.insert("budget", v["id"].as_str().unwrap().into()),
                 _ => None,
             };
             let entries = count().await;

@@ -429,8 +429,10 @@ try {
     await row.waitFor();
     const att = await row.locator('[data-testid="slo-attainment"]').textContent();
     assert(/\d+\.\d+ %|—/.test(att ?? ''), `attainment: ${att}`);
-    // a bad SLO names the field
+    // a bad SLO names the field (the form was drawn again after the save)
     await form.locator('input[name="name"]').fill('broken');
+    await form.locator('select[name="metric"]').selectOption('latency_ms');
+    await form.locator('input[name="threshold"]').fill('400');
     await form.locator('input[name="objective"]').fill('95');
     await form.locator('button[type="submit"]').click();
     const err = await byTestId(page, 'slo-form-error').textContent();
