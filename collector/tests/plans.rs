@@ -488,3 +488,104 @@ async fn slos_cost_and_budgets_alert_once_and_resolve_once() {
         running.stop().await.unwrap();
     }
 }
+
+/// Capacity headroom from hours whose load, probe TTFT p95 and GPU use follow known lines:
+/// hour h carries n = 10 + 5h probes of 3 600 output tokens (n tokens/s), each with TTFT
+/// 100 + 10·n ms; GPU use is 10 + n %. TTFT reaches 800 ms at 70 tokens/s, the GPUs 100 %
+/// at 90: headroom over the busiest hour (45 tokens/s) is 70/45 − 1 = 55.6 %, limited by
+/// the SLO (made through the API, so the default limit comes from it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capacity_headroom_follows_the_fitted_lines() {
+    for backend in BACKENDS {
+        let db = TestDb::new(backend).await;
+        let mut cfg = config(db.url());
+        cfg.admin_token = Some(Secret(ADMIN.into()));
+        cfg.api.rollup_interval = Duration::from_millis(100);
+        cfg.api.rollup_lag = Duration::from_millis(800);
+        cfg.spc.enabled = false;
+        let running = common::start(&cfg).await;
+        let base = format!("http://{}", running.http_addr);
+        let token = ingest_token(&running.store, "lab").await;
+        let hour = 3_600_000_000_000i64;
+        let this_hour = now_ns().div_euclid(hour) * hour;
+        let (mut samples, mut telemetry) = (Vec::new(), Vec::new());
+        for h in 0..8i64 {
+            let start = this_hour - (8 - h) * hour;
+            let n = 10 + 5 * h;
+            for i in 0..n {
+                let mut s = call_sample(
+                    "big",
+                    "gpu-1",
+                    start + i * 60_000_000_000,
+                    100.0 + 10.0 * n as f64,
+                    true,
+                );
+                s.source = v1::Source::Probe as i32;
+                s.tokens_out = Some(3_600);
+                samples.push(s);
+            }
+            let mut t = common::telemetry("lab", "gpu-1", 2);
+            t.ts_unix_nanos = start + 1_800_000_000_000;
+            for g in &mut t.gpus {
+                g.util_pct = Some(10.0 + n as f64);
+            }
+            telemetry.push(t);
+        }
+        push_all(running.grpc_addr, &token, samples, telemetry).await;
+        let (code, _, text) = call(
+            Method::POST,
+            &base,
+            "/api/v1/slos",
+            Some(ADMIN),
+            Some(json!({"name": "big ttft", "site": "lab", "model": "big", "metric": "ttft_ms", "threshold": 800, "objective": 0.95})),
+        )
+        .await;
+        assert_eq!(code, 201, "{text}");
+        let r = until("capacity over 8 hours", 30, async || {
+            let (_, r, _) = call(
+                Method::GET,
+                &base,
+                "/api/v1/capacity?days=1",
+                Some(ADMIN),
+                None,
+            )
+            .await;
+            let h = r["hosts"].as_array()?.first()?.clone();
+            (h["hours"] == 8 && h["headroom_pct"].is_number()).then_some(r)
+        })
+        .await;
+        let h = &r["hosts"][0];
+        assert_eq!(h["slo_ttft_ms"], 800.0, "{h}");
+        assert!(
+            (h["peak_tokens_per_s"].as_f64().unwrap() - 45.0).abs() < 1e-9,
+            "{h}"
+        );
+        let at_slo = h["tokens_per_s_at_slo"].as_f64().unwrap();
+        assert!((at_slo - 70.0).abs() / 70.0 < 0.02, "{h}");
+        let at_gpu = h["tokens_per_s_at_full_gpu"].as_f64().unwrap();
+        assert!((at_gpu - 90.0).abs() < 1e-6, "{h}");
+        let head = h["headroom_pct"].as_f64().unwrap();
+        assert!(
+            (head - (70.0 / 45.0 - 1.0) * 100.0).abs() < 4.0,
+            "{head}: {h}"
+        );
+        assert_eq!(h["limited_by"], "slo");
+        assert_eq!(r["sites"][0]["headroom_pct"], h["headroom_pct"]);
+        let (code, _, csv) = call(
+            Method::GET,
+            &base,
+            "/api/v1/capacity?days=1&format=csv",
+            Some(ADMIN),
+            None,
+        )
+        .await;
+        assert_eq!(code, 200);
+        assert!(
+            csv.lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("lab,gpu-1,vllm,big,8,45")),
+            "{csv}"
+        );
+        running.stop().await.unwrap();
+    }
+}

@@ -146,8 +146,10 @@ async function trendCard(slot: HTMLElement, ctx: PageCtx, key: string, slo: numb
   mount(slot, head, chart,
     h('p', { testid: 'trend-summary' }, `${t.summary}. ${slope}`),
     h('p', { class: 'small muted' }, `${t.incidents.length} incident(s) and ${t.rebaselines.length} re-baseline(s) in the range, marked as dots.`));
+  // the whole window asked for (a new series has few days), through the forecast
+  const today = Math.floor(Date.now() / DAY) * DAY;
   lineChart(chart, series, {
-    from: xs[0]!, to: xs[xs.length - 1]!, height: 240, yFmt: (v) => fmtValue(t.metric, v),
-    colors: ['#2563eb', '#2563eb', '#94a3b8', '#94a3b8', '#dc2626', '#ea580c'], dashedFor: [1, 2, 3, 4], pointsFor: [5],
+    from: Math.min(xs[0]!, today - (days - 1) * DAY), to: Math.max(xs[xs.length - 1]!, today + DAY), height: 240, yFmt: (v) => fmtValue(t.metric, v),
+    colors: ['#2563eb', '#2563eb', '#94a3b8', '#94a3b8', '#dc2626', '#ea580c'], dashedFor: [1, 2, 3, 4], pointsFor: nD <= 10 ? [0, 5] : [5],
   });
 }

@@ -84,7 +84,7 @@ function removeBtn(testid: string, action: () => Promise<unknown>, msg: HTMLElem
 export async function planningPage(view: HTMLElement, ctx: PageCtx): Promise<void> {
   const tab = TABS.some(([k]) => k === ctx.params.get('tab')) ? ctx.params.get('tab')! : 'slos';
   const tabs = h('div', { class: 'tabs', role: 'tablist', 'aria-label': 'Planning' },
-    ...TABS.map(([k, l]) => h('button', { type: 'button', role: 'tab', 'aria-selected': String(k === tab), testid: `plan-tab-${k}`, on: { click: () => updateParams({ tab: k }) } }, l)));
+    ...TABS.map(([k, l]) => h('button', { type: 'button', role: 'tab', class: k === tab ? 'active' : '', 'aria-selected': String(k === tab), testid: `plan-tab-${k}`, on: { click: () => updateParams({ tab: k }) } }, l)));
   const panel = h('div', { class: 'tab-panel', testid: `plan-panel-${tab}` });
   view.append(pageHead('Planning', 'SLOs and their error budgets, cost per token and the month\'s forecast, capacity headroom.'), tabs, panel);
   const render = () => {
@@ -105,7 +105,7 @@ async function slos(panel: HTMLElement, ctx: PageCtx, again: () => void): Promis
     h('td', null, h('strong', null, s.name), h('div', { class: 'small muted' }, s.describe)),
     h('td', null, scope(s.site, s.model)),
     h('td', { class: 'num', testid: 'slo-attainment' }, pct(s.attainment, 3)),
-    h('td', { class: 'num' }, `${fmtNum(s.total)} / ${fmtNum(s.bad)} bad`),
+    h('td', { class: 'num' }, `${s.total.toLocaleString()} / ${s.bad.toLocaleString()} bad`),
     h('td', { class: `num ${s.error_budget_remaining !== null && s.error_budget_remaining < 0 ? 'bad' : ''}`, testid: 'slo-budget' }, pct(s.error_budget_remaining, 1)),
     h('td', { class: 'num' }, ['5m', '1h', '6h'].map((w) => `${w} ${s.burn_rate[w] === null || s.burn_rate[w] === undefined ? '—' : fmtNum(s.burn_rate[w]!)}`).join(' · ')),
     h('td', { testid: 'slo-alert' }, s.alert ? h('a', { href: `/violations/${s.alert.id}`, class: 'badge badge-violation' }, `${s.alert.rule} burn`) : h('span', { class: 'muted' }, 'ok')),
@@ -147,8 +147,8 @@ async function cost(panel: HTMLElement, ctx: PageCtx, again: () => void): Promis
   }
   const lineRows = [...c.lines].reverse().slice(0, 200).map((l) => h('tr', { testid: 'cost-row' },
     h('td', null, utcText(l.period).slice(0, 10)), h('td', null, l.site), h('td', null, `${l.provider}/${l.model}`),
-    h('td', { class: 'num' }, fmtNum(l.calls)), h('td', { class: 'num' }, `${fmtNum(l.tokens_in)} / ${fmtNum(l.tokens_out)}`),
-    h('td', { class: 'num' }, fmtNum(l.host_hours)), h('td', { class: 'num', testid: 'cost-value' }, money(l.cost)),
+    h('td', { class: 'num' }, l.calls.toLocaleString()), h('td', { class: 'num' }, `${l.tokens_in.toLocaleString()} / ${l.tokens_out.toLocaleString()}`),
+    h('td', { class: 'num' }, l.host_hours.toLocaleString()), h('td', { class: 'num', testid: 'cost-value' }, money(l.cost)),
     h('td', { class: 'num' }, money(l.cost_per_call)), h('td', { class: 'num' }, money(l.cost_per_1k_tokens))));
   const fcRows = c.forecasts.map((f) => h('tr', { testid: 'forecast-row' },
     h('td', null, f.site ?? ''), h('td', null, `${f.provider}/${f.model}`), h('td', { class: 'num' }, money(f.spent)),
@@ -202,11 +202,11 @@ async function capacity(panel: HTMLElement, ctx: PageCtx): Promise<void> {
   const r = await get<CapResp>('capacity', { site }, ctx.signal);
   const head = (v: number | null) => (v === null ? '—' : `${v >= 0 ? '+' : ''}${v.toFixed(0)} %`);
   const siteRows = r.sites.map((s) => h('tr', { testid: 'capacity-site' },
-    h('td', null, s.site), h('td', null, s.model), h('td', { class: 'num' }, fmtNum(s.peak_tokens_per_s)), h('td', { class: 'num' }, head(s.headroom_pct)), h('td', null, s.summary)));
+    h('td', null, s.site), h('td', null, s.model), h('td', { class: 'num' }, fmtNum(s.peak_tokens_per_s)), h('td', { class: 'num' }, head(s.headroom_pct)), h('td', { class: 'wrap' }, s.summary)));
   const hostRows = r.hosts.map((x) => h('tr', { testid: 'capacity-host' },
     h('td', null, `${x.site} · ${x.host}`), h('td', null, `${x.provider}/${x.model}`), h('td', { class: 'num' }, String(x.hours)),
     h('td', { class: 'num' }, fmtNum(x.peak_tokens_per_s)), h('td', { class: 'num' }, x.gpu_util_at_peak === null ? '—' : `${x.gpu_util_at_peak.toFixed(0)} %`),
-    h('td', { class: 'num' }, x.slo_ttft_ms === null ? '—' : `${x.slo_ttft_ms} ms`), h('td', { class: 'num' }, head(x.headroom_pct)), h('td', null, x.summary)));
+    h('td', { class: 'num' }, x.slo_ttft_ms === null ? '—' : `${x.slo_ttft_ms} ms`), h('td', { class: 'num' }, head(x.headroom_pct)), h('td', { class: 'wrap' }, x.summary)));
   mount(panel,
     h('section', { class: 'card' },
       h('div', { class: 'card-head' }, h('h2', { class: 'card-title' }, 'Headroom per site'), csvLink('capacity', { site }, 'capacity-csv')),
