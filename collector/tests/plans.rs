@@ -291,7 +291,9 @@ async fn slos_cost_and_budgets_alert_once_and_resolve_once() {
         })
         .await;
         assert_eq!(burn.len(), 1, "{burn:?}");
-        assert_eq!(burn[0]["rule"], 1);
+        // fast (1 h and 5 min) when the check saw the newest minutes, slow (6 h and 30 min) when
+        // it ran while the oldest of the batches were counted: both burn far over their limit
+        assert!(burn[0]["rule"] == 1 || burn[0]["rule"] == 2, "{burn:?}");
         assert!(
             burn[0]["key"]
                 .as_str()

@@ -146,6 +146,34 @@ impl Store {
         Ok(rows)
     }
 
+    /// The values of `metric` of the successful samples matching `sel` with
+    /// `from_us <= ts <= to_us`, oldest first, at most `limit` (the A/B and capability reads:
+    /// one column, no ids or names to decode).
+    pub async fn metric_values(
+        &self,
+        sel: &PointSelector,
+        metric: llmscope_model::Metric,
+        from_us: i64,
+        to_us: i64,
+        limit: i64,
+    ) -> Result<Vec<f64>, StoreError> {
+        let sql = format!(
+            "SELECT v FROM (SELECT {expr} AS v, ts FROM samples
+               WHERE status = 'ok' AND ($1 = '' OR site = $1) AND ($2 = '' OR host = $2) AND provider = $3 AND model = $4
+                 AND ts >= {lo} AND ts <= {hi} AND source = $7 ORDER BY ts LIMIT $8) x WHERE v IS NOT NULL",
+            expr = metric.sql(self.dialect()),
+            lo = self.at_us("$5"),
+            hi = self.at_us("$6"),
+        );
+        let rows = with_pool!(self, p => {
+            sqlx::query_scalar::<_, f64>(&sql)
+                .bind(&sel.site).bind(&sel.host).bind(&sel.provider).bind(&sel.model)
+                .bind(from_us).bind(to_us).bind(sel.source.as_str()).bind(limit)
+                .fetch_all(p).await?
+        });
+        Ok(rows)
+    }
+
     /// The last `limit` calls (any outcome) of one host's series before `before_us`, newest
     /// first.
     pub async fn recent_calls(

@@ -30,21 +30,17 @@ async fn values(
     if !caller.may_see(&k.site) {
         return Err(super::hidden(&format!("series `{key}`")));
     }
-    let rows = st
+    let v = st
         .store
-        .sample_points(&PointSelector::of(&k), from, to, false, MAX_POINTS + 1)
+        .metric_values(&PointSelector::of(&k), k.metric, from, to, MAX_POINTS + 1)
         .await?;
-    if rows.len() as i64 > MAX_POINTS {
+    if v.len() as i64 > MAX_POINTS {
         return Err(ApiError::bad(
             field,
             format!("more than {MAX_POINTS} points in the range; choose a shorter one"),
         ));
     }
-    let v: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| r.value(k.metric))
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .collect();
+    let v: Vec<f64> = v.into_iter().filter(|v| v.is_finite() && *v > 0.0).collect();
     Ok((k, v))
 }
 

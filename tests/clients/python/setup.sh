@@ -9,6 +9,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../../.." && pwd)"
 VENV="$HERE/.venv"
+# tests run in parallel: one setup at a time (a second one would see a half-made venv)
+exec 9>"$HERE/.setup.lock"
+flock 9
 GEN="$HERE/gen"
 PROTO_ROOT="$REPO/proto"
 PROTO="llmscope/v1/ingest.proto"
@@ -21,7 +24,7 @@ die() { echo "setup.sh: error: $*" >&2; exit 1; }
 [[ -f "$PROTO_ROOT/$PROTO" ]] || die "contract not found: $PROTO_ROOT/$PROTO"
 
 # 1. Virtual environment (recreated if it is broken, e.g. its interpreter went away).
-if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+if ! "$VENV/bin/python" -c 'import sys, pip' >/dev/null 2>&1; then
     command -v "$PYTHON" >/dev/null 2>&1 || die "$PYTHON not found (set PYTHON=... to choose an interpreter)"
     rm -rf "$VENV"
     "$PYTHON" -m venv "$VENV" || die "could not create a venv at $VENV with $PYTHON -m venv (on Debian: apt-get install python3-venv)"
