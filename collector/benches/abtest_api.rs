@@ -77,22 +77,58 @@ async fn run(backend: &str, n: i64, rounds: usize) {
         key("model-a"),
         key("model-b")
     );
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(600)).build().unwrap();
-    let sel = |m: &str| PointSelector::of(&SeriesId::series("bench", "gpu-1", "vllm", m, Metric::LatencyMs));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    let sel = |m: &str| {
+        PointSelector::of(&SeriesId::series(
+            "bench",
+            "gpu-1",
+            "vllm",
+            m,
+            Metric::LatencyMs,
+        ))
+    };
     let (f_us, t_us) = (from * 1000, to * 1000);
-    let (mut api_s, mut lean_s, mut rows_s, mut stats_s) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut api_s, mut lean_s, mut rows_s, mut stats_s) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         let t = Instant::now();
-        let v: serde_json::Value = client.get(&api).bearer_auth(admin).send().await.unwrap().json().await.unwrap();
+        let v: serde_json::Value = client
+            .get(&api)
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         api_s.push(secs(t));
         assert_eq!(v["n_a"], n, "{v}");
         let t = Instant::now();
-        let a = running.store.metric_values(&sel("model-a"), Metric::LatencyMs, f_us, t_us, 6_000_000).await.unwrap();
-        let b = running.store.metric_values(&sel("model-b"), Metric::LatencyMs, f_us, t_us, 6_000_000).await.unwrap();
+        let a = running
+            .store
+            .metric_values(&sel("model-a"), Metric::LatencyMs, f_us, t_us, 6_000_000)
+            .await
+            .unwrap();
+        let b = running
+            .store
+            .metric_values(&sel("model-b"), Metric::LatencyMs, f_us, t_us, 6_000_000)
+            .await
+            .unwrap();
         lean_s.push(secs(t));
         let t = Instant::now();
-        let ra = running.store.sample_points(&sel("model-a"), f_us, t_us, false, 6_000_000).await.unwrap();
-        let rb = running.store.sample_points(&sel("model-b"), f_us, t_us, false, 6_000_000).await.unwrap();
+        let ra = running
+            .store
+            .sample_points(&sel("model-a"), f_us, t_us, false, 6_000_000)
+            .await
+            .unwrap();
+        let rb = running
+            .store
+            .sample_points(&sel("model-b"), f_us, t_us, false, 6_000_000)
+            .await
+            .unwrap();
         rows_s.push(secs(t));
         assert_eq!((ra.len(), rb.len()), (a.len(), b.len()));
         let t = Instant::now();
@@ -114,7 +150,10 @@ async fn run(backend: &str, n: i64, rounds: usize) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().filter(|a| !a.starts_with("--")).collect();
-    let n: i64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2_592_000);
+    let n: i64 = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_592_000);
     let rounds: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
     for backend in ["postgres", "sqlite"] {
         run(backend, n, rounds).await;

@@ -129,206 +129,9 @@ fn rank_sum_sorted(a: &[f64], b: &[f64]) -> (f64, f64) {
         let (ca, t) = (i - i0, (i - i0) + (j - j0));
         let avg = pos as f64 + (t as f64 + 1.0) / 2.0;
         r1 += avg * ca as f64;
+        pos += t;
         let t = t as f64;
         ties += t * t * t - t;
-        pos += i - i0 + j - j0;
-    }
-    (r1, ties)
-}
-
-fn sorted(x: &[f64]) -> Vec<f64> {
-    let mut v = x.to_vec();
-    v.sort_unstable_by(f64::total_cmp);
-    v
-}
-
-/// Mann–Whitney U of a against b.
-pub fn mann_whitney(a: &[f64], b: &[f64]) -> Result<MannWhitney, SpcError> {
-    mann_whitney_sorted(&sorted(a), &sorted(b))
-}
-
-/// [`mann_whitney`] of samples already sorted ascending.
-fn mann_whitney_sorted(a: &[f64], b: &[f64]) -> Result<MannWhitney, SpcError> {
-    if a.is_empty() || b.is_empty() {
-        return Err(SpcError::TooFewPoints { needed: 1, got: 0 });
-    }
-    let (r1, ties) = rank_sum_sorted(a, b);
-    let (n1, n2) = (a.len() as f64, b.len() as f64);
-    let n = n1 + n2;
-    let u1 = r1 - n1 * (n1 + 1.0) / 2.0;
-    let u2 = n1 * n2 - u1;
-    let mu = n1 * n2 / 2.0;
-    let s = (n1 * n2 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)))).sqrt();
-    let u = u1.max(u2);
-    let z = (u - mu - 0.5) / s;
-    Ok(MannWhitney {
-        u: u1,
-        z,
-        p_value: (2.0 * norm_sf(z)).min(1.0),
-    })
-}
-
-/// How many pairwise differences b_j − a_i are ≤ d (both sorted ascending).
-fn count_le(a: &[f64], b: &[f64], d: f64) -> u64 {
-    // for each b_j, the a_i ≥ b_j − d: a pointer that only moves right as b_j grows
-    let mut i = 0;
-    let mut n = 0u64;
-    for &bj in b {
-        while i < a.len() && a[i] < bj - d {
-            i += 1;
-        }
-        n += (a.len() - i) as u64;
-    }
-    n
-}
-
-/// The largest pairwise difference ≤ `d` (sorted samples).
-fn largest_at_most(a: &[f64], b: &[f64], d: f64) -> f64 {
-    let mut best = f64::NEG_INFINITY;
-    let mut i = 0;
-    for &bj in b {
-        while i < a.len() && a[i] < bj - d {
-            i += 1;
-        }
-        if i < a.len() {
-            best = best.max(bj - a[i]);
-        }
-    }
-    best
-}
-
-/// The smallest pairwise difference > `d` (sorted samples); `+∞` when there is none.
-fn smallest_above(a: &[f64], b: &[f64], d: f64) -> f64 {
-    // for each b_j the candidates are b_j − a_i with a_i < b_j − d: the largest such a_i
-    let mut best = f64::INFINITY;
-    let mut i = 0;
-    for &bj in b {
-        while i < a.len() && a[i] < bj - d {
-            i += 1;
-        }
-        if i > 0 {
-            best = best.min(bj - a[i - 1]);
-        }
-    }
-    best
-}
-
-/// The k-th smallest (1-based) pairwise difference b_j − a_i of sorted samples.
-///
-/// Searches the value axis for a point with exactly k differences at or below it (the k-th is
-/// then the largest of them): interpolating on the counts (the differences' empirical CDF is
-/// smooth for large samples, so a handful of counting passes usually do), with a bisection
-/// step whenever an interpolation step does not halve the bracket.
-fn kth_difference(a: &[f64], b: &[f64], k: u64) -> f64 {
-    let (mut lo, mut hi) = (b[0] - a[a.len() - 1], b[b.len() - 1] - a[0]);
-    let mut clo = count_le(a, b, lo);
-    if clo >= k {
-        return lo;
-    }
-    let mut chi = (a.len() * b.len()) as u64;
-    let mut bisect = false;
-    for _ in 0..200 {
-        if chi == k {
-            break;
-        }
-        let width = hi - lo;
-        let mut mid = if bisect {
-            lo + width / 2.0
-        } else {
-            lo + width * ((k - clo) as f64 / (chi - clo) as f64)
-        };
-        if !(mid > lo && mid < hi) {
-            mid = lo + width / 2.0;
-        }
-        if mid <= lo || mid >= hi {
-            break;
-        }
-        let c = count_le(a, b, mid);
-        if c >= k {
-            hi = mid;
-            chi = c;
-        } else {
-            lo = mid;
-            clo = c;
-        }
-        bisect = !bisect && (hi - lo) > width / 2.0;
-    }
-    // exactly k at or below `hi`, or `hi` within an ulp of the k-th: the k-th is the largest
-    // difference ≤ hi
-    largest_at_most(a, b, hi)
-}
-
-/// The Hodges–Lehmann shift b − a and its 95 % Moses interval (normal approximation of the
-/// rank order: C = n_a·n_b/2 − z₀.₉₇₅·√(n_a·n_b·(n_a+n_b+1)/12)).
-pub fn hodges_lehmann(a: &[f64], b: &[f64]) -> Result<Interval, SpcError> {
-    hodges_lehmann_sorted(&sorted(a), &sorted(b))
-}
-
-/// [`hodges_lehmann`] of samples already sorted ascending.
-/// Lag-1 autocorrelations (a, b), in the order the values were given (time order).
-    pub lag1: [f64; 2],
-    /// Set when an effective sample size is under half its n: the p-values assume
-    /// independent points and overstate the evidence.
-    pub warning: Option<String>,
-}
-
-fn mean_var(x: &[f64]) -> (f64, f64) {
-    let n = x.len() as f64;
-    let m = x.iter().sum::<f64>() / n;
-    let v = x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / (n - 1.0);
-    (m, v)
-}
-
-/// Welch's t-test of b against a.
-pub fn welch(a: &[f64], b: &[f64]) -> Result<Welch, SpcError> {
-    if a.len() < 2 || b.len() < 2 {
-        return Err(SpcError::TooFewPoints {
-            needed: 2,
-            got: a.len().min(b.len()),
-        });
-    }
-    let (ma, va) = mean_var(a);
-    let (mb, vb) = mean_var(b);
-    let (na, nb) = (a.len() as f64, b.len() as f64);
-    let (sa, sb) = (va / na, vb / nb);
-    let se = (sa + sb).sqrt();
-    let df = (sa + sb).powi(2) / (sa * sa / (na - 1.0) + sb * sb / (nb - 1.0));
-    let t = (mb - ma) / se;
-    Ok(Welch {
-        t,
-        df,
-        p_value: t_two_sided(t, df),
-        diff: mb - ma,
-        se,
-    })
-}
-
-/// The rank sum of a's values among all (ties averaged, 1-based) and Σ(t³ − t) over the tie
-/// groups, from the two samples sorted ascending: one merge walk, no sort of the union.
-fn rank_sum_sorted(a: &[f64], b: &[f64]) -> (f64, f64) {
-    let (mut i, mut j, mut pos) = (0usize, 0usize, 0usize);
-    let (mut r1, mut ties) = (0.0, 0.0);
-    while i < a.len() || j < b.len() {
-        let v = match (a.get(i), b.get(j)) {
-            (Some(x), Some(y)) => x.min(*y),
-            (Some(x), None) => *x,
-            (None, Some(y)) => *y,
-            (None, None) => break,
-        };
-        let i0 = i;
-        while i < a.len() && a[i] == v {
-            i += 1;
-        }
-        let j0 = j;
-        while j < b.len() && b[j] == v {
-            j += 1;
-        }
-        let (ca, t) = (i - i0, (i - i0) + (j - j0));
-        let avg = pos as f64 + (t as f64 + 1.0) / 2.0;
-        r1 += avg * ca as f64;
-        let t = t as f64;
-        ties += t * t * t - t;
-        pos += i - i0 + j - j0;
     }
     (r1, ties)
 }
@@ -469,15 +272,15 @@ fn hodges_lehmann_sorted(a: &[f64], b: &[f64]) -> Result<Interval, SpcError> {
     let (n1, n2) = (a.len() as u64, b.len() as u64);
     let m = n1 * n2;
     let estimate = if m % 2 == 1 {
-        kth_difference(&a, &b, m / 2 + 1)
+        kth_difference(a, b, m / 2 + 1)
     } else {
         // the (k+1)-th is the k-th again (a tie) or the next difference above it: one pass
         let k = m / 2;
-        let dk = kth_difference(&a, &b, k);
-        let next = if count_le(&a, &b, dk) > k {
+        let dk = kth_difference(a, b, k);
+        let next = if count_le(a, b, dk) > k {
             dk
         } else {
-            smallest_above(&a, &b, dk)
+            smallest_above(a, b, dk)
         };
         0.5 * (dk + next)
     };
@@ -485,8 +288,8 @@ fn hodges_lehmann_sorted(a: &[f64], b: &[f64]) -> Result<Interval, SpcError> {
     let c = (f1 * f2 / 2.0 - norm_ppf(0.975) * (f1 * f2 * (f1 + f2 + 1.0) / 12.0).sqrt())
         .floor()
         .max(1.0) as u64;
-    let lower = kth_difference(&a, &b, c);
-    let upper = kth_difference(&a, &b, (m + 1).saturating_sub(c).max(1));
+    let lower = kth_difference(a, b, c);
+    let upper = kth_difference(a, b, (m + 1).saturating_sub(c).max(1));
     Ok(Interval {
         estimate,
         ci: [lower, upper],

@@ -40,7 +40,10 @@ async fn values(
             format!("more than {MAX_POINTS} points in the range; choose a shorter one"),
         ));
     }
-    let v: Vec<f64> = v.into_iter().filter(|v| v.is_finite() && *v > 0.0).collect();
+    let v: Vec<f64> = v
+        .into_iter()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .collect();
     Ok((k, v))
 }
 
