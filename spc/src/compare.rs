@@ -168,10 +168,27 @@ fn mann_whitney_sorted(a: &[f64], b: &[f64]) -> Result<MannWhitney, SpcError> {
     })
 }
 
-/// How many pairwise differences b_j − a_i are ≤ d (both sorted ascending).
+/// Samples from this size on are counted on two threads.
+const PARALLEL_FROM: usize = 200_000;
+
+/// How many pairwise differences b_j − a_i are ≤ d (both sorted ascending); large samples are
+/// counted in two halves of b on two threads.
 fn count_le(a: &[f64], b: &[f64], d: f64) -> u64 {
+    if b.len() < PARALLEL_FROM {
+        return count_le_from(a, b, d, 0);
+    }
+    let (b1, b2) = b.split_at(b.len() / 2);
+    // the second half's pointer starts where the first would have reached
+    let start = a.partition_point(|x| *x < b2[0] - d);
+    std::thread::scope(|s| {
+        let h = s.spawn(|| count_le_from(a, b2, d, start));
+        let n1 = count_le_from(a, b1, d, 0);
+        n1 + h.join().unwrap_or_else(|_| count_le_from(a, b2, d, start))
+    })
+}
+
+fn count_le_from(a: &[f64], b: &[f64], d: f64, mut i: usize) -> u64 {
     // for each b_j, the a_i ≥ b_j − d: a pointer that only moves right as b_j grows
-    let mut i = 0;
     let mut n = 0u64;
     for &bj in b {
         while i < a.len() && a[i] < bj - d {
@@ -213,49 +230,82 @@ fn smallest_above(a: &[f64], b: &[f64], d: f64) -> f64 {
     best
 }
 
-/// The k-th smallest (1-based) pairwise difference b_j − a_i of sorted samples.
-///
-/// Searches the value axis for a point with exactly k differences at or below it (the k-th is
-/// then the largest of them): interpolating on the counts (the differences' empirical CDF is
-/// smooth for large samples, so a handful of counting passes usually do), with a bisection
-/// step whenever an interpolation step does not halve the bracket.
-fn kth_difference(a: &[f64], b: &[f64], k: u64) -> f64 {
-    let (mut lo, mut hi) = (b[0] - a[a.len() - 1], b[b.len() - 1] - a[0]);
-    let mut clo = count_le(a, b, lo);
-    if clo >= k {
-        return lo;
+/// Counts of pairwise differences at or below values already evaluated, so that the next
+/// order statistic starts from the tightest bracket known (the interval's bounds lie close to
+/// the estimate in rank: a few passes each instead of a search from the extremes).
+struct Counted<'a> {
+    a: &'a [f64],
+    b: &'a [f64],
+    seen: Vec<(f64, u64)>,
+}
+
+impl<'a> Counted<'a> {
+    fn new(a: &'a [f64], b: &'a [f64]) -> Counted<'a> {
+        Counted {
+            a,
+            b,
+            seen: Vec::new(),
+        }
     }
-    let mut chi = (a.len() * b.len()) as u64;
-    let mut bisect = false;
-    for _ in 0..200 {
-        if chi == k {
-            break;
-        }
-        let width = hi - lo;
-        let mut mid = if bisect {
-            lo + width / 2.0
-        } else {
-            lo + width * ((k - clo) as f64 / (chi - clo) as f64)
-        };
-        if !(mid > lo && mid < hi) {
-            mid = lo + width / 2.0;
-        }
-        if mid <= lo || mid >= hi {
-            break;
-        }
-        let c = count_le(a, b, mid);
-        if c >= k {
-            hi = mid;
-            chi = c;
-        } else {
-            lo = mid;
-            clo = c;
-        }
-        bisect = !bisect && (hi - lo) > width / 2.0;
+
+    fn count(&mut self, d: f64) -> u64 {
+        let c = count_le(self.a, self.b, d);
+        self.seen.push((d, c));
+        c
     }
-    // exactly k at or below `hi`, or `hi` within an ulp of the k-th: the k-th is the largest
-    // difference ≤ hi
-    largest_at_most(a, b, hi)
+
+    /// The k-th smallest (1-based) pairwise difference b_j − a_i.
+    ///
+    /// Searches the value axis for a point with exactly k differences at or below it (the
+    /// k-th is then the largest of them): interpolating on the counts (the differences'
+    /// empirical CDF is smooth for large samples, so a handful of counting passes usually
+    /// do), with a bisection step whenever an interpolation step does not halve the bracket.
+    fn kth(&mut self, k: u64) -> f64 {
+        let (a, b) = (self.a, self.b);
+        let (mut lo, mut hi) = (b[0] - a[a.len() - 1], b[b.len() - 1] - a[0]);
+        let mut clo = count_le(a, b, lo);
+        if clo >= k {
+            return lo;
+        }
+        let mut chi = (a.len() * b.len()) as u64;
+        for &(d, c) in &self.seen {
+            if c >= k && d < hi {
+                (hi, chi) = (d, c);
+            } else if c < k && d > lo {
+                (lo, clo) = (d, c);
+            }
+        }
+        let mut bisect = false;
+        for _ in 0..200 {
+            if chi == k {
+                break;
+            }
+            let width = hi - lo;
+            let mut mid = if bisect {
+                lo + width / 2.0
+            } else {
+                lo + width * ((k - clo) as f64 / (chi - clo) as f64)
+            };
+            if !(mid > lo && mid < hi) {
+                mid = lo + width / 2.0;
+            }
+            if mid <= lo || mid >= hi {
+                break;
+            }
+            let c = self.count(mid);
+            if c >= k {
+                hi = mid;
+                chi = c;
+            } else {
+                lo = mid;
+                clo = c;
+            }
+            bisect = !bisect && (hi - lo) > width / 2.0;
+        }
+        // exactly k at or below `hi`, or `hi` within an ulp of the k-th: the k-th is the
+        // largest difference ≤ hi
+        largest_at_most(a, b, hi)
+    }
 }
 
 /// The Hodges–Lehmann shift b − a and its 95 % Moses interval (normal approximation of the
@@ -269,15 +319,16 @@ fn hodges_lehmann_sorted(a: &[f64], b: &[f64]) -> Result<Interval, SpcError> {
     if a.is_empty() || b.is_empty() {
         return Err(SpcError::TooFewPoints { needed: 1, got: 0 });
     }
+    let mut counted = Counted::new(a, b);
     let (n1, n2) = (a.len() as u64, b.len() as u64);
     let m = n1 * n2;
     let estimate = if m % 2 == 1 {
-        kth_difference(a, b, m / 2 + 1)
+        counted.kth(m / 2 + 1)
     } else {
         // the (k+1)-th is the k-th again (a tie) or the next difference above it: one pass
         let k = m / 2;
-        let dk = kth_difference(a, b, k);
-        let next = if count_le(a, b, dk) > k {
+        let dk = counted.kth(k);
+        let next = if counted.count(dk) > k {
             dk
         } else {
             smallest_above(a, b, dk)
@@ -288,8 +339,8 @@ fn hodges_lehmann_sorted(a: &[f64], b: &[f64]) -> Result<Interval, SpcError> {
     let c = (f1 * f2 / 2.0 - norm_ppf(0.975) * (f1 * f2 * (f1 + f2 + 1.0) / 12.0).sqrt())
         .floor()
         .max(1.0) as u64;
-    let lower = kth_difference(a, b, c);
-    let upper = kth_difference(a, b, (m + 1).saturating_sub(c).max(1));
+    let lower = counted.kth(c);
+    let upper = counted.kth((m + 1).saturating_sub(c).max(1));
     Ok(Interval {
         estimate,
         ci: [lower, upper],
@@ -335,8 +386,12 @@ pub fn ab_test(a: &[f64], b: &[f64]) -> Result<AbTest, SpcError> {
         ci: [(w.diff - tq * w.se).exp(), (w.diff + tq * w.se).exp()],
     };
     let (ra, rb) = (lag1(a), lag1(b));
-    // both rank tests work on the samples sorted once
-    let (sa, sb) = (sorted(a), sorted(b));
+    // both rank tests work on the samples sorted once (the two sorts on two threads)
+    let (sa, sb) = std::thread::scope(|s| {
+        let h = s.spawn(|| sorted(a));
+        let sb = sorted(b);
+        (h.join().unwrap_or_else(|_| sorted(a)), sb)
+    });
     let ess = [effective_n(a.len(), ra), effective_n(b.len(), rb)];
     let warning = (ess[0] < 0.5 * a.len() as f64 || ess[1] < 0.5 * b.len() as f64).then(|| {
         format!(
@@ -385,4 +440,53 @@ pub fn verdict(what: &str, t: &AbTest) -> String {
         "B's {what} is {:.0} % {dir} (95 % CI {lo:.0}–{hi:.0} %), {p_text}",
         pct(r.estimate)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+        let mut s = seed;
+        let mut v: Vec<f64> = (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                // coarse values: many ties
+                ((s >> 40) % 5_000) as f64 * scale
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v
+    }
+
+    #[test]
+    fn the_two_thread_count_equals_the_one_thread_count() {
+        let (a, b) = (sample(300_000, 1, 0.1), sample(250_000, 2, 0.11));
+        for d in [-600.0, -37.3, 0.0, 0.05, 12.5, 499.9, 700.0] {
+            assert_eq!(count_le(&a, &b, d), count_le_from(&a, &b, d, 0), "d = {d}");
+        }
+    }
+
+    #[test]
+    fn the_merge_walk_ranks_equal_a_sort_of_the_union() {
+        let (a, b) = (sample(3_000, 3, 1.0), sample(2_500, 4, 1.0));
+        let mut all: Vec<(f64, bool)> = a
+            .iter()
+            .map(|v| (*v, true))
+            .chain(b.iter().map(|v| (*v, false)))
+            .collect();
+        all.sort_by(|x, y| x.0.total_cmp(&y.0));
+        let (mut r1, mut ties, mut i) = (0.0, 0.0, 0);
+        while i < all.len() {
+            let j = i + all[i..].iter().take_while(|x| x.0 == all[i].0).count();
+            let avg = (i + j + 1) as f64 / 2.0;
+            r1 += avg * all[i..j].iter().filter(|x| x.1).count() as f64;
+            let t = (j - i) as f64;
+            ties += t * t * t - t;
+            i = j;
+        }
+        assert_eq!(rank_sum_sorted(&a, &b), (r1, ties));
+    }
 }
