@@ -17,7 +17,7 @@ use llmscope_collector::config::Config;
 use llmscope_model::{Metric, SeriesId, now_us};
 use llmscope_store::samples::PointSelector;
 
-async fn fill(url: &str, backend: &str, n: i64) {
+async fn fill(url: &str, backend: &str, n: i64) -> i64 {
     let t_end = now_us();
     let t0 = t_end - n * 1_000_000;
     for (k, model, median) in [(0, "model-a", 800.0), (1, "model-b", 760.0)] {
@@ -48,6 +48,7 @@ async fn fill(url: &str, backend: &str, n: i64) {
             sqlx::query("ANALYZE").execute(&pool).await.unwrap();
         }
     }
+    t_end
 }
 
 fn secs(t: Instant) -> f64 {
@@ -63,13 +64,16 @@ async fn run(backend: &str, n: i64, rounds: usize) {
         ..Config::default()
     };
     cfg.spc.enabled = false;
+    // the first sample is exactly 30 days old: keep the retention job away from it
+    cfg.retention = Duration::from_secs(90 * 86_400);
     let admin = "llms_bench_abtest_admin_token";
     cfg.admin_token = Some(llmscope_collector::config::Secret(admin.into()));
     cfg.api.rollup_interval = Duration::from_secs(3600);
     let running = llmscope_collector::serve::start(&cfg).await.unwrap();
-    fill(&url, backend, n).await;
-    let to = now_us() / 1000;
-    let from = to - n * 1000 - 60_000;
+    // the range of the samples written (a slow fill must not move it)
+    let t_end = fill(&url, backend, n).await;
+    let to = t_end / 1000 + 1_000;
+    let from = (t_end - n * 1_000_000) / 1000 - 1_000;
     let key = |m: &str| format!("series%7Cbench%7Cgpu-1%7Cvllm%7C{m}%7Clatency_ms");
     let api = format!(
         "http://{}/api/v1/abtest?a={}&b={}&from={from}&to={to}",
