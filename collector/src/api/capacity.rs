@@ -226,11 +226,7 @@ pub(super) async fn capacity(
         .collect();
     if csv_out {
         let rows = hosts.iter().map(|h| {
-            let f = |k: &str| match &h[k] {
-                Value::Null => String::new(),
-                Value::String(s) => s.clone(),
-                x => x.to_string(),
-            };
+            let f = |k: &str| super::plan::cell(h, k);
             vec![
                 f("site"),
                 f("host"),

@@ -50,6 +50,16 @@ fn num(v: Option<f64>) -> String {
     v.map(|x| format!("{x}")).unwrap_or_default()
 }
 
+/// A JSON field of a response row as a CSV cell: text as is, null empty, anything else in its
+/// JSON form.
+pub(super) fn cell(v: &Value, k: &str) -> String {
+    match &v[k] {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        x => x.to_string(),
+    }
+}
+
 fn field_err((f, m): (&str, String)) -> ApiError {
     ApiError::bad(f, m)
 }
@@ -127,11 +137,7 @@ async fn list_slos(
         out.push(slo_status(&st, s, now, &open).await?);
     }
     if csv_out {
-        let f = |v: &Value, k: &str| match &v[k] {
-            Value::Null => String::new(),
-            Value::String(s) => s.clone(),
-            x => x.to_string(),
-        };
+        let f = cell;
         let rows = out.iter().map(|v| {
             vec![
                 f(v, "name"),
@@ -572,11 +578,7 @@ async fn list_budgets(
         out.push(budget_status(&st, b, now, &open).await?);
     }
     if csv_out {
-        let f = |v: &Value, k: &str| match &v[k] {
-            Value::Null => String::new(),
-            Value::String(s) => s.clone(),
-            x => x.to_string(),
-        };
+        let f = cell;
         let rows = out.iter().map(|v| {
             vec![
                 f(v, "name"),
